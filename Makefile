@@ -1,0 +1,37 @@
+# Ciao: `make demo` runs the example notebook on the local backend, `make test` runs the tests.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check -q
+
+.PHONY: install install-test demo test lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -e '.[run]'
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PIP) install -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+	$(PY) -m ciao install --sys-prefix
+
+install-test: $(VENV)/.installed-test
+
+demo: install
+	$(PY) -m ciao run examples/hello-distributed.ipynb
+
+test: install-test
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install-test
+	$(PY) -m ruff check ciao tests bench examples
+	$(PY) -m ruff format --check ciao tests bench examples
+
+bench: install-test
+	$(PY) bench/startup.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,49 @@
+"""`python -m ciao` / `ciao`: run the kernel, or install its kernelspec."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ciao", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    kernel = sub.add_parser("kernel", help="run the kernel (Jupyter starts it this way)")
+    kernel.add_argument("-f", "--connection-file", required=True)
+
+    install = sub.add_parser("install", help="install the `ciao` kernelspec")
+    where = install.add_mutually_exclusive_group()
+    where.add_argument("--user", action="store_true", help="for the current user")
+    where.add_argument("--sys-prefix", action="store_true", help="into sys.prefix (a venv)")
+    where.add_argument("--prefix", metavar="DIR", help="into DIR/share/jupyter/kernels")
+    install.add_argument("--name", default="ciao", help="kernel name (default: ciao)")
+    install.add_argument("--display-name", help="name shown in the launcher")
+
+    run = sub.add_parser("run", help="execute a notebook on the ciao kernel and print it")
+    run.add_argument("notebook")
+    run.add_argument("--kernel", default="ciao", help="kernelspec name (default: ciao)")
+    run.add_argument("--output", metavar="FILE", help="also save the executed notebook")
+
+    args = parser.parse_args(argv)
+    if args.command == "kernel":
+        from ciao.app import run_kernel
+
+        return run_kernel(args.connection_file)
+    if args.command == "run":
+        from ciao.runner import run_notebook
+
+        return run_notebook(args.notebook, kernel_name=args.kernel, output=args.output)
+    from ciao.install import install_kernelspec
+
+    prefix = sys.prefix if args.sys_prefix else args.prefix
+    path = install_kernelspec(
+        name=args.name, user=args.user, prefix=prefix, display_name=args.display_name
+    )
+    print(f"Installed kernelspec {args.name} in {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

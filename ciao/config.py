@@ -1,0 +1,205 @@
+"""Ciao's config file: where it is looked for, its keys, their defaults and validation.
+
+Looked for in `$CIAO_CONFIG`, then `~/.ciao/config.yaml`, `./config.yaml`,
+`/etc/ciao/config.yaml`; no file at all is fine. It is read for every cell, so an edit
+takes effect at once, and a mistake in it is an error in the cell, not a dead kernel.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ciao.errors import ConfigError
+from ciao.interpreter.types import ALL_ROLES, FRAMEWORKS, Resources
+
+BACKENDS = ("local", "kubeflow")
+S2I_PROVIDERS = ("s2i", "img", "configmap")
+
+_TOP_KEYS = {
+    "backend": "local | kubeflow (default local)",
+    "framework": "the framework of a cell without %framework (default pytorch)",
+    "kubeconfig": "path of the kubeconfig (empty: $KUBECONFIG, default, or in-cluster)",
+    "context": "kubeconfig context to use",
+    "namespace": "namespace of the jobs",
+    "s2i": "how code becomes an image: {provider, registry, username}",
+    "local": "local backend: {run_dir}",
+    **{role: f"default resources of a {role} replica: {{cpu, memory, gpu}}" for role in ALL_ROLES},
+}
+_S2I_KEYS = ("provider", "registry", "username")
+_LOCAL_KEYS = ("run_dir",)
+_RESOURCE_KEYS = ("cpu", "memory", "gpu")
+
+
+@dataclass(frozen=True)
+class S2IConfig:
+    provider: str = "configmap"
+    registry: str = ""
+    username: str = ""
+
+
+@dataclass(frozen=True)
+class Config:
+    source: Path | None = None
+    backend: str = "local"
+    framework: str = "pytorch"
+    kubeconfig: str = ""
+    context: str = ""
+    namespace: str = ""
+    s2i: S2IConfig = field(default_factory=S2IConfig)
+    defaults: dict[str, Resources] = field(default_factory=dict)
+    run_dir: Path = field(default_factory=lambda: Path.home() / ".ciao" / "runs")
+
+    def as_dict(self) -> dict[str, Any]:
+        """The effective configuration, as `%config` shows it."""
+        return {
+            "source": str(self.source) if self.source else None,
+            "backend": self.backend,
+            "framework": self.framework,
+            "kubeconfig": self.kubeconfig,
+            "context": self.context,
+            "namespace": self.namespace,
+            "s2i": {
+                "provider": self.s2i.provider,
+                "registry": self.s2i.registry,
+                "username": self.s2i.username,
+            },
+            "local": {"run_dir": str(self.run_dir)},
+            **{
+                role: {"cpu": res.cpu, "memory": res.memory, "gpu": res.gpu}
+                for role, res in self.defaults.items()
+            },
+        }
+
+
+def candidate_paths(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> list[Path]:
+    env = os.environ if env is None else env
+    paths = []
+    if env.get("CIAO_CONFIG"):
+        paths.append(Path(env["CIAO_CONFIG"]).expanduser())
+    paths += [
+        Path(env.get("HOME", str(Path.home()))) / ".ciao" / "config.yaml",
+        (cwd or Path.cwd()) / "config.yaml",
+        Path("/etc/ciao/config.yaml"),
+    ]
+    return paths
+
+
+def load_config(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Config:
+    """The first config file found, validated; the defaults when there is none."""
+    env = os.environ if env is None else env
+    paths = candidate_paths(env, cwd)
+    if env.get("CIAO_CONFIG") and not paths[0].is_file():
+        raise ConfigError(f"$CIAO_CONFIG names {paths[0]}, which is not a readable file")
+    for path in paths:
+        if path.is_file():
+            return parse_config(_read_yaml(path), path)
+    return parse_config({}, None, home=env.get("HOME"))
+
+
+def _read_yaml(path: Path) -> Any:
+    import yaml  # not at kernel start-up: only when a cell needs the config
+
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}{where}: not valid YAML: {problem}") from None
+
+
+def parse_config(data: Any, source: Path | None, home: str | None = None) -> Config:
+    """Validate a parsed config document; every error names the file and the key."""
+    where = str(source) if source else "config"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of keys, got {type(data).__name__}")
+    _check_keys(data, _TOP_KEYS, where, "")
+    backend = _choice(data, "backend", BACKENDS, where, "local")
+    framework = _choice(data, "framework", FRAMEWORKS, where, "pytorch")
+    s2i = _section(data, "s2i", where)
+    if "password" in s2i:
+        raise ConfigError(
+            f"{where}: s2i.password: Ciao does not read registry passwords from its config "
+            "(they would sit in plain text); log in with `docker login <registry>` instead, "
+            "and remove the key"
+        )
+    _check_keys(s2i, dict.fromkeys(_S2I_KEYS, ""), where, "s2i.")
+    local = _section(data, "local", where)
+    _check_keys(local, dict.fromkeys(_LOCAL_KEYS, ""), where, "local.")
+    defaults = {}
+    for role in ALL_ROLES:
+        if role in data:
+            defaults[role] = _resources(_section(data, role, where), where, role)
+    run_dir = local.get("run_dir") or str(Path(home or Path.home()) / ".ciao" / "runs")
+    return Config(
+        source=source,
+        backend=backend,
+        framework=framework,
+        kubeconfig=_string(data, "kubeconfig", where),
+        context=_string(data, "context", where),
+        namespace=_string(data, "namespace", where),
+        s2i=S2IConfig(
+            provider=_choice(s2i, "provider", S2I_PROVIDERS, where, "configmap", "s2i."),
+            registry=_string(s2i, "registry", where, "s2i."),
+            username=_string(s2i, "username", where, "s2i."),
+        ),
+        defaults=defaults,
+        run_dir=Path(str(run_dir)).expanduser(),
+    )
+
+
+def _check_keys(data: dict, allowed: Mapping[str, str], where: str, prefix: str) -> None:
+    for key in data:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), list(allowed), n=1)
+            hint = f"; did you mean {prefix}{close[0]}?" if close else ""
+            known = ", ".join(prefix + k for k in allowed)
+            raise ConfigError(f"{where}: unknown key {prefix}{key}{hint} (known keys: {known})")
+
+
+def _section(data: dict, key: str, where: str) -> dict:
+    value = data.get(key) or {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: {key}: expected a mapping, got {value!r}")
+    return value
+
+
+def _string(data: dict, key: str, where: str, prefix: str = "") -> str:
+    value = data.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise ConfigError(f"{where}: {prefix}{key}: expected a string, got {value!r}")
+    return str(value)
+
+
+def _choice(
+    data: dict, key: str, allowed: tuple[str, ...], where: str, default: str, prefix: str = ""
+) -> str:
+    value = _string(data, key, where, prefix) or default
+    if value.lower() not in allowed:
+        raise ConfigError(f"{where}: {prefix}{key}: {value!r} is not one of {', '.join(allowed)}")
+    return value.lower()
+
+
+def _resources(section: dict, where: str, role: str) -> Resources:
+    from ciao.interpreter.magics import check_quantity
+
+    _check_keys(section, dict.fromkeys(_RESOURCE_KEYS, ""), where, f"{role}.")
+    cpu = _string(section, "cpu", where, f"{role}.") or None
+    memory = _string(section, "memory", where, f"{role}.") or None
+    for kind, value in (("cpu", cpu), ("memory", memory)):
+        problem = check_quantity(kind, value) if value else None
+        if problem:
+            raise ConfigError(f"{where}: {role}.{kind}: {problem}")
+    gpu = section.get("gpu", 0)
+    if isinstance(gpu, bool) or not isinstance(gpu, int) or gpu < 0:
+        raise ConfigError(f"{where}: {role}.gpu: expected a whole number >= 0, got {gpu!r}")
+    return Resources(cpu=cpu, memory=memory, gpu=gpu)

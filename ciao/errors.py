@@ -1,0 +1,69 @@
+"""Errors a user sees in a cell: each says what went wrong and where."""
+
+from __future__ import annotations
+
+
+class CiaoError(Exception):
+    """Base of every error Ciao reports in a cell instead of a Python traceback."""
+
+    #: The name the notebook shows as the error's type.
+    ename = "CiaoError"
+
+    def lines(self) -> list[str]:
+        """The traceback lines shown in the cell (one per problem)."""
+        return [f"{self.ename}: {self}"]
+
+
+class ConfigError(CiaoError):
+    """The config file (or a value in it) is wrong; names the file and the key."""
+
+    ename = "ConfigError"
+
+
+class MagicError(CiaoError):
+    """One bad magic: which line of the cell, which magic, what is wrong."""
+
+    ename = "MagicError"
+
+    def __init__(self, line: int, magic: str, message: str) -> None:
+        self.line = line
+        self.magic = magic
+        self.message = message
+        super().__init__(f"line {line}: {magic}: {message}" if magic else f"line {line}: {message}")
+
+
+class MagicErrors(CiaoError):
+    """Every bad magic of a cell at once, so the user fixes them in one go."""
+
+    ename = "MagicError"
+
+    def __init__(self, errors: list[MagicError]) -> None:
+        self.errors = sorted(errors, key=lambda e: e.line)
+        if len(self.errors) == 1:
+            text = str(self.errors[0])
+        else:
+            text = f"{len(self.errors)} problems in the cell's magics: " + "; ".join(
+                str(e) for e in self.errors
+            )
+        super().__init__(text)
+
+    def lines(self) -> list[str]:
+        return [f"{self.ename}: {e}" for e in self.errors]
+
+
+class JobFailed(CiaoError):
+    """The job ran and failed: names the replica that failed and how."""
+
+    ename = "JobFailed"
+
+
+class JobCancelled(CiaoError):
+    """The user interrupted the cell and the job was stopped."""
+
+    ename = "KeyboardInterrupt"
+
+
+class BackendError(CiaoError):
+    """The backend could not start or follow the job (not the job's own failure)."""
+
+    ename = "BackendError"

@@ -1,0 +1,221 @@
+"""Editor help on cells: completeness, completion and the doc under the cursor.
+
+Pure text in, data out: the kernel wraps the answers in Jupyter replies. Magic lines are read
+with the grammar's own tokenizer, so the editor and the interpreter never disagree on what a
+magic is. Cursor positions are character offsets (str indices) into the whole cell.
+"""
+
+from __future__ import annotations
+
+import builtins
+import codeop
+import keyword
+import re
+import tokenize
+import warnings
+from io import StringIO
+
+from ciao.errors import MagicErrors
+from ciao.interpreter.docs import MAGICS, MagicDoc, describe, lookup
+from ciao.interpreter.lines import (
+    Token,
+    find_magic_lines,
+    magic_tokens,
+    split_cell,
+    split_pieces,
+)
+from ciao.interpreter.magics import MagicInterpreter
+from ciao.interpreter.types import FRAMEWORKS, ROLES
+
+__all__ = ["complete", "inspect", "is_complete"]
+
+_WORD_END = re.compile(r"(?!\d)\w+$")
+_WORD_START = re.compile(r"\w*")
+_NAME_CHARS = re.compile(r"[\w-]*")
+_VALUE_CHARS = re.compile(r"[^\s;]*")
+_TYPED_MAGIC = re.compile(r"%\s*([\w-]*)(\s*)(.*)", re.DOTALL)
+_IDENTIFIER = re.compile(r"(?!\d)\w+")
+
+Completion = tuple[list[str], int, int]
+
+
+def is_complete(code: str, interpreter: MagicInterpreter | None = None) -> tuple[str, str]:
+    """("complete" | "incomplete" | "invalid", indent) for a console's Enter key.
+
+    Any bad magic makes the cell invalid; the code part is judged by codeop, as Python's own
+    console does, and an incomplete block gets the indent of its next line.
+    """
+    if not code.strip():
+        return "complete", ""
+    interp = interpreter or MagicInterpreter()
+    try:
+        interp.parse(code)
+    except MagicErrors:
+        return "invalid", ""
+    source = interp.preprocessed_code(code)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compiled = codeop.compile_command(source, symbol="exec")
+    except (SyntaxError, ValueError, OverflowError):
+        return "invalid", ""
+    if compiled is not None:
+        return "complete", ""
+    return "incomplete", _next_indent(source)
+
+
+def _next_indent(source: str) -> str:
+    """The last line's indent, one level deeper after a line ending with `:`."""
+    lines = [line for line in split_cell(source) if line.strip()]
+    if not lines:
+        return ""
+    last = lines[-1].rstrip()
+    indent = last[: len(last) - len(last.lstrip())]
+    return indent + "    " if last.endswith(":") else indent
+
+
+def complete(code: str, cursor_pos: int, interpreter: MagicInterpreter | None = None) -> Completion:
+    """(matches, cursor_start, cursor_end): what may replace code[cursor_start:cursor_end].
+
+    On a magic line: magic names (as `%worker=`) fitting the cell's framework and the line,
+    or the values after `=`. On a code line: keywords, builtins and the cell's own names.
+    """
+    interp = interpreter or MagicInterpreter()
+    cursor_pos = max(0, min(cursor_pos, len(code)))
+    lines = split_cell(code)
+    index = code.count("\n", 0, cursor_pos)
+    line_start = code.rfind("\n", 0, cursor_pos) + 1
+    if index in find_magic_lines(lines):
+        col = cursor_pos - line_start
+        matches, start, end = _complete_magic(code, lines[index], index + 1, col, interp)
+        return matches, line_start + start, line_start + end
+    return _complete_code(code, cursor_pos, interp)
+
+
+def inspect(code: str, cursor_pos: int) -> str | None:
+    """The doc of the magic under the cursor (`%help` topics too), None elsewhere."""
+    cursor_pos = max(0, min(cursor_pos, len(code)))
+    lineno = code.count("\n", 0, cursor_pos) + 1
+    col = cursor_pos - (code.rfind("\n", 0, cursor_pos) + 1)
+    for token in magic_tokens(code).get(lineno, []):
+        if token.start <= col <= token.end and token.has_name:
+            doc = lookup(token.name)
+            if doc is not None and doc.name == "help" and token.rest and col > token.name_end:
+                doc = lookup(token.rest) or doc
+            return describe(doc) if doc else None
+    return None
+
+
+def _complete_magic(
+    code: str, line: str, lineno: int, col: int, interp: MagicInterpreter
+) -> Completion:
+    """Completion inside a magic line; columns are within the line."""
+    piece_start, piece_end = next((s, e) for s, e in split_pieces(line) if s <= col <= e)
+    typed = line[piece_start:col].lstrip()
+    if not typed:
+        if line[col:piece_end].strip():
+            return [], col, col  # the cursor is before a token, not in it
+        return _magic_names(code, line, lineno, piece_start, "", interp), col, col
+    match = _TYPED_MAGIC.fullmatch(typed)
+    if match is None:
+        return [], col, col
+    name, blank, rest = match.groups()
+    if rest.startswith("="):
+        return _magic_values(lookup(name), rest[1:].lstrip(), line, col, piece_end)
+    if blank or rest:
+        doc = lookup(name)
+        if doc is not None and doc.name == "help":
+            arg = (blank + rest).strip().removeprefix("%")
+            names = [d.name for d in MAGICS.values() if d.name.lower().startswith(arg.lower())]
+            return names, col - len(arg), _NAME_CHARS.match(line, col).end()
+        return [], col, col
+    start = col - len(typed)
+    end = _NAME_CHARS.match(line, col).end()
+    after = line[end:piece_end]
+    if after.lstrip().startswith("="):
+        end += len(after) - len(after.lstrip()) + 1
+    return _magic_names(code, line, lineno, piece_start, name, interp), start, end
+
+
+def _magic_values(
+    doc: MagicDoc | None, prefix: str, line: str, col: int, piece_end: int
+) -> Completion:
+    values = doc.values if doc else ()
+    matches = [value for value in values if value.startswith(prefix.lower())]
+    end = col + _VALUE_CHARS.match(line[col:piece_end]).end()
+    return matches, col - len(prefix), end
+
+
+def _magic_names(
+    code: str, line: str, lineno: int, piece_start: int, prefix: str, interp: MagicInterpreter
+) -> list[str]:
+    """The magics that may start a token here, as `%name=` (commands as `%name`)."""
+    tokens = magic_tokens(code)
+    others = [t for n, ts in tokens.items() for t in ts if n != lineno or t.end < piece_start]
+    before = [t for t in tokens.get(lineno, []) if t.end < piece_start]
+    used = {doc.name for doc in map(_doc, others) if doc and doc.kind in ("job", "role")}
+    framework = _cell_framework(tokens, interp.default_framework)
+    role_index = max((i for i, t in enumerate(before) if _kind(t) == "role"), default=None)
+    segment = set() if role_index is None else {_name(t) for t in before[role_index + 1 :]}
+    alone = sum(1 for text in split_cell(code) if text.strip()) == 1 and not before
+    resources: list[str] = []
+    offered: list[str] = []
+    for doc in MAGICS.values():
+        if not doc.name.lower().startswith(prefix.lower()):
+            continue
+        if doc.kind == "command":
+            if alone and ";" not in line:
+                offered.append(f"%{doc.name}")
+        elif doc.kind == "resource":
+            if role_index is not None and doc.name not in segment:
+                resources.append(f"%{doc.name}=")
+        elif doc.name not in used and (doc.kind != "role" or doc.name in ROLES[framework]):
+            offered.append(f"%{doc.name}=")
+    return resources + offered
+
+
+def _cell_framework(tokens: dict[int, list[Token]], default: str) -> str:
+    """The framework the cell's `%framework` names, else the interpreter's default."""
+    for token in (t for ts in tokens.values() for t in ts):
+        if _name(token) == "framework" and (token.value or "").lower() in FRAMEWORKS:
+            return (token.value or "").lower()
+    return default
+
+
+def _doc(token: Token) -> MagicDoc | None:
+    return lookup(token.name) if token.has_name else None
+
+
+def _kind(token: Token) -> str | None:
+    doc = _doc(token)
+    return doc.kind if doc else None
+
+
+def _name(token: Token) -> str | None:
+    doc = _doc(token)
+    return doc.name if doc else None
+
+
+def _complete_code(code: str, cursor_pos: int, interp: MagicInterpreter) -> Completion:
+    """Keywords, builtins and the cell's names that start with the word before the cursor."""
+    line_start = code.rfind("\n", 0, cursor_pos) + 1
+    match = _WORD_END.search(code, line_start, cursor_pos)
+    if match is None:
+        return [], cursor_pos, cursor_pos
+    prefix, start = match.group(), match.start()
+    end = _WORD_START.match(code, cursor_pos).end()
+    names = _identifiers(interp.preprocessed_code(code[:start] + code[end:]))
+    if not (start > 0 and code[start - 1] == "."):
+        names |= set(keyword.kwlist) | set(keyword.softkwlist) | set(dir(builtins))
+    private = prefix.startswith("_")
+    matches = sorted(n for n in names if n.startswith(prefix) and (private or n[0] != "_"))
+    return matches, start, end
+
+
+def _identifiers(source: str) -> set[str]:
+    """The names used in the code (strings and comments excluded when it tokenizes)."""
+    try:
+        tokens = tokenize.generate_tokens(StringIO(source).readline)
+        return {t.string for t in tokens if t.type == tokenize.NAME}
+    except (tokenize.TokenError, SyntaxError):
+        return set(_IDENTIFIER.findall(source))

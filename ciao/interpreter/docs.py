@@ -1,0 +1,204 @@
+"""The magic reference: one table that `%help`, completion, inspection and errors all read."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Literal
+
+from ciao.errors import MagicError, MagicErrors
+
+MagicKind = Literal["job", "role", "resource", "command"]
+
+
+@dataclass(frozen=True)
+class MagicDoc:
+    """What one magic is: its kind, the values it takes (for completion), its doc.
+
+    `values` lists the allowed values as users type them (empty when any number or quantity
+    is allowed); `arg` is the placeholder shown in usage lines (`<count>`).
+    """
+
+    name: str
+    kind: MagicKind
+    values: tuple[str, ...]
+    summary: str
+    doc: str
+    arg: str = ""
+
+    @property
+    def usage(self) -> str:
+        """How the magic is written: `%worker=<count>`, `%help [magic]`."""
+        if self.kind == "command":
+            return f"%{self.name} {self.arg}".rstrip()
+        return f"%{self.name}={self.arg}"
+
+
+def _role(name: str, summary: str, doc: str) -> MagicDoc:
+    return MagicDoc(name, "role", (), summary, doc, "<count>")
+
+
+_DOCS = (
+    MagicDoc(
+        "framework",
+        "job",
+        ("tensorflow", "pytorch"),
+        "Which operator runs the cell: a TFJob (tensorflow) or a PyTorchJob (pytorch).",
+        "Case-insensitive. Without it the cell uses the kernel's default framework.\n"
+        "Example:\n    %framework=tensorflow",
+        "tensorflow|pytorch",
+    ),
+    _role(
+        "chief",
+        "TensorFlow: the one replica that coordinates training and saves checkpoints.",
+        "At most one chief (or master) per job; the job succeeds when the chief does.\n"
+        "Example:\n    %framework=tensorflow\n    %chief=1\n    %worker=2",
+    ),
+    _role(
+        "master",
+        "PyTorch: the rank-0 replica, exactly one (%master=1). TensorFlow: the chief's old name.",
+        "PyTorch jobs need exactly one master; the workers connect to it (MASTER_ADDR).\n"
+        "Example:\n    %framework=pytorch\n    %master=1;%cpu=1;%memory=2Gi\n    %worker=2",
+    ),
+    _role(
+        "ps",
+        "TensorFlow: parameter servers that hold the model's variables.",
+        "Parameter servers never exit on their own, so with PS the clean policy defaults to\n"
+        "running (their pods are deleted when the job ends).\n"
+        "Example:\n    %framework=tensorflow\n    %ps=1;%cpu=500m;%memory=1Gi\n    %worker=2",
+    ),
+    _role(
+        "worker",
+        "Replicas that run the training code (PyTorch: ranks 1..N; TensorFlow: the main role).",
+        "A count >= 0; 0 leaves the role out. A TensorFlow cell without chief, master or worker\n"
+        "gets one worker.\n"
+        "Example:\n    %worker=2;%cpu=1;%memory=2Gi;%gpu=1",
+    ),
+    _role(
+        "evaluator",
+        "TensorFlow: a replica that evaluates checkpoints beside the training cluster.",
+        "Example:\n    %framework=tensorflow\n    %chief=1\n    %worker=2\n    %evaluator=1",
+    ),
+    MagicDoc(
+        "cpu",
+        "resource",
+        (),
+        "CPU of each replica of the role on the same line: a Kubernetes quantity > 0.",
+        "Goes after the role on its line; overrides only the CPU of the configured default.\n"
+        "500m is half a core; 1 or 2.5 are cores.\n"
+        "Example:\n    %worker=2;%cpu=500m",
+        "<quantity>",
+    ),
+    MagicDoc(
+        "memory",
+        "resource",
+        (),
+        "Memory of each replica of the role on the same line: a Kubernetes quantity in bytes.",
+        "Goes after the role on its line; overrides only the memory of the configured default.\n"
+        "Use binary suffixes (512Mi, 1Gi) or decimal ones (500M, 2G); 100m is 0.1 byte.\n"
+        "Example:\n    %worker=2;%memory=2Gi",
+        "<quantity>",
+    ),
+    MagicDoc(
+        "gpu",
+        "resource",
+        (),
+        "GPUs (nvidia.com/gpu) of each replica of the role on the same line: a whole number.",
+        "Goes after the role on its line; 0 means no GPU.\nExample:\n    %worker=2;%gpu=1",
+        "<count>",
+    ),
+    MagicDoc(
+        "cleanPolicy",
+        "job",
+        ("all", "running", "none"),
+        "Which pods are deleted when the job ends: all, running (those still running) or none.",
+        "Case-insensitive. Default: none (keep pods for their logs), running when the job has\n"
+        "parameter servers.\nExample:\n    %cleanPolicy=running",
+        "all|running|none",
+    ),
+    MagicDoc(
+        "help",
+        "command",
+        (),
+        "Show this reference, or the doc of one magic (%help worker).",
+        "A kernel command: alone in its cell.\nExample:\n    %help cleanPolicy",
+        "[magic]",
+    ),
+    MagicDoc(
+        "config",
+        "command",
+        (),
+        "Show the kernel's configuration: backend, defaults per role, where it was read from.",
+        "A kernel command: alone in its cell.\nExample:\n    %config",
+    ),
+)
+
+#: Every magic by its documented name, in the order of the reference.
+MAGICS: dict[str, MagicDoc] = {doc.name: doc for doc in _DOCS}
+
+_BY_LOWER = {name.lower(): doc for name, doc in MAGICS.items()}
+
+_GROUPS: tuple[tuple[MagicKind, str], ...] = (
+    ("job", "Job"),
+    ("role", "Roles (replica counts; 0 leaves a role out)"),
+    ("resource", "Resources (per replica, after a role on the same line)"),
+    ("command", "Kernel commands (alone in a cell)"),
+)
+
+_EXAMPLES = """\
+Examples:
+    %framework=tensorflow
+    %ps=1;%cpu=500m;%memory=1Gi
+    %worker=2;%cpu=1;%memory=2Gi
+    %cleanPolicy=running
+    <training code>
+
+    %framework=pytorch
+    %master=1;%cpu=1;%memory=2Gi;%gpu=1
+    %worker=2;%cpu=1;%memory=2Gi;%gpu=1
+    <training code>
+
+Every line whose first character is % is a magic line; tokens are separated by `;`.
+Everything else is the training code, run by every replica. Without role magics a cell
+runs as one replica (pytorch: %master=1, tensorflow: %worker=1)."""
+
+
+def lookup(name: str) -> MagicDoc | None:
+    """The magic called `name` (with or without `%`, any case), or None."""
+    return _BY_LOWER.get(name.removeprefix("%").strip().lower())
+
+
+def known_names() -> str:
+    """`%framework, %chief, ...`: the list an unknown-magic error shows."""
+    return ", ".join(f"%{name}" for name in MAGICS)
+
+
+def unknown_magic(name: str) -> str:
+    """The message for an unknown magic: the closest known name, and all of them."""
+    close = difflib.get_close_matches(name.lower(), list(_BY_LOWER), n=1, cutoff=0.6)
+    hint = f" did you mean %{_BY_LOWER[close[0]].name}?" if close else ""
+    return f"unknown magic %{name};{hint} the magics are {known_names()}"
+
+
+def describe(doc: MagicDoc) -> str:
+    """One magic's full doc: usage, kind, summary, details."""
+    values = f"\nValues: {', '.join(doc.values)}" if doc.values else ""
+    return f"{doc.usage}    ({doc.kind} magic)\n{doc.summary}{values}\n{doc.doc}"
+
+
+def help_text(name: str | None = None) -> str:
+    """The magic reference (`%help`), or one magic's doc (`%help worker`)."""
+    if name is not None and name.strip():
+        doc = lookup(name)
+        if doc is None:
+            bare = name.strip().removeprefix("%")
+            raise MagicErrors([MagicError(1, "%help", unknown_magic(bare))])
+        return describe(doc)
+    parts = ["Ciao magics (%help <magic> for details)", ""]
+    for kind, title in _GROUPS:
+        parts.append(f"{title}:")
+        width = max(len(d.usage) for d in _DOCS)
+        parts += [f"  {d.usage:<{width}}  {d.summary}" for d in _DOCS if d.kind == kind]
+        parts.append("")
+    parts.append(_EXAMPLES)
+    return "\n".join(parts)

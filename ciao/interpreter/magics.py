@@ -1,0 +1,357 @@
+"""The magic grammar: a cell's `%name=value` lines -> a checked Parameter, or a Command.
+
+Every problem of a cell is collected and raised at once (MagicErrors), each with its line
+and magic, before anything is built or submitted: the original reported one error at a
+time, and some only after the image was built.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+
+from ciao.errors import MagicError, MagicErrors
+from ciao.interpreter.docs import MAGICS, MagicDoc, describe, help_text, lookup, unknown_magic
+from ciao.interpreter.lines import Token, find_magic_lines, magic_tokens, split_cell
+from ciao.interpreter.types import (
+    CLEAN_POLICIES,
+    FRAMEWORKS,
+    ROLES,
+    CleanPolicy,
+    Command,
+    Framework,
+    Parameter,
+    Resources,
+    RoleSpec,
+)
+
+__all__ = [
+    "MAGICS",
+    "MagicDoc",
+    "MagicInterpreter",
+    "MAIN_ROLE",
+    "describe",
+    "help_text",
+    "lookup",
+    "random_name",
+]
+
+#: The role a cell without role magics runs as (one replica), so plain Python cells run.
+MAIN_ROLE: dict[str, str] = {"pytorch": "master", "tensorflow": "worker"}
+
+_EXAMPLE = {"cpu": "500m", "memory": "1Gi", "gpu": "1"}
+_POLICIES: dict[str, CleanPolicy] = {p.lower(): p for p in CLEAN_POLICIES}
+
+
+def random_name() -> str:
+    """`ciao-` and 5 random lower-case letters: the job's generateName-style prefix."""
+    return "ciao-" + "".join(secrets.choice(string.ascii_lowercase) for _ in range(5))
+
+
+@dataclass
+class _Role:
+    """A role magic as read: its line, its count (None when invalid), its resource magics."""
+
+    line: int
+    count: int | None
+    resources: dict[str, str | int] = field(default_factory=dict)
+
+
+@dataclass
+class _Reading:
+    """What the magic lines say, before the rules that span lines are checked."""
+
+    errors: list[MagicError] = field(default_factory=list)
+    framework: str | None = None
+    framework_line: int | None = None
+    framework_valid: bool = True
+    clean_policy: CleanPolicy | None = None
+    roles: dict[str, _Role] = field(default_factory=dict)
+    commands: list[tuple[Token, MagicDoc, str]] = field(default_factory=list)
+    seen: dict[str, int] = field(default_factory=dict)
+
+    def error(self, line: int, magic: str, message: str) -> None:
+        self.errors.append(MagicError(line, magic, message))
+
+
+class MagicInterpreter:
+    """The Interpreter of Ciao cells: pure functions of the cell text, no I/O."""
+
+    def __init__(
+        self,
+        defaults: dict[str, Resources] | None = None,
+        default_framework: str = "pytorch",
+        name_factory: Callable[[], str] | None = None,
+    ) -> None:
+        framework = default_framework.lower()
+        if framework not in FRAMEWORKS:
+            raise ValueError(f"default framework {default_framework!r} is not one of {FRAMEWORKS}")
+        self.default_framework: Framework = framework  # type: ignore[assignment]
+        self.defaults = {role.lower(): res for role, res in (defaults or {}).items()}
+        self.name_factory = name_factory or random_name
+
+    def preprocess(self, code: str) -> Parameter:
+        """The job the cell describes; raises MagicErrors naming every bad magic at once."""
+        result = self.parse(code)
+        if isinstance(result, Command):
+            line = next(iter(magic_tokens(code)))
+            raise MagicErrors([MagicError(line, f"%{result.name}", "a kernel command, not a job")])
+        return result
+
+    def preprocessed_code(self, code: str) -> str:
+        """The training code: magic lines emptied (not removed) so line numbers match."""
+        lines = split_cell(code)
+        for index in find_magic_lines(lines):
+            lines[index] = "\r" if lines[index].endswith("\r") else ""
+        return "\n".join(lines)
+
+    def parse(self, code: str) -> Parameter | Command:
+        """The cell as a job (Parameter) or a kernel command; raises MagicErrors."""
+        tokens = magic_tokens(code)
+        reading = _Reading()
+        for tokens_of_line in tokens.values():
+            _read_line(tokens_of_line, reading)
+        command = _command(code, tokens, reading)
+        framework = (
+            (reading.framework or self.default_framework) if reading.framework_valid else None
+        )
+        counts = _check_roles(reading, framework) if framework else {}
+        if reading.errors:
+            raise MagicErrors(reading.errors)
+        if command is not None:
+            return command
+        assert framework is not None
+        return Parameter(
+            framework=framework,  # type: ignore[arg-type]
+            roles=self._role_specs(framework, counts, reading.roles),
+            generate_name=self.name_factory(),
+            clean_policy=reading.clean_policy,
+            code=self.preprocessed_code(code),
+        )
+
+    def _role_specs(
+        self, framework: str, counts: dict[str, int], roles: dict[str, _Role]
+    ) -> dict[str, RoleSpec]:
+        specs: dict[str, RoleSpec] = {}
+        for role in ROLES[framework]:
+            if counts.get(role, 0) > 0:
+                given = roles[role].resources if role in roles else {}
+                resources = replace(self.defaults.get(role, Resources()), **given)
+                specs[role] = RoleSpec(role, counts[role], resources)
+        return specs
+
+
+def _read_line(tokens: list[Token], reading: _Reading) -> None:
+    """Check each token of one magic line on its own; resources attach to the last role."""
+    role: str | None = None
+    for token in tokens:
+        doc = _token_doc(token, reading)
+        if doc is None:
+            continue
+        if doc.kind == "command":
+            arg = token.value if token.value is not None else token.rest
+            reading.commands.append((token, doc, arg.strip()))
+            continue
+        if doc.kind == "role":
+            role = doc.name
+        value = _token_value(token, doc, reading)
+        if value is None:
+            continue
+        if doc.kind == "resource":
+            _read_resource(token, doc, value, role, reading)
+        elif _first_time(token, doc.name, doc.name, reading):
+            _read_magic(token, doc, value, reading)
+
+
+def _token_doc(token: Token, reading: _Reading) -> MagicDoc | None:
+    """The magic a token names, or None after recording why it names none."""
+    if not token.has_name:
+        hint = ""
+        if not token.text.startswith("%"):
+            guess = lookup(token.text.split("=", 1)[0])
+            hint = f"; did you mean %{token.text}?" if guess else "; every magic starts with %"
+        reading.error(token.line, token.text, f"expected %name=value, like %worker=2{hint}")
+        return None
+    doc = lookup(token.name)
+    if doc is None:
+        reading.error(token.line, f"%{token.name}", unknown_magic(token.name))
+    return doc
+
+
+def _token_value(token: Token, doc: MagicDoc, reading: _Reading) -> str | None:
+    """The token's value, or None after recording that it is missing or malformed."""
+    magic = f"%{doc.name}"
+    if token.value is None and token.rest:
+        reading.error(token.line, magic, f"expected {doc.usage}, got {token.text!r}")
+    elif token.value is None:
+        reading.error(token.line, magic, f"missing value: write {doc.usage}")
+    elif not token.value:
+        reading.error(token.line, magic, f"empty value: write {doc.usage}")
+    return token.value or None
+
+
+def _first_time(token: Token, key: str, name: str, reading: _Reading) -> bool:
+    """False (and an error naming both lines) when a magic is given twice."""
+    first = reading.seen.get(key)
+    if first is None:
+        reading.seen[key] = token.line
+        return True
+    where = (
+        f"on lines {first} and {token.line}" if first != token.line else f"twice on line {first}"
+    )
+    reading.error(token.line, f"%{name}", f"given {where}; give it once")
+    return False
+
+
+def _read_magic(token: Token, doc: MagicDoc, value: str, reading: _Reading) -> None:
+    """A job or role magic: record it, or the error that its value is not allowed."""
+    magic = f"%{doc.name}"
+    if doc.name == "framework":
+        reading.framework_line = token.line
+        reading.framework = value.lower()
+        if reading.framework not in FRAMEWORKS:
+            reading.framework_valid = False
+            reading.error(token.line, magic, f"unknown framework {value!r}; {_allowed(doc)}")
+    elif doc.name == "cleanPolicy":
+        reading.clean_policy = _POLICIES.get(value.lower())
+        if reading.clean_policy is None:
+            reading.error(token.line, magic, f"unknown clean policy {value!r}; {_allowed(doc)}")
+    else:
+        count = _count(value)
+        if count is None:
+            message = f"the replica count must be a whole number >= 0, got {value!r}"
+            reading.error(token.line, magic, message)
+        reading.roles[doc.name] = _Role(token.line, count)
+
+
+def _read_resource(
+    token: Token, doc: MagicDoc, value: str, role: str | None, reading: _Reading
+) -> None:
+    """A resource magic: it belongs to the role before it on the same line."""
+    magic = f"%{doc.name}"
+    if role is None:
+        example = f"%worker=2;{magic}={_EXAMPLE[doc.name]}"
+        message = f"sets a role's resources: put it after the role on its line, e.g. {example}"
+        reading.error(token.line, magic, message)
+        return
+    if not _first_time(token, f"{token.line}.{role}.{doc.name}", doc.name, reading):
+        return
+    parsed: str | int | None
+    if doc.name == "gpu":
+        parsed = _count(value)
+        if parsed is None:
+            message = f"the number of GPUs must be a whole number >= 0, got {value!r}"
+            reading.error(token.line, magic, message)
+    else:
+        problem = check_quantity(doc.name, value)
+        parsed = value if problem is None else None
+        if problem is not None:
+            reading.error(token.line, magic, problem)
+    if parsed is not None and role in reading.roles and reading.roles[role].line == token.line:
+        reading.roles[role].resources[doc.name] = parsed
+
+
+def _count(value: str) -> int | None:
+    """A whole number >= 0 written in digits (no sign, no `2.0`), or None."""
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
+def check_quantity(name: str, value: str) -> str | None:
+    """Why `value` is not a usable cpu/memory quantity, or None when it is."""
+    from kubernetes.utils.quantity import parse_quantity  # slow import: only when needed
+
+    examples = "500m, 1 or 2.5" if name == "cpu" else "512Mi, 1Gi or 2G"
+    try:
+        if any(c.isspace() for c in value):
+            raise ValueError(value)
+        amount: Decimal = parse_quantity(value)
+    except (ValueError, ArithmeticError):
+        return f"{value!r} is not a Kubernetes quantity; use a quantity > 0 such as {examples}"
+    if not amount.is_finite() or amount <= 0:
+        return f"must be a quantity > 0 such as {examples}, got {value!r}"
+    if name == "memory" and amount < 1:
+        hint = f"did you mean {value[:-1]}Mi?" if value.endswith("m") else f"use e.g. {examples}"
+        return f"{value!r} is less than one byte (memory is in bytes, m means milli); {hint}"
+    return None
+
+
+def _command(code: str, tokens: dict[int, list[Token]], reading: _Reading) -> Command | None:
+    """The Command when the cell is one `%help`/`%config` line; errors when mixed with more."""
+    if not reading.commands:
+        return None
+    alone = sum(1 for line in split_cell(code) if line.strip()) == 1
+    for token, doc, arg in reading.commands:
+        magic = f"%{doc.name}"
+        if not alone or len(tokens[token.line]) > 1 or len(reading.commands) > 1:
+            reading.error(token.line, magic, "a kernel command: run it alone in its cell")
+        elif doc.name == "config" and arg:
+            reading.error(token.line, magic, f"takes no argument, got {arg!r}")
+        elif doc.name == "help" and arg:
+            topic = lookup(arg)
+            if topic is None:
+                reading.error(token.line, magic, unknown_magic(arg.removeprefix("%").strip()))
+            else:
+                return Command("help", topic.name)
+        else:
+            return Command(doc.name, "")
+    return None
+
+
+def _check_roles(reading: _Reading, framework: str) -> dict[str, int]:
+    """Rules across lines (roles per framework, one master...); returns the replica counts."""
+    allowed = ROLES[framework]
+    for role, seen in reading.roles.items():
+        if role not in allowed:
+            others = [f for f in FRAMEWORKS if role in ROLES[f]]
+            message = f"{framework} jobs have only {_and(allowed)}"
+            reading.error(seen.line, f"%{role}", f"{message}; %{role} is a {_and(others)} role")
+    counts = {r: s.count for r, s in reading.roles.items() if r in allowed and s.count is not None}
+    unknown = {r for r, s in reading.roles.items() if s.count is None}
+    if not reading.roles:
+        return {MAIN_ROLE[framework]: 1}
+    line = reading.framework_line or 1
+    if framework == "pytorch":
+        _check_pytorch(reading, counts, unknown, line)
+    else:
+        _check_tensorflow(reading, counts, unknown)
+    return counts
+
+
+def _check_pytorch(reading: _Reading, counts: dict[str, int], unknown: set[str], line: int) -> None:
+    if "master" in unknown:
+        return
+    if "master" not in reading.roles:
+        message = "a PyTorch cell needs %master=1 (the rank-0 replica); add workers with %worker=N"
+        reading.error(line, "%master", message)
+    elif counts["master"] != 1:
+        message = f"a PyTorch job has exactly one master: %master=1, got {counts['master']}"
+        reading.error(reading.roles["master"].line, "%master", message)
+
+
+def _check_tensorflow(reading: _Reading, counts: dict[str, int], unknown: set[str]) -> None:
+    for role in ("chief", "master"):
+        if counts.get(role, 0) > 1:
+            message = f"a TensorFlow job has at most one chief: %{role}=1, got {counts[role]}"
+            reading.error(reading.roles[role].line, f"%{role}", message)
+    if counts.get("chief", 0) >= 1 and counts.get("master", 0) >= 1:
+        later = max(("chief", "master"), key=lambda r: reading.roles[r].line)
+        message = "a TensorFlow job has one chief: give %chief or %master, not both"
+        reading.error(reading.roles[later].line, f"%{later}", message)
+    main = [r for r in ("chief", "master", "worker") if r in reading.roles]
+    if not main:
+        counts["worker"] = 1  # e.g. `%ps=1` alone: the code needs a replica that runs it
+    elif not unknown.intersection(main) and not any(counts[r] for r in main):
+        message = "a TensorFlow job needs a chief, master or worker to run the code, e.g. %worker=1"
+        reading.error(reading.roles[main[0]].line, f"%{main[0]}", message)
+
+
+def _allowed(doc: MagicDoc) -> str:
+    return "allowed: " + ", ".join(doc.values)
+
+
+def _and(words: list[str] | tuple[str, ...]) -> str:
+    """`master and worker`, `chief, master, ps, worker and evaluator`."""
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]

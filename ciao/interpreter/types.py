@@ -1,0 +1,128 @@
+"""Phase 1 of a cell: what the magics say (the Go `types.Parameter`), and the Interpreter seam."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+Framework = Literal["tensorflow", "pytorch"]
+CleanPolicy = Literal["All", "Running", "None"]
+
+FRAMEWORKS: tuple[Framework, ...] = ("tensorflow", "pytorch")
+CLEAN_POLICIES: tuple[CleanPolicy, ...] = ("All", "Running", "None")
+
+#: Replica roles each framework accepts, in the order the operator lists them.
+#: Magic names are these in lower case; the operator's replica types are in REPLICA_TYPES.
+ROLES: dict[str, tuple[str, ...]] = {
+    "tensorflow": ("chief", "master", "ps", "worker", "evaluator"),
+    "pytorch": ("master", "worker"),
+}
+ALL_ROLES: tuple[str, ...] = ("chief", "master", "ps", "worker", "evaluator")
+
+#: The operator's replica-type key for each role (`tfReplicaSpecs.PS`, `...Worker`).
+REPLICA_TYPES: dict[str, str] = {
+    "chief": "Chief",
+    "master": "Master",
+    "ps": "PS",
+    "worker": "Worker",
+    "evaluator": "Evaluator",
+}
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Per-replica requests (and limits) of one role; None means "not set"."""
+
+    cpu: str | None = None
+    memory: str | None = None
+    gpu: int = 0
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    """One role of the job: how many replicas and what each gets."""
+
+    role: str
+    count: int
+    resources: Resources = field(default_factory=Resources)
+
+
+@dataclass
+class Parameter:
+    """Everything a backend needs to run the cell, in the Go Parameter's terms.
+
+    `roles` keeps the cell's roles in operator order; roles with count 0 are absent.
+    """
+
+    framework: Framework
+    roles: dict[str, RoleSpec]
+    generate_name: str = ""
+    image: str = ""
+    clean_policy: CleanPolicy | None = None
+    code: str = ""
+
+    def count(self, role: str) -> int:
+        spec = self.roles.get(role)
+        return spec.count if spec else 0
+
+    def resources(self, role: str) -> Resources:
+        spec = self.roles.get(role)
+        return spec.resources if spec else Resources()
+
+    @property
+    def ps_count(self) -> int:
+        return self.count("ps")
+
+    @property
+    def worker_count(self) -> int:
+        return self.count("worker")
+
+    @property
+    def master_count(self) -> int:
+        return self.count("master")
+
+    @property
+    def chief_count(self) -> int:
+        return self.count("chief")
+
+    @property
+    def evaluator_count(self) -> int:
+        return self.count("evaluator")
+
+    @property
+    def total_replicas(self) -> int:
+        return sum(spec.count for spec in self.roles.values())
+
+    @property
+    def effective_clean_policy(self) -> CleanPolicy:
+        """The policy sent to the operator: the user's, else Running with PS, else None.
+
+        With PS and `None`, parameter servers never exit after success (kubeflow contract).
+        """
+        if self.clean_policy is not None:
+            return self.clean_policy
+        return "Running" if self.ps_count else "None"
+
+    def replica_names(self) -> list[str]:
+        """`role-index` of every replica, in operator order (`master-0`, `worker-0`, ...)."""
+        return [f"{role}-{i}" for role, spec in self.roles.items() for i in range(spec.count)]
+
+
+@dataclass(frozen=True)
+class Command:
+    """A cell that is a kernel command (`%help`, `%config`), not a job."""
+
+    name: str
+    args: str = ""
+
+
+class Interpreter(Protocol):
+    """Reads a cell's magics (the Go `interpreter.Interpreter`). Pure: no I/O."""
+
+    def preprocess(self, code: str) -> Parameter:
+        """The job the cell describes; raises MagicErrors naming every bad magic line."""
+        ...
+
+    def preprocessed_code(self, code: str) -> str:
+        """The training code: the cell with magic lines blanked, so line numbers match."""
+        ...

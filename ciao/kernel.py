@@ -1,0 +1,454 @@
+"""What each Jupyter request means to Ciao: one handler per message type.
+
+Handlers get a `Request` (its content, `reply`, `publish`) and never touch a socket. A job
+cell goes through the Manager; its events become IOPub messages here.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import platform
+import signal
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from ciao import __version__
+from ciao.backend.types import Diagnosis, JobDone, LogLine, ReplicaState
+from ciao.errors import CiaoError, JobCancelled, JobFailed
+from ciao.protocol.server import KernelServer, Request
+
+log = logging.getLogger("ciao.kernel")
+
+LANGUAGE_INFO = {
+    "name": "python",
+    "version": platform.python_version(),
+    "mimetype": "text/x-python",
+    "file_extension": ".py",
+    "pygments_lexer": "ipython3",
+    "codemirror_mode": {"name": "ipython", "version": 3},
+    "nbconvert_exporter": "python",
+}
+
+BANNER = (
+    f"Ciao {__version__}: notebook cells as distributed training jobs.\n"
+    "Start a cell with magics such as %framework=pytorch, %master=1, %worker=2;%cpu=1\n"
+    "and write the training code below them. %help shows every magic."
+)
+
+HELP_LINKS = [
+    {"text": "Ciao magics (%help)", "url": "https://github.com/kubeflow/training-operator"},
+    {
+        "text": "PyTorchJob",
+        "url": "https://www.kubeflow.org/docs/components/trainer/legacy-v1/user-guides/pytorch/",
+    },
+    {
+        "text": "TFJob",
+        "url": "https://www.kubeflow.org/docs/components/trainer/legacy-v1/user-guides/tensorflow/",
+    },
+]
+
+#: How long replica output may wait before it is sent (it is coalesced meanwhile).
+FLUSH_INTERVAL = 0.05
+#: A stream message is sent earlier when this much text is waiting.
+FLUSH_BYTES = 64 * 1024
+#: Lines of the failing replica repeated in the error, so the cause is next to the verdict.
+ERROR_TAIL_LINES = 20
+
+
+class StreamBuffer:
+    """Coalesces replica lines into few `stream` messages, stdout and stderr kept apart
+    and in order relative to each other."""
+
+    def __init__(self, send: Callable[[str, str], None]) -> None:
+        self._send = send
+        self._name: str | None = None
+        self._parts: list[str] = []
+        self._size = 0
+        self._since = 0.0
+
+    def add(self, name: str, text: str) -> None:
+        if self._name is not None and name != self._name:
+            self.flush()
+        if not self._parts:
+            self._since = time.monotonic()
+        self._name = name
+        self._parts.append(text)
+        self._size += len(text)
+        if self._size >= FLUSH_BYTES:
+            self.flush()
+
+    def due_in(self) -> float:
+        """Seconds until the waiting text must go out (a long wait when nothing waits)."""
+        if not self._parts:
+            return 0.5
+        return max(0.0, self._since + FLUSH_INTERVAL - time.monotonic())
+
+    def flush(self) -> None:
+        if self._parts and self._name:
+            self._send(self._name, "".join(self._parts))
+        self._parts, self._size, self._name = [], 0, None
+
+
+class CiaoKernel:
+    """The meaning of every request; execution of a cell through the Manager."""
+
+    implementation = "ciao"
+
+    def __init__(self, server: KernelServer, manager=None) -> None:
+        if manager is None:
+            from ciao.manager import Manager
+
+            manager = Manager()
+        self.server = server
+        self.manager = manager
+        self.execution_count = 0
+        self.history: list[tuple[int, str]] = []
+        self.running = False
+        self.handlers: dict[str, Callable[[Request], None]] = {
+            "kernel_info_request": self.kernel_info,
+            "execute_request": self.execute,
+            "is_complete_request": self.is_complete,
+            "complete_request": self.complete,
+            "inspect_request": self.inspect,
+            "history_request": self.history_request,
+            "comm_info_request": self.comm_info,
+            "comm_open": self.comm_open,
+            "comm_msg": self.comm_ignore,
+            "comm_close": self.comm_ignore,
+            "shutdown_request": self.shutdown,
+            "interrupt_request": self.interrupt_request,
+        }
+
+    # ---- dispatch ------------------------------------------------------------------
+
+    def dispatch(self, request: Request) -> None:
+        handler = self.handlers.get(request.msg_type)
+        if handler is not None:
+            handler(request)
+            return
+        log.warning("unknown message type %r on %s", request.msg_type, request.channel)
+        if request.msg_type.endswith("_request"):
+            request.reply(
+                {
+                    "status": "error",
+                    "ename": "UnknownMessageType",
+                    "evalue": f"the ciao kernel does not handle {request.msg_type}",
+                    "traceback": [],
+                }
+            )
+
+    # ---- introspection -------------------------------------------------------------
+
+    def kernel_info(self, request: Request) -> None:
+        request.reply(
+            {
+                "status": "ok",
+                "protocol_version": "5.4",
+                "implementation": self.implementation,
+                "implementation_version": __version__,
+                "language_info": LANGUAGE_INFO,
+                "banner": BANNER,
+                "help_links": HELP_LINKS,
+                "debugger": False,
+            }
+        )
+
+    def is_complete(self, request: Request) -> None:
+        from ciao.interpreter import assist
+
+        status, indent = assist.is_complete(str(request.content.get("code", "")))
+        content: dict[str, Any] = {"status": status}
+        if status == "incomplete":
+            content["indent"] = indent
+        request.reply(content)
+
+    def complete(self, request: Request) -> None:
+        from ciao.interpreter import assist
+
+        code = str(request.content.get("code", ""))
+        cursor = _cursor(request.content, code)
+        matches, start, end = assist.complete(code, cursor)
+        request.reply(
+            {
+                "status": "ok",
+                "matches": matches,
+                "cursor_start": start,
+                "cursor_end": end,
+                "metadata": {},
+            }
+        )
+
+    def inspect(self, request: Request) -> None:
+        from ciao.interpreter import assist
+
+        code = str(request.content.get("code", ""))
+        doc = assist.inspect(code, _cursor(request.content, code))
+        request.reply(
+            {
+                "status": "ok",
+                "found": doc is not None,
+                "data": {"text/plain": doc} if doc else {},
+                "metadata": {},
+            }
+        )
+
+    def history_request(self, request: Request) -> None:
+        content = request.content
+        kind = content.get("hist_access_type", "tail")
+        entries = [(1, line, code) for line, code in self.history]
+        if kind == "tail":
+            n = int(content.get("n") or 10)
+            entries = entries[-n:] if n > 0 else []
+        elif kind == "range":
+            start = int(content.get("start") or 0)
+            stop = content.get("stop")
+            entries = [e for e in entries if e[1] >= start and (stop is None or e[1] < int(stop))]
+        elif kind == "search":
+            pattern = str(content.get("pattern") or "*")
+            entries = [e for e in entries if fnmatch.fnmatchcase(e[2], pattern)]
+            if content.get("unique"):
+                seen: set[str] = set()
+                unique = []
+                for entry in reversed(entries):
+                    if entry[2] not in seen:
+                        seen.add(entry[2])
+                        unique.append(entry)
+                entries = unique[::-1]
+            n = content.get("n")
+            if n:
+                entries = entries[-int(n) :]
+        else:
+            entries = []
+        if content.get("output"):
+            history = [[s, n, [code, None]] for s, n, code in entries]
+        else:
+            history = [[s, n, code] for s, n, code in entries]
+        request.reply({"status": "ok", "history": history})
+
+    def comm_info(self, request: Request) -> None:
+        request.reply({"status": "ok", "comms": {}})
+
+    def comm_open(self, request: Request) -> None:
+        """Ciao registers no comm targets: close the comm at once, as ipykernel does."""
+        comm_id = request.content.get("comm_id", "")
+        log.info("no comm target %r; closing comm %s", request.content.get("target_name"), comm_id)
+        request.publish("comm_close", {"comm_id": comm_id, "data": {}})
+
+    def comm_ignore(self, request: Request) -> None:
+        log.info("ignored %s for unknown comm %s", request.msg_type, request.content.get("comm_id"))
+
+    # ---- lifecycle -----------------------------------------------------------------
+
+    def shutdown(self, request: Request) -> None:
+        restart = bool(request.content.get("restart", False))
+        request.reply({"status": "ok", "restart": restart})
+        self.stop()
+
+    def stop(self) -> None:
+        """Cancel what runs and end the shell loop (from any thread)."""
+        self.manager.cancel()
+        self.server.stop()
+
+    def interrupt_request(self, request: Request) -> None:
+        self.interrupt()
+        request.reply({"status": "ok"})
+
+    def interrupt(self) -> None:
+        """Cancel the running job, if any; never blocks (called from a signal handler)."""
+        if self.manager.cancel():
+            log.info("interrupt: cancelling the running job")
+        else:
+            log.info("interrupt while idle: nothing to stop")
+
+    def on_sigint(self, signum: int, frame: object) -> None:
+        self.interrupt()
+
+    # ---- execute -------------------------------------------------------------------
+
+    def execute(self, request: Request) -> None:
+        content = request.content
+        code = str(content.get("code", ""))
+        silent = bool(content.get("silent", False))
+        store_history = bool(content.get("store_history", True)) and not silent
+        if store_history:
+            self.execution_count += 1
+            self.history.append((self.execution_count, code))
+        count = self.execution_count
+        out = _Output(request, silent)
+        if not silent:
+            request.publish("execute_input", {"code": code, "execution_count": count})
+        reply: dict[str, Any] = {"status": "ok", "execution_count": count}
+        try:
+            payload = self._run_cell(code, out, count)
+            reply.update(payload=payload, user_expressions=self._expressions(content))
+        except CiaoError as exc:
+            reply.update(self._error(exc, out))
+        except Exception as exc:  # a bug of ours: still an error reply, never a dead kernel
+            log.exception("executing a cell failed")
+            reply.update(self._error(exc, out, internal=True))
+        request.reply(reply, metadata={"status": reply["status"]})
+        if reply["status"] == "error" and content.get("stop_on_error", True):
+            self._abort_queued()
+
+    def _run_cell(self, code: str, out: _Output, count: int) -> list[dict[str, Any]]:
+        if not code.strip():
+            return []
+        prepared = self.manager.prepare(code)
+        if prepared.command is not None:
+            return self._command(prepared, out, count)
+        self.running = True
+        try:
+            self._follow(self.manager.submit(prepared), out)
+        finally:
+            self.running = False
+        return []
+
+    def _follow(self, active, out: _Output) -> None:
+        """Stream the job's events into the cell until it ends; raise if it failed."""
+        tails: dict[str, deque[str]] = {}
+        buffer = StreamBuffer(out.stream)
+        done: JobDone | None = None
+        try:
+            while True:
+                try:
+                    event = active.next_event(timeout=buffer.due_in())
+                except StopIteration:
+                    break
+                if event is None:
+                    buffer.flush()
+                elif isinstance(event, LogLine):
+                    buffer.add(event.stream, f"[{event.replica}] {event.text}\n")
+                    tail = tails.setdefault(event.replica, deque(maxlen=ERROR_TAIL_LINES))
+                    tail.append(event.text)
+                elif isinstance(event, Diagnosis):
+                    buffer.add("stderr", f"[{event.replica}] {event.reason}: {event.hint}\n")
+                elif isinstance(event, ReplicaState):
+                    log.debug("%s: %s %s", event.replica, event.phase, event.reason)
+                elif isinstance(event, JobDone):
+                    done = event
+        finally:
+            buffer.flush()
+            self.manager.finished(active)
+        if done is None:
+            raise JobFailed(f"job {active.job.name} ended without a final status")
+        if done.succeeded:
+            return
+        if active.cancel_requested or done.reason == "Cancelled":
+            raise JobCancelled(f"job {active.job.name} was cancelled: {done.message}")
+        where = done.failed_replica
+        failure = JobFailed(f"job {active.job.name} failed: {done.message or done.reason}")
+        failure.tail = list(tails.get(where, ())) if where else []  # type: ignore[attr-defined]
+        failure.replica = where  # type: ignore[attr-defined]
+        raise failure
+
+    def _command(self, prepared, out: _Output, count: int) -> list[dict[str, Any]]:
+        command = prepared.command
+        if command.name == "help":
+            from ciao.interpreter.magics import help_text
+
+            text = help_text(command.args.strip() or None)
+            return [{"source": "page", "data": {"text/plain": text}, "start": 0}]
+        if command.name == "config":
+            import json
+
+            import yaml
+
+            effective = prepared.config.as_dict()
+            out.result(
+                count,
+                {
+                    "text/plain": yaml.safe_dump(effective, sort_keys=False).rstrip(),
+                    "application/json": json.loads(json.dumps(effective)),
+                },
+            )
+            return []
+        raise CiaoError(f"unknown command %{command.name}")
+
+    def _expressions(self, content: dict[str, Any]) -> dict[str, Any]:
+        """Ciao cells run elsewhere: there is no kernel namespace to evaluate in."""
+        expressions = content.get("user_expressions") or {}
+        if not isinstance(expressions, dict):
+            return {}
+        return {
+            name: {
+                "status": "error",
+                "ename": "NotSupported",
+                "evalue": "the ciao kernel has no namespace: cells run as jobs",
+                "traceback": [],
+            }
+            for name in expressions
+        }
+
+    def _error(self, exc: Exception, out: _Output, internal: bool = False) -> dict[str, Any]:
+        if isinstance(exc, CiaoError):
+            ename, evalue = exc.ename, str(exc)
+            traceback = exc.lines()
+            tail = getattr(exc, "tail", None)
+            if tail:
+                replica = getattr(exc, "replica", "")
+                traceback = [*traceback, f"last lines of {replica}:", *tail]
+        else:
+            ename, evalue = type(exc).__name__, f"internal error in the ciao kernel: {exc}"
+            traceback = [f"{ename}: {evalue}"]
+        error = {"ename": ename, "evalue": evalue, "traceback": traceback}
+        out.error(error)
+        return {"status": "error", **error}
+
+    def _abort_queued(self) -> None:
+        """With stop_on_error, executes queued behind a failed one are aborted, not run."""
+        while (msg := self.server.pending_shell()) is not None:
+            if msg.msg_type != "execute_request":
+                self.server.handle_message("shell", msg)
+                continue
+            request = Request(self.server, "shell", msg)
+            self.server.status("busy", msg)
+            request.reply(
+                {
+                    "status": "abort",
+                    "ename": "ExecutionAborted",
+                    "evalue": "not run: an earlier cell failed (stop_on_error)",
+                    "traceback": [],
+                    "execution_count": self.execution_count,
+                }
+            )
+            self.server.status("idle", msg)
+
+
+class _Output:
+    """Where a cell's output goes: IOPub, unless the request was silent."""
+
+    def __init__(self, request: Request, silent: bool) -> None:
+        self.request = request
+        self.silent = silent
+
+    def stream(self, name: str, text: str) -> None:
+        if not self.silent:
+            self.request.publish("stream", {"name": name, "text": text})
+
+    def result(self, count: int, data: dict[str, Any]) -> None:
+        if not self.silent:
+            self.request.publish(
+                "execute_result", {"execution_count": count, "data": data, "metadata": {}}
+            )
+
+    def error(self, error: dict[str, Any]) -> None:
+        if not self.silent:
+            self.request.publish("error", error)
+
+
+def _cursor(content: dict[str, Any], code: str) -> int:
+    try:
+        cursor = int(content.get("cursor_pos", len(code)))
+    except (TypeError, ValueError):
+        cursor = len(code)
+    return max(0, min(cursor, len(code)))
+
+
+def install_signal_handlers(kernel: CiaoKernel) -> None:
+    """SIGINT interrupts the running job and is harmless while idle (jupyter_client sends
+    it before every shutdown)."""
+    signal.signal(signal.SIGINT, kernel.on_sigint)
+    signal.signal(signal.SIGTERM, lambda signum, frame: kernel.stop())

@@ -1,0 +1,181 @@
+"""The Manager: Interpreter -> S2IClient -> Backend, as the Go Manager wired them.
+
+It knows nothing of Jupyter: the kernel asks it to prepare a cell and to run a job, and
+reads the job's events with a timeout so that it can flush output and notice interrupts.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ciao.backend.types import Backend, Event, Job, JobDone
+from ciao.config import Config
+from ciao.errors import BackendError, ConfigError
+from ciao.interpreter.types import Command, Parameter
+from ciao.s2i.types import S2IClient
+
+log = logging.getLogger("ciao.manager")
+
+
+def interpreter_for(config: Config):
+    """The interpreter with the config's per-role defaults (import kept off start-up)."""
+    from ciao.interpreter.magics import MagicInterpreter
+
+    return MagicInterpreter(defaults=config.defaults, default_framework=config.framework)
+
+
+def components_for(config: Config) -> tuple[S2IClient, Backend]:
+    """The S2IClient and Backend the config selects."""
+    if config.backend == "local":
+        from ciao.backend.local import LocalBackend
+        from ciao.s2i.local import LocalCodeFile
+
+        return LocalCodeFile(config.run_dir), LocalBackend()
+    raise ConfigError(
+        f"backend {config.backend!r} (from {config.source or 'the defaults'}) is not available "
+        "in this version of Ciao; use `backend: local`"
+    )
+
+
+@dataclass
+class Prepared:
+    """A cell read by the interpreter: a job to run, or a kernel command."""
+
+    config: Config
+    job: Parameter | None = None
+    command: Command | None = None
+
+
+_END = object()
+
+
+class ActiveJob:
+    """A submitted job whose events are read on the caller's thread with a timeout.
+
+    A pump thread iterates the backend's `get_logs` into a small bounded queue, so the
+    reader can wait with a timeout (to flush output, to notice an interrupt) and the
+    back-pressure still reaches the replicas: nothing is dropped, nothing piles up.
+    """
+
+    def __init__(self, backend: Backend, job: Job, queue_size: int = 256) -> None:
+        self.backend = backend
+        self.job = job
+        self.cancel_requested = False
+        self._queue: queue.Queue[object] = queue.Queue(queue_size)
+        self._lock = threading.Lock()
+        self._cancel_thread: threading.Thread | None = None
+        self._pump = threading.Thread(target=self._run_pump, name="ciao-events", daemon=True)
+        self._pump.start()
+
+    def _run_pump(self) -> None:
+        try:
+            for event in self.backend.get_logs(self.job):
+                self._queue.put(event)
+        except Exception as exc:  # the backend failed to follow the job: say so, end it
+            log.exception("following %s failed", self.job.name)
+            self._queue.put(exc)
+        finally:
+            self._queue.put(_END)
+
+    def next_event(self, timeout: float | None) -> Event | None:
+        """The next event, None if none came within `timeout`; raises StopIteration at the end
+        and BackendError if following the job failed."""
+        try:
+            item = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if item is _END:
+            raise StopIteration
+        if isinstance(item, Exception):
+            raise BackendError(f"lost track of job {self.job.name}: {item}") from item
+        return item  # type: ignore[return-value]
+
+    def events(self) -> Iterator[Event]:
+        """Every event to the end (for callers that need no timeout)."""
+        while True:
+            try:
+                event = self.next_event(None)
+            except StopIteration:
+                return
+            if event is not None:
+                yield event
+            if isinstance(event, JobDone):
+                return
+
+    def cancel(self) -> None:
+        """Stop the job without blocking the caller (a signal handler, the control thread)."""
+        with self._lock:
+            if self._cancel_thread is not None:
+                return
+            self.cancel_requested = True
+            self._cancel_thread = threading.Thread(
+                target=self._cancel, name="ciao-cancel", daemon=True
+            )
+            self._cancel_thread.start()
+
+    def _cancel(self) -> None:
+        try:
+            self.backend.cancel(self.job)
+        except Exception:
+            log.exception("cancelling %s failed", self.job.name)
+
+    def wait_cancelled(self, timeout: float) -> None:
+        thread = self._cancel_thread
+        if thread is not None:
+            thread.join(timeout)
+
+
+class Manager:
+    """Runs cells: prepare (phase 1), then submit (phases 2 and 3)."""
+
+    def __init__(self, load_config=None) -> None:
+        if load_config is None:
+            from ciao.config import load_config
+        self._load_config = load_config
+        self._lock = threading.Lock()
+        self.active: ActiveJob | None = None
+        self._cancel_pending = False
+
+    def prepare(self, code: str) -> Prepared:
+        """Phase 1: read the config and the cell's magics; raises ConfigError / MagicErrors."""
+        config = self._load_config()
+        cell = interpreter_for(config).parse(code)
+        if isinstance(cell, Command):
+            return Prepared(config, command=cell)
+        return Prepared(config, job=cell)
+
+    def submit(self, prepared: Prepared) -> ActiveJob:
+        """Phases 2 and 3: build what runs, start the job, and follow it."""
+        assert prepared.job is not None
+        parameter = prepared.job
+        s2i, backend = components_for(prepared.config)
+        with self._lock:
+            self._cancel_pending = False
+        parameter.image = s2i.source_to_image(parameter.code, parameter)
+        job = backend.exec_code(parameter)
+        active = ActiveJob(backend, job)
+        with self._lock:
+            self.active = active
+            cancel_now = self._cancel_pending
+        if cancel_now:
+            active.cancel()
+        return active
+
+    def finished(self, active: ActiveJob) -> None:
+        with self._lock:
+            if self.active is active:
+                self.active = None
+
+    def cancel(self) -> bool:
+        """Cancel the running job (any thread, never blocks); False if nothing was running."""
+        with self._lock:
+            active = self.active
+            if active is None:
+                self._cancel_pending = True
+                return False
+        active.cancel()
+        return True

@@ -1,0 +1,174 @@
+"""Jupyter messages on the wire: (de)serialisation, HMAC signing, replay protection.
+
+Modelled on jupyter_client's session.py: the signature is a hex HMAC over the four JSON
+frames (header, parent_header, metadata, content) with the hash named by
+`signature_scheme`; signatures are compared in constant time and remembered in a bounded
+history so a replayed message is rejected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import threading
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+DELIM = b"<IDS|MSG>"
+PROTOCOL_VERSION = "5.4"
+
+
+class ProtocolError(ValueError):
+    """A message that cannot be accepted: unsigned, replayed, or malformed."""
+
+
+@dataclass
+class Message:
+    header: dict[str, Any]
+    parent_header: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    content: dict[str, Any] = field(default_factory=dict)
+    buffers: list[bytes] = field(default_factory=list)
+    identities: list[bytes] = field(default_factory=list)
+
+    @property
+    def msg_type(self) -> str:
+        return str(self.header.get("msg_type", ""))
+
+    @property
+    def msg_id(self) -> str:
+        return str(self.header.get("msg_id", ""))
+
+
+class Signer:
+    """HMAC signatures per `signature_scheme`, with a bounded history of seen digests."""
+
+    def __init__(self, key: bytes, scheme: str = "hmac-sha256", history_size: int = 2**16):
+        if not scheme.startswith("hmac-"):
+            raise ValueError(f"unsupported signature_scheme {scheme!r}: expected hmac-<hash>")
+        digest = scheme[len("hmac-") :]
+        if digest not in hashlib.algorithms_available:
+            raise ValueError(f"unsupported signature_scheme {scheme!r}: no hash {digest!r}")
+        self._key = key
+        self._digest = digest
+        self._history: OrderedDict[bytes, None] = OrderedDict()
+        self._history_size = history_size
+        self._lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._key)
+
+    def sign(self, frames: list[bytes]) -> bytes:
+        if not self._key:
+            return b""
+        mac = hmac.new(self._key, digestmod=self._digest)
+        for frame in frames:
+            mac.update(frame)
+        return mac.hexdigest().encode("ascii")
+
+    def verify(self, signature: bytes, frames: list[bytes]) -> None:
+        """Raise ProtocolError unless `signature` is right and was never seen before."""
+        if not self._key:
+            return
+        if not signature:
+            raise ProtocolError("unsigned message")
+        if not hmac.compare_digest(signature, self.sign(frames)):
+            raise ProtocolError("invalid signature")
+        with self._lock:
+            if signature in self._history:
+                raise ProtocolError("replayed message (signature already seen)")
+            self._history[signature] = None
+            while len(self._history) > self._history_size:
+                self._history.popitem(last=False)
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, default=str, ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+def _loads(frame: bytes, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(frame)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ProtocolError(f"{what} is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ProtocolError(f"{what} is not a JSON object")
+    return value
+
+
+class Codec:
+    """Builds, signs, parses and verifies messages for one kernel session."""
+
+    def __init__(self, signer: Signer, username: str | None = None):
+        self.signer = signer
+        self.session = uuid.uuid4().hex
+        self.username = username or os.environ.get("USER", "ciao")
+
+    def header(self, msg_type: str) -> dict[str, Any]:
+        return {
+            "msg_id": uuid.uuid4().hex,
+            "session": self.session,
+            "username": self.username,
+            "date": utc_now(),
+            "msg_type": msg_type,
+            "version": PROTOCOL_VERSION,
+        }
+
+    def message(
+        self,
+        msg_type: str,
+        content: dict[str, Any],
+        parent: Message | None = None,
+        metadata: dict[str, Any] | None = None,
+        identities: list[bytes] | None = None,
+    ) -> Message:
+        return Message(
+            header=self.header(msg_type),
+            parent_header=dict(parent.header) if parent else {},
+            metadata=metadata or {},
+            content=content,
+            identities=list(identities or []),
+        )
+
+    def serialize(self, msg: Message) -> list[bytes]:
+        parts = [
+            _dumps(msg.header),
+            _dumps(msg.parent_header),
+            _dumps(msg.metadata),
+            _dumps(msg.content),
+        ]
+        return [*msg.identities, DELIM, self.signer.sign(parts), *parts, *msg.buffers]
+
+    def deserialize(self, frames: list[bytes]) -> Message:
+        """Parse and verify a multipart message; ProtocolError says what was wrong."""
+        try:
+            split = frames.index(DELIM)
+        except ValueError:
+            raise ProtocolError("no <IDS|MSG> delimiter") from None
+        identities, rest = frames[:split], frames[split + 1 :]
+        if len(rest) < 5:
+            raise ProtocolError(f"expected at least 5 frames after the delimiter, got {len(rest)}")
+        signature, parts, buffers = rest[0], rest[1:5], rest[5:]
+        self.signer.verify(signature, parts)
+        header = _loads(parts[0], "header")
+        for key in ("msg_id", "msg_type"):
+            if not isinstance(header.get(key), str) or not header[key]:
+                raise ProtocolError(f"header has no {key}")
+        return Message(
+            header=header,
+            parent_header=_loads(parts[1], "parent_header"),
+            metadata=_loads(parts[2], "metadata"),
+            content=_loads(parts[3], "content"),
+            buffers=list(buffers),
+            identities=list(identities),
+        )

@@ -1,0 +1,113 @@
+"""Where the config is looked for, its keys, and the errors a bad one gives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ciao.config import load_config, parse_config
+from ciao.errors import ConfigError
+from ciao.interpreter.types import Resources
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def home(tmp_path):
+    return tmp_path / "home"
+
+
+def env(home: Path, **extra: str) -> dict[str, str]:
+    return {"HOME": str(home), **extra}
+
+
+def test_no_config_file_at_all_gives_the_local_defaults(home, tmp_path):
+    config = load_config(env(home), cwd=tmp_path)
+    assert config.source is None
+    assert config.backend == "local"
+    assert config.framework == "pytorch"
+    assert config.defaults == {}
+    assert config.run_dir == home / ".ciao" / "runs"
+
+
+def test_ciao_config_wins_then_home_then_cwd(home, tmp_path):
+    write(tmp_path / "config.yaml", "namespace: from-cwd\n")
+    assert load_config(env(home), cwd=tmp_path).namespace == "from-cwd"
+    write(home / ".ciao" / "config.yaml", "namespace: from-home\n")
+    assert load_config(env(home), cwd=tmp_path).namespace == "from-home"
+    explicit = write(tmp_path / "mine.yaml", "namespace: explicit\n")
+    config = load_config(env(home, CIAO_CONFIG=str(explicit)), cwd=tmp_path)
+    assert config.namespace == "explicit"
+    assert config.source == explicit
+
+
+def test_ciao_config_naming_a_missing_file_is_an_error(home, tmp_path):
+    with pytest.raises(ConfigError, match="CIAO_CONFIG.*nope.yaml"):
+        load_config(env(home, CIAO_CONFIG=str(tmp_path / "nope.yaml")), cwd=tmp_path)
+
+
+def test_the_original_keys_and_backend_are_read():
+    config = parse_config(
+        {
+            "backend": "kubeflow",
+            "kubeconfig": "/k/config",
+            "namespace": "team",
+            "s2i": {"provider": "s2i", "registry": "registry.example:5000", "username": "me"},
+            "worker": {"cpu": "500m", "memory": "1Gi"},
+            "ps": {"cpu": "1", "memory": "2Gi"},
+            "master": {"cpu": "2", "memory": "4Gi", "gpu": 1},
+            "local": {"run_dir": "/tmp/runs"},
+        },
+        Path("c.yaml"),
+    )
+    assert config.backend == "kubeflow"
+    assert config.kubeconfig == "/k/config" and config.namespace == "team"
+    assert config.s2i.provider == "s2i" and config.s2i.registry == "registry.example:5000"
+    assert config.defaults["worker"] == Resources("500m", "1Gi", 0)
+    assert config.defaults["master"] == Resources("2", "4Gi", 1)
+    assert config.run_dir == Path("/tmp/runs")
+    assert config.as_dict()["worker"] == {"cpu": "500m", "memory": "1Gi", "gpu": 0}
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"backnd": "local"}, r"unknown key backnd; did you mean backend\?"),
+        ({"backend": "slurm"}, r"backend: 'slurm' is not one of local, kubeflow"),
+        ({"framework": "jax"}, r"framework: 'jax' is not one of tensorflow, pytorch"),
+        ({"s2i": {"provider": "kaniko"}}, r"s2i.provider: 'kaniko' is not one of"),
+        ({"s2i": {"regsitry": "x"}}, r"unknown key s2i.regsitry; did you mean s2i.registry\?"),
+        ({"s2i": {"password": "hunter2"}}, r"s2i.password: .*docker login"),
+        ({"worker": {"cpu": "lots"}}, r"worker.cpu: 'lots' is not a Kubernetes quantity"),
+        ({"ps": {"memory": "100m"}}, r"ps.memory: .*did you mean 100Mi\?"),
+        ({"master": {"gpu": -1}}, r"master.gpu: expected a whole number >= 0"),
+        ({"worker": "big"}, r"worker: expected a mapping"),
+        (["a", "list"], r"expected a mapping of keys"),
+    ],
+)
+def test_bad_keys_and_values_name_the_file_and_the_key(data, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        parse_config(data, Path("/etc/ciao/config.yaml"))
+    assert "/etc/ciao/config.yaml" in str(info.value)
+
+
+def test_a_password_is_never_repeated_in_the_error():
+    with pytest.raises(ConfigError) as info:
+        parse_config({"s2i": {"password": "hunter2"}}, Path("c.yaml"))
+    assert "hunter2" not in str(info.value)
+
+
+def test_yaml_that_does_not_parse_names_the_line(home, tmp_path):
+    write(home / ".ciao" / "config.yaml", "backend: local\nworker: {cpu: [\n")
+    with pytest.raises(ConfigError, match=r"config.yaml \(line \d+, column \d+\): not valid YAML"):
+        load_config(env(home), cwd=tmp_path)
+
+
+def test_an_empty_file_is_the_defaults(home, tmp_path):
+    write(home / ".ciao" / "config.yaml", "")
+    assert load_config(env(home), cwd=tmp_path).backend == "local"

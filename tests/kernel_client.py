@@ -1,0 +1,67 @@
+"""Helpers for tests that talk to the installed kernel through jupyter_client."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Any
+
+from jupyter_client.manager import start_new_kernel
+
+TIMEOUT = 60
+
+
+@contextmanager
+def running_kernel(**kwargs: Any):
+    """A kernel started from the installed `ciao` kernelspec, and a ready client."""
+    km, kc = start_new_kernel(kernel_name="ciao", startup_timeout=TIMEOUT, **kwargs)
+    try:
+        yield km, kc
+    finally:
+        kc.stop_channels()
+        if km.has_kernel:
+            km.shutdown_kernel(now=not km.is_alive())
+
+
+def drain_iopub(kc, timeout: float = 0.3) -> list[dict]:
+    messages = []
+    while True:
+        try:
+            messages.append(kc.get_iopub_msg(timeout=timeout))
+        except Exception:
+            return messages
+
+
+def iopub_until_idle(kc, msg_id: str, timeout: float = TIMEOUT) -> list[dict]:
+    """Every IOPub message of request `msg_id`, up to and including its `idle`."""
+    messages = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        msg = kc.get_iopub_msg(timeout=deadline - time.monotonic())
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        messages.append(msg)
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            return messages
+    raise TimeoutError(f"no idle for {msg_id}")
+
+
+def execute(kc, code: str, timeout: float = TIMEOUT, **kwargs: Any) -> tuple[dict, list[dict]]:
+    """Run a cell; its execute_reply and its IOPub messages (busy ... idle)."""
+    msg_id = kc.execute(code, **kwargs)
+    reply = kc.get_shell_msg(timeout=timeout)
+    while reply["parent_header"].get("msg_id") != msg_id:
+        reply = kc.get_shell_msg(timeout=timeout)
+    return reply, iopub_until_idle(kc, msg_id, timeout)
+
+
+def stream_text(messages: list[dict], name: str = "stdout") -> str:
+    return "".join(
+        m["content"]["text"]
+        for m in messages
+        if m["msg_type"] == "stream" and m["content"]["name"] == name
+    )
+
+
+def of_type(messages: list[dict], msg_type: str) -> list[dict]:
+    return [m for m in messages if m["msg_type"] == msg_type]
