@@ -30,7 +30,7 @@ lint: install-test
 	$(PY) -m ruff check ciao tests bench examples
 	$(PY) -m ruff format --check ciao tests bench examples
 
-bench: install-test
+bench: install install-test
 	$(PY) bench/startup.py
 
 clean:
