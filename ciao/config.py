@@ -27,11 +27,17 @@ _TOP_KEYS = {
     "context": "kubeconfig context to use",
     "namespace": "namespace of the jobs",
     "s2i": "how code becomes an image: {provider, registry, username}",
+    "images": "stock image per framework, for the configmap provider: {tensorflow, pytorch}",
     "local": "local backend: {run_dir}",
     **{role: f"default resources of a {role} replica: {{cpu, memory, gpu}}" for role in ALL_ROLES},
 }
 _S2I_KEYS = ("provider", "registry", "username")
 _LOCAL_KEYS = ("run_dir",)
+#: Stock framework images the configmap provider runs the code in (both have python).
+DEFAULT_IMAGES = {
+    "tensorflow": "tensorflow/tensorflow:2.18.0",
+    "pytorch": "pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime",
+}
 _RESOURCE_KEYS = ("cpu", "memory", "gpu")
 
 
@@ -52,6 +58,7 @@ class Config:
     namespace: str = ""
     s2i: S2IConfig = field(default_factory=S2IConfig)
     defaults: dict[str, Resources] = field(default_factory=dict)
+    images: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_IMAGES))
     run_dir: Path = field(default_factory=lambda: Path.home() / ".ciao" / "runs")
 
     def as_dict(self) -> dict[str, Any]:
@@ -68,6 +75,7 @@ class Config:
                 "registry": self.s2i.registry,
                 "username": self.s2i.username,
             },
+            "images": dict(self.images),
             "local": {"run_dir": str(self.run_dir)},
             **{
                 role: {"cpu": res.cpu, "memory": res.memory, "gpu": res.gpu}
@@ -131,6 +139,8 @@ def parse_config(data: Any, source: Path | None, home: str | None = None) -> Con
             "and remove the key"
         )
     _check_keys(s2i, dict.fromkeys(_S2I_KEYS, ""), where, "s2i.")
+    images = _section(data, "images", where)
+    _check_keys(images, DEFAULT_IMAGES, where, "images.")
     local = _section(data, "local", where)
     _check_keys(local, dict.fromkeys(_LOCAL_KEYS, ""), where, "local.")
     defaults = {}
@@ -151,6 +161,10 @@ def parse_config(data: Any, source: Path | None, home: str | None = None) -> Con
             username=_string(s2i, "username", where, "s2i."),
         ),
         defaults=defaults,
+        images={
+            fw: _string(images, fw, where, "images.") or image
+            for fw, image in DEFAULT_IMAGES.items()
+        },
         run_dir=Path(str(run_dir)).expanduser(),
     )
 

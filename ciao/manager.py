@@ -28,17 +28,26 @@ def interpreter_for(config: Config):
     return MagicInterpreter(defaults=config.defaults, default_framework=config.framework)
 
 
-def components_for(config: Config) -> tuple[S2IClient, Backend]:
-    """The S2IClient and Backend the config selects."""
-    if config.backend == "local":
+def components_for(config: Config, backend: str = "") -> tuple[S2IClient, Backend]:
+    """The S2IClient and Backend for a cell: its `%backend`, else the config's."""
+    backend = backend or config.backend
+    if backend == "local":
         from ciao.backend.local import LocalBackend
         from ciao.s2i.local import LocalCodeFile
 
         return LocalCodeFile(config.run_dir), LocalBackend()
-    raise ConfigError(
-        f"backend {config.backend!r} (from {config.source or 'the defaults'}) is not available "
-        "in this version of Ciao; use `backend: local`"
-    )
+    from ciao.backend.kube_client import connect
+    from ciao.backend.kubeflow import KubeflowBackend
+
+    cluster = connect(config)
+    if config.s2i.provider != "configmap":
+        raise ConfigError(
+            f"s2i.provider {config.s2i.provider!r} (from {config.source}) is not available "
+            "in this version of Ciao; use `s2i: {provider: configmap}`"
+        )
+    from ciao.s2i.configmap import ConfigMapCode
+
+    return ConfigMapCode(cluster, config.images), KubeflowBackend(cluster)
 
 
 @dataclass
@@ -75,8 +84,9 @@ class ActiveJob:
         try:
             for event in self.backend.get_logs(self.job):
                 self._queue.put(event)
-        except Exception as exc:  # the backend failed to follow the job: say so, end it
-            log.exception("following %s failed", self.job.name)
+        except Exception as exc:  # the backend lost the job: stop it, then say so
+            log.warning("following %s failed: %s", self.job.name, exc)
+            self._cancel()
             self._queue.put(exc)
         finally:
             self._queue.put(_END)
@@ -90,6 +100,8 @@ class ActiveJob:
             return None
         if item is _END:
             raise StopIteration
+        if isinstance(item, BackendError):
+            raise BackendError(f"following job {self.job.name} failed, so it was stopped: {item}")
         if isinstance(item, Exception):
             raise BackendError(f"lost track of job {self.job.name}: {item}") from item
         return item  # type: ignore[return-value]
@@ -148,11 +160,15 @@ class Manager:
             return Prepared(config, command=cell)
         return Prepared(config, job=cell)
 
-    def submit(self, prepared: Prepared) -> ActiveJob:
-        """Phases 2 and 3: build what runs, start the job, and follow it."""
+    def submit(self, prepared: Prepared, owner: dict[str, str] | None = None) -> ActiveJob:
+        """Phases 2 and 3: build what runs, start the job, and follow it.
+
+        `owner` (kernel id, session, cell) labels the job so it can be found again.
+        """
         assert prepared.job is not None
         parameter = prepared.job
-        s2i, backend = components_for(prepared.config)
+        parameter.owner = dict(owner or {})
+        s2i, backend = components_for(prepared.config, parameter.backend)
         with self._lock:
             self._cancel_pending = False
         parameter.image = s2i.source_to_image(parameter.code, parameter)

@@ -117,6 +117,17 @@ _DOCS = (
         "all|running|none",
     ),
     MagicDoc(
+        "backend",
+        "job",
+        ("local", "kubeflow"),
+        "Where this cell runs: local processes, or a Kubeflow job on Kubernetes.",
+        "Overrides `backend:` of the config file for this cell only.\n"
+        "local runs the replicas on this machine with the operator's environment;\n"
+        "kubeflow submits a TFJob / PyTorchJob to the cluster of the kubeconfig.\n"
+        "Example:\n    %backend=kubeflow",
+        "local|kubeflow",
+    ),
+    MagicDoc(
         "help",
         "command",
         (),

@@ -69,6 +69,7 @@ class _Reading:
     framework_line: int | None = None
     framework_valid: bool = True
     clean_policy: CleanPolicy | None = None
+    backend: str = ""
     roles: dict[str, _Role] = field(default_factory=dict)
     commands: list[tuple[Token, MagicDoc, str]] = field(default_factory=list)
     seen: dict[str, int] = field(default_factory=dict)
@@ -130,6 +131,7 @@ class MagicInterpreter:
             generate_name=self.name_factory(),
             clean_policy=reading.clean_policy,
             code=self.preprocessed_code(code),
+            backend=reading.backend,
         )
 
     def _role_specs(
@@ -215,6 +217,10 @@ def _read_magic(token: Token, doc: MagicDoc, value: str, reading: _Reading) -> N
         if reading.framework not in FRAMEWORKS:
             reading.framework_valid = False
             reading.error(token.line, magic, f"unknown framework {value!r}; {_allowed(doc)}")
+    elif doc.name == "backend":
+        reading.backend = value.lower()
+        if reading.backend not in doc.values:
+            reading.error(token.line, magic, f"unknown backend {value!r}; {_allowed(doc)}")
     elif doc.name == "cleanPolicy":
         reading.clean_policy = _POLICIES.get(value.lower())
         if reading.clean_policy is None:

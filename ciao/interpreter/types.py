@@ -60,6 +60,14 @@ class Parameter:
     image: str = ""
     clean_policy: CleanPolicy | None = None
     code: str = ""
+    #: `%backend` of the cell; empty: the config's `backend`.
+    backend: str = ""
+    #: Set by phase 2 when the image alone does not run the code: the container command,
+    #: and the ConfigMap that holds the code (mounted by the backend).
+    command: list[str] = field(default_factory=list)
+    code_config_map: str = ""
+    #: Who submitted the job (kernel id, session, cell), for labels that find it again.
+    owner: dict[str, str] = field(default_factory=dict)
 
     def count(self, role: str) -> int:
         spec = self.roles.get(role)

@@ -111,3 +111,11 @@ def test_yaml_that_does_not_parse_names_the_line(home, tmp_path):
 def test_an_empty_file_is_the_defaults(home, tmp_path):
     write(home / ".ciao" / "config.yaml", "")
     assert load_config(env(home), cwd=tmp_path).backend == "local"
+
+
+def test_stock_images_per_framework_have_defaults_and_can_be_set():
+    assert parse_config({}, None).images["pytorch"].startswith("pytorch/pytorch:")
+    config = parse_config({"images": {"tensorflow": "registry.example/tf:2.16"}}, None)
+    assert config.images["tensorflow"] == "registry.example/tf:2.16"
+    with pytest.raises(ConfigError, match="unknown key images.jax"):
+        parse_config({"images": {"jax": "x"}}, None)

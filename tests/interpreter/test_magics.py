@@ -8,6 +8,7 @@ import sys
 import traceback
 
 import pytest
+from cells import VALID_CELLS
 
 from ciao.errors import MagicError, MagicErrors
 from ciao.interpreter.magics import MAGICS, MagicInterpreter, help_text
@@ -466,6 +467,7 @@ def test_the_table_documents_every_magic() -> None:
         "memory": "resource",
         "gpu": "resource",
         "cleanPolicy": "job",
+        "backend": "job",
         "help": "command",
         "config": "command",
     }
@@ -501,3 +503,17 @@ def test_importing_the_interpreter_does_not_import_kubernetes() -> None:
         "assert 'kubernetes' not in sys.modules, 'kubernetes imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_backend_magic_chooses_where_one_cell_runs():
+    parameter = MagicInterpreter().preprocess("%backend=Kubeflow\n%master=1\nprint(1)")
+    assert parameter.backend == "kubeflow"
+    assert MagicInterpreter().preprocess("print(1)").backend == ""
+    with pytest.raises(MagicErrors) as info:
+        MagicInterpreter().preprocess("%backend=slurm\nprint(1)")
+    assert "line 1" in str(info.value) and "local" in str(info.value)
+
+
+@pytest.mark.parametrize("name", sorted(VALID_CELLS))
+def test_every_shared_valid_cell_parses(name):
+    assert isinstance(MagicInterpreter().parse(VALID_CELLS[name]), Parameter)

@@ -1,0 +1,478 @@
+"""The Kubeflow backend: a cell as a TFJob / PyTorchJob, followed until it ends.
+
+Three informers (the job, its pods, the namespace's events) keep the job's state; one
+ContainerFollower per pod streams its log into the same bounded queue the local backend
+uses. The job has ended when a Succeeded or Failed condition is True and every follower
+has drained; then one JobDone closes the stream of events.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ciao.backend.diagnose import diagnose_event, diagnose_pod
+from ciao.backend.informer import Informer
+from ciao.backend.kube_client import ApiError, Cluster
+from ciao.backend.kube_errors import explain
+from ciao.backend.log_follower import ContainerFollower, ContainerView
+from ciao.backend.manifests import (
+    API_GROUP,
+    API_VERSION,
+    KINDS,
+    JobKind,
+    job_manifest,
+    pod_selectors,
+    replica_of,
+)
+from ciao.backend.types import Diagnosis, Event, Job, JobDone, ReplicaState
+from ciao.errors import BackendError
+from ciao.interpreter.magics import random_name
+from ciao.interpreter.types import Parameter
+
+log = logging.getLogger("ciao.kubeflow")
+
+#: How long a follower of a still-running pod may go on after the job has ended (a PS
+#: left running by cleanPodPolicy None, a pod the operator is about to delete).
+DRAIN_GRACE = 3.0
+#: With no pod found by the operator's labels after this long, try the older labels.
+POD_FALLBACK_AFTER = 10.0
+
+
+@dataclass
+class _Run:
+    """Everything known about one submitted job while it is followed."""
+
+    parameter: Parameter
+    kind: JobKind
+    namespace: str
+    name: str
+    uid: str
+    config_map: str = ""
+    cancelled: bool = False
+    followed: bool = False
+    outcome: JobDone | None = None
+    pods: dict[str, dict[str, Any]] = field(default_factory=dict)  # uid -> pod
+    gone: set[str] = field(default_factory=set)
+    states: dict[str, tuple] = field(default_factory=dict)
+    diagnosed: set[tuple[str, str]] = field(default_factory=set)
+    followers: dict[tuple[str, str], ContainerFollower] = field(default_factory=dict)
+    changed: threading.Condition = field(default_factory=threading.Condition)
+
+    @property
+    def job_path(self) -> str:
+        return (
+            f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{self.namespace}/"
+            f"{self.kind.plural}/{self.name}"
+        )
+
+
+class KubeflowBackend:
+    """Backend on Kubernetes through the Kubeflow training operator."""
+
+    name = "kubeflow"
+
+    def __init__(self, cluster: Cluster, queue_size: int = 10000) -> None:
+        self.cluster = cluster
+        self.queue_size = queue_size
+
+    # ---- submit -------------------------------------------------------------------
+
+    def dry_run(self, parameter: Parameter) -> dict[str, Any]:
+        """The manifest `exec_code` would send."""
+        return job_manifest(parameter, self.cluster.namespace)
+
+    def exec_code(self, parameter: Parameter) -> Job:
+        """Create the job (a new name on 409); adopt the code's ConfigMap; or undo all."""
+        kind = KINDS[parameter.framework]
+        namespace = self.cluster.namespace
+        path = f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{namespace}/{kind.plural}"
+        created = None
+        try:
+            for _ in range(5):
+                try:
+                    created = self.cluster.request(
+                        "POST", path, body=job_manifest(parameter, namespace)
+                    )
+                    break
+                except ApiError as exc:
+                    if exc.status != 409:
+                        raise explain(
+                            exc, "create", kind.plural, namespace, API_GROUP, kind.kind
+                        ) from None
+                    parameter.generate_name = random_name()
+            if created is None:
+                raise BackendError(f"create {kind.resource}: no free job name after 5 tries")
+            run = _Run(
+                parameter,
+                kind,
+                namespace,
+                created["metadata"]["name"],
+                created["metadata"]["uid"],
+                parameter.code_config_map,
+            )
+            if run.config_map:
+                self._adopt_config_map(run)
+        except BaseException:
+            if created is not None:
+                self._delete_job(namespace, kind, created["metadata"]["name"])
+            self._delete_config_map(namespace, parameter.code_config_map)
+            raise
+        replicas = {role: spec.count for role, spec in parameter.roles.items()}
+        return Job(parameter.framework, run.name, replicas, self.name, handle=run)
+
+    def _adopt_config_map(self, run: _Run) -> None:
+        owner = {
+            "apiVersion": f"{API_GROUP}/{API_VERSION}",
+            "kind": run.kind.kind,
+            "name": run.name,
+            "uid": run.uid,
+            "blockOwnerDeletion": True,
+        }
+        try:
+            self.cluster.request(
+                "PATCH",
+                f"/api/v1/namespaces/{run.namespace}/configmaps/{run.config_map}",
+                body={"metadata": {"ownerReferences": [owner]}},
+                content_type="application/merge-patch+json",
+            )
+        except ApiError as exc:
+            raise explain(exc, "patch", "configmaps", run.namespace) from None
+
+    # ---- cancel -------------------------------------------------------------------
+
+    def cancel(self, job: Job) -> None:
+        """Delete the job in the foreground (its pods first, then it), and its ConfigMap."""
+        run: _Run = job.handle  # type: ignore[assignment]
+        run.cancelled = True
+        self._delete_job(run.namespace, run.kind, run.name)
+        self._delete_config_map(run.namespace, run.config_map)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                self.cluster.request("GET", run.job_path)
+            except ApiError as exc:
+                if exc.status == 404:
+                    return
+                raise explain(exc, "get", run.kind.plural, run.namespace, API_GROUP) from None
+            time.sleep(0.2)
+        raise BackendError(f"job {run.name} was deleted but is still there after 60 s")
+
+    def _delete_job(self, namespace: str, kind: JobKind, name: str) -> None:
+        path = f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{namespace}/{kind.plural}/{name}"
+        try:
+            self.cluster.request(
+                "DELETE",
+                path,
+                body={
+                    "kind": "DeleteOptions",
+                    "apiVersion": "v1",
+                    "propagationPolicy": "Foreground",
+                },
+            )
+        except ApiError as exc:
+            if exc.status != 404:
+                raise explain(exc, "delete", kind.plural, namespace, API_GROUP) from None
+
+    def _delete_config_map(self, namespace: str, name: str) -> None:
+        if not name:
+            return
+        try:
+            self.cluster.request("DELETE", f"/api/v1/namespaces/{namespace}/configmaps/{name}")
+        except ApiError as exc:
+            if exc.status != 404:
+                log.warning("could not delete configmap %s: %s", name, exc)
+
+    # ---- follow -------------------------------------------------------------------
+
+    def get_logs(self, job: Job) -> Iterator[Event]:
+        run: _Run = job.handle  # type: ignore[assignment]
+        if run.followed:
+            raise BackendError(f"job {run.name} is already being followed")
+        run.followed = True
+        return _Follow(self.cluster, run, self.queue_size).events()
+
+
+class _Follow:
+    """The informers, followers and queue of one `get_logs`."""
+
+    def __init__(self, cluster: Cluster, run: _Run, queue_size: int) -> None:
+        self.cluster = cluster
+        self.run = run
+        self.queue: queue.Queue[Event | BackendError] = queue.Queue(queue_size)
+        self.stopping = threading.Event()
+        ns, kind = run.namespace, run.kind
+        jobs_path = f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{ns}/{kind.plural}"
+        self.job_informer = Informer(
+            cluster,
+            jobs_path,
+            self.on_job,
+            field_selector=f"metadata.name={run.name}",
+            on_error=lambda e: self.fail(explain(e, "watch", kind.plural, ns, API_GROUP)),
+        )
+        self.selectors = pod_selectors(run.name, kind)
+        self.pod_informer = self._pod_informer(self.selectors[0])
+        self.event_informer = Informer(
+            cluster,
+            f"/api/v1/namespaces/{ns}/events",
+            self.on_event,
+            on_error=lambda e: log.warning("cannot watch events: %s", e),
+        )
+
+    def _pod_informer(self, selector: str) -> Informer:
+        ns = self.run.namespace
+        return Informer(
+            self.cluster,
+            f"/api/v1/namespaces/{ns}/pods",
+            self.on_pod,
+            label_selector=selector,
+            on_error=lambda e: self.fail(explain(e, "watch", "pods", ns)),
+        )
+
+    # ---- the event stream ------------------------------------------------------------
+
+    def events(self) -> Iterator[Event]:
+        informers = [self.job_informer, self.pod_informer, self.event_informer]
+        for informer in informers:
+            informer.start()
+        started = time.monotonic()
+        ended_at: float | None = None
+        try:
+            while True:
+                try:
+                    item = self.queue.get(timeout=0.2)
+                except queue.Empty:
+                    item = None
+                if isinstance(item, BackendError):
+                    raise item
+                if item is not None:
+                    yield item
+                    continue
+                if self.run.outcome is None:
+                    self._maybe_fall_back(started)
+                    continue
+                ended_at = ended_at or time.monotonic()
+                if self._drained(time.monotonic() - ended_at) and self.queue.empty():
+                    yield self.run.outcome
+                    return
+        finally:
+            self.stopping.set()
+            for informer in (self.job_informer, self.pod_informer, self.event_informer):
+                informer.stop()
+            for follower in list(self.run.followers.values()):
+                follower.stop()
+
+    def _drained(self, since_end: float) -> bool:
+        """Every follower is done; those of still-running pods are stopped after a grace."""
+        pending = [f for f in self.run.followers.values() if not f.done.is_set()]
+        if pending and since_end > DRAIN_GRACE:
+            for follower in pending:
+                follower.stop()
+            for follower in pending:
+                follower.join(2.0)
+            return True
+        return not pending
+
+    def _maybe_fall_back(self, started: float) -> None:
+        """Old operators label pods differently: if the new labels find nothing, try others."""
+        if self.run.pods or time.monotonic() - started < POD_FALLBACK_AFTER:
+            return
+        if len(self.selectors) < 2:
+            return
+        ns = self.run.namespace
+        for selector in self.selectors[1:]:
+            found = self.cluster.request(
+                "GET", f"/api/v1/namespaces/{ns}/pods", {"labelSelector": selector}
+            )
+            if found.get("items"):
+                log.info("pods of %s found with the older labels %s", self.run.name, selector)
+                self.pod_informer.stop()
+                self.pod_informer = self._pod_informer(selector).start()
+                self.selectors = [selector]
+                return
+        self.selectors = self.selectors[:1]
+
+    def put(self, item: Event | BackendError) -> bool:
+        """Into the bounded queue, waiting while it is full; False once following stopped."""
+        while not self.stopping.is_set():
+            try:
+                self.queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def fail(self, error: BackendError) -> None:
+        self.put(error)
+
+    # ---- handlers ------------------------------------------------------------------
+
+    def on_job(self, kind: str, job: dict[str, Any]) -> None:
+        run = self.run
+        if kind == "DELETED":
+            if run.outcome is None:
+                reason = "Cancelled" if run.cancelled else "Deleted"
+                message = "cancelled by the user" if run.cancelled else "the job was deleted"
+                run.outcome = JobDone(False, reason, f"{run.name}: {message}")
+            return
+        if (job.get("metadata") or {}).get("uid") not in (None, run.uid):
+            return
+        if job["metadata"].get("deletionTimestamp") and run.cancelled:
+            return
+        for condition in (job.get("status") or {}).get("conditions") or []:
+            if condition.get("status") != "True":
+                continue
+            if condition.get("type") == "Succeeded" and run.outcome is None:
+                run.outcome = JobDone(True, "Succeeded", condition.get("message", ""))
+            elif condition.get("type") == "Failed" and run.outcome is None:
+                replica, code = self._failed_replica()
+                run.outcome = JobDone(
+                    False,
+                    condition.get("reason") or "Failed",
+                    _failure_message(condition.get("message", ""), replica, code),
+                    failed_replica=replica,
+                    exit_code=code,
+                )
+        with run.changed:
+            run.changed.notify_all()
+
+    def _failed_replica(self) -> tuple[str, int | None]:
+        """The first replica whose container ended with a non-zero exit code."""
+        candidates = []
+        for pod in self.run.pods.values():
+            for status in (pod.get("status") or {}).get("containerStatuses") or []:
+                for state in (status.get("state") or {}, status.get("lastState") or {}):
+                    ended = state.get("terminated") or {}
+                    if ended.get("exitCode"):
+                        candidates.append(
+                            (ended.get("finishedAt") or "", replica_of(pod), ended["exitCode"])
+                        )
+        if not candidates:
+            return "", None
+        _, replica, code = min(candidates)
+        return replica, int(code)
+
+    def on_pod(self, kind: str, pod: dict[str, Any]) -> None:
+        run = self.run
+        uid = pod["metadata"].get("uid", pod["metadata"]["name"])
+        replica = replica_of(pod)
+        with run.changed:
+            if kind == "DELETED":
+                run.pods.pop(uid, None)
+                run.gone.add(uid)
+            else:
+                run.pods[uid] = pod
+            run.changed.notify_all()
+        self._report_state(replica, pod, deleted=kind == "DELETED")
+        if kind == "DELETED":
+            return
+        for diagnosis in diagnose_pod(pod, replica):
+            self._diagnose(diagnosis)
+        container = run.kind.container
+        key = (uid, container)
+        if key not in run.followers:
+            name, ns = pod["metadata"]["name"], run.namespace
+            follower = ContainerFollower(
+                self.cluster,
+                f"/api/v1/namespaces/{ns}/pods/{name}",
+                container,
+                replica,
+                lambda: self._view(uid, container),
+                run.changed,
+                self.put,
+            )
+            run.followers[key] = follower
+            follower.start()
+
+    def _view(self, uid: str, container: str) -> ContainerView:
+        pod = self.run.pods.get(uid)
+        if pod is None:
+            return ContainerView(exists=False)
+        status = pod.get("status") or {}
+        for entry in status.get("containerStatuses") or []:
+            if entry.get("name") != container:
+                continue
+            state = entry.get("state") or {}
+            return ContainerView(
+                started=bool(state.get("running") or state.get("terminated")),
+                running=bool(state.get("running")),
+                restarts=int(entry.get("restartCount") or 0),
+                final=status.get("phase") in ("Succeeded", "Failed"),
+            )
+        return ContainerView(final=status.get("phase") in ("Succeeded", "Failed"))
+
+    def _report_state(self, replica: str, pod: dict[str, Any], deleted: bool) -> None:
+        status = pod.get("status") or {}
+        phase = "Deleted" if deleted else status.get("phase", "Pending")
+        reason, message, restarts, exit_code = _container_summary(pod, self.run.kind.container)
+        if not reason:
+            for condition in status.get("conditions") or []:
+                if condition.get("status") == "False" and condition.get("reason"):
+                    reason, message = condition["reason"], condition.get("message", "")
+        state = (phase, reason, restarts)
+        if self.run.states.get(replica) == state:
+            return
+        self.run.states[replica] = state
+        where = (pod.get("spec") or {}).get("nodeName", "")
+        self.put(ReplicaState(replica, phase, reason, message, restarts, exit_code, where))
+
+    def on_event(self, kind: str, event: dict[str, Any]) -> None:
+        if kind == "DELETED" or event.get("type") != "Warning":
+            return
+        involved = event.get("involvedObject") or {}
+        name = involved.get("name", "")
+        run = self.run
+        if name == run.name:
+            replica = "job"
+        elif name.startswith(run.name + "-"):
+            replica = name[len(run.name) + 1 :]  # pods are named {job}-{type}-{index}
+        else:
+            return
+        diagnosis = diagnose_event(event, replica)
+        if diagnosis is not None:
+            self._diagnose(diagnosis)
+
+    def _diagnose(self, diagnosis: Diagnosis) -> None:
+        key = (diagnosis.replica, diagnosis.reason)
+        if key in self.run.diagnosed:
+            return
+        self.run.diagnosed.add(key)
+        self.put(diagnosis)
+
+
+def _container_summary(pod: dict[str, Any], container: str) -> tuple[str, str, int, int | None]:
+    """(reason, message, restarts, exit code) of the job's container in the pod."""
+    status = pod.get("status") or {}
+    for entry in status.get("initContainerStatuses") or []:
+        waiting = (entry.get("state") or {}).get("waiting")
+        if waiting or (entry.get("state") or {}).get("running"):
+            return "Init:0/1", "", 0, None
+    for entry in status.get("containerStatuses") or []:
+        if entry.get("name") != container:
+            continue
+        state = entry.get("state") or {}
+        restarts = int(entry.get("restartCount") or 0)
+        if state.get("waiting"):
+            waiting = state["waiting"]
+            return waiting.get("reason", ""), waiting.get("message", ""), restarts, None
+        if state.get("terminated"):
+            ended = state["terminated"]
+            return (
+                ended.get("reason", ""),
+                ended.get("message", ""),
+                restarts,
+                ended.get("exitCode"),
+            )
+        return "", "", restarts, None
+    return "", "", 0, None
+
+
+def _failure_message(message: str, replica: str, code: int | None) -> str:
+    if replica:
+        return f"{message} ({replica} exited with code {code})".strip()
+    return message

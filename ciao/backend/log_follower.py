@@ -1,0 +1,207 @@
+"""Follows one container's log across stream drops and restarts, delivering each line once.
+
+Logs are read with `timestamps=true`; the follower keeps a cursor (the last delivered
+line's timestamp, and how many lines carried exactly that timestamp). A dropped stream is
+resumed with `sinceTime` (whole seconds, so some lines come again) and the lines at or
+before the cursor are dropped; a line cut mid-way is never delivered from a follow stream
+(it comes again, whole, on resume). When the container restarts, what the old instance
+wrote after the cursor is read with `previous=true` before the new instance is followed.
+"""
+
+from __future__ import annotations
+
+import calendar
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ciao.backend.kube_client import ApiError, Cluster, close, lines
+from ciao.backend.types import LogLine
+
+log = logging.getLogger("ciao.kubernetes")
+
+
+@dataclass(frozen=True)
+class ContainerView:
+    """What the pod informer last saw of the followed container."""
+
+    exists: bool = True
+    started: bool = False  # running or terminated: it has a log
+    running: bool = False
+    restarts: int = 0
+    final: bool = False  # the pod is Succeeded/Failed: no further instance will come
+
+
+def parse_timestamp(text: str) -> int | None:
+    """RFC 3339 (nano) -> integer nanoseconds since the epoch; None if not a timestamp."""
+    try:
+        date, _, rest = text.partition("T")
+        clock = rest.rstrip("Z")
+        if "+" in clock or clock.count("-"):
+            return None  # kubelet writes UTC with Z
+        whole, _, fraction = clock.partition(".")
+        year, month, day = (int(p) for p in date.split("-"))
+        hour, minute, second = (int(p) for p in whole.split(":"))
+        seconds = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
+        return seconds * 1_000_000_000 + int((fraction + "000000000")[:9] or 0)
+    except ValueError:
+        return None
+
+
+def since_time(nanos: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(nanos // 1_000_000_000))
+
+
+class ContainerFollower:
+    """One thread per (pod, container): the pod informer creates it when the pod appears."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        pod_path: str,
+        container: str,
+        replica: str,
+        view: Callable[[], ContainerView],
+        changed: threading.Condition,
+        put: Callable[[LogLine], bool],
+    ) -> None:
+        self.cluster = cluster
+        self.pod_path = pod_path
+        self.container = container
+        self.replica = replica
+        self._view = view
+        self._changed = changed
+        self._put = put
+        self._cursor: int | None = None
+        self._dups = 0  # lines delivered with exactly the cursor's timestamp
+        self._seen_at_cursor = 0  # of those, how many this read has met again
+        self._stop = threading.Event()
+        self._response: Any = None
+        self._lock = threading.Lock()
+        self.done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"ciao-log {replica}", daemon=True)
+
+    def start(self) -> ContainerFollower:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._lock:
+            if self._response is not None:
+                close(self._response)
+        with self._changed:
+            self._changed.notify_all()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            self._follow_all()
+        except Exception:
+            log.exception("following %s failed", self.replica)
+        finally:
+            self.done.set()
+
+    def _follow_all(self) -> None:
+        instance: int | None = None
+        while not self._stop.is_set():
+            view = self._wait(lambda v: not v.exists or v.started or v.final)
+            if view is None or not view.exists:
+                return
+            if instance is not None and view.restarts > instance:
+                self._read(previous=True)  # the rest of the instance that ended
+            if not view.started:  # final without ever starting (image pull failure...)
+                return
+            instance = view.restarts
+            cut = self._read(follow=view.running)
+            if not cut and view.running:  # ended with its container: let the status catch up
+                self._wait(lambda v, i=instance: not v.running or v.restarts > i, timeout=0.5)
+            view = self._view()
+            if not view.exists:
+                return
+            if view.final and not view.running:
+                if cut or view.restarts > instance:
+                    self._read(previous=view.restarts > instance)
+                    self._read()
+                return
+            if not view.running and view.restarts == instance:
+                # terminated, a restart is coming: wait for it (or for the end)
+                self._wait(lambda v, i=instance: not v.exists or v.final or v.restarts > i)
+
+    def _wait(
+        self, ready: Callable[[ContainerView], bool], timeout: float | None = None
+    ) -> ContainerView | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._changed:
+            while not self._stop.is_set():
+                view = self._view()
+                if ready(view):
+                    return view
+                if deadline is not None and time.monotonic() >= deadline:
+                    return view
+                self._changed.wait(
+                    1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+                )
+        return None
+
+    def _read(self, follow: bool = False, previous: bool = False) -> bool:
+        """Read (and deliver) the log from the cursor on; True if a line was cut short."""
+        query: dict[str, Any] = {
+            "container": self.container,
+            "timestamps": True,
+            "follow": follow or None,
+            "previous": previous or None,
+            "sinceTime": since_time(self._cursor) if self._cursor is not None else None,
+        }
+        try:
+            response = self.cluster.stream(f"{self.pod_path}/log", query, timeout=(10, None))
+        except ApiError as exc:
+            if exc.status in (400, 404):  # not started yet, no previous, or the pod is gone
+                log.debug("log of %s unavailable: %s", self.replica, exc)
+                return False
+            raise
+        with self._lock:
+            self._response = response
+        if self._stop.is_set():
+            close(response)
+        cut = False
+        self._seen_at_cursor = 0
+        try:
+            for raw in lines(response):
+                if not raw.endswith(b"\n"):
+                    cut = follow
+                    if follow:
+                        break  # a partial line: it comes again, whole, when resumed
+                if not self._deliver(raw.decode("utf-8", "replace").rstrip("\r\n")):
+                    break
+        except Exception as exc:  # the connection dropped: the caller resumes
+            log.info("log stream of %s dropped: %s", self.replica, exc)
+            cut = True
+        finally:
+            with self._lock:
+                self._response = None
+            close(response)
+        return cut
+
+    def _deliver(self, line: str) -> bool:
+        stamp, _, text = line.partition(" ")
+        nanos = parse_timestamp(stamp)
+        if nanos is None:
+            return self._put(LogLine(self.replica, line))
+        if self._cursor is not None:
+            if nanos < self._cursor:
+                return True
+            if nanos == self._cursor:
+                if self._seen_at_cursor < self._dups:
+                    self._seen_at_cursor += 1
+                    return True
+                self._dups += 1
+                self._seen_at_cursor += 1
+                return self._put(LogLine(self.replica, text))
+        self._cursor, self._dups, self._seen_at_cursor = nanos, 1, 1
+        return self._put(LogLine(self.replica, text))

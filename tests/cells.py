@@ -1,0 +1,25 @@
+"""Valid job cells, one per magic combination the interpreter accepts; shared by the
+interpreter's tests (each parses) and the manifest tests (each manifest validates)."""
+
+VALID_CELLS = {
+    # the original Go parser's ten cases
+    "go-1": "%framework=tensorflow\n%ps=1\n%worker=1\nsome code here.\n",
+    "go-2": "%framework=tensorflow\n%ps=1\nsome code here.\n",
+    "go-3": "%framework=tensorflow\n%ps=1",
+    "go-4": "%framework=tensorflow\n%worker=1\n%cleanPolicy=running",
+    "go-5": "%framework=tensorflow\n%worker=1\n%cleanPolicy=all",
+    "go-6": "%framework=tensorflow\n%worker=1\n%cleanPolicy=none",
+    "go-8": "%framework=tensorflow\n%ps=1;%cpu=100m;%memory=100Mi",
+    "go-9": "%framework=tensorflow\n%ps=1\n%worker=2;%cpu=10m;%memory=10Mi",
+    "go-10": "%framework=pytorch\n%master=1;%cpu=100m;%memory=100Mi\n%worker=2;%cpu=10m;%memory=10Mi",
+    # beyond the original
+    "no-magics": "print('hello')",
+    "pytorch-master-only": "%framework=pytorch\n%master=1\nprint(1)",
+    "pytorch-gpu": "%framework=pytorch\n%master=1;%gpu=1\n%worker=4;%cpu=2;%memory=8Gi;%gpu=1",
+    "tf-chief-evaluator": "%framework=tensorflow\n%chief=1\n%worker=2\n%evaluator=1\n%ps=2",
+    "tf-master": "%framework=tensorflow\n%master=1;%cpu=1\n%worker=1;%gpu=2",
+    "whitespace": "% framework = PyTorch\n%master = 1 ; %cpu= 500m\n%worker=2;  %memory =1Gi",
+    "policy-case": "%framework=pytorch\n%master=1\n%cleanPolicy=ALL",
+    "zero-ps": "%framework=tensorflow\n%worker=1\n%ps=0",
+    "backend": "%backend=kubeflow\n%framework=pytorch\n%master=1\n%worker=1",
+}
