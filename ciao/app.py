@@ -11,8 +11,9 @@ log = logging.getLogger("ciao")
 
 
 def run_kernel(connection_file: str) -> int:
+    level = os.environ.get("CIAO_LOG_LEVEL", "WARNING").upper()
     logging.basicConfig(
-        level=os.environ.get("CIAO_LOG_LEVEL", "WARNING").upper(),
+        level=level if isinstance(logging.getLevelName(level), int) else "WARNING",
         format="[ciao %(levelname)s %(asctime)s %(name)s] %(message)s",
     )
     from ciao.kernel import CiaoKernel, install_signal_handlers
@@ -21,7 +22,7 @@ def run_kernel(connection_file: str) -> int:
 
     info = ConnectionInfo.from_file(connection_file)
     server = KernelServer(info, dispatch=lambda request: None)
-    kernel = CiaoKernel(server)
+    kernel = CiaoKernel(server, kernel_id=_kernel_id(connection_file))
     server.dispatch = kernel.dispatch
     install_signal_handlers(kernel)
     server.start_threads()
@@ -34,24 +35,47 @@ def run_kernel(connection_file: str) -> int:
     return 0
 
 
+def _kernel_id(connection_file: str) -> str:
+    """The id Jupyter gave this kernel: its connection file is `kernel-<id>.json`."""
+    stem = os.path.basename(connection_file).rsplit(".", 1)[0]
+    return stem[len("kernel-") :] if stem.startswith("kernel-") else stem
+
+
 def _watch_parent(kernel) -> None:
-    """Exit when the process that launched us (JPY_PARENT_PID) is gone: no orphans."""
+    """Exit when the process that launched us (JPY_PARENT_PID) is gone: no orphans.
+
+    It need not be our parent (a wrapper such as `conda run` may sit between), so we stop
+    when it no longer exists or when we are reparented (our own parent died).
+    """
     try:
-        parent = int(os.environ.get("JPY_PARENT_PID", "0"))
+        launcher = int(os.environ.get("JPY_PARENT_PID", "0"))
     except ValueError:
-        parent = 0
-    if parent <= 1:
+        launcher = 0
+    parent = os.getppid()
+    if launcher <= 1 or parent == 1:
         return
+    if not _exists(launcher):  # not in our pid namespace: only reparenting tells
+        launcher = parent
 
     def poll() -> None:
         while not kernel.server.stopping:
-            if os.getppid() != parent:
-                log.warning("parent process %d is gone; shutting down", parent)
+            if os.getppid() != parent or not _exists(launcher):
+                log.warning("the process that launched the kernel is gone; shutting down")
                 kernel.stop()
                 return
             time.sleep(1.0)
 
     threading.Thread(target=poll, name="ciao-parent-watch", daemon=True).start()
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, as someone else's process
+        pass
+    return True
 
 
 def _shutdown(kernel, server) -> None:

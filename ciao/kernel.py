@@ -9,7 +9,9 @@ from __future__ import annotations
 import fnmatch
 import logging
 import platform
+import queue
 import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -18,6 +20,7 @@ from typing import Any
 from ciao import __version__
 from ciao.backend.types import Diagnosis, JobDone, LogLine, ReplicaState
 from ciao.errors import CiaoError, JobCancelled, JobFailed
+from ciao.protocol.message import PROTOCOL_VERSION
 from ciao.protocol.server import KernelServer, Request
 
 log = logging.getLogger("ciao.kernel")
@@ -49,6 +52,10 @@ HELP_LINKS = [
         "url": "https://www.kubeflow.org/docs/components/trainer/legacy-v1/user-guides/tensorflow/",
     },
 ]
+
+#: What the control channel answers. Anything else there would run on the control thread,
+#: beside a running cell (an execute would even read the shell socket to abort the queue).
+CONTROL_REQUESTS = frozenset({"kernel_info_request", "shutdown_request", "interrupt_request"})
 
 #: How long replica output may wait before it is sent (it is coalesced meanwhile).
 FLUSH_INTERVAL = 0.05
@@ -97,16 +104,16 @@ class CiaoKernel:
 
     implementation = "ciao"
 
-    def __init__(self, server: KernelServer, manager=None) -> None:
+    def __init__(self, server: KernelServer, manager=None, kernel_id: str = "") -> None:
         if manager is None:
             from ciao.manager import Manager
 
             manager = Manager()
         self.server = server
         self.manager = manager
+        self.kernel_id = kernel_id
         self.execution_count = 0
         self.history: list[tuple[int, str]] = []
-        self.running = False
         self.handlers: dict[str, Callable[[Request], None]] = {
             "kernel_info_request": self.kernel_info,
             "execute_request": self.execute,
@@ -126,18 +133,16 @@ class CiaoKernel:
 
     def dispatch(self, request: Request) -> None:
         handler = self.handlers.get(request.msg_type)
+        if request.channel == "control" and request.msg_type not in CONTROL_REQUESTS:
+            handler = None
         if handler is not None:
             handler(request)
             return
-        log.warning("unknown message type %r on %s", request.msg_type, request.channel)
+        log.warning("unhandled message type %r on %s", request.msg_type, request.channel)
         if request.msg_type.endswith("_request"):
-            request.reply(
-                {
-                    "status": "error",
-                    "ename": "UnknownMessageType",
-                    "evalue": f"the ciao kernel does not handle {request.msg_type}",
-                    "traceback": [],
-                }
+            request.reply_error(
+                "UnknownMessageType",
+                f"the ciao kernel does not handle {request.msg_type} on {request.channel}",
             )
 
     # ---- introspection -------------------------------------------------------------
@@ -146,7 +151,7 @@ class CiaoKernel:
         request.reply(
             {
                 "status": "ok",
-                "protocol_version": "5.4",
+                "protocol_version": PROTOCOL_VERSION,
                 "implementation": self.implementation,
                 "implementation_version": __version__,
                 "language_info": LANGUAGE_INFO,
@@ -159,7 +164,7 @@ class CiaoKernel:
     def is_complete(self, request: Request) -> None:
         from ciao.interpreter import assist
 
-        status, indent = assist.is_complete(str(request.content.get("code", "")))
+        status, indent = assist.is_complete(request.field("code", str, ""))
         content: dict[str, Any] = {"status": status}
         if status == "incomplete":
             content["indent"] = indent
@@ -168,9 +173,8 @@ class CiaoKernel:
     def complete(self, request: Request) -> None:
         from ciao.interpreter import assist
 
-        code = str(request.content.get("code", ""))
-        cursor = _cursor(request.content, code)
-        matches, start, end = assist.complete(code, cursor)
+        code = request.field("code", str, "")
+        matches, start, end = assist.complete(code, _cursor(request, code))
         request.reply(
             {
                 "status": "ok",
@@ -184,8 +188,8 @@ class CiaoKernel:
     def inspect(self, request: Request) -> None:
         from ciao.interpreter import assist
 
-        code = str(request.content.get("code", ""))
-        doc = assist.inspect(code, _cursor(request.content, code))
+        code = request.field("code", str, "")
+        doc = assist.inspect(code, _cursor(request, code))
         request.reply(
             {
                 "status": "ok",
@@ -196,20 +200,19 @@ class CiaoKernel:
         )
 
     def history_request(self, request: Request) -> None:
-        content = request.content
-        kind = content.get("hist_access_type", "tail")
+        kind = request.field("hist_access_type", str, "tail")
         entries = [(1, line, code) for line, code in self.history]
         if kind == "tail":
-            n = int(content.get("n") or 10)
+            n = request.field("n", int, 10)
             entries = entries[-n:] if n > 0 else []
         elif kind == "range":
-            start = int(content.get("start") or 0)
-            stop = content.get("stop")
-            entries = [e for e in entries if e[1] >= start and (stop is None or e[1] < int(stop))]
+            start = request.field("start", int, 0)
+            stop = request.field("stop", int)
+            entries = [e for e in entries if e[1] >= start and (stop is None or e[1] < stop)]
         elif kind == "search":
-            pattern = str(content.get("pattern") or "*")
+            pattern = request.field("pattern", str, "") or "*"
             entries = [e for e in entries if fnmatch.fnmatchcase(e[2], pattern)]
-            if content.get("unique"):
+            if request.field("unique", bool, False):
                 seen: set[str] = set()
                 unique = []
                 for entry in reversed(entries):
@@ -217,12 +220,12 @@ class CiaoKernel:
                         seen.add(entry[2])
                         unique.append(entry)
                 entries = unique[::-1]
-            n = content.get("n")
-            if n:
-                entries = entries[-int(n) :]
+            n = request.field("n", int, 0)
+            if n > 0:
+                entries = entries[-n:]
         else:
             entries = []
-        if content.get("output"):
+        if request.field("output", bool, False):
             history = [[s, n, [code, None]] for s, n, code in entries]
         else:
             history = [[s, n, code] for s, n, code in entries]
@@ -243,7 +246,7 @@ class CiaoKernel:
     # ---- lifecycle -----------------------------------------------------------------
 
     def shutdown(self, request: Request) -> None:
-        restart = bool(request.content.get("restart", False))
+        restart = request.field("restart", bool, False)
         request.reply({"status": "ok", "restart": restart})
         self.stop()
 
@@ -257,22 +260,20 @@ class CiaoKernel:
         request.reply({"status": "ok"})
 
     def interrupt(self) -> None:
-        """Cancel the running job, if any; never blocks (called from a signal handler)."""
+        """Cancel the running job, if any; never blocks (control or signal thread)."""
         if self.manager.cancel():
             log.info("interrupt: cancelling the running job")
         else:
             log.info("interrupt while idle: nothing to stop")
 
-    def on_sigint(self, signum: int, frame: object) -> None:
-        self.interrupt()
-
     # ---- execute -------------------------------------------------------------------
 
     def execute(self, request: Request) -> None:
-        content = request.content
-        code = str(content.get("code", ""))
-        silent = bool(content.get("silent", False))
-        store_history = bool(content.get("store_history", True)) and not silent
+        code = request.field("code", str, "")
+        silent = request.field("silent", bool, False)
+        store_history = request.field("store_history", bool, True) and not silent
+        stop_on_error = request.field("stop_on_error", bool, True)
+        expressions = request.field("user_expressions", dict, {})
         if store_history:
             self.execution_count += 1
             self.history.append((self.execution_count, code))
@@ -283,14 +284,14 @@ class CiaoKernel:
         reply: dict[str, Any] = {"status": "ok", "execution_count": count}
         try:
             payload = self._run_cell(code, out, count)
-            reply.update(payload=payload, user_expressions=self._expressions(content))
+            reply.update(payload=payload, user_expressions=self._expressions(expressions))
         except CiaoError as exc:
             reply.update(self._error(exc, out))
         except Exception as exc:  # a bug of ours: still an error reply, never a dead kernel
             log.exception("executing a cell failed")
             reply.update(self._error(exc, out, internal=True))
         request.reply(reply, metadata={"status": reply["status"]})
-        if reply["status"] == "error" and content.get("stop_on_error", True):
+        if reply["status"] == "error" and stop_on_error:
             self._abort_queued()
 
     def _run_cell(self, code: str, out: _Output, count: int) -> list[dict[str, Any]]:
@@ -299,11 +300,7 @@ class CiaoKernel:
         prepared = self.manager.prepare(code)
         if prepared.command is not None:
             return self._command(prepared, out, count)
-        self.running = True
-        try:
-            self._follow(self.manager.submit(prepared), out)
-        finally:
-            self.running = False
+        self._follow(self.manager.submit(prepared, self._owner(count)), out)
         return []
 
     def _follow(self, active, out: _Output) -> None:
@@ -344,6 +341,14 @@ class CiaoKernel:
         failure.replica = where  # type: ignore[attr-defined]
         raise failure
 
+    def _owner(self, count: int) -> dict[str, str]:
+        """Who submits a job: this kernel, its session and the cell (for the job's labels)."""
+        return {
+            "kernel-id": self.kernel_id,
+            "session": self.server.codec.session[:16],
+            "cell": str(count),
+        }
+
     def _command(self, prepared, out: _Output, count: int) -> list[dict[str, Any]]:
         command = prepared.command
         if command.name == "help":
@@ -367,11 +372,8 @@ class CiaoKernel:
             return []
         raise CiaoError(f"unknown command %{command.name}")
 
-    def _expressions(self, content: dict[str, Any]) -> dict[str, Any]:
+    def _expressions(self, expressions: dict[str, Any]) -> dict[str, Any]:
         """Ciao cells run elsewhere: there is no kernel namespace to evaluate in."""
-        expressions = content.get("user_expressions") or {}
-        if not isinstance(expressions, dict):
-            return {}
         return {
             name: {
                 "status": "error",
@@ -439,16 +441,30 @@ class _Output:
             self.request.publish("error", error)
 
 
-def _cursor(content: dict[str, Any], code: str) -> int:
-    try:
-        cursor = int(content.get("cursor_pos", len(code)))
-    except (TypeError, ValueError):
-        cursor = len(code)
-    return max(0, min(cursor, len(code)))
+def _cursor(request: Request, code: str) -> int:
+    return max(0, min(request.field("cursor_pos", int, len(code)), len(code)))
 
 
 def install_signal_handlers(kernel: CiaoKernel) -> None:
-    """SIGINT interrupts the running job and is harmless while idle (jupyter_client sends
-    it before every shutdown)."""
-    signal.signal(signal.SIGINT, kernel.on_sigint)
-    signal.signal(signal.SIGTERM, lambda signum, frame: kernel.stop())
+    """SIGINT interrupts the running job (and is harmless while idle); SIGTERM shuts down.
+
+    A handler runs on the main thread between two bytecodes, perhaps inside a `with lock`
+    that interrupting would take again (the manager's): so it only queues the signal
+    (SimpleQueue.put is safe there) and a thread acts on it.
+    """
+    received: queue.SimpleQueue[int] = queue.SimpleQueue()
+
+    def act() -> None:
+        while True:
+            signum = received.get()
+            try:
+                if signum == signal.SIGINT:
+                    kernel.interrupt()
+                else:
+                    kernel.stop()
+            except Exception:
+                log.exception("handling signal %d failed", signum)
+
+    threading.Thread(target=act, name="ciao-signals", daemon=True).start()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda signum, frame: received.put(signum))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import os
 import threading
 import uuid
@@ -93,13 +94,30 @@ def utc_now() -> str:
 
 
 def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, default=str, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    text = json.dumps(obj, default=str, ensure_ascii=False, allow_nan=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (a client's "\ud800"): send it escaped
+        return json.dumps(obj, default=str, allow_nan=False).encode("ascii")
+
+
+def _no_constant(name: str) -> float:
+    """NaN and Infinity are not JSON: accepted, they would make every echo of the header
+    (parent_header of busy, reply, idle) fail to serialise."""
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 would parse as inf
+        raise ValueError(f"{text} is out of range")
+    return value
 
 
 def _loads(frame: bytes, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(frame)
-    except (UnicodeDecodeError, ValueError) as exc:
+        value = json.loads(frame, parse_constant=_no_constant, parse_float=_finite)
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         raise ProtocolError(f"{what} is not JSON: {exc}") from None
     if not isinstance(value, dict):
         raise ProtocolError(f"{what} is not a JSON object")

@@ -1,8 +1,9 @@
 """The five sockets and their loops: shell on the main thread, control and heartbeat on
 their own threads, IOPub owned by a forwarding thread that also greets new subscribers.
 
-Every zmq socket belongs to exactly one thread. Other threads reach IOPub (and the shell
-loop's wake-up) through per-thread inproc PUSH sockets, so no socket is shared.
+Every zmq socket belongs to exactly one thread. Other threads reach IOPub through per-thread
+inproc PUSH sockets; the two sockets that wake the shell and control loops are only used
+under a lock, by `stop()`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +23,13 @@ from ciao.protocol.message import Codec, Message, ProtocolError, Signer
 log = logging.getLogger("ciao.protocol")
 
 Handler = Callable[["Request"], None]
+
+#: The channels with a request loop: shell on the main thread, control on its own.
+LOOPS = ("shell", "control")
+
+
+class BadRequest(ValueError):
+    """A request whose content lacks the JSON types the messaging spec gives it."""
 
 
 class Request:
@@ -40,10 +49,25 @@ class Request:
     def content(self) -> dict[str, Any]:
         return self.msg.content
 
+    def field(self, name: str, kind: type, default: Any = None) -> Any:
+        """content[name] (`default` if absent or null), checked against its JSON type: a
+        list as `code` or "false" as `silent` is refused (BadRequest), never guessed at."""
+        value = self.msg.content.get(name)
+        if value is None:
+            return default
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            raise BadRequest(
+                f"{self.msg_type}: {name} must be {kind.__name__}, not {type(value).__name__}"
+            )
+        return value
+
     def reply(self, content: dict[str, Any], metadata: dict[str, Any] | None = None) -> None:
         reply_type = self.msg_type.rsplit("_", 1)[0] + "_reply"
         self.server.send(self.channel, reply_type, content, self.msg, metadata)
         self.replied = True
+
+    def reply_error(self, ename: str, evalue: str) -> None:
+        self.reply({"status": "error", "ename": ename, "evalue": evalue, "traceback": []})
 
     def publish(self, msg_type: str, content: dict[str, Any], **extra: Any) -> None:
         self.server.publish(msg_type, content, parent=self.msg, **extra)
@@ -90,23 +114,20 @@ class KernelServer:
         self.codec = Codec(Signer(info.key, info.signature_scheme))
         self.ctx = zmq.Context()
         self._stopping = threading.Event()
+        self._stop_lock = threading.Lock()
         self._iopub_flushed: dict[bytes, threading.Event] = {}
-        token = os.urandom(4).hex()
-        self._iopub_in = f"inproc://ciao-iopub-{token}"
-        self._wake_in = f"inproc://ciao-wake-{token}"
+        self._token = os.urandom(4).hex()
         self.shell = self._bind(zmq.ROUTER, "shell")
         self.control = self._bind(zmq.ROUTER, "control")
         self.stdin = self._bind(zmq.ROUTER, "stdin")
         self.iopub = self._bind(zmq.XPUB, "iopub")
         self.iopub.setsockopt(zmq.XPUB_VERBOSE, 1)
         self.hb = self._bind(zmq.REP, "hb")
-        self._iopub_pull = self.ctx.socket(zmq.PULL)
-        self._iopub_pull.bind(self._iopub_in)
-        self._wake_pull = self.ctx.socket(zmq.PULL)
-        self._wake_pull.bind(self._wake_in)
-        self._iopub_push = _LocalPush(self.ctx, self._iopub_in)
-        self._wake_push = _LocalPush(self.ctx, self._wake_in)
-        self._threads: list[threading.Thread] = []
+        self._iopub_pull = self._inproc(zmq.PULL, "iopub")
+        self._iopub_push = _LocalPush(self.ctx, self._address("iopub"))
+        self._wake_pull = {loop: self._inproc(zmq.PULL, f"wake-{loop}") for loop in LOOPS}
+        self._wake_push = {loop: self._inproc(zmq.PUSH, f"wake-{loop}") for loop in LOOPS}
+        self._threads: dict[str, threading.Thread] = {}
 
     def _bind(self, kind: int, channel: str) -> zmq.Socket:
         sock = self.ctx.socket(kind)
@@ -116,6 +137,18 @@ class KernelServer:
             sock.curve_publickey = self.info.curve_publickey
             sock.curve_server = True
         sock.bind(self.info.url(channel))
+        return sock
+
+    def _address(self, name: str) -> str:
+        return f"inproc://ciao-{name}-{self._token}"
+
+    def _inproc(self, kind: int, name: str) -> zmq.Socket:
+        """An inproc socket: PULLs bind, PUSHes connect (created here, on the main thread)."""
+        sock = self.ctx.socket(kind)
+        if kind == zmq.PULL:
+            sock.bind(self._address(name))
+        else:
+            sock.connect(self._address(name))
         return sock
 
     # ---- sending -------------------------------------------------------------------
@@ -147,7 +180,8 @@ class KernelServer:
         self._iopub_push.send(self.codec.serialize(msg))
 
     def flush_iopub(self, timeout: float = 2.0) -> bool:
-        """Wait until what this thread published has been handed to the IOPub socket."""
+        """Wait until what this thread (and any thread before it) published has been
+        handed to the IOPub socket."""
         token = os.urandom(8)
         done = threading.Event()
         self._iopub_flushed[token] = done
@@ -161,13 +195,13 @@ class KernelServer:
 
     def start_threads(self) -> None:
         for target, name in (
-            (self._heartbeat_loop, "ciao-heartbeat"),
-            (self._iopub_loop, "ciao-iopub"),
-            (self._control_loop, "ciao-control"),
+            (self._heartbeat_loop, "heartbeat"),
+            (self._iopub_loop, "iopub"),
+            (self._control_loop, "control"),
         ):
-            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread = threading.Thread(target=target, name=f"ciao-{name}", daemon=True)
             thread.start()
-            self._threads.append(thread)
+            self._threads[name] = thread
 
     def _heartbeat_loop(self) -> None:
         try:
@@ -186,19 +220,35 @@ class KernelServer:
                 for sock, _ in poller.poll():
                     if sock is self.iopub:
                         self._on_subscription(self.iopub.recv())
-                        continue
-                    frames = self._iopub_pull.recv_multipart()
-                    if frames and frames[0] == b"":  # a flush marker
-                        event = self._iopub_flushed.pop(frames[1], None)
-                        if event:
-                            event.set()
-                        continue
-                    self.iopub.send_multipart(frames)
+                    else:
+                        self._forward(self._iopub_pull.recv_multipart())
         except zmq.ZMQError as exc:
             log.debug("iopub loop stopped: %s", exc)
         finally:
             self._iopub_pull.close(linger=0)
             self.iopub.close(linger=1000)
+
+    def _forward(self, frames: list[bytes]) -> None:
+        """Publish what a thread queued. A flush marker is answered only once everything
+        other threads queued is out too: PULL takes turns between its pipes, so what the
+        control thread sent may still wait behind the main thread's marker."""
+        if frames[0] != b"":
+            self.iopub.send_multipart(frames)
+            return
+        tokens = [frames[1]]
+        while True:
+            try:
+                frames = self._iopub_pull.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            if frames[0] == b"":
+                tokens.append(frames[1])
+            else:
+                self.iopub.send_multipart(frames)
+        for token in tokens:
+            event = self._iopub_flushed.pop(token, None)
+            if event:
+                event.set()
 
     def _on_subscription(self, frame: bytes) -> None:
         """XPUB tells of each (un)subscription; greet subscribers (JEP 65 iopub_welcome)."""
@@ -211,26 +261,25 @@ class KernelServer:
 
     def _control_loop(self) -> None:
         try:
-            while not self._stopping.is_set():
-                frames = self.control.recv_multipart(copy=True)
-                self._handle("control", frames)
+            self._serve("control", self.control)
         except zmq.ZMQError as exc:
-            if not self._stopping.is_set():
-                log.error("control loop stopped: %s", exc)
+            log.error("control loop stopped: %s", exc)
         finally:
-            self.control.close(linger=1000)
+            self.control.close(linger=1000)  # a shutdown_reply may still be on its way
+            self._wake_pull["control"].close()
 
     def serve_shell(self) -> None:
         """Run the shell loop on the calling (main) thread until `stop()`."""
+        self._serve("shell", self.shell)
+
+    def _serve(self, channel: str, sock: zmq.Socket) -> None:
         poller = zmq.Poller()
-        poller.register(self.shell, zmq.POLLIN)
-        poller.register(self._wake_pull, zmq.POLLIN)
+        poller.register(sock, zmq.POLLIN)
+        poller.register(self._wake_pull[channel], zmq.POLLIN)
         while not self._stopping.is_set():
             ready = dict(poller.poll())
-            if self._wake_pull in ready:
-                self._wake_pull.recv_multipart()
-            if self.shell in ready and not self._stopping.is_set():
-                self._handle("shell", self.shell.recv_multipart(copy=True))
+            if sock in ready and not self._stopping.is_set():
+                self._handle(channel, sock.recv_multipart())
 
     def pending_shell(self) -> Message | None:
         """The next queued shell request, if one is waiting (to abort it); else None."""
@@ -248,9 +297,16 @@ class KernelServer:
             return None
 
     def _handle(self, channel: str, frames: list[bytes]) -> None:
+        """Answer one message; nothing a client sends may end the loop."""
         msg = self._receive(channel, frames)
-        if msg is not None:
+        if msg is None:
+            return
+        try:
             self.handle_message(channel, msg)
+        except zmq.ZMQError:
+            raise
+        except Exception:
+            log.exception("could not answer %s on %s", msg.msg_type, channel)
 
     def handle_message(self, channel: str, msg: Message) -> None:
         """busy, dispatch, idle: around every request, whatever happens inside."""
@@ -258,17 +314,15 @@ class KernelServer:
         self.status("busy", msg)
         try:
             self.dispatch(request)
-        except Exception:
-            log.exception("error handling %s on %s", msg.msg_type, channel)
+        except Exception as exc:
+            if isinstance(exc, BadRequest):
+                log.warning("refused %s on %s: %s", msg.msg_type, channel, exc)
+                ename, evalue = "BadRequest", str(exc)
+            else:
+                log.exception("error handling %s on %s", msg.msg_type, channel)
+                ename, evalue = "KernelError", f"the kernel failed to handle {msg.msg_type}"
             if not request.replied and msg.msg_type.endswith("_request"):
-                request.reply(
-                    {
-                        "status": "error",
-                        "ename": "KernelError",
-                        "evalue": f"the kernel failed to handle {msg.msg_type}",
-                        "traceback": [],
-                    }
-                )
+                request.reply_error(ename, evalue)
         finally:
             self.status("idle", msg)
 
@@ -279,23 +333,36 @@ class KernelServer:
         return self._stopping.is_set()
 
     def stop(self) -> None:
-        """Ask the shell loop to return (from any thread)."""
-        self._stopping.set()
-        self._wake_push.send([b"stop"])
+        """Ask the shell and control loops to return (from any thread; only the first call
+        does anything, so no wake-up socket is used after `close`)."""
+        with self._stop_lock:
+            if self._stopping.is_set():
+                return
+            self._stopping.set()
+            for push in self._wake_push.values():
+                push.send(b"")
 
     def close(self, timeout: float = 2.0) -> bool:
         """Deliver what is queued, then end every loop; False if that took too long.
 
-        Called on the main thread after `serve_shell` returned. Each loop thread closes
-        its own socket when the context terminates.
+        Called on the main thread after `serve_shell` returned (and `start_threads`). The
+        control thread is let finish first: its last messages (a shutdown_reply, its idle)
+        go out, and no socket is closed here while it may still use it. The heartbeat and
+        IOPub threads close their own sockets when the context terminates.
         """
-        self._stopping.set()
-        self.flush_iopub(timeout=timeout / 2)
+        deadline = time.monotonic() + timeout
+        self.stop()
+        self._threads["control"].join(timeout / 2)
+        if self._threads["control"].is_alive():
+            log.warning("the control thread is stuck in a handler")
+            return False
+        self.flush_iopub(timeout=max(0.0, deadline - time.monotonic()))
         self._iopub_push.close()
-        self._wake_push.close()
-        for sock in (self.shell, self.stdin, self._wake_pull):
+        for sock in (*self._wake_push.values(), self._wake_pull["shell"]):
+            sock.close(linger=0)
+        for sock in (self.shell, self.stdin):
             sock.close(linger=500)
         terminator = threading.Thread(target=self.ctx.term, name="ciao-zmq-term", daemon=True)
         terminator.start()
-        terminator.join(timeout)
+        terminator.join(max(0.0, deadline - time.monotonic()))
         return not terminator.is_alive()

@@ -1,17 +1,25 @@
-"""Control while busy, interrupts, shutdown, restart, parent death, CurveZMQ."""
+"""Control while busy, interrupts and signals, shutdown, restart, parent death, CurveZMQ."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from jupyter_client import BlockingKernelClient
 from jupyter_client.connect import write_connection_file
 from kernel_client import execute, iopub_until_idle, running_kernel, stream_text
+
+from ciao.kernel import CiaoKernel, install_signal_handlers
+from ciao.protocol.connection import ConnectionInfo
+from ciao.protocol.server import KernelServer
 
 LONG_JOB = """%framework=pytorch
 %master=1
@@ -107,6 +115,71 @@ def test_shutdown_is_answered_on_its_channel_and_the_kernel_exits(channel):
         assert not km.is_alive()
 
 
+def test_shutdown_delivers_the_control_threads_last_messages(tmp_path):
+    """The shell loop returns as soon as shutdown is asked for; the control handler that
+    asked may finish later. Its reply and output still go out, and no socket is closed
+    while its thread may use it."""
+    path, _ = write_connection_file(str(tmp_path / "k.json"), key=b"k")
+
+    def dispatch(request):
+        request.server.stop()
+        time.sleep(0.5)  # the main thread is closing meanwhile
+        request.publish("stream", {"name": "stdout", "text": "last words"})
+        request.reply({"status": "ok", "restart": False})
+
+    server = KernelServer(ConnectionInfo.from_file(path), dispatch)
+    server.start_threads()
+    kc = BlockingKernelClient(connection_file=path)
+    kc.load_connection_file()
+    kc.start_channels()
+    try:
+        assert kc.get_iopub_msg(timeout=10)["msg_type"] == "iopub_welcome"
+        request = kc.session.msg("shutdown_request", {"restart": False})
+        kc.control_channel.send(request)
+        server.serve_shell()
+        assert server.close()
+        assert kc.get_control_msg(timeout=5)["msg_type"] == "shutdown_reply"
+        kinds = [m["msg_type"] for m in iopub_until_idle(kc, request["header"]["msg_id"], 5)]
+        assert kinds == ["status", "stream", "status"]
+    finally:
+        kc.stop_channels()
+
+
+def test_a_signal_handler_never_waits_for_a_lock_the_interrupted_code_holds():
+    """A handler runs on the main thread between two bytecodes, maybe inside the manager's
+    `with lock`: were it to take that lock too, the kernel would hang for good."""
+
+    class Manager:
+        def __init__(self) -> None:
+            self.lock = threading.Lock()
+            self.cancelled = threading.Event()
+
+        def cancel(self) -> bool:
+            with self.lock:
+                self.cancelled.set()
+            return False
+
+    manager = Manager()
+    kernel = CiaoKernel(SimpleNamespace(stop=lambda: None), manager=manager)
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        install_signal_handlers(kernel)
+        handler = signal.getsignal(signal.SIGINT)
+
+        def interrupted_inside_the_lock() -> None:
+            with manager.lock:
+                handler(signal.SIGINT, None)
+
+        thread = threading.Thread(target=interrupted_inside_the_lock, daemon=True)
+        thread.start()
+        thread.join(10)
+        assert not thread.is_alive(), "the handler waited for the lock"
+        assert manager.cancelled.wait(10), "the interrupt was lost"
+    finally:
+        for signum, previous_handler in previous.items():
+            signal.signal(signum, previous_handler)
+
+
 def test_shutdown_while_a_job_runs_stops_its_replicas():
     with running_kernel() as (km, kc):
         msg_id = kc.execute(LONG_JOB)
@@ -137,18 +210,26 @@ def test_curve_encrypted_transport():
         assert "secret hello" in stream_text(messages)
 
 
-def test_the_kernel_exits_when_its_parent_dies(tmp_path):
-    connection_file, _ = write_connection_file(str(tmp_path / "k.json"), key=b"k")
+def launched(connection_file: str, through_a_wrapper: bool = False):
+    """A launcher that starts the kernel with JPY_PARENT_PID set to itself, as jupyter_client
+    does, directly or through a shell that does not exec it (as `conda run` does); the
+    launcher and the pid of its child."""
+    kernel = [sys.executable, "-m", "ciao", "kernel", "-f", connection_file]
+    command = ["sh", "-c", '"$@"; exit 0', "sh", *kernel] if through_a_wrapper else kernel
     launcher = (
         "import os, subprocess, sys, time\n"
         "env = dict(os.environ, JPY_PARENT_PID=str(os.getpid()))\n"
-        f"p = subprocess.Popen([sys.executable, '-m', 'ciao', 'kernel', '-f', {connection_file!r}],"
-        " env=env)\n"
+        f"p = subprocess.Popen({command!r}, env=env)\n"
         "print(p.pid, flush=True)\n"
         "time.sleep(600)\n"
     )
     parent = subprocess.Popen([sys.executable, "-c", launcher], stdout=subprocess.PIPE, text=True)
-    kernel_pid = int(parent.stdout.readline())
+    return parent, int(parent.stdout.readline())
+
+
+def test_the_kernel_exits_when_its_parent_dies(tmp_path):
+    connection_file, _ = write_connection_file(str(tmp_path / "k.json"), key=b"k")
+    parent, kernel_pid = launched(connection_file)
     time.sleep(1.0)
     assert alive(kernel_pid)
     parent.kill()
@@ -157,3 +238,30 @@ def test_the_kernel_exits_when_its_parent_dies(tmp_path):
     while alive(kernel_pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not alive(kernel_pid)
+
+
+def test_a_wrapper_between_launcher_and_kernel_is_no_reason_to_exit(tmp_path):
+    connection_file, _ = write_connection_file(str(tmp_path / "k.json"), key=b"k")
+    parent, wrapper = launched(connection_file, through_a_wrapper=True)
+    kc = BlockingKernelClient(connection_file=connection_file)
+    kc.load_connection_file()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=30)
+        time.sleep(2.5)  # the watcher looks every second
+        kc.kernel_info()
+        assert kc.get_shell_msg(timeout=10)["msg_type"] == "kernel_info_reply"
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while alive(wrapper) and time.monotonic() < deadline:  # it ends with the kernel
+            time.sleep(0.1)
+        assert not alive(wrapper)
+    finally:
+        kc.stop_channels()
+        parent.kill()
+
+
+def test_an_unknown_log_level_does_not_stop_the_kernel_from_starting():
+    with running_kernel(env={**os.environ, "CIAO_LOG_LEVEL": "chatty"}) as (km, kc):
+        assert execute(kc, "pass")[0]["content"]["status"] == "ok"

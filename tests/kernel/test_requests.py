@@ -209,6 +209,14 @@ def test_history_tail_range_and_search_over_this_session(kc):
     assert entry[2][0] == "print('history marker two')"
 
 
+def test_a_history_search_with_a_count_below_one_has_no_limit(kc):
+    execute(kc, "print('limitless one')")
+    execute(kc, "print('limitless two')")
+    kc.history(hist_access_type="search", pattern="*limitless*", n=-1)
+    found = kc.get_shell_msg(timeout=10)["content"]["history"]
+    assert [e[2] for e in found] == ["print('limitless one')", "print('limitless two')"]
+
+
 def test_comm_info_is_empty_and_a_comm_open_is_closed_at_once(kc):
     kc.comm_info()
     assert kc.get_shell_msg(timeout=10)["content"] == {"status": "ok", "comms": {}}

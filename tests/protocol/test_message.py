@@ -133,3 +133,31 @@ def test_buffers_follow_the_content_unsigned():
     parsed = codec().deserialize(c.serialize(msg))
     assert isinstance(parsed, Message)
     assert parsed.buffers == [b"\x00\x01"]
+
+
+@pytest.mark.parametrize("number", [b"NaN", b"-Infinity", b"1e999"])
+def test_numbers_json_has_not_are_protocol_errors(number):
+    """Accepted, they would make every echo of the header (busy, reply, idle) unsendable."""
+    c = codec(key=b"")
+    header = b'{"msg_id": "1", "msg_type": "kernel_info_request", "date": ' + number + b"}"
+    with pytest.raises(ProtocolError, match="header is not JSON"):
+        c.deserialize([DELIM, b"", header, b"{}", b"{}", b"{}"])
+
+
+def test_absurdly_deep_nesting_is_a_protocol_error():
+    c = codec(key=b"")
+    deep = b'{"a": ' * 100_000 + b"1" + b"}" * 100_000
+    with pytest.raises(ProtocolError, match="content is not JSON"):
+        c.deserialize([DELIM, b"", json.dumps(c.header("x")).encode(), b"{}", b"{}", deep])
+
+
+def test_a_lone_surrogate_from_a_client_is_echoed_escaped():
+    ours = codec()
+    theirs = Session(key=KEY, signature_scheme="hmac-sha256")
+    header = json.dumps({"msg_id": "\ud800", "msg_type": "kernel_info_request"}).encode()
+    request = ours.deserialize(
+        [DELIM, ours.signer.sign([header, b"{}", b"{}", b"{}"]), header, b"{}", b"{}", b"{}"]
+    )
+    frames = ours.serialize(ours.message("kernel_info_reply", {"status": "ok"}, request))
+    _, rest = theirs.feed_identities(frames)
+    assert theirs.deserialize(rest)["parent_header"]["msg_id"] == "\ud800"

@@ -21,20 +21,24 @@ def kernel():
 
 @pytest.fixture
 def wire(kernel, tmp_path):
-    """A raw DEALER on the kernel's shell socket, with the kernel's key at hand."""
+    """Raw DEALERs on the kernel's shell and control sockets, with the kernel's key at hand."""
     km, kc = kernel
     ctx = zmq.Context.instance()
-    shell = ctx.socket(zmq.DEALER)
-    shell.linger = 0
-    shell.connect(f"tcp://{km.ip}:{km.shell_port}")
+    sockets = {}
+    for channel, port in (("shell", km.shell_port), ("control", km.control_port)):
+        sockets[channel] = ctx.socket(zmq.DEALER)
+        sockets[channel].linger = 0
+        sockets[channel].connect(f"tcp://{km.ip}:{port}")
     session = Session(key=km.session.key, signature_scheme=km.session.signature_scheme)
-    yield Wire(shell, session, tmp_path)
-    shell.close()
+    yield Wire(sockets, session, tmp_path)
+    for sock in sockets.values():
+        sock.close()
 
 
 class Wire:
-    def __init__(self, shell: zmq.Socket, session: Session, tmp_path) -> None:
-        self.shell = shell
+    def __init__(self, sockets: dict[str, zmq.Socket], session: Session, tmp_path) -> None:
+        self.sockets = sockets
+        self.shell = sockets["shell"]
         self.session = session
         self.marker = tmp_path / "ran.txt"
 
@@ -46,17 +50,27 @@ class Wire:
         msg = self.session.msg(msg_type, content)
         return self.session.serialize(msg)
 
-    def reply(self, timeout_ms: int) -> dict | None:
-        if not self.shell.poll(timeout_ms):
+    def reply(self, timeout_ms: int, channel: str = "shell") -> dict | None:
+        sock = self.sockets[channel]
+        if not sock.poll(timeout_ms):
             return None
-        frames = self.shell.recv_multipart()
+        frames = sock.recv_multipart()
         _, rest = self.session.feed_identities(frames)
         return self.session.deserialize(rest)
 
-    def still_answers(self) -> None:
-        self.shell.send_multipart(self.frames("kernel_info_request", {}))
-        reply = self.reply(10_000)
-        assert reply is not None and reply["msg_type"] == "kernel_info_reply"
+    def request(self, msg_type: str, content: dict, channel: str = "shell") -> dict:
+        """Send a request and return its reply."""
+        self.sockets[channel].send_multipart(self.frames(msg_type, content))
+        reply = self.reply(60_000, channel)
+        assert reply is not None, f"no reply to {msg_type} on {channel}"
+        return reply
+
+    def still_answers(self, channel: str = "shell") -> None:
+        self.sockets[channel].send_multipart(self.frames("kernel_info_request", {}))
+        reply = self.reply(10_000, channel)
+        while reply is not None and reply["msg_type"] != "kernel_info_reply":
+            reply = self.reply(10_000, channel)  # a reply to the malformed request came first
+        assert reply is not None, f"the kernel stopped answering on {channel}"
 
     def runs(self) -> int:
         return len(self.marker.read_text().splitlines()) if self.marker.exists() else 0
@@ -93,6 +107,20 @@ def test_a_replayed_message_is_executed_once(wire):
 
 def signed(session: Session, parts: list[bytes]) -> list[bytes]:
     return [DELIM, session.sign(parts), *parts]
+
+
+def raw(session: Session, header: bytes, content: bytes = b"{}") -> list[bytes]:
+    """A signed request made of these raw header and content frames."""
+    return signed(session, [header, b"{}", b"{}", content])
+
+
+def header(msg_type: str = "kernel_info_request", extra: bytes = b"") -> bytes:
+    """A fresh header; `extra` is raw JSON text added after its fields."""
+    return b'{"msg_id": "%s", "msg_type": "%s"%s}' % (
+        uuid.uuid4().hex.encode(),
+        msg_type.encode(),
+        extra,
+    )
 
 
 @pytest.mark.parametrize(
@@ -143,9 +171,56 @@ def signed(session: Session, parts: list[bytes]) -> list[bytes]:
             ),
             id="wrong-field-types",
         ),
+        pytest.param(lambda s: raw(s, header(extra=b', "date": NaN')), id="nan-in-header"),
+        pytest.param(lambda s: raw(s, header(extra=b', "x": 1e999')), id="inf-in-header"),
+        pytest.param(
+            lambda s: raw(s, header(extra=b', "username": "\\ud800"')), id="lone-surrogate"
+        ),
+        pytest.param(
+            lambda s: raw(s, header(), b'{"a": ' * 100_000 + b"1" + b"}" * 100_000),
+            id="deep-nesting",
+        ),
+        pytest.param(lambda s: raw(s, header(), b"[1, 2]"), id="content-is-a-list"),
+        pytest.param(lambda s: raw(s, header(), b'{"a": "\xff"}'), id="not-utf8"),
+        pytest.param(
+            lambda s: raw(s, header("history_request"), b'{"n": "abc"}'), id="history-n-abc"
+        ),
     ],
 )
-def test_malformed_messages_are_logged_and_the_kernel_keeps_answering(wire, make_frames):
-    wire.shell.send_multipart(make_frames(wire.session))
-    wire.reply(500)  # a well-formed but empty request may be answered; nothing else is
-    wire.still_answers()
+@pytest.mark.parametrize("channel", ["shell", "control"])
+def test_malformed_messages_are_logged_and_the_kernel_keeps_answering(wire, make_frames, channel):
+    wire.sockets[channel].send_multipart(make_frames(wire.session))
+    wire.still_answers(channel)
+
+
+@pytest.mark.parametrize(
+    "content, field",
+    [
+        ({"code": ["print(1)"]}, "code"),
+        ({"silent": "no"}, "silent"),
+        ({"store_history": 1}, "store_history"),
+        ({"user_expressions": ["x"]}, "user_expressions"),
+    ],
+)
+def test_an_execute_with_a_field_of_the_wrong_json_type_is_refused_and_runs_nothing(
+    wire, content, field
+):
+    reply = wire.request("execute_request", {"code": wire.marker_cell(), **content})
+    assert reply["content"]["status"] == "error"
+    assert reply["content"]["ename"] == "BadRequest"
+    assert field in reply["content"]["evalue"]
+    assert wire.runs() == 0
+
+
+def test_a_history_request_with_n_abc_is_answered_with_an_error_naming_n(wire):
+    reply = wire.request("history_request", {"hist_access_type": "tail", "n": "abc"})
+    assert reply["content"]["status"] == "error"
+    assert "n must be int" in reply["content"]["evalue"]
+
+
+def test_the_control_channel_runs_no_cell(wire):
+    """A cell there would run on the control thread, beside the shell's."""
+    reply = wire.request("execute_request", {"code": wire.marker_cell()}, channel="control")
+    assert reply["content"]["status"] == "error"
+    assert wire.runs() == 0
+    wire.still_answers("control")
