@@ -11,7 +11,9 @@ VALID_CELLS = {
     "go-6": "%framework=tensorflow\n%worker=1\n%cleanPolicy=none",
     "go-8": "%framework=tensorflow\n%ps=1;%cpu=100m;%memory=100Mi",
     "go-9": "%framework=tensorflow\n%ps=1\n%worker=2;%cpu=10m;%memory=10Mi",
-    "go-10": "%framework=pytorch\n%master=1;%cpu=100m;%memory=100Mi\n%worker=2;%cpu=10m;%memory=10Mi",
+    "go-10": (
+        "%framework=pytorch\n%master=1;%cpu=100m;%memory=100Mi\n%worker=2;%cpu=10m;%memory=10Mi"
+    ),
     # beyond the original
     "no-magics": "print('hello')",
     "pytorch-master-only": "%framework=pytorch\n%master=1\nprint(1)",

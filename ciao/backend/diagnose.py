@@ -57,7 +57,7 @@ def diagnose_pod(pod: dict[str, Any], replica: str) -> list[Diagnosis]:
 
 
 def scheduling_hint(message: str) -> str:
-    for resource in re.findall(r"Insufficient ([\w./-]+)", message):
+    for resource in re.findall(r"Insufficient ([\w./-]*\w)", message):
         if resource in _RESOURCE_HINTS:
             return f"{_RESOURCE_HINTS[resource]} ({message})"
     if "taint" in message:

@@ -134,6 +134,7 @@ def close(response: Any) -> None:
 
 def connect(config: Config) -> Cluster:
     """The cluster the config (or $KUBECONFIG, ~/.kube/config, the service account) names."""
+    import yaml
     from kubernetes import client
     from kubernetes.config import ConfigException, load_incluster_config, load_kube_config
 
@@ -160,7 +161,7 @@ def connect(config: Config) -> Cluster:
     except ConfigException as exc:
         source = kubeconfig or "the in-cluster service account"
         raise ConfigError(f"cannot use {source}: {exc}") from None
-    except (OSError, ValueError) as exc:  # a kubeconfig that is not YAML, unreadable files
+    except (OSError, ValueError, yaml.YAMLError) as exc:  # not YAML, unreadable files
         raise ConfigError(f"kubeconfig {kubeconfig} does not parse: {exc}") from None
     configuration.retries = 1  # fail fast: the cell says why instead of hanging
     return Cluster(client.ApiClient(configuration), namespace or "default", configuration.host)

@@ -17,7 +17,9 @@ def explain(
     full = f"{resource}.{group}" if group else resource
     where = f" in namespace {namespace}" if namespace else ""
     status, message = error.status, str(error)
-    if status == 401:
+    if "admission webhook" in message:  # 403 from controller-runtime's Denied(), or 400/422
+        text = f"{verb} {full}: the training operator's webhook rejected the job: {message}"
+    elif status == 401:
         text = (
             f"{verb} {full}{where}: the API server refused the credentials (401 Unauthorized); "
             "the kubeconfig's token or certificate is missing or expired"
@@ -38,8 +40,6 @@ def explain(
             '`kubectl apply --server-side -k "github.com/kubeflow/training-operator.git/'
             'manifests/overlays/standalone?ref=v1.9.2"`'
         )
-    elif status in (400, 422) and "admission webhook" in message:
-        text = f"{verb} {full}: the training operator's webhook rejected the job: {message}"
     elif status in (400, 422):
         text = f"{verb} {full}: the API server rejected the manifest: {message}"
     elif status == 0:

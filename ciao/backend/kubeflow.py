@@ -324,7 +324,10 @@ class _Follow:
             return
         if job["metadata"].get("deletionTimestamp") and run.cancelled:
             return
-        for condition in (job.get("status") or {}).get("conditions") or []:
+        conditions = (job.get("status") or {}).get("conditions") or []
+        if run.outcome is None and any(_finished(c) for c in conditions):
+            self._sync_pods()  # the pods' last states (exit codes, OOMKilled) before the verdict
+        for condition in conditions:
             if condition.get("status") != "True":
                 continue
             if condition.get("type") == "Succeeded" and run.outcome is None:
@@ -340,6 +343,20 @@ class _Follow:
                 )
         with run.changed:
             run.changed.notify_all()
+
+    def _sync_pods(self) -> None:
+        """Read the job's pods now, so the verdict does not outrun the pod watch."""
+        try:
+            found = self.cluster.request(
+                "GET",
+                f"/api/v1/namespaces/{self.run.namespace}/pods",
+                {"labelSelector": self.selectors[0]},
+            )
+        except ApiError as exc:
+            log.info("could not read the pods of %s: %s", self.run.name, exc)
+            return
+        for pod in found.get("items") or []:
+            self.on_pod("MODIFIED", pod)
 
     def _failed_replica(self) -> tuple[str, int | None]:
         """The first replica whose container ended with a non-zero exit code."""
@@ -470,6 +487,10 @@ def _container_summary(pod: dict[str, Any], container: str) -> tuple[str, str, i
             )
         return "", "", restarts, None
     return "", "", 0, None
+
+
+def _finished(condition: dict[str, Any]) -> bool:
+    return condition.get("type") in ("Succeeded", "Failed") and condition.get("status") == "True"
 
 
 def _failure_message(message: str, replica: str, code: int | None) -> str:

@@ -108,12 +108,12 @@ class ContainerFollower:
             self.done.set()
 
     def _follow_all(self) -> None:
-        instance: int | None = None
+        instance = 0  # the container instance (restart count) being read
         while not self._stop.is_set():
             view = self._wait(lambda v: not v.exists or v.started or v.final)
             if view is None or not view.exists:
                 return
-            if instance is not None and view.restarts > instance:
+            if view.restarts > instance:
                 self._read(previous=True)  # the rest of the instance that ended
             if not view.started:  # final without ever starting (image pull failure...)
                 return

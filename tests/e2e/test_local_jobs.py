@@ -104,8 +104,10 @@ def test_a_single_replica_tensorflow_job_has_no_tf_config(kc):
 def test_replicas_share_the_jobs_own_working_directory(kc):
     _, messages = execute(kc, "%framework=pytorch\n%master=1\n%worker=1" + PRINT_ENV)
     lines = lines_by_replica(stream_text(messages))
-    cwds = {next(x[4:] for x in replica_lines if x.startswith("CWD ")) for replica_lines in
-            lines.values()}
+    cwds = {
+        next(x[4:] for x in replica_lines if x.startswith("CWD "))
+        for replica_lines in lines.values()
+    }
     (cwd,) = cwds
     assert Path(cwd, "code.py").is_file()
     assert Path(cwd).name.startswith("ciao-")

@@ -75,7 +75,15 @@ def test_roles_are_those_of_the_cells_framework() -> None:
         "%config",
     ]
     matches, _ = complete_at_bar("%framework=tensorflow\n%|")
-    assert matches == ["%chief=", "%master=", "%ps=", "%worker=", "%evaluator=", "%cleanPolicy=", "%backend="]
+    assert matches == [
+        "%chief=",
+        "%master=",
+        "%ps=",
+        "%worker=",
+        "%evaluator=",
+        "%cleanPolicy=",
+        "%backend=",
+    ]
     assert complete_at_bar("%|", TF)[0][:3] == ["%framework=", "%chief=", "%master="]
 
 

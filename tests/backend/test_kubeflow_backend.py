@@ -1,0 +1,96 @@
+"""The Kubeflow backend against the test cluster, below the kernel: submission edge cases."""
+
+from __future__ import annotations
+
+import pytest
+from fakecluster import FakeCluster
+
+from ciao.backend.kube_client import connect
+from ciao.backend.kubeflow import KubeflowBackend
+from ciao.backend.types import JobDone, LogLine
+from ciao.config import parse_config
+from ciao.errors import BackendError
+from ciao.interpreter.magics import MagicInterpreter
+from ciao.interpreter.types import RoleSpec
+from ciao.s2i.configmap import ConfigMapCode
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with FakeCluster() as fake:
+        yield fake
+
+
+@pytest.fixture
+def parts(cluster, tmp_path):
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+    config = parse_config({"backend": "kubeflow", "kubeconfig": str(kubeconfig)}, None)
+    kube = connect(config)
+    yield ConfigMapCode(kube, config.images), KubeflowBackend(kube)
+    for resource in ("pytorchjobs", "configmaps"):
+        for obj in cluster.list(resource, "default"):
+            cluster.delete(resource, "default", obj["metadata"]["name"], propagation="Foreground")
+
+
+def parameter(cell: str, name: str = "ciao-tests"):
+    return MagicInterpreter(name_factory=lambda: name).preprocess(cell)
+
+
+def submit(parts, p):
+    s2i, backend = parts
+    p.image = s2i.source_to_image(p.code, p)
+    return backend.exec_code(p)
+
+
+def test_a_webhook_rejection_is_shown_verbatim_and_the_configmap_is_deleted(parts, cluster):
+    p = parameter("%framework=pytorch\n%master=1\nprint(1)")
+    p.roles["master"] = RoleSpec("master", 2)  # what the interpreter refuses, the webhook too
+    with pytest.raises(BackendError) as info:
+        submit(parts, p)
+    text = str(info.value)
+    assert 'admission webhook "validator.pytorchjob.training-operator.kubeflow.org"' in text
+    assert "webhook rejected the job" in text and "RBAC" not in text and "Role" not in text
+    assert cluster.list("configmaps", "default") == []
+    assert cluster.list("pytorchjobs", "default") == []
+
+
+def test_a_taken_job_name_is_replaced_by_a_fresh_one(parts, cluster):
+    first = submit(parts, parameter("%master=1\nprint('first')", name="ciao-taken"))
+    second_parameter = parameter("%master=1\nprint('second')", name="ciao-taken")
+    second = submit(parts, second_parameter)
+    assert first.name == "ciao-taken"
+    assert second.name != "ciao-taken" and second.name.startswith("ciao-")
+    _, backend = parts
+    events = list(backend.get_logs(second))
+    assert LogLine("master-0", "second") in events
+    assert isinstance(events[-1], JobDone) and events[-1].succeeded
+
+
+def test_the_code_configmap_belongs_to_the_job(parts, cluster):
+    job = submit(parts, parameter("%master=1\nprint(1)", name="ciao-owned"))
+    config_map = cluster.get("configmaps", "default", "ciao-owned-code")
+    assert config_map["data"]["code.py"] == "\nprint(1)"
+    (owner,) = config_map["metadata"]["ownerReferences"]
+    uid = cluster.get("pytorchjobs", "default", job.name)["metadata"]["uid"]
+    assert (owner["kind"], owner["name"], owner["uid"]) == ("PyTorchJob", job.name, uid)
+
+
+def test_code_too_large_for_a_configmap_is_refused_before_anything_is_created(parts, cluster):
+    p = parameter("%master=1\nx = 1")
+    p.code = "x = '" + "a" * 1_100_000 + "'"
+    with pytest.raises(BackendError, match="more than a ConfigMap holds"):
+        submit(parts, p)
+    assert cluster.list("configmaps", "default") == []
+
+
+def test_cancel_removes_the_job_its_pods_and_its_configmap(parts, cluster):
+    job = submit(parts, parameter("%master=1\n%worker=1\nimport time\ntime.sleep(300)"))
+    cluster.wait_for(lambda: len(cluster.pod_processes()) == 2, timeout=20)
+    _, backend = parts
+    backend.cancel(job)
+    assert cluster.list("pytorchjobs", "default") == []
+    assert cluster.list("pods", "default") == []
+    assert cluster.list("configmaps", "default") == []
+    assert cluster.pod_processes() == {}

@@ -1,0 +1,331 @@
+"""Cells on the Kubeflow backend, end to end: the installed kernel (jupyter_client), the real
+`kubernetes` client over HTTP, and the test cluster of tests/fakecluster (an API server on
+loopback, a simulated training operator v1.9, pods run as local processes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections import defaultdict
+
+import pytest
+from fakecluster import FakeCluster
+from kernel_client import iopub_until_idle, running_kernel, stream_text
+
+pytestmark = pytest.mark.timeout(120)
+
+NUMBERED = """
+import json, os
+role = os.environ["CIAO_ROLE"]
+print("ENV " + json.dumps({k: os.environ.get(k) for k in
+      ["TF_CONFIG", "MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "PYTHONUNBUFFERED"]}))
+for i in range(200):
+    print(f"line {i}")
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    with FakeCluster(namespaces=("default", "team")) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def kernel(cluster, tmp_path_factory):
+    home = tmp_path_factory.mktemp("kf")
+    kubeconfig = cluster.write_kubeconfig(home / "kubeconfig", namespace="team")
+    config = home / "config.yaml"
+    config.write_text(f"backend: kubeflow\nkubeconfig: {kubeconfig}\n")
+    env = dict(os.environ, CIAO_CONFIG=str(config))
+    with running_kernel(env=env) as (km, kc):
+        yield km, kc
+
+
+@pytest.fixture
+def kc(kernel, cluster):
+    cluster.clear_faults()
+    cluster.allow()
+    cleanup_jobs(cluster)  # finished jobs stay (cleanPodPolicy None): start each test empty
+    yield kernel[1]
+    cluster.clear_faults()
+    cluster.allow()
+
+
+def run(kc, code: str, timeout: float = 90) -> tuple[dict, list[dict]]:
+    msg_id = kc.execute(code)
+    reply = kc.get_shell_msg(timeout=timeout)
+    return reply["content"], iopub_until_idle(kc, msg_id, timeout)
+
+
+def by_replica(text: str) -> dict[str, list[str]]:
+    lines = defaultdict(list)
+    for line in text.splitlines():
+        match = re.match(r"\[([a-z]+-\d+)\] (.*)$", line)
+        if match:
+            lines[match.group(1)].append(match.group(2))
+    return dict(lines)
+
+
+def job_objects(cluster, namespace: str = "team") -> dict[str, list]:
+    return {
+        resource: cluster.list(resource, namespace)
+        for resource in ("pytorchjobs", "tfjobs", "pods", "configmaps")
+    }
+
+
+def nothing_left(cluster, namespace: str = "team") -> None:
+    def names() -> dict[str, list[str]]:
+        return {
+            resource: [o["metadata"]["name"] for o in objects]
+            for resource, objects in job_objects(cluster, namespace).items()
+        }
+
+    try:
+        cluster.wait_for(lambda: not any(names().values()), timeout=30)
+    except AssertionError:
+        raise AssertionError(f"left behind: {names()}") from None
+    assert not cluster.pod_processes()
+
+
+def cleanup_jobs(cluster, namespace: str = "team") -> None:
+    for resource in ("pytorchjobs", "tfjobs", "configmaps"):
+        for job in cluster.list(resource, namespace):
+            cluster.delete(resource, namespace, job["metadata"]["name"], propagation="Foreground")
+    cluster.wait_for(lambda: not cluster.list("pods", namespace), timeout=30)
+
+
+def test_a_pytorch_job_streams_every_line_of_every_replica_once_in_order(kc, cluster):
+    content, messages = run(kc, "%framework=pytorch\n%master=1\n%worker=2" + NUMBERED)
+    assert content["status"] == "ok", content
+    lines = by_replica(stream_text(messages))
+    assert set(lines) == {"master-0", "worker-0", "worker-1"}
+    for replica, rank in (("master-0", "0"), ("worker-0", "1"), ("worker-1", "2")):
+        env = json.loads(lines[replica][0][4:])
+        assert env["RANK"] == rank and env["WORLD_SIZE"] == "3"
+        assert re.fullmatch(r"ciao-[a-z]{5}-master-0", env["MASTER_ADDR"])
+        assert env["MASTER_PORT"] == "23456" and env["PYTHONUNBUFFERED"] == "1"
+        assert lines[replica][1:] == [f"line {i}" for i in range(200)]
+    job = cluster.list("pytorchjobs", "team")[-1]
+    labels = job["metadata"]["labels"]
+    assert labels["app.kubernetes.io/managed-by"] == "ciao"
+    assert labels["ciao.kubeflow.org/cell"] == str(content["execution_count"])
+
+
+def test_a_tf_job_with_chief_ps_and_workers(kc, cluster):
+    wait_for_workers = (
+        "\nimport time\ntime.sleep(0.5 if role == 'chief' else 0)\n"
+        "while role == 'ps':\n    time.sleep(1)  # a parameter server serves until stopped\n"
+    )
+    cell = "%framework=tensorflow\n%chief=1\n%ps=1\n%worker=2" + NUMBERED + wait_for_workers
+    content, messages = run(kc, cell)
+    assert content["status"] == "ok", content
+    lines = by_replica(stream_text(messages))
+    assert {"chief-0", "worker-0", "worker-1", "ps-0"} <= set(lines)
+    for replica in ("chief-0", "worker-0", "worker-1"):
+        config = json.loads(json.loads(lines[replica][0][4:])["TF_CONFIG"])
+        role, index = replica.split("-")
+        assert config["task"] == {"type": role, "index": int(index)}
+        assert set(config["cluster"]) == {"chief", "ps", "worker"}
+        assert all(a.endswith(".team.svc:2222") for a in config["cluster"]["worker"])
+        assert lines[replica][1:] == [f"line {i}" for i in range(200)]
+    # cleanPodPolicy Running (the default with PS): the parameter server's pod is gone
+    job = cluster.list("tfjobs", "team")[-1]["metadata"]["name"]
+    cluster.wait_for(lambda: not cluster.get("pods", "team", f"{job}-ps-0"), timeout=20)
+
+
+def test_a_failing_replica_fails_the_cell_naming_it(kc, cluster):
+    cell = (
+        "%framework=tensorflow\n%worker=2\nimport json, os, sys, time\n"
+        "if json.loads(os.environ['TF_CONFIG'])['task']['index'] == 1:\n"
+        "    print('bad batch', file=sys.stderr)\n    sys.exit(3)\n"
+        "time.sleep(30)\n"
+    )
+    content, messages = run(kc, cell)
+    assert content["status"] == "error"
+    assert content["ename"] == "JobFailed"
+    assert "worker-1" in content["evalue"] and "code 3" in content["evalue"]
+    assert "[worker-1] bad batch" in stream_text(messages)
+    cleanup_jobs(cluster)
+
+
+def test_a_restarted_container_keeps_every_line_of_both_instances(kc, cluster):
+    cluster.inject("restart", pod="*-master-0", after_lines=3, exit_code=1)
+    cell = "%framework=pytorch\n%master=1\nfor i in range(10):\n    print(f'n {i}')\n"
+    content, messages = run(kc, cell)
+    assert content["status"] == "ok", content
+    job = cluster.list("pytorchjobs", "team")[-1]["metadata"]["name"]
+    pod = cluster.get("pods", "team", f"{job}-master-0")
+    assert pod["status"]["containerStatuses"][0]["restartCount"] == 1
+    first = cluster.logs("team", f"{job}-master-0", previous=True).splitlines()
+    second = cluster.logs("team", f"{job}-master-0").splitlines()
+    assert first[:3] == ["n 0", "n 1", "n 2"] and second == [f"n {i}" for i in range(10)]
+    assert by_replica(stream_text(messages))["master-0"] == first + second
+
+
+def test_a_log_stream_cut_mid_line_loses_and_repeats_nothing(kc, cluster):
+    cluster.inject("log_cut", pod="*-master-0", after_bytes=200)
+    cell = (
+        "%framework=pytorch\n%master=1\nimport time\nfor i in range(300):\n"
+        "    print(f'numbered line {i}')\n    time.sleep(0.002)\n"
+    )
+    content, messages = run(kc, cell)
+    assert content["status"] == "ok", content
+    assert by_replica(stream_text(messages))["master-0"] == [
+        f"numbered line {i}" for i in range(300)
+    ]
+
+
+@pytest.mark.parametrize("fault", ["watch_drop", "watch_expire"])
+def test_a_dropped_or_expired_watch_is_resumed(kc, cluster, fault):
+    msg_id = kc.execute(
+        "%framework=pytorch\n%master=1\n%worker=1\nimport time\ntime.sleep(1.5)\nprint('done')"
+    )
+    time.sleep(0.7)
+    if fault == "watch_drop":
+        cluster.inject("watch_drop", after_events=0, abrupt=True)
+    else:
+        cluster.inject("watch_expire")
+        cluster.compact()
+        cluster.drop_watches()
+    reply = kc.get_shell_msg(timeout=60)["content"]
+    text = stream_text(iopub_until_idle(kc, msg_id))
+    assert reply["status"] == "ok", reply
+    assert text.count("[master-0] done") == 1 and text.count("[worker-0] done") == 1
+
+
+def interrupt_after(kc, km, code: str, needle: str, timeout: float = 30) -> tuple[dict, str]:
+    """Run `code`, interrupt once `needle` appears in the cell's output."""
+    msg_id = kc.execute(code)
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while needle not in seen and time.monotonic() < deadline:
+        msg = kc.get_iopub_msg(timeout=deadline - time.monotonic())
+        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
+            seen += msg["content"]["text"]
+    assert needle in seen, seen
+    km.interrupt_kernel()
+    reply = kc.get_shell_msg(timeout=60)["content"]
+    seen += stream_text(iopub_until_idle(kc, msg_id))
+    return reply, seen
+
+
+@pytest.mark.parametrize(
+    "resource, advice", [("cpu", "lower %cpu"), ("nvidia.com/gpu", "lower %gpu")]
+)
+def test_an_unschedulable_replica_says_why_and_interrupt_deletes_everything(
+    kernel, kc, cluster, resource, advice
+):
+    cluster.inject("unschedulable", pod="*-worker-*", resource=resource)
+    cell = "%framework=pytorch\n%master=1\n%worker=1\nimport time\ntime.sleep(300)"
+    reply, text = interrupt_after(kc, kernel[0], cell, advice)
+    assert "[worker-0] FailedScheduling: " in text and advice in text
+    assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt"
+    nothing_left(cluster)
+
+
+@pytest.mark.parametrize(
+    "cause, hint", [("not-found", "does not exist"), ("auth", "imagePullSecret")]
+)
+def test_an_image_pull_failure_says_whether_the_tag_or_the_credentials(
+    kernel, kc, cluster, cause, hint
+):
+    cluster.inject("image_pull", pod="*-master-0", cause=cause)
+    reply, text = interrupt_after(kc, kernel[0], "%framework=pytorch\n%master=1\nprint(1)", hint)
+    assert "[master-0] ErrImagePull:" in text
+    nothing_left(cluster)
+
+
+def test_an_oom_killed_replica_fails_with_the_memory_hint(kc, cluster):
+    cluster.inject("oom", pod="*-worker-0", after_lines=1)
+    cell = "%framework=tensorflow\n%worker=1;%memory=1Gi\nimport time\nprint('eating')\n"
+    cell += "time.sleep(5)\n"
+    content, messages = run(kc, cell)
+    text = stream_text(messages, "stderr")
+    assert content["status"] == "error"
+    assert "code 137" in content["evalue"]
+    assert "[worker-0] OOMKilled: killed for using more memory than its limit" in text
+    assert "raise %memory" in text
+    cleanup_jobs(cluster)
+
+
+def test_interrupt_deletes_the_job_its_pods_processes_and_configmap(kernel, kc, cluster):
+    code = "%framework=pytorch\n%master=1\n%worker=2\nimport time\nprint('up')\ntime.sleep(300)"
+    reply, _ = interrupt_after(kc, kernel[0], code, "[worker-1] up")
+    assert reply["ename"] == "KeyboardInterrupt" and "cancel" in reply["evalue"]
+    nothing_left(cluster)
+
+
+def test_rbac_403_names_the_verb_resource_and_rule_and_leaves_nothing(kc, cluster):
+    cluster.deny("create", "pytorchjobs")
+    content, messages = run(kc, "%framework=pytorch\n%master=1\nprint(1)")
+    assert content["status"] == "error"
+    assert "create pytorchjobs.kubeflow.org in namespace team is forbidden" in content["evalue"]
+    assert 'verbs: ["create"]' in content["evalue"]
+    nothing_left(cluster)
+
+
+def test_a_forbidden_pod_watch_stops_the_job_it_cannot_follow(kc, cluster):
+    cluster.deny("watch", "pods")
+    cluster.deny("list", "pods")
+    content, _ = run(kc, "%framework=pytorch\n%master=1\nimport time\ntime.sleep(60)")
+    assert content["status"] == "error"
+    assert "pods" in content["evalue"] and "forbidden" in content["evalue"]
+    cluster.allow()
+    nothing_left(cluster)
+
+
+def test_a_missing_training_operator_is_named(kc, cluster):
+    cluster.uninstall_crd("pytorchjobs.kubeflow.org")
+    try:
+        content, _ = run(kc, "%framework=pytorch\n%master=1\nprint(1)")
+    finally:
+        cluster.install_crd("pytorchjobs.kubeflow.org")
+    assert content["status"] == "error"
+    assert "training operator is not installed" in content["evalue"]
+    nothing_left(cluster)
+
+
+@pytest.fixture
+def kernel_with(tmp_path):
+    """A kernel with a config written by the test (for bad clusters)."""
+
+    def start(config_text: str):
+        config = tmp_path / "config.yaml"
+        config.write_text(config_text)
+        return running_kernel(env=dict(os.environ, CIAO_CONFIG=str(config)))
+
+    return start
+
+
+def test_an_unreachable_cluster_is_one_clear_error(kernel_with, cluster, tmp_path):
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kc", namespace="team")
+    text = kubeconfig.read_text().replace(cluster.url, "http://127.0.0.1:9")
+    kubeconfig.write_text(text)
+    with kernel_with(f"backend: kubeflow\nkubeconfig: {kubeconfig}\n") as (_, client):
+        content, messages = run(client, "%framework=pytorch\n%master=1\nprint(1)")
+        assert content["status"] == "error"
+        assert "cannot reach the Kubernetes API at http://127.0.0.1:9" in content["evalue"]
+        assert run(client, "%backend=local\nprint('still fine')")[0]["status"] == "ok"
+
+
+def test_a_kubeconfig_that_does_not_parse_is_a_config_error(kernel_with, tmp_path):
+    bad = tmp_path / "kc"
+    bad.write_text("clusters: [this is: not: yaml\n")
+    with kernel_with(f"backend: kubeflow\nkubeconfig: {bad}\n") as (_, client):
+        content, _ = run(client, "%framework=pytorch\n%master=1\nprint(1)")
+        assert content["status"] == "error" and content["ename"] == "ConfigError"
+        assert str(bad) in content["evalue"]
+
+
+def test_a_namespace_that_does_not_exist_is_named_and_nothing_is_left(
+    kernel_with, cluster, tmp_path
+):
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kc", namespace="nope")
+    with kernel_with(f"backend: kubeflow\nkubeconfig: {kubeconfig}\n") as (_, client):
+        content, _ = run(client, "%framework=pytorch\n%master=1\nprint(1)")
+    assert content["status"] == "error"
+    assert "namespace 'nope' does not exist" in content["evalue"]
+    nothing_left(cluster, "nope")

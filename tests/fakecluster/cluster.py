@@ -1,0 +1,286 @@
+"""FakeCluster: the API server, operator, kubelet and garbage collector, wired together."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from .apiserver import ApiServer
+from .authz import Authorizer, DenyRule
+from .errors import StatusError
+from .faults import Fault, Faults
+from .garbage import GarbageCollector
+from .kubelet import Kubelet
+from .logs import LogBook, stream_log
+from .operator import TrainingOperator
+from .registry import Registry
+from .resources import CORE
+from .runtime import ContainerRuntime
+from .scheduler import parse_capacity
+from .store import Obj, Store
+
+T = TypeVar("T")
+DEFAULT_USER = "system:serviceaccount:default:ciao"
+
+
+class FakeCluster:
+    """A Kubernetes API server with the Kubeflow training operator, on a loopback port.
+
+    Use as a context manager, or call start()/stop(). See the package docstring.
+    """
+
+    def __init__(
+        self,
+        namespaces: Iterable[str] = ("default",),
+        capacity: dict[str, Any] | None = None,
+        strict_schemas: bool = True,
+        *,
+        crds_dir: Path | None = None,
+        token: str | None = None,
+        user: str = DEFAULT_USER,
+        history_size: int = 1000,
+        bookmark_interval: float = 1.0,
+        grace_cap: float = 2.0,
+        backoff_base: float = 0.2,
+        backoff_cap: float = 1.6,
+        operator: bool = True,
+    ) -> None:
+        self.namespaces = tuple(namespaces)
+        self.capacity = parse_capacity(capacity)
+        self.strict_schemas = strict_schemas
+        self.token = token or secrets.token_urlsafe(24)
+        self.user = user
+        self._crds_dir = crds_dir
+        self._history_size = history_size
+        self._bookmark_interval = bookmark_interval
+        self._grace_cap = grace_cap
+        self._backoff = (backoff_base, backoff_cap)
+        self._with_operator = operator
+        self._tmp: Path | None = None
+        self._started = False
+        self.store = Store(history_size)
+        self.registry = Registry(self.store, crds_dir, strict_schemas)
+        self.faults = Faults()
+        self.authorizer = Authorizer(self.token, user)
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self) -> FakeCluster:
+        if self._started:
+            return self
+        self._tmp = Path(tempfile.mkdtemp(prefix="fakecluster-"))
+        self.logbook = LogBook(self._tmp / "logs")
+        self.runtime = ContainerRuntime(self._tmp / "runtime")
+        self.kubelet = Kubelet(
+            self.registry,
+            self.logbook,
+            self.faults,
+            self.runtime,
+            self.capacity,
+            grace_cap=self._grace_cap,
+            backoff_base=self._backoff[0],
+            backoff_cap=self._backoff[1],
+        )
+        self.gc = GarbageCollector(self.registry)
+        self.operator = TrainingOperator(self.registry) if self._with_operator else None
+        self.apiserver = ApiServer(
+            self.registry,
+            self.authorizer,
+            self.faults,
+            self.kubelet,
+            bookmark_interval=self._bookmark_interval,
+        )
+        for name in self.registry.crds:
+            self.registry.install_crd(name)
+        for ns in self.namespaces:
+            self.registry.create(CORE["namespaces"], None, {"metadata": {"name": ns}})
+        self.store.insert("nodes", self.kubelet.node_object())
+        self.kubelet.start()
+        self.gc.start()
+        if self.operator is not None:
+            self.operator.start()
+        self.apiserver.start()
+        self._started = True
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, kill every pod process, join every thread, remove temp files."""
+        if not self._started:
+            return
+        self._started = False
+        self.apiserver.stop()
+        if self.operator is not None:
+            self.operator.stop()
+        self.gc.stop()
+        self.kubelet.stop()
+        self.logbook.close()
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def __enter__(self) -> FakeCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- client access ------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return self.apiserver.url
+
+    def write_kubeconfig(
+        self, path: str | Path, namespace: str = "default", context: str = "fake"
+    ) -> Path:
+        """A kubeconfig `kubernetes.config.load_kube_config` loads: http server, bearer token."""
+        path = Path(path)
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": context, "cluster": {"server": self.url}}],
+            "users": [{"name": context, "user": {"token": self.token}}],
+            "contexts": [
+                {
+                    "name": context,
+                    "context": {"cluster": context, "user": context, "namespace": namespace},
+                }
+            ],
+            "current-context": context,
+            "preferences": {},
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return path
+
+    def api_client(self) -> Any:
+        """A kubernetes.client.ApiClient for this cluster (no kubeconfig needed)."""
+        import kubernetes.client
+
+        conf = kubernetes.client.Configuration()
+        conf.host = self.url
+        conf.api_key = {"BearerToken": self.token}
+        conf.api_key_prefix = {"BearerToken": "Bearer"}
+        return kubernetes.client.ApiClient(conf)
+
+    # -- store access for assertions ----------------------------------------------------
+    def get(self, resource: str, namespace: str | None, name: str) -> Obj | None:
+        info = self.registry.by_plural(resource)
+        return self.store.get(resource, namespace if info.namespaced else None, name)
+
+    def list(
+        self,
+        resource: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[Obj]:
+        info = self.registry.by_plural(resource)
+        items = self.registry.list(info, namespace, label_selector, field_selector)["items"]
+        for item in items:
+            item.setdefault("kind", info.kind)
+            item.setdefault("apiVersion", info.api_version)
+        return items
+
+    def create(self, resource: str, obj: Obj, namespace: str | None = None) -> Obj:
+        """Create through the same admission path as a client's POST."""
+        info = self.registry.by_plural(resource)
+        ns = namespace or (obj.get("metadata") or {}).get("namespace") or "default"
+        return self.registry.create(info, ns if info.namespaced else None, obj)[0]
+
+    def delete(
+        self, resource: str, namespace: str | None, name: str, propagation: str | None = None
+    ) -> Obj:
+        info = self.registry.by_plural(resource)
+        return self.registry.delete(info, namespace, name, propagation)
+
+    def events(
+        self, namespace: str = "default", involved: str | None = None, reason: str | None = None
+    ) -> list[Obj]:
+        out = []
+        for ev in self.list("events", namespace):
+            if involved and ev["involvedObject"].get("name") != involved:
+                continue
+            if reason and ev.get("reason") != reason:
+                continue
+            out.append(ev)
+        return out
+
+    def logs(
+        self,
+        namespace: str,
+        pod: str,
+        container: str | None = None,
+        previous: bool = False,
+        timestamps: bool = False,
+    ) -> str:
+        """A pod's log as `kubectl logs` prints it (raises StatusError like the API)."""
+        obj = self.get("pods", namespace, pod)
+        if obj is None:
+            raise CORE["pods"].not_found(pod)
+        name = container or obj["spec"]["containers"][0]["name"]
+        log = self.kubelet.container_log(obj, name, previous)
+        return b"".join(stream_log(log, timestamps=timestamps)).decode(errors="replace")
+
+    def pod_processes(self) -> dict[str, int]:
+        """Running container processes: `namespace/pod/container` -> pid."""
+        return self.kubelet.processes()
+
+    @property
+    def resource_version(self) -> int:
+        return self.store.resource_version
+
+    def wait_for(
+        self, predicate: Callable[[], T], timeout: float = 30.0, message: str = "condition"
+    ) -> T:
+        """Poll until `predicate()` is truthy; AssertionError after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                value = predicate()
+            except (KeyError, TypeError, IndexError, StatusError):
+                value = None  # type: ignore[assignment]
+            if value:
+                return value
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+            time.sleep(0.05)
+
+    # -- RBAC, CRDs, faults -------------------------------------------------------------
+    def deny(self, verb: str, resource: str, namespace: str | None = None) -> DenyRule:
+        """Requests for `verb` on `resource` (e.g. "pods/log", "*") get the real 403."""
+        return self.authorizer.deny(verb, resource, namespace)
+
+    def allow(self, rule: DenyRule | None = None) -> None:
+        self.authorizer.allow(rule)
+
+    def uninstall_crd(self, name: str) -> None:
+        """`pytorchjobs.kubeflow.org` disappears: its paths 404, its objects are gone."""
+        self.registry.uninstall_crd(name)
+
+    def install_crd(self, name: str) -> Obj:
+        return self.registry.install_crd(name)
+
+    def inject(self, fault: str, **params: Any) -> Fault:
+        """Inject a fault (see faults.KINDS); pod faults take match keys pod=, job=, ...."""
+        if fault == "watch_drop":
+            f = self.faults.add(fault, **params)
+            self.apiserver.drop_watches(int(f.params["after_events"]), bool(f.params["abrupt"]))
+            f.active = False
+            return f
+        return self.faults.add(fault, **params)
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+
+    def drop_watches(self, after_events: int = 0, abrupt: bool = False) -> int:
+        """Close every open watch stream now, or after N more events each."""
+        return self.apiserver.drop_watches(after_events, abrupt)
+
+    def compact(self) -> int:
+        """Forget the watch history: resuming from any older resourceVersion gets 410."""
+        return self.store.compact()

@@ -1,0 +1,912 @@
+"""The simulated scheduler + kubelet of the single node `fake-node`.
+
+Scheduling checks requests against capacity (FailedScheduling otherwise); a bound pod gets
+a PodWorker thread that pulls images (events only), runs init containers, then runs every
+container as a real local process (see runtime.py), records its output line by line, and
+reports status the way the kubelet does: waiting reasons, running/terminated states,
+restartCount and lastState, CrashLoopBackOff, phases and conditions, graceful deletion.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import queue
+import secrets
+import signal
+import subprocess
+import threading
+import time
+import traceback
+from decimal import Decimal
+from typing import Any
+
+from . import errors as E
+from .faults import Faults
+from .logs import ContainerLog, LogBook
+from .recorder import EventRecorder
+from .registry import Registry
+from .runtime import ContainerRuntime, MountError, Sandbox
+from .scheduler import (
+    add,
+    failed_scheduling_message,
+    format_quantity,
+    insufficient,
+    pod_requests,
+)
+from .store import Obj, WatchEvent
+from .timeutil import rfc3339
+
+NODE_IP = "127.0.0.1"
+PYTORCH_INIT = "init-pytorch"
+
+
+def normalize_image(image: str) -> str:
+    """`python:3.11` -> `docker.io/library/python:3.11`, as containerd reports it."""
+    name, _, digest = image.partition("@")
+    last = name.rsplit("/", 1)[-1]
+    if ":" not in last and not digest:
+        name += ":latest"
+    first = name.split("/", 1)[0]
+    if "/" not in name:
+        name = "docker.io/library/" + name
+    elif "." not in first and ":" not in first and first != "localhost":
+        name = "docker.io/" + name
+    return name + (f"@{digest}" if digest else "")
+
+
+def image_id(image: str) -> str:
+    ref = normalize_image(image).split(":")[0].split("@")[0]
+    return f"{ref}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
+
+
+def pull_error(image: str, cause: str) -> str:
+    ref = normalize_image(image)
+    if cause == "auth":
+        return (
+            f'rpc error: code = Unknown desc = failed to pull and unpack image "{ref}": failed '
+            f'to resolve reference "{ref}": pull access denied, repository does not exist or '
+            f"may require authorization: unauthorized: authentication required"
+        )
+    if cause == "manifest-unknown":
+        return (
+            f'rpc error: code = NotFound desc = failed to pull and unpack image "{ref}": failed '
+            f'to resolve reference "{ref}": {ref}: not found: manifest unknown'
+        )
+    return (
+        f'rpc error: code = NotFound desc = failed to pull and unpack image "{ref}": failed to '
+        f'resolve reference "{ref}": {ref}: not found'
+    )
+
+
+def _terminal(pod: Obj) -> bool:
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+class ContainerWorker:
+    """One container of a pod: pulls, runs instances, restarts per policy."""
+
+    def __init__(self, pw: PodWorker, spec: dict[str, Any], init: bool) -> None:
+        self.pw = pw
+        self.spec = spec
+        self.name: str = spec["name"]
+        self.init = init
+        self.field_path = f"spec.{'initContainers' if init else 'containers'}{{{self.name}}}"
+        waiting = "PodInitializing" if (init or pw.has_init) else "ContainerCreating"
+        self.state: dict[str, Any] = {"waiting": {"reason": waiting}}
+        self.last_state: dict[str, Any] = {}
+        self.restart_count = 0
+        self.ready = False
+        self.started = False
+        self.ever_started = False
+        self.container_id: str | None = None
+        self.final = False
+        self.exit_code: int | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._kill_lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    # -- status --------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "state": self.state,
+            "lastState": self.last_state,
+            "ready": self.ready,
+            "restartCount": self.restart_count,
+            "image": normalize_image(self.spec.get("image") or ""),
+            "imageID": image_id(self.spec.get("image") or "") if self.ever_started else "",
+            "started": self.started,
+        }
+        if self.container_id:
+            out["containerID"] = self.container_id
+        return out
+
+    def event(self, type_: str, reason: str, message: str) -> None:
+        self.pw.kubelet.recorder.event(self.pw.pod, type_, reason, message, self.field_path)
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def should_restart(self, code: int) -> bool:
+        policy = self.pw.restart_policy
+        if self.init:
+            return policy != "Never" and code != 0
+        return policy == "Always" or (policy == "OnFailure" and code != 0)
+
+    def run(self) -> None:
+        kubelet = self.pw.kubelet
+        failures = 0
+        while not self.pw.terminating.is_set():
+            if not self.pull():
+                return
+            code, forced = self.run_instance()
+            if self.pw.terminating.is_set():
+                return
+            if not (forced or self.should_restart(code)):
+                self.final = True
+                self.pw.sync()
+                return
+            failures += 1
+            self.last_state = {"terminated": self.state["terminated"]}
+            if failures >= 2:
+                delay = min(kubelet.backoff_base * 2 ** (failures - 2), kubelet.backoff_cap)
+                pod = self.pw.pod["metadata"]
+                where = f"{pod['name']}_{pod['namespace']}({pod['uid']})"
+                self.state = {
+                    "waiting": {
+                        "reason": "CrashLoopBackOff",
+                        "message": f"back-off {delay:g}s restarting failed container="
+                        f"{self.name} pod={where}",
+                    }
+                }
+                self.event(
+                    "Warning",
+                    "BackOff",
+                    f"Back-off restarting failed container {self.name} in pod {where}",
+                )
+                self.pw.sync()
+                if self.pw.terminating.wait(delay):
+                    return
+            self.restart_count += 1
+
+    def pull(self) -> bool:
+        """Image pull events; an injected pull failure loops ErrImagePull/ImagePullBackOff."""
+        kubelet = self.pw.kubelet
+        image = self.spec.get("image") or ""
+        policy = self.spec.get("imagePullPolicy", "IfNotPresent")
+        delay = kubelet.backoff_base
+        while True:
+            fault = kubelet.faults.take("image_pull", self.pw.pod, self.name)
+            if fault is None:
+                if policy == "Never" or (policy == "IfNotPresent" and image in kubelet.images):
+                    self.event(
+                        "Normal", "Pulled", f'Container image "{image}" already present on machine'
+                    )
+                    return True
+                self.event("Normal", "Pulling", f'Pulling image "{image}"')
+                started = time.monotonic()
+                if self.pw.terminating.wait(kubelet.pull_delay):
+                    return False
+                took = f"{(time.monotonic() - started) * 1000:.0f}ms"
+                kubelet.images.add(image)
+                self.event(
+                    "Normal",
+                    "Pulled",
+                    f'Successfully pulled image "{image}" in {took} '
+                    f"({took} including waiting). Image size: 0 bytes.",
+                )
+                return True
+            message = pull_error(image, fault.params.get("cause", "not-found"))
+            self.event("Normal", "Pulling", f'Pulling image "{image}"')
+            self.event("Warning", "Failed", f'Failed to pull image "{image}": {message}')
+            self.event("Warning", "Failed", "Error: ErrImagePull")
+            self.state = {"waiting": {"reason": "ErrImagePull", "message": message}}
+            self.pw.sync()
+            if self.pw.terminating.wait(delay):
+                return False
+            backoff = f'Back-off pulling image "{image}"'
+            self.event("Normal", "BackOff", backoff)
+            self.event("Warning", "Failed", "Error: ImagePullBackOff")
+            self.state = {"waiting": {"reason": "ImagePullBackOff", "message": backoff}}
+            self.pw.sync()
+            if self.pw.terminating.wait(delay):
+                return False
+            delay = min(delay * 2, kubelet.backoff_cap)
+
+    def _start(self) -> tuple[ContainerLog, str]:
+        kubelet = self.pw.kubelet
+        cid = "containerd://" + secrets.token_hex(32)
+        log = kubelet.logbook.new_instance(self.pw.uid, self.name, self.restart_count, cid)
+        self.container_id = cid
+        self.event("Normal", "Created", f"Created container: {self.name}")
+        return log, cid
+
+    def _running(self, started_at: str) -> None:
+        self.state = {"running": {"startedAt": started_at}}
+        self.started = True
+        self.ever_started = True
+        self.ready = not self.init
+        self.event("Normal", "Started", f"Started container {self.name}")
+        self.pw.sync()
+
+    def _terminated(self, code: int, reason: str, started_at: str, message: str = "") -> None:
+        term = {
+            "exitCode": code,
+            "reason": reason,
+            "startedAt": started_at,
+            "finishedAt": rfc3339(),
+            "containerID": self.container_id,
+        }
+        if message:
+            term["message"] = message
+        self.state = {"terminated": term}
+        self.exit_code = code
+        self.ready = self.init and code == 0
+        self.started = False
+        self.pw.sync()
+
+    def run_instance(self) -> tuple[int, bool]:
+        """One container instance; returns (exit code, forced restart)."""
+        if self.init and self.name == PYTORCH_INIT:
+            return self._run_pytorch_init(), False
+        kubelet, pod = self.pw.kubelet, self.pw.pod
+        log, _cid = self._start()
+        crash = kubelet.faults.take("restart", pod, self.name)
+        oom = kubelet.faults.take("oom", pod, self.name)
+        trigger = crash or oom
+        started_at = rfc3339()
+        try:
+            env = kubelet.runtime.environment(pod, self.spec, self.pw.sandbox, kubelet.configmap)
+            proc = kubelet.runtime.spawn(pod, self.spec, self.pw.sandbox, env)
+        except OSError as exc:
+            log.finish()
+            message = (
+                "failed to create containerd task: failed to create shim task: OCI runtime "
+                "create failed: runc create failed: unable to start container process: exec: "
+                f'"{(self.spec.get("command") or self.spec.get("args") or ["?"])[0]}": '
+                f"{exc.strerror or exc}: unknown"
+            )
+            self.event("Warning", "Failed", f"Error: {message}")
+            self._terminated(128, "StartError", started_at, message)
+            return 128, False
+        self.proc = proc
+        self._running(started_at)
+        after_lines = int(trigger.params.get("after_lines", 0)) if trigger else 0
+        delayed = trigger is not None and float(trigger.params.get("delay", 0)) > 0
+        cut = threading.Event()  # once a fault fires, the instance's later output is lost
+        record_lock = threading.Lock()
+
+        def fire() -> None:
+            cut.set()
+            self._kill(signal.SIGKILL)
+
+        def record(stream: str, text: bytes, partial: bool = False) -> None:
+            with record_lock:
+                if cut.is_set():
+                    return
+                log.append(stream, text, partial)
+                if trigger is not None and 0 < after_lines <= log.lines:
+                    fire()
+
+        if trigger is not None and after_lines <= 0 and not delayed:
+            fire()
+        readers = [
+            threading.Thread(target=self._reader, args=(pipe, name, record), daemon=True)
+            for pipe, name in ((proc.stdout, "stdout"), (proc.stderr, "stderr"))
+        ]
+        for r in readers:
+            r.start()
+        t0 = time.monotonic()
+        while proc.poll() is None:
+            if self.pw.terminating.is_set():
+                self._terminate_process()
+                break
+            if delayed and float(trigger.params["delay"]) <= time.monotonic() - t0:
+                fire()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(0.05)
+        proc.wait()
+        for r in readers:
+            r.join(2)
+        log.finish()
+        code = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
+        reason = "Completed" if code == 0 else "Error"
+        if oom is not None:
+            code, reason = 137, "OOMKilled"
+        elif crash is not None:
+            code, reason = int(crash.params.get("exit_code", 1)), "Error"
+        self.proc = None
+        self._terminated(code, reason, started_at)
+        return code, crash is not None
+
+    @staticmethod
+    def _reader(pipe: Any, stream: str, record: Any) -> None:
+        """Split a pipe into lines (16 KiB partial records for longer ones, as CRI does)."""
+        buf = b""
+        fd = pipe.fileno()
+        try:
+            while True:
+                data = os.read(fd, 65536)
+                if not data:
+                    break
+                buf += data
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    record(stream, line)
+                while len(buf) > 16384:
+                    record(stream, buf[:16384], True)
+                    buf = buf[16384:]
+            if buf:
+                record(stream, buf)
+        except OSError:
+            pass
+        finally:
+            pipe.close()
+
+    def _kill(self, sig: int) -> None:
+        with self._kill_lock:
+            proc = self.proc
+            if proc is None or proc.poll() is not None:
+                return
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, sig)
+
+    def _terminate_process(self) -> None:
+        """Graceful stop: SIGTERM to the process group, SIGKILL after the grace period."""
+        proc = self.proc
+        if proc is None:
+            return
+        self.event("Normal", "Killing", f"Stopping container {self.name}")
+        grace = self.pw.grace
+        self._kill(signal.SIGTERM)
+        if grace > 0:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(grace)
+        self._kill(signal.SIGKILL)
+
+    def _run_pytorch_init(self) -> int:
+        """init-pytorch waits for the master's DNS name: here, for the master pod to run."""
+        kubelet, pod = self.pw.kubelet, self.pw.pod
+        log, _cid = self._start()
+        started_at = rfc3339()
+        self._running(started_at)
+        labels = pod["metadata"].get("labels") or {}
+        namespace = pod["metadata"]["namespace"]
+        master = f"{labels.get('training.kubeflow.org/job-name', '')}-master-0"
+        last_say = 0.0
+        while True:
+            if self.pw.terminating.is_set():
+                log.finish()
+                self._terminated(143, "Error", started_at)
+                return 143
+            other = kubelet.registry.store.get("pods", namespace, master)
+            phase = (other or {}).get("status", {}).get("phase")
+            if phase in ("Running", "Succeeded", "Failed"):
+                break
+            if time.monotonic() - last_say >= 1.0:
+                log.append("stdout", f"nslookup: can't resolve '{master}'".encode())
+                log.append("stdout", b"waiting for master")
+                last_say = time.monotonic()
+            self.pw.terminating.wait(0.05)
+        for line in (
+            "Server:    10.96.0.10",
+            "Address 1: 10.96.0.10 kube-dns.kube-system.svc.cluster.local",
+            "",
+            f"Name:      {master}",
+            f"Address 1: {NODE_IP} {master}.{namespace}.svc.cluster.local",
+        ):
+            log.append("stdout", line.encode())
+        log.finish()
+        self._terminated(0, "Completed", started_at)
+        return 0
+
+
+class PodWorker:
+    """Runs one bound pod to completion or deletion, and writes its status."""
+
+    def __init__(self, kubelet: Kubelet, pod: Obj) -> None:
+        self.kubelet = kubelet
+        self.pod = pod
+        meta = pod["metadata"]
+        self.uid: str = meta["uid"]
+        self.namespace: str = meta["namespace"]
+        self.name: str = meta["name"]
+        spec = pod.get("spec") or {}
+        self.restart_policy: str = spec.get("restartPolicy", "Always")
+        self.has_init = bool(spec.get("initContainers"))
+        self.init_workers = [
+            ContainerWorker(self, c, True) for c in spec.get("initContainers") or []
+        ]
+        self.workers = [ContainerWorker(self, c, False) for c in spec.get("containers") or []]
+        self.terminating = threading.Event()
+        self.grace = 0.0
+        self.deleting = False
+        self.gone = False
+        self.sandbox_ready = False
+        self.sandbox: Sandbox | None = None
+        self.initialized = not self.has_init
+        self.failed_init = False
+        self.start_time = rfc3339()
+        self._sync_lock = threading.Lock()
+        self.thread = threading.Thread(target=self.run, name=f"pod-{self.name}", daemon=True)
+
+    def terminate(self, grace: float, deleting: bool = True) -> None:
+        self.grace = min(max(grace, 0.0), self.kubelet.grace_cap)
+        self.deleting = self.deleting or deleting
+        self.terminating.set()
+
+    def processes(self) -> dict[str, int]:
+        out = {}
+        for w in self.init_workers + self.workers:
+            proc = w.proc
+            if proc is not None and proc.poll() is None:
+                out[f"{self.namespace}/{self.name}/{w.name}"] = proc.pid
+        return out
+
+    # -- status --------------------------------------------------------------------------
+    def _phase(self) -> str:
+        if self.failed_init:
+            return "Failed"
+        if not self.initialized:
+            return "Pending"
+        if self.workers and all(w.final for w in self.workers):
+            return "Succeeded" if all(w.exit_code == 0 for w in self.workers) else "Failed"
+        if any(w.ever_started for w in self.workers):
+            return "Running"
+        return "Pending"
+
+    @staticmethod
+    def _condition(
+        old: dict[str, dict[str, Any]], type_: str, ok: bool, reason: str = "", message: str = ""
+    ) -> dict[str, Any]:
+        status = "True" if ok else "False"
+        prev = old.get(type_)
+        cond: dict[str, Any] = {"type": type_, "status": status, "lastProbeTime": None}
+        if prev is not None and prev.get("status") == status:
+            cond["lastTransitionTime"] = prev.get("lastTransitionTime")
+        else:
+            cond["lastTransitionTime"] = rfc3339()
+        if reason:
+            cond["reason"] = reason
+        if message:
+            cond["message"] = message
+        return cond
+
+    def _compose(self, current: Obj) -> None:
+        status = current.setdefault("status", {})
+        old = {c["type"]: c for c in status.get("conditions") or []}
+        phase = self._phase()
+        finished = phase in ("Succeeded", "Failed")
+        unready = [w.name for w in self.workers if not (w.ready and "running" in w.state)]
+        pending_init = [w.name for w in self.init_workers if not w.final]
+        conds = [self._condition(old, "PodReadyToStartContainers", self.sandbox_ready)]
+        if self.initialized:
+            conds.append(self._condition(old, "Initialized", True))
+        else:
+            conds.append(
+                self._condition(
+                    old,
+                    "Initialized",
+                    False,
+                    "ContainersNotInitialized",
+                    f"containers with incomplete status: [{' '.join(pending_init)}]",
+                )
+            )
+        for t in ("Ready", "ContainersReady"):
+            if finished:
+                conds.append(self._condition(old, t, False, "PodCompleted"))
+            elif unready:
+                conds.append(
+                    self._condition(
+                        old,
+                        t,
+                        False,
+                        "ContainersNotReady",
+                        f"containers with unready status: [{' '.join(unready)}]",
+                    )
+                )
+            else:
+                conds.append(self._condition(old, t, True))
+        if "PodScheduled" in old:
+            conds.append(old["PodScheduled"])
+        status.update(
+            {
+                "phase": phase,
+                "conditions": conds,
+                "hostIP": NODE_IP,
+                "hostIPs": [{"ip": NODE_IP}],
+                "podIP": NODE_IP,
+                "podIPs": [{"ip": NODE_IP}],
+                "startTime": status.get("startTime") or self.start_time,
+                "containerStatuses": [w.status() for w in self.workers],
+            }
+        )
+        if self.init_workers:
+            status["initContainerStatuses"] = [w.status() for w in self.init_workers]
+
+    def sync(self) -> None:
+        """Write the pod's status from the container workers' states."""
+        if self.gone:
+            return
+        with self._sync_lock:
+            result = self.kubelet.registry.mutate(
+                "pods",
+                self.namespace,
+                self.name,
+                lambda p: self._compose(p) if p["metadata"]["uid"] == self.uid else False,
+            )
+            if result is None:
+                self.gone = True
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def run(self) -> None:
+        try:
+            self.sync()
+            if not self._setup() or not self._run_init():
+                return
+            threads = []
+            for w in self.workers:
+                w.thread = threading.Thread(
+                    target=w.run, name=f"ctr-{self.name}-{w.name}", daemon=True
+                )
+                w.thread.start()
+                threads.append(w.thread)
+            for t in threads:
+                t.join()
+        except Exception:  # a bug in the fake must not hang the test silently
+            traceback.print_exc()
+        finally:
+            self._finish()
+
+    def _setup(self) -> bool:
+        kubelet = self.kubelet
+        reported = ""
+        while not self.terminating.is_set():
+            try:
+                self.sandbox = kubelet.runtime.create_sandbox(self.pod, kubelet.configmap)
+                self.sandbox_ready = True
+                self.sync()
+                return True
+            except MountError as exc:
+                if str(exc) != reported:
+                    kubelet.recorder.event(self.pod, "Warning", "FailedMount", str(exc))
+                    reported = str(exc)
+                self.terminating.wait(0.2)
+        return False
+
+    def _run_init(self) -> bool:
+        for w in self.init_workers:
+            w.run()
+            if self.terminating.is_set() or not w.final:
+                return False
+            if w.exit_code != 0:
+                self.failed_init = True
+                self.sync()
+                return False
+        self.initialized = True
+        for w in self.workers:
+            if w.state.get("waiting", {}).get("reason") == "PodInitializing":
+                w.state = {"waiting": {"reason": "PodInitializing"}}
+        self.sync()
+        return True
+
+    def _finish(self) -> None:
+        for w in self.init_workers + self.workers:
+            w._kill(signal.SIGKILL)
+        if self.deleting and not self.gone:
+            for w in self.init_workers + self.workers:
+                if w.exit_code is not None and "terminated" in w.state:
+                    w.final = True
+            self.sync()
+            with contextlib.suppress(E.StatusError):
+                info = self.kubelet.registry.by_plural("pods")
+                current = self.kubelet.registry.store.get("pods", self.namespace, self.name)
+                if current is not None and current["metadata"]["uid"] == self.uid:
+                    self.kubelet.registry.delete(info, self.namespace, self.name, grace=0)
+        self.kubelet.worker_done(self)
+
+
+class Kubelet:
+    """Scheduler and kubelet for one node, driven by store events."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        logbook: LogBook,
+        faults: Faults,
+        runtime: ContainerRuntime,
+        capacity: dict[str, Decimal],
+        node_name: str = "fake-node",
+        grace_cap: float = 2.0,
+        backoff_base: float = 0.2,
+        backoff_cap: float = 1.6,
+        pull_delay: float = 0.01,
+    ) -> None:
+        self.registry = registry
+        self.logbook = logbook
+        self.faults = faults
+        self.runtime = runtime
+        self.capacity = capacity
+        self.node_name = node_name
+        self.grace_cap = grace_cap
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.pull_delay = pull_delay
+        self.images: set[str] = set()
+        self.recorder = EventRecorder(registry, "kubelet", node_name)
+        self.scheduler_recorder = EventRecorder(registry, "default-scheduler")
+        self._queue: queue.Queue[WatchEvent | None] = queue.Queue()
+        self._workers: dict[str, PodWorker] = {}
+        self._lock = threading.Lock()
+        self._unschedulable: dict[str, str] = {}
+        self._started: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="fake-kubelet", daemon=True)
+        registry.store.add_listener(self._on_event)
+        faults.on_change(lambda: self._queue.put(None))
+
+    def node_object(self) -> Obj:
+        resources = {k: format_quantity(v, k) for k, v in self.capacity.items()}
+        return {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": self.node_name,
+                "labels": {
+                    "kubernetes.io/hostname": self.node_name,
+                    "kubernetes.io/os": "linux",
+                    "kubernetes.io/arch": "amd64",
+                },
+            },
+            "spec": {},
+            "status": {
+                "capacity": resources,
+                "allocatable": resources,
+                "addresses": [
+                    {"type": "InternalIP", "address": NODE_IP},
+                    {"type": "Hostname", "address": self.node_name},
+                ],
+                "conditions": [
+                    {
+                        "type": "Ready",
+                        "status": "True",
+                        "reason": "KubeletReady",
+                        "message": "kubelet is posting ready status",
+                        "lastHeartbeatTime": rfc3339(),
+                        "lastTransitionTime": rfc3339(),
+                    }
+                ],
+                "nodeInfo": {
+                    "kubeletVersion": "v1.31.0-fakecluster",
+                    "operatingSystem": "linux",
+                    "architecture": "amd64",
+                    "containerRuntimeVersion": "fake://1.0",
+                },
+            },
+        }
+
+    def configmap(self, namespace: str, name: str) -> Obj | None:
+        return self.registry.store.get("configmaps", namespace, name)
+
+    def start(self) -> None:
+        self._write_services()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._queue.put(None)
+        self._thread.join(10)
+        with self._lock:
+            workers = list(self._workers.values())
+        for w in workers:
+            w.gone = True
+            w.terminate(0, deleting=False)
+        for w in workers:
+            w.thread.join(10)
+
+    def processes(self) -> dict[str, int]:
+        with self._lock:
+            workers = list(self._workers.values())
+        out: dict[str, int] = {}
+        for w in workers:
+            out.update(w.processes())
+        return out
+
+    def worker_done(self, worker: PodWorker) -> None:
+        with self._lock:
+            if self._workers.get(worker.uid) is worker:
+                del self._workers[worker.uid]
+        self._queue.put(None)
+
+    # -- events --------------------------------------------------------------------------
+    def _on_event(self, ev: WatchEvent) -> None:
+        if ev.resource in ("pods", "services"):
+            self._queue.put(ev)
+
+    def _loop(self) -> None:
+        last_tick = 0.0
+        while not self._stop.is_set():
+            try:
+                ev = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                ev = None
+            if self._stop.is_set():
+                break
+            try:
+                if ev is not None and ev.resource == "services":
+                    self._write_services()
+                elif ev is not None:
+                    self._pod_event(ev)
+                now = time.monotonic()
+                if ev is None or now - last_tick > 0.2:
+                    last_tick = now
+                    self._schedule_pending()
+            except Exception:
+                traceback.print_exc()
+
+    def _write_services(self) -> None:
+        items, _ = self.registry.store.list("services")
+        names: dict[str, list[str]] = {}
+        for svc in items:
+            names.setdefault(svc["metadata"]["namespace"], []).append(svc["metadata"]["name"])
+        self.runtime.write_services(names)
+
+    def _pod_event(self, ev: WatchEvent) -> None:
+        pod = ev.obj
+        meta = pod["metadata"]
+        uid = meta["uid"]
+        with self._lock:
+            worker = self._workers.get(uid)
+        if ev.type == "DELETED":
+            self._unschedulable.pop(uid, None)
+            if worker is not None:
+                worker.gone = True
+                worker.terminate(0, deleting=False)
+                threading.Thread(target=self._cleanup_after, args=(worker,), daemon=True).start()
+            else:
+                self.logbook.drop_pod(uid)
+                self.runtime.remove_sandbox(uid)
+            return
+        if not (pod.get("spec") or {}).get("nodeName"):
+            if ev.type == "ADDED":
+                self._schedule_pending()
+            return
+        if meta.get("deletionTimestamp"):
+            if worker is not None:
+                worker.terminate(float(meta.get("deletionGracePeriodSeconds", 0)))
+            elif meta.get("deletionGracePeriodSeconds", 0) > 0:
+                with contextlib.suppress(E.StatusError):
+                    self.registry.delete(
+                        self.registry.by_plural("pods"), meta["namespace"], meta["name"], grace=0
+                    )
+            return
+        if worker is None and not _terminal(pod) and uid not in self._started:
+            self._started.add(uid)
+            worker = PodWorker(self, pod)
+            with self._lock:
+                self._workers[uid] = worker
+            worker.thread.start()
+
+    def _cleanup_after(self, worker: PodWorker) -> None:
+        worker.thread.join(30)
+        self.logbook.drop_pod(worker.uid)
+        self.runtime.remove_sandbox(worker.uid)
+
+    # -- scheduling ----------------------------------------------------------------------
+    def _schedule_pending(self) -> None:
+        pods, _ = self.registry.store.list("pods")
+        used: dict[str, Decimal] = {}
+        pending = []
+        for p in pods:
+            if p["spec"].get("nodeName"):
+                if not _terminal(p):
+                    add(used, pod_requests(p))
+            elif not p["metadata"].get("deletionTimestamp"):
+                pending.append(p)
+        pending.sort(key=lambda p: int(p["metadata"]["resourceVersion"]))
+        for pod in pending:
+            wanted = pod_requests(pod)
+            fault = self.faults.peek("unschedulable", pod)
+            short = (
+                [fault.params["resource"]] if fault else insufficient(self.capacity, used, wanted)
+            )
+            if short:
+                self._mark_unschedulable(pod, failed_scheduling_message(short))
+                continue
+            if self._bind(pod):
+                add(used, wanted)
+
+    def _mark_unschedulable(self, pod: Obj, message: str) -> None:
+        meta = pod["metadata"]
+        if self._unschedulable.get(meta["uid"]) == message:
+            return
+        self._unschedulable[meta["uid"]] = message
+
+        def mark(p: Obj) -> None:
+            status = p.setdefault("status", {})
+            status["phase"] = "Pending"
+            status["conditions"] = [
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "lastProbeTime": None,
+                    "lastTransitionTime": rfc3339(),
+                    "reason": "Unschedulable",
+                    "message": message,
+                }
+            ]
+
+        self.registry.mutate("pods", meta["namespace"], meta["name"], mark)
+        self.scheduler_recorder.event(pod, "Warning", "FailedScheduling", message)
+
+    def _bind(self, pod: Obj) -> bool:
+        meta = pod["metadata"]
+        self._unschedulable.pop(meta["uid"], None)
+
+        def bind(p: Obj) -> bool | None:
+            if p["metadata"]["uid"] != meta["uid"] or p["spec"].get("nodeName"):
+                return False
+            p["spec"]["nodeName"] = self.node_name
+            status = p.setdefault("status", {})
+            status["conditions"] = [
+                {
+                    "type": "PodScheduled",
+                    "status": "True",
+                    "lastProbeTime": None,
+                    "lastTransitionTime": rfc3339(),
+                }
+            ]
+            return None
+
+        bound = self.registry.mutate("pods", meta["namespace"], meta["name"], bind)
+        if bound is None or bound["spec"].get("nodeName") != self.node_name:
+            return False
+        self.scheduler_recorder.event(
+            bound,
+            "Normal",
+            "Scheduled",
+            f"Successfully assigned {meta['namespace']}/{meta['name']} to {self.node_name}",
+        )
+        return True
+
+    # -- logs ----------------------------------------------------------------------------
+    def container_log(self, pod: Obj, container: str, previous: bool) -> ContainerLog:
+        """kubelet validateContainerLogStatus: which instance, or the reason there is none."""
+        status = pod.get("status") or {}
+        name = pod["metadata"]["name"]
+        statuses = (status.get("containerStatuses") or []) + (
+            status.get("initContainerStatuses") or []
+        )
+        cs = next((s for s in statuses if s.get("name") == container), None)
+        if cs is None:
+            raise E.bad_request(f'container "{container}" in pod "{name}" is not available')
+        last = (cs.get("lastState") or {}).get("terminated")
+        state = cs.get("state") or {}
+        prefix = f'container "{container}" in pod "{name}"'
+        if previous:
+            if not last or not last.get("containerID"):
+                raise E.bad_request(
+                    f'previous terminated container "{container}" in pod "{name}" not found'
+                )
+            cid = last["containerID"]
+        elif "running" in state:
+            cid = cs.get("containerID", "")
+        elif "terminated" in state:
+            cid = state["terminated"].get("containerID") or (last or {}).get("containerID")
+            if not cid:
+                raise E.bad_request(f"{prefix} is terminated")
+        elif last:
+            cid = last.get("containerID", "")
+        elif "waiting" in state:
+            reason = state["waiting"].get("reason", "")
+            detail = {
+                "ErrImagePull": "image can't be pulled",
+                "ImagePullBackOff": "trying and failing to pull image",
+            }.get(reason, reason)
+            raise E.bad_request(f"{prefix} is waiting to start: {detail}")
+        else:
+            raise E.bad_request(f"{prefix} is waiting to start - no logs yet")
+        log = self.logbook.get(cid)
+        if log is None:
+            raise E.bad_request(f"{prefix} is not available")
+        return log

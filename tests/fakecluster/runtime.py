@@ -1,0 +1,332 @@
+"""The container runtime stand-in: a pod's container becomes a local process.
+
+What maps to what:
+- `command` + `args` ($(VAR) expanded); a leading python/python3[.x] is this interpreter;
+  no command: `args` alone; neither: a process that exits 0 at once.
+- volumes become directories of a per-pod sandbox: configMap keys are files, emptyDir and
+  everything else an empty directory, hostPath the host path itself; any argument, env
+  value or workingDir under a volumeMount's mountPath is rewritten to the local directory.
+- env: `value`, `valueFrom.fieldRef` (metadata.name/namespace/uid/labels/annotations,
+  spec.nodeName, spec.serviceAccountName, status.podIP/hostIP), configMapKeyRef and
+  envFrom configMapRef; plus HOSTNAME and a PYTHONPATH with a generated sitecustomize that
+  resolves the cluster's service names (`svc`, `svc.ns`, `svc.ns.svc[.cluster.local]`) and
+  the pod's hostname to 127.0.0.1 inside Python (C-level resolvers are not patched).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SITECUSTOMIZE = '''"""fakecluster: cluster DNS for this pod (service names resolve to 127.0.0.1)."""
+import json as _json
+import os as _os
+import socket as _socket
+
+_HOSTS = {hosts!r}
+_NAMESPACE = {namespace!r}
+_HOSTNAME = {hostname!r}
+_cache = [None, {{}}]
+
+
+def _services():
+    try:
+        mtime = _os.stat(_HOSTS).st_mtime_ns
+        if _cache[0] != mtime:
+            with open(_HOSTS) as f:
+                _cache[1] = _json.load(f)
+            _cache[0] = mtime
+    except (OSError, ValueError):
+        pass
+    return _cache[1]
+
+
+def _resolve(host):
+    if isinstance(host, (bytes, bytearray)):
+        host = bytes(host).decode("ascii", "replace")
+    if not isinstance(host, str) or not host:
+        return None
+    name = host.rstrip(".").lower()
+    if name == _HOSTNAME:
+        return "127.0.0.1"
+    if name.endswith(".cluster.local"):
+        name = name[: -len(".cluster.local")]
+    if name.endswith(".svc"):
+        name = name[: -len(".svc")]
+    parts = name.split(".")
+    if len(parts) == 1:
+        svc, ns = parts[0], _NAMESPACE
+    elif len(parts) == 2:
+        svc, ns = parts
+    else:
+        return None
+    return "127.0.0.1" if svc in _services().get(ns, ()) else None
+
+
+_getaddrinfo = _socket.getaddrinfo
+_gethostbyname = _socket.gethostbyname
+_gethostbyname_ex = _socket.gethostbyname_ex
+
+
+def getaddrinfo(host, *args, **kwargs):
+    return _getaddrinfo(_resolve(host) or host, *args, **kwargs)
+
+
+def gethostbyname(host):
+    return _resolve(host) or _gethostbyname(host)
+
+
+def gethostbyname_ex(host):
+    ip = _resolve(host)
+    return (host, [], [ip]) if ip else _gethostbyname_ex(host)
+
+
+_socket.getaddrinfo = getaddrinfo
+_socket.gethostbyname = gethostbyname
+_socket.gethostbyname_ex = gethostbyname_ex
+_socket.gethostname = lambda: _HOSTNAME
+'''
+
+_PYTHON = re.compile(r"^python(3(\.\d+)?)?$")
+_VAR = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+
+
+class MountError(Exception):
+    """A volume cannot be set up yet (e.g. its ConfigMap does not exist)."""
+
+    def __init__(self, volume: str, message: str) -> None:
+        super().__init__(message)
+        self.volume = volume
+
+
+def expand(text: str, env: dict[str, str]) -> str:
+    """Kubernetes $(VAR) expansion: defined names are replaced, $$ escapes, others stay."""
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        return env.get(m.group(1), m.group(0))
+
+    return _VAR.sub(sub, text)
+
+
+@dataclass
+class Sandbox:
+    """A pod's directories: one per volume, a site dir, a working dir, a rootfs."""
+
+    root: Path
+    volumes: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def site(self) -> Path:
+        return self.root / "site"
+
+    @property
+    def rootfs(self) -> Path:
+        return self.root / "rootfs"
+
+
+ConfigMapLookup = Callable[[str, str], "dict[str, Any] | None"]
+
+
+class ContainerRuntime:
+    """Builds sandboxes and starts container processes."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.hosts_file = root / "services.json"
+        self._hosts_lock = threading.Lock()
+        root.mkdir(parents=True, exist_ok=True)
+        self.write_services({})
+
+    def write_services(self, services: dict[str, list[str]]) -> None:
+        """The names sitecustomize resolves, by namespace; replaced atomically."""
+        with self._hosts_lock:
+            tmp = self.hosts_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(services))
+            os.replace(tmp, self.hosts_file)
+
+    def create_sandbox(self, pod: dict[str, Any], configmap: ConfigMapLookup) -> Sandbox:
+        meta = pod["metadata"]
+        sandbox = Sandbox(self.root / "pods" / meta["uid"])
+        for sub in ("site", "rootfs", "home", "tmp", "volumes"):
+            (sandbox.root / sub).mkdir(parents=True, exist_ok=True)
+        (sandbox.site / "sitecustomize.py").write_text(
+            SITECUSTOMIZE.format(
+                hosts=str(self.hosts_file), namespace=meta["namespace"], hostname=meta["name"]
+            )
+        )
+        for vol in (pod.get("spec") or {}).get("volumes") or []:
+            name = vol["name"]
+            if "hostPath" in vol:
+                sandbox.volumes[name] = Path(vol["hostPath"].get("path", "/"))
+                continue
+            directory = sandbox.root / "volumes" / name
+            directory.mkdir(parents=True, exist_ok=True)
+            sandbox.volumes[name] = directory
+            if "configMap" in vol:
+                self._materialise_configmap(vol, directory, meta["namespace"], configmap)
+        return sandbox
+
+    @staticmethod
+    def _materialise_configmap(
+        vol: dict[str, Any], directory: Path, namespace: str, configmap: ConfigMapLookup
+    ) -> None:
+        source = vol["configMap"]
+        cm = configmap(namespace, source.get("name", ""))
+        if cm is None:
+            if source.get("optional"):
+                return
+            raise MountError(
+                vol["name"],
+                f'MountVolume.SetUp failed for volume "{vol["name"]}" : configmap '
+                f'"{source.get("name", "")}" not found',
+            )
+        data = {**(cm.get("data") or {})}
+        items = source.get("items")
+        files = (
+            {i["path"]: data[i["key"]] for i in items if i.get("key") in data}
+            if items
+            else {k: v for k, v in data.items()}
+        )
+        mode = int(source.get("defaultMode", 420))
+        for rel, content in files.items():
+            path = directory / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content)
+            path.chmod(mode & 0o777)
+
+    # -- processes ----------------------------------------------------------------------
+    @staticmethod
+    def _mounts(container: dict[str, Any], sandbox: Sandbox) -> list[tuple[str, str]]:
+        mounts = []
+        for m in container.get("volumeMounts") or []:
+            local = sandbox.volumes.get(m.get("name", ""))
+            if local is None:
+                continue
+            if m.get("subPath"):
+                local = local / m["subPath"]
+            mounts.append((m["mountPath"].rstrip("/") or "/", str(local)))
+        mounts.sort(key=lambda m: len(m[0]), reverse=True)
+        return mounts
+
+    @staticmethod
+    def _rewrite(text: str, mounts: list[tuple[str, str]]) -> str:
+        for mount_path, local in mounts:
+            pattern = r"(?<![\w./-])" + re.escape(mount_path) + r"(?=/|$|[\s\"'`;:,)\]])"
+            text = re.sub(pattern, lambda _m, local=local: local, text)
+        return text
+
+    def command(
+        self, container: dict[str, Any], sandbox: Sandbox, env: dict[str, str]
+    ) -> list[str]:
+        argv = [expand(a, env) for a in (container.get("command") or [])]
+        argv += [expand(a, env) for a in (container.get("args") or [])]
+        if not argv:
+            return [sys.executable, "-c", ""]
+        mounts = self._mounts(container, sandbox)
+        argv = [self._rewrite(a, mounts) for a in argv]
+        if _PYTHON.match(os.path.basename(argv[0])):
+            argv[0] = sys.executable
+        return argv
+
+    def working_dir(self, container: dict[str, Any], sandbox: Sandbox) -> Path:
+        wd = container.get("workingDir")
+        if not wd:
+            return sandbox.rootfs
+        rewritten = self._rewrite(wd, self._mounts(container, sandbox))
+        if rewritten != wd:
+            return Path(rewritten)
+        local = sandbox.rootfs / wd.lstrip("/")
+        local.mkdir(parents=True, exist_ok=True)
+        return local
+
+    def environment(
+        self,
+        pod: dict[str, Any],
+        container: dict[str, Any],
+        sandbox: Sandbox,
+        configmap: ConfigMapLookup,
+    ) -> dict[str, str]:
+        meta = pod["metadata"]
+        base = {
+            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "HOME": str(sandbox.root / "home"),
+            "TMPDIR": str(sandbox.root / "tmp"),
+            "LANG": "C.UTF-8",
+            "HOSTNAME": meta["name"],
+        }
+        env: dict[str, str] = {}
+        for src in container.get("envFrom") or []:
+            ref = src.get("configMapRef")
+            if ref:
+                cm = configmap(meta["namespace"], ref.get("name", "")) or {}
+                for k, v in (cm.get("data") or {}).items():
+                    env[src.get("prefix", "") + k] = v
+        for var in container.get("env") or []:
+            name = var.get("name")
+            if not name:
+                continue
+            if "value" in var:
+                env[name] = expand(str(var["value"]), {**base, **env})
+            elif "valueFrom" in var:
+                value = self._value_from(pod, var["valueFrom"], configmap)
+                if value is not None:
+                    env[name] = value
+        mounts = self._mounts(container, sandbox)
+        env = {k: self._rewrite(v, mounts) for k, v in env.items()}
+        merged = {**base, **env}
+        user_path = merged.get("PYTHONPATH")
+        merged["PYTHONPATH"] = str(sandbox.site) + (os.pathsep + user_path if user_path else "")
+        return merged
+
+    @staticmethod
+    def _value_from(
+        pod: dict[str, Any], source: dict[str, Any], configmap: ConfigMapLookup
+    ) -> str | None:
+        meta = pod["metadata"]
+        if "fieldRef" in source:
+            path = source["fieldRef"].get("fieldPath", "")
+            m = re.match(r"^metadata\.(labels|annotations)\['(.+)'\]$", path)
+            if m:
+                return (meta.get(m.group(1)) or {}).get(m.group(2), "")
+            return {
+                "metadata.name": meta.get("name"),
+                "metadata.namespace": meta.get("namespace"),
+                "metadata.uid": meta.get("uid"),
+                "spec.nodeName": (pod.get("spec") or {}).get("nodeName"),
+                "spec.serviceAccountName": (pod.get("spec") or {}).get("serviceAccountName"),
+                "status.podIP": "127.0.0.1",
+                "status.hostIP": "127.0.0.1",
+            }.get(path)
+        if "configMapKeyRef" in source:
+            ref = source["configMapKeyRef"]
+            cm = configmap(meta["namespace"], ref.get("name", "")) or {}
+            return (cm.get("data") or {}).get(ref.get("key", ""))
+        return None
+
+    def spawn(
+        self, pod: dict[str, Any], container: dict[str, Any], sandbox: Sandbox, env: dict[str, str]
+    ) -> subprocess.Popen[bytes]:
+        """Start the process in its own session, so a kill reaches all its children."""
+        return subprocess.Popen(
+            self.command(container, sandbox, env),
+            env=env,
+            cwd=str(self.working_dir(container, sandbox)),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+
+    def remove_sandbox(self, uid: str) -> None:
+        shutil.rmtree(self.root / "pods" / uid, ignore_errors=True)
