@@ -77,9 +77,15 @@ class KubeflowBackend:
 
     name = "kubeflow"
 
-    def __init__(self, cluster: Cluster, queue_size: int = 10000) -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        queue_size: int = 10000,
+        fallback_after: float = POD_FALLBACK_AFTER,
+    ) -> None:
         self.cluster = cluster
         self.queue_size = queue_size
+        self.fallback_after = fallback_after
 
     # ---- submit -------------------------------------------------------------------
 
@@ -195,13 +201,15 @@ class KubeflowBackend:
         if run.followed:
             raise BackendError(f"job {run.name} is already being followed")
         run.followed = True
-        return _Follow(self.cluster, run, self.queue_size).events()
+        return _Follow(self.cluster, run, self.queue_size, self.fallback_after).events()
 
 
 class _Follow:
     """The informers, followers and queue of one `get_logs`."""
 
-    def __init__(self, cluster: Cluster, run: _Run, queue_size: int) -> None:
+    def __init__(
+        self, cluster: Cluster, run: _Run, queue_size: int, fallback_after: float
+    ) -> None:
         self.cluster = cluster
         self.run = run
         self.queue: queue.Queue[Event | BackendError] = queue.Queue(queue_size)
@@ -216,7 +224,11 @@ class _Follow:
             on_error=lambda e: self.fail(explain(e, "watch", kind.plural, ns, API_GROUP)),
         )
         self.selectors = pod_selectors(run.name, kind)
-        self.pod_informer = self._pod_informer(self.selectors[0])
+        self.selector: str | None = self.selectors[0]
+        self.by_owner = False  # pods found only through their ownerReferences
+        self.fell_back = False
+        self.fallback_after = fallback_after
+        self.pod_informer = self._pod_informer(self.selector)
         self.event_informer = Informer(
             cluster,
             f"/api/v1/namespaces/{ns}/events",
@@ -224,7 +236,7 @@ class _Follow:
             on_error=lambda e: log.warning("cannot watch events: %s", e),
         )
 
-    def _pod_informer(self, selector: str) -> Informer:
+    def _pod_informer(self, selector: str | None) -> Informer:
         ns = self.run.namespace
         return Informer(
             self.cluster,
@@ -279,23 +291,27 @@ class _Follow:
         return not pending
 
     def _maybe_fall_back(self, started: float) -> None:
-        """Old operators label pods differently: if the new labels find nothing, try others."""
-        if self.run.pods or time.monotonic() - started < POD_FALLBACK_AFTER:
+        """Old operators label pods differently: if the operator's labels find no pod for a
+        while, try the older labels, then the pods whose ownerReference is the job."""
+        if self.run.pods or self.fell_back or time.monotonic() - started < self.fallback_after:
             return
-        if len(self.selectors) < 2:
-            return
-        ns = self.run.namespace
+        self.fell_back = True
+        path = f"/api/v1/namespaces/{self.run.namespace}/pods"
         for selector in self.selectors[1:]:
-            found = self.cluster.request(
-                "GET", f"/api/v1/namespaces/{ns}/pods", {"labelSelector": selector}
-            )
-            if found.get("items"):
+            if self.cluster.request("GET", path, {"labelSelector": selector}).get("items"):
                 log.info("pods of %s found with the older labels %s", self.run.name, selector)
-                self.pod_informer.stop()
-                self.pod_informer = self._pod_informer(selector).start()
-                self.selectors = [selector]
+                self._switch_pods(selector)
                 return
-        self.selectors = self.selectors[:1]
+        pods = self.cluster.request("GET", path).get("items") or []
+        if any(_owned_by(pod, self.run.uid) for pod in pods):
+            log.info("pods of %s found by their ownerReferences", self.run.name)
+            self.by_owner = True
+            self._switch_pods(None)
+
+    def _switch_pods(self, selector: str | None) -> None:
+        self.pod_informer.stop()
+        self.selector = selector
+        self.pod_informer = self._pod_informer(selector).start()
 
     def put(self, item: Event | BackendError) -> bool:
         """Into the bounded queue, waiting while it is full; False once following stopped."""
@@ -350,7 +366,7 @@ class _Follow:
             found = self.cluster.request(
                 "GET",
                 f"/api/v1/namespaces/{self.run.namespace}/pods",
-                {"labelSelector": self.selectors[0]},
+                {"labelSelector": self.selector},
             )
         except ApiError as exc:
             log.info("could not read the pods of %s: %s", self.run.name, exc)
@@ -376,6 +392,8 @@ class _Follow:
 
     def on_pod(self, kind: str, pod: dict[str, Any]) -> None:
         run = self.run
+        if self.by_owner and not _owned_by(pod, run.uid):
+            return
         uid = pod["metadata"].get("uid", pod["metadata"]["name"])
         replica = replica_of(pod)
         with run.changed:
@@ -487,6 +505,11 @@ def _container_summary(pod: dict[str, Any], container: str) -> tuple[str, str, i
             )
         return "", "", restarts, None
     return "", "", 0, None
+
+
+def _owned_by(obj: dict[str, Any], uid: str) -> bool:
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return any(ref.get("uid") == uid for ref in refs)
 
 
 def _finished(condition: dict[str, Any]) -> bool:

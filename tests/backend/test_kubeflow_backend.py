@@ -94,3 +94,76 @@ def test_cancel_removes_the_job_its_pods_and_its_configmap(parts, cluster):
     assert cluster.list("pods", "default") == []
     assert cluster.list("configmaps", "default") == []
     assert cluster.pod_processes() == {}
+
+
+@pytest.mark.parametrize(
+    "labels_of",
+    [
+        pytest.param(
+            lambda job, i: {"job-name": job, "replica-type": "master", "replica-index": str(i)},
+            id="old-labels",
+        ),
+        pytest.param(lambda job, i: {}, id="owner-references-only"),
+    ],
+)
+def test_pods_of_old_operators_are_found_by_old_labels_or_owner(tmp_path, labels_of):
+    """An operator older than v1.6 labels pods differently (or not at all)."""
+    from kubernetes.client import CustomObjectsApi
+
+    with FakeCluster(operator=False) as cluster:
+        kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+        kube = connect(parse_config({"kubeconfig": str(kubeconfig)}, None))
+        backend = KubeflowBackend(kube, fallback_after=0.5)
+        p = parameter("%master=1\nprint(1)", name="ciao-old")
+        p.image = "python:3.11"
+        p.command = ["python", "-c", "print('from an old operator')"]
+        job = backend.exec_code(p)
+        uid = cluster.get("pytorchjobs", "default", "ciao-old")["metadata"]["uid"]
+        owner = {
+            "apiVersion": "kubeflow.org/v1",
+            "kind": "PyTorchJob",
+            "name": "ciao-old",
+            "uid": uid,
+            "controller": True,
+        }
+        cluster.create(
+            "pods",
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": "ciao-old-master-0",
+                    "labels": labels_of("ciao-old", 0),
+                    "ownerReferences": [owner],
+                },
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {"name": "pytorch", "image": "python:3.11", "command": p.command}
+                    ],
+                },
+            },
+            namespace="default",
+        )
+        events = backend.get_logs(job)
+        seen = []
+        for event in events:
+            seen.append(event)
+            if LogLine("master-0", "from an old operator") in seen:
+                break
+        CustomObjectsApi(cluster.api_client()).patch_namespaced_custom_object_status(
+            "kubeflow.org",
+            "v1",
+            "default",
+            "pytorchjobs",
+            "ciao-old",
+            {
+                "status": {
+                    "conditions": [
+                        {"type": "Succeeded", "status": "True", "message": "done by hand"}
+                    ]
+                }
+            },
+        )
+        rest = list(events)
+        assert isinstance(rest[-1], JobDone) and rest[-1].succeeded
