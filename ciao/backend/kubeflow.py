@@ -207,9 +207,7 @@ class KubeflowBackend:
 class _Follow:
     """The informers, followers and queue of one `get_logs`."""
 
-    def __init__(
-        self, cluster: Cluster, run: _Run, queue_size: int, fallback_after: float
-    ) -> None:
+    def __init__(self, cluster: Cluster, run: _Run, queue_size: int, fallback_after: float) -> None:
         self.cluster = cluster
         self.run = run
         self.queue: queue.Queue[Event | BackendError] = queue.Queue(queue_size)
