@@ -297,10 +297,11 @@ class CiaoKernel:
     def _run_cell(self, code: str, out: _Output, count: int) -> list[dict[str, Any]]:
         if not code.strip():
             return []
+        self.manager.begin()
         prepared = self.manager.prepare(code)
         if prepared.command is not None:
             return self._command(prepared, out, count)
-        self._follow(self.manager.submit(prepared, self._owner(count)), out)
+        self._follow(self.manager.submit(prepared, self._owner(count), out.progress), out)
         return []
 
     def _follow(self, active, out: _Output) -> None:
@@ -429,6 +430,10 @@ class _Output:
     def stream(self, name: str, text: str) -> None:
         if not self.silent:
             self.request.publish("stream", {"name": name, "text": text})
+
+    def progress(self, line: str) -> None:
+        """A line of phase 2 (building the image), shown as it comes."""
+        self.stream("stdout", line.rstrip("\n") + "\n")
 
     def result(self, count: int, data: dict[str, Any]) -> None:
         if not self.silent:

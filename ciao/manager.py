@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from ciao.backend.types import Backend, Event, Job, JobDone
 from ciao.config import Config
-from ciao.errors import BackendError, ConfigError
+from ciao.errors import BackendError, ConfigError, JobCancelled
 from ciao.interpreter.types import Command, Parameter
-from ciao.s2i.types import S2IClient
+from ciao.s2i.types import Progress, S2IClient
 
 log = logging.getLogger("ciao.manager")
 
@@ -150,7 +150,13 @@ class Manager:
         self._load_config = load_config
         self._lock = threading.Lock()
         self.active: ActiveJob | None = None
+        self._building: S2IClient | None = None
         self._cancel_pending = False
+
+    def begin(self) -> None:
+        """A new cell starts: an interrupt from now on cancels it, even before it submits."""
+        with self._lock:
+            self._cancel_pending = False
 
     def prepare(self, code: str) -> Prepared:
         """Phase 1: read the config and the cell's magics; raises ConfigError / MagicErrors."""
@@ -160,24 +166,36 @@ class Manager:
             return Prepared(config, command=cell)
         return Prepared(config, job=cell)
 
-    def submit(self, prepared: Prepared, owner: dict[str, str] | None = None) -> ActiveJob:
+    def submit(
+        self,
+        prepared: Prepared,
+        owner: dict[str, str] | None = None,
+        progress: Progress | None = None,
+    ) -> ActiveJob:
         """Phases 2 and 3: build what runs, start the job, and follow it.
 
-        `owner` (kernel id, session, cell) labels the job so it can be found again.
+        `owner` (kernel id, session, cell) labels the job so it can be found again;
+        `progress` receives phase 2's output lines (`[build] ...`).
         """
         assert prepared.job is not None
         parameter = prepared.job
         parameter.owner = dict(owner or {})
         s2i, backend = components_for(prepared.config, parameter.backend)
         with self._lock:
-            self._cancel_pending = False
-        parameter.image = s2i.source_to_image(parameter.code, parameter)
+            if self._cancel_pending:
+                raise JobCancelled("the cell was interrupted before its job was submitted")
+            self._building = s2i
+        try:
+            parameter.image = s2i.source_to_image(parameter.code, parameter, progress)
+        finally:
+            with self._lock:
+                self._building = None
         job = backend.exec_code(parameter)
         active = ActiveJob(backend, job)
         with self._lock:
             self.active = active
             cancel_now = self._cancel_pending
-        if cancel_now:
+        if cancel_now:  # interrupted while submitting: the job goes at once, with all it made
             active.cancel()
         return active
 
@@ -187,11 +205,12 @@ class Manager:
                 self.active = None
 
     def cancel(self) -> bool:
-        """Cancel the running job (any thread, never blocks); False if nothing was running."""
+        """Cancel the cell's job or build (any thread, never blocks); False if idle."""
         with self._lock:
-            active = self.active
-            if active is None:
-                self._cancel_pending = True
-                return False
-        active.cancel()
-        return True
+            self._cancel_pending = True
+            active, building = self.active, self._building
+        if building is not None:
+            building.cancel()
+        if active is not None:
+            active.cancel()
+        return active is not None or building is not None

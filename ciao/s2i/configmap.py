@@ -15,6 +15,7 @@ from ciao.backend.manifests import CODE_FILE, CODE_MOUNT_PATH, ciao_labels
 from ciao.errors import BackendError
 from ciao.interpreter.magics import random_name
 from ciao.interpreter.types import Parameter
+from ciao.s2i.types import Progress
 
 #: What one ConfigMap may hold (the API server's limit is 1 MiB, metadata included).
 MAX_CODE_BYTES = 1024 * 1024 - 16 * 1024
@@ -39,7 +40,9 @@ class ConfigMapCode:
             "data": {CODE_FILE: code},
         }
 
-    def source_to_image(self, code: str, parameter: Parameter) -> str:
+    def source_to_image(
+        self, code: str, parameter: Parameter, progress: Progress | None = None
+    ) -> str:
         size = len(code.encode("utf-8"))
         if size > MAX_CODE_BYTES:
             raise BackendError(
@@ -63,3 +66,6 @@ class ConfigMapCode:
         parameter.code_config_map = name
         parameter.command = ["python", "-u", f"{CODE_MOUNT_PATH}/{CODE_FILE}"]
         return self.images[parameter.framework]
+
+    def cancel(self) -> None:
+        """Nothing to stop: writing the code takes no time worth interrupting."""

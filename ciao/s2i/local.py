@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ciao.interpreter.types import Parameter
+from ciao.s2i.types import Progress
 
 CODE_FILE = "code.py"
 
@@ -19,7 +20,9 @@ class LocalCodeFile:
     def __init__(self, run_root: Path) -> None:
         self.run_root = Path(run_root)
 
-    def source_to_image(self, code: str, parameter: Parameter) -> str:
+    def source_to_image(
+        self, code: str, parameter: Parameter, progress: Progress | None = None
+    ) -> str:
         """The absolute path of the written code file."""
         name = parameter.generate_name
         if not name or name in (".", "..") or "/" in name or "\\" in name:
@@ -29,3 +32,6 @@ class LocalCodeFile:
         path = job_dir / CODE_FILE
         path.write_text(code, encoding="utf-8")
         return str(path.resolve())
+
+    def cancel(self) -> None:
+        """Nothing to stop: writing the code takes no time worth interrupting."""
