@@ -13,12 +13,14 @@ import queue
 import signal
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from ciao import __version__
 from ciao.backend.types import Diagnosis, JobDone, LogLine, ReplicaState
+from ciao.display import JobView
 from ciao.errors import CiaoError, JobCancelled, JobFailed
 from ciao.protocol.message import PROTOCOL_VERSION
 from ciao.protocol.server import KernelServer, Request
@@ -61,6 +63,10 @@ CONTROL_REQUESTS = frozenset({"kernel_info_request", "shutdown_request", "interr
 FLUSH_INTERVAL = 0.05
 #: A stream message is sent earlier when this much text is waiting.
 FLUSH_BYTES = 64 * 1024
+#: The live view is re-rendered at most this often while events arrive...
+VIEW_INTERVAL = 0.25
+#: ...and this often when nothing happens (its clocks move on).
+VIEW_TICK = 2.0
 #: Lines of the failing replica repeated in the error, so the cause is next to the verdict.
 ERROR_TAIL_LINES = 20
 
@@ -305,19 +311,27 @@ class CiaoKernel:
         return []
 
     def _follow(self, active, out: _Output) -> None:
-        """Stream the job's events into the cell until it ends; raise if it failed."""
+        """Stream the job's events into the cell until it ends; raise if it failed.
+
+        The live view goes first (one display_data, then updates in place); the replicas'
+        lines stream below it.
+        """
         tails: dict[str, deque[str]] = {}
         buffer = StreamBuffer(out.stream)
+        view = LiveView(JobView(active.job), out)
         done: JobDone | None = None
         try:
             while True:
                 try:
-                    event = active.next_event(timeout=buffer.due_in())
+                    event = active.next_event(timeout=min(buffer.due_in(), view.due_in()))
                 except StopIteration:
                     break
                 if event is None:
                     buffer.flush()
-                elif isinstance(event, LogLine):
+                    view.refresh()
+                    continue
+                view.apply(event)
+                if isinstance(event, LogLine):
                     buffer.add(event.stream, f"[{event.replica}] {event.text}\n")
                     tail = tails.setdefault(event.replica, deque(maxlen=ERROR_TAIL_LINES))
                     tail.append(event.text)
@@ -329,6 +343,7 @@ class CiaoKernel:
                     done = event
         finally:
             buffer.flush()
+            view.refresh(force=True)
             self.manager.finished(active)
         if done is None:
             raise JobFailed(f"job {active.job.name} ended without a final status")
@@ -420,6 +435,33 @@ class CiaoKernel:
             self.server.status("idle", msg)
 
 
+class LiveView:
+    """Publishes a JobView: display_data once, then update_display_data when it changed,
+    at most every VIEW_INTERVAL (and every few seconds anyway, for the clocks)."""
+
+    def __init__(self, view: JobView, out: _Output) -> None:
+        self.view = view
+        self.out = out
+        self.display_id = f"ciao-job-{view.job.name}-{uuid.uuid4().hex[:8]}"
+        self.dirty = False
+        self.shown_at = time.monotonic()
+        out.display(view.bundle(), self.display_id, update=False)
+
+    def apply(self, event) -> None:
+        self.dirty = self.view.apply(event) or self.dirty
+        self.refresh()
+
+    def due_in(self) -> float:
+        wait = VIEW_INTERVAL if self.dirty else VIEW_TICK
+        return max(0.0, self.shown_at + wait - time.monotonic())
+
+    def refresh(self, force: bool = False) -> None:
+        if force or self.due_in() <= 0:
+            self.out.display(self.view.bundle(), self.display_id, update=True)
+            self.dirty = False
+            self.shown_at = time.monotonic()
+
+
 class _Output:
     """Where a cell's output goes: IOPub, unless the request was silent."""
 
@@ -434,6 +476,13 @@ class _Output:
     def progress(self, line: str) -> None:
         """A line of phase 2 (building the image), shown as it comes."""
         self.stream("stdout", line.rstrip("\n") + "\n")
+
+    def display(self, data: dict[str, Any], display_id: str, update: bool) -> None:
+        if not self.silent:
+            self.request.publish(
+                "update_display_data" if update else "display_data",
+                {"data": data, "metadata": {}, "transient": {"display_id": display_id}},
+            )
 
     def result(self, count: int, data: dict[str, Any]) -> None:
         if not self.silent:

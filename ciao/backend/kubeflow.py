@@ -130,7 +130,8 @@ class KubeflowBackend:
             self._delete_config_map(namespace, parameter.code_config_map)
             raise
         replicas = {role: spec.count for role, spec in parameter.roles.items()}
-        return Job(parameter.framework, run.name, replicas, self.name, handle=run)
+        location = f"kubeflow (namespace {namespace})"
+        return Job(parameter.framework, run.name, replicas, self.name, run, location)
 
     def _adopt_config_map(self, run: _Run) -> None:
         owner = {

@@ -24,6 +24,8 @@ class Job:
     replicas: dict[str, int]
     backend: str
     handle: object = field(default=None, repr=False, compare=False)
+    #: Where it runs, for people: "local", "kubeflow (namespace team)".
+    location: str = ""
 
     @property
     def ps(self) -> int:

@@ -39,8 +39,12 @@ class CiaoKernelTests(jupyter_kernel_test.KernelTests):
     supported_history_operations = ("tail", "range", "search")
     code_inspect_sample = "%worker=2"
 
-    # Only these two stay skipped until the live job view exists (a later issue).
-    code_display_data: list = []
+    # A job cell shows its live view (display_data, updated in place) above its logs.
+    code_display_data = [
+        {"code": "%framework=pytorch\n%master=1\nprint('view')", "mime": "text/plain"},
+        {"code": "%framework=pytorch\n%master=1\nprint('view')", "mime": "text/html"},
+    ]
+    # Ciao never clears a cell's output: the live view is updated in place instead.
     code_clear_output = ""
 
 

@@ -33,6 +33,10 @@ def test_the_first_notebook_runs_a_real_distributed_exchange():
     for rank, replica in ((1, "worker-0"), (2, "worker-1")):
         assert f"[{replica}] rank {rank}: sent" in text
 
+    (view,) = [o for o in partial_sums.outputs if o.output_type == "display_data"]
+    headline = view.data["text/plain"].splitlines()[0]
+    assert "PyTorch job on local" in headline and "Succeeded" in headline  # updated in place
+
     text = text_of(tf_cluster)
     assert "[chief-0] the chief heard from: worker-0, worker-1" in text
     assert "[ps-0] I am ps 0" in text
