@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,26 +27,63 @@ _TOP_KEYS = {
     "kubeconfig": "path of the kubeconfig (empty: $KUBECONFIG, default, or in-cluster)",
     "context": "kubeconfig context to use",
     "namespace": "namespace of the jobs",
-    "s2i": "how code becomes an image: {provider, registry, username}",
+    "s2i": "how code reaches the cluster: {provider, registry, repository, builders, ...}",
     "images": "stock image per framework, for the configmap provider: {tensorflow, pytorch}",
     "local": "local backend: {run_dir}",
     **{role: f"default resources of a {role} replica: {{cpu, memory, gpu}}" for role in ALL_ROLES},
 }
-_S2I_KEYS = ("provider", "registry", "username")
+_S2I_KEYS = (
+    "provider",
+    "registry",
+    "username",
+    "repository",
+    "builders",
+    "build_command",
+    "push_command",
+    "timeout",
+)
 _LOCAL_KEYS = ("run_dir",)
 #: Stock framework images the configmap provider runs the code in (both have python).
 DEFAULT_IMAGES = {
     "tensorflow": "tensorflow/tensorflow:2.18.0",
     "pytorch": "pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime",
 }
+#: s2i builder images per framework (`s2i.builders`): the generic Python builder of the
+#: sclorg project (it pip-installs requirements.txt, and runs code.py through the
+#: APP_FILE=code.py that Ciao writes to .s2i/environment). It has no framework installed:
+#: add it to %requirements, or name a builder image that has it.
+DEFAULT_BUILDERS = {
+    "tensorflow": "registry.access.redhat.com/ubi9/python-311",
+    "pytorch": "registry.access.redhat.com/ubi9/python-311",
+}
+DEFAULT_BUILD_COMMAND = ("docker", "build")
+DEFAULT_PUSH_COMMAND = ("docker", "push")
+DEFAULT_S2I_TIMEOUT = 1800.0
+#: Words that mark a credential in a build or push command: Ciao never passes one on a
+#: command line (visible in `ps`, shell history, logs); the tool's login store holds them.
+_SECRET_WORDS = ("cred", "pass", "token", "secret")
 _RESOURCE_KEYS = ("cpu", "memory", "gpu")
 
 
 @dataclass(frozen=True)
 class S2IConfig:
+    """`s2i:` of the config: how the cell's code reaches the cluster (docs in README).
+
+    configmap: code (and requirements.txt) in a ConfigMap, run in `images.<framework>`.
+    s2i: `s2i build <dir> <builders.<framework>> <image>`, then `push_command <image>`.
+    img: a Dockerfile FROM `images.<framework>`, `build_command -t <image> <dir>`, then push.
+    The image is `<registry>/<repository>:<content hash>`.
+    """
+
     provider: str = "configmap"
     registry: str = ""
     username: str = ""
+    repository: str = "ciao"
+    builders: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_BUILDERS))
+    build_command: tuple[str, ...] = DEFAULT_BUILD_COMMAND
+    push_command: tuple[str, ...] = DEFAULT_PUSH_COMMAND
+    #: Seconds each build or push may take before it is stopped.
+    timeout: float = DEFAULT_S2I_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -74,6 +112,11 @@ class Config:
                 "provider": self.s2i.provider,
                 "registry": self.s2i.registry,
                 "username": self.s2i.username,
+                "repository": self.s2i.repository,
+                "builders": dict(self.s2i.builders),
+                "build_command": list(self.s2i.build_command),
+                "push_command": list(self.s2i.push_command),
+                "timeout": self.s2i.timeout,
             },
             "images": dict(self.images),
             "local": {"run_dir": str(self.run_dir)},
@@ -139,6 +182,8 @@ def parse_config(data: Any, source: Path | None, home: str | None = None) -> Con
             "and remove the key"
         )
     _check_keys(s2i, dict.fromkeys(_S2I_KEYS, ""), where, "s2i.")
+    builders = _section(s2i, "builders", where, "s2i.")
+    _check_keys(builders, DEFAULT_BUILDERS, where, "s2i.builders.")
     images = _section(data, "images", where)
     _check_keys(images, DEFAULT_IMAGES, where, "images.")
     local = _section(data, "local", where)
@@ -157,8 +202,16 @@ def parse_config(data: Any, source: Path | None, home: str | None = None) -> Con
         namespace=_string(data, "namespace", where),
         s2i=S2IConfig(
             provider=_choice(s2i, "provider", S2I_PROVIDERS, where, "configmap", "s2i."),
-            registry=_string(s2i, "registry", where, "s2i."),
+            registry=_string(s2i, "registry", where, "s2i.").rstrip("/"),
             username=_string(s2i, "username", where, "s2i."),
+            repository=_repository(s2i, where),
+            builders={
+                fw: _string(builders, fw, where, "s2i.builders.") or image
+                for fw, image in DEFAULT_BUILDERS.items()
+            },
+            build_command=_command(s2i, "build_command", DEFAULT_BUILD_COMMAND, where),
+            push_command=_command(s2i, "push_command", DEFAULT_PUSH_COMMAND, where),
+            timeout=_seconds(s2i, "timeout", DEFAULT_S2I_TIMEOUT, where),
         ),
         defaults=defaults,
         images={
@@ -178,10 +231,10 @@ def _check_keys(data: dict, allowed: Mapping[str, str], where: str, prefix: str)
             raise ConfigError(f"{where}: unknown key {prefix}{key}{hint} (known keys: {known})")
 
 
-def _section(data: dict, key: str, where: str) -> dict:
+def _section(data: dict, key: str, where: str, prefix: str = "") -> dict:
     value = data.get(key) or {}
     if not isinstance(value, dict):
-        raise ConfigError(f"{where}: {key}: expected a mapping, got {value!r}")
+        raise ConfigError(f"{where}: {prefix}{key}: expected a mapping, got {value!r}")
     return value
 
 
@@ -201,6 +254,53 @@ def _choice(
     if value.lower() not in allowed:
         raise ConfigError(f"{where}: {prefix}{key}: {value!r} is not one of {', '.join(allowed)}")
     return value.lower()
+
+
+def _repository(s2i: dict, where: str) -> str:
+    """`s2i.repository`: a repository path in the registry (`ciao`, `team/ciao`)."""
+    value = _string(s2i, "repository", where, "s2i.") or "ciao"
+    part = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+    if not re.fullmatch(rf"{part}(?:/{part})*", value):
+        raise ConfigError(
+            f"{where}: s2i.repository: {value!r} is not a repository name "
+            "(lower-case letters, digits, and . _ - / inside, like ciao or team/ciao)"
+        )
+    return value
+
+
+def _command(s2i: dict, key: str, default: tuple[str, ...], where: str) -> tuple[str, ...]:
+    """A command as a list of strings (`[podman, push]`); never one with a credential."""
+    value = s2i.get(key)
+    if value is None:
+        return default
+    if isinstance(value, str):
+        value = value.split()
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(v, str) and v.strip() for v in value)
+    ):
+        raise ConfigError(
+            f"{where}: s2i.{key}: expected a non-empty list of strings "
+            f"like {list(default)}, got {value!r}"
+        )
+    for arg in value[1:]:
+        if any(word in arg.lower() for word in _SECRET_WORDS):
+            raise ConfigError(
+                f"{where}: s2i.{key}: {arg.split('=')[0]!r} looks like a credential option; "
+                "Ciao never puts credentials on a command line: log in once with the tool "
+                f"(`{value[0]} login <registry>`) and remove it"
+            )
+    return tuple(value)
+
+
+def _seconds(s2i: dict, key: str, default: float, where: str) -> float:
+    value = s2i.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ConfigError(f"{where}: s2i.{key}: expected a number of seconds > 0, got {value!r}")
+    return float(value)
 
 
 def _resources(section: dict, where: str, role: str) -> Resources:

@@ -12,7 +12,7 @@ import html
 import time
 from dataclasses import dataclass, field
 
-from ciao.backend.types import Diagnosis, Event, Job, JobDone, LogLine, ReplicaState
+from ciao.backend.types import Diagnosis, Event, Job, JobDone, JobInfo, LogLine, ReplicaState
 
 #: Longest last-log-line shown in a row (the full line is in the stream below).
 LAST_LINE_WIDTH = 60
@@ -85,8 +85,10 @@ class JobView:
             self.diagnoses[(event.replica, event.reason)] = event.hint
             return True
         if isinstance(event, JobDone):
-            self.state = "Succeeded" if event.succeeded else (
-                "Cancelled" if event.reason == "Cancelled" else "Failed"
+            self.state = (
+                "Succeeded"
+                if event.succeeded
+                else ("Cancelled" if event.reason == "Cancelled" else "Failed")
             )
             self.message = event.message
             self.ended = now
@@ -172,3 +174,52 @@ def _duration(seconds: float) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def jobs_table(jobs: list[JobInfo], kernel_id: str = "") -> dict[str, str]:
+    """`%jobs`: one row a job, this kernel's marked, as text and HTML."""
+    now = time.time()
+    header = ["NAME", "STATE", "KIND", "REPLICAS", "WHERE", "AGE", "KERNEL"]
+    rows = []
+    for job in jobs:
+        replicas = " ".join(f"{role}={n}" for role, n in job.replicas.items())
+        kernel = job.owner.get("kernel-id", "")
+        mine = "this one" if kernel and kernel == kernel_id else kernel[:8]
+        kind = {"pytorch": "PyTorch", "tensorflow": "TensorFlow"}.get(job.framework, "")
+        age = _duration(now - job.created) if job.created else "-"
+        rows.append([job.name, job.state, kind, replicas, job.location, age, mine])
+    if not rows:
+        return {"text/plain": "No Ciao jobs yet.", "text/html": "<p>No Ciao jobs yet.</p>"}
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    text = "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        for r in [header, *rows]
+    )
+    e = html.escape
+    head = "".join(f"<th style='text-align:left;padding:2px 8px'>{h.lower()}</th>" for h in header)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td style='padding:2px 8px;color:{_STATE_COLOURS.get(c, 'inherit')}'>{e(c)}</td>"
+            if i == 1
+            else f"<td style='padding:2px 8px'>{e(c)}</td>"
+            for i, c in enumerate(r)
+        )
+        + "</tr>"
+        for r in rows
+    )
+    table = f"<table style='border-collapse:collapse;font-size:90%'><thead><tr>{head}</tr>"
+    return {"text/plain": text, "text/html": f"{table}</thead><tbody>{body}</tbody></table>"}
+
+
+def status_view(info: JobInfo, events: list[Event]) -> dict[str, str]:
+    """`%status NAME`: the job's view, folded from what the backend knows now."""
+    job = Job(info.framework, info.name, dict(info.replicas), info.backend, None, info.location)
+    submitted = time.monotonic() - max(0.0, time.time() - info.created)
+    view = JobView(job, submitted=submitted)
+    view.state = info.state
+    for event in events:
+        view.apply(event)
+    if info.message and not view.message:
+        view.message = info.message
+    return view.bundle()

@@ -63,6 +63,12 @@ class JobCancelled(CiaoError):
     ename = "KeyboardInterrupt"
 
 
+class JobDetached(CiaoError):
+    """The user interrupted a cell whose job detaches instead: it runs on."""
+
+    ename = "KeyboardInterrupt"
+
+
 class BackendError(CiaoError):
     """The backend could not start or follow the job (not the job's own failure)."""
 

@@ -21,7 +21,7 @@ from typing import Any
 from ciao import __version__
 from ciao.backend.types import Diagnosis, JobDone, LogLine, ReplicaState
 from ciao.display import JobView
-from ciao.errors import CiaoError, JobCancelled, JobFailed
+from ciao.errors import CiaoError, JobCancelled, JobDetached, JobFailed
 from ciao.protocol.message import PROTOCOL_VERSION
 from ciao.protocol.server import KernelServer, Request
 
@@ -307,7 +307,23 @@ class CiaoKernel:
         prepared = self.manager.prepare(code)
         if prepared.command is not None:
             return self._command(prepared, out, count)
-        self._follow(self.manager.submit(prepared, self._owner(count), out.progress), out)
+        parameter = prepared.job
+        if parameter.dry_run:
+            self._dry_run(prepared, out, count)
+            return []
+        active = self.manager.submit(prepared, self._owner(count), out.progress)
+        if parameter.detach:
+            active.detach()
+            self.manager.finished(active)
+            name = active.job.name
+            out.stream(
+                "stdout",
+                f"Submitted job {name} ({active.job.location or active.job.backend}), detached.\n"
+                f"  %attach {name}   follow it here\n  %status {name}   its replicas\n"
+                f"  %logs {name}     its log so far\n  %delete {name}   stop it\n",
+            )
+            return []
+        self._follow(active, out)
         return []
 
     def _follow(self, active, out: _Output) -> None:
@@ -345,8 +361,14 @@ class CiaoKernel:
             buffer.flush()
             view.refresh(force=True)
             self.manager.finished(active)
+        name = active.job.name
+        if done is None and active.detached:
+            raise JobDetached(
+                f"stopped following job {name}; it is still running. "
+                f"%attach {name} follows it again, %delete {name} stops it"
+            )
         if done is None:
-            raise JobFailed(f"job {active.job.name} ended without a final status")
+            raise JobFailed(f"job {name} ended without a final status")
         if done.succeeded:
             return
         if active.cancel_requested or done.reason == "Cancelled":
@@ -386,7 +408,67 @@ class CiaoKernel:
                 },
             )
             return []
-        raise CiaoError(f"unknown command %{command.name}")
+        return self._job_command(prepared, out, count)
+
+    def _job_command(self, prepared, out: _Output, count: int) -> list[dict[str, Any]]:
+        """%jobs, %status, %logs, %attach, %delete: jobs of this kernel or earlier ones."""
+        from ciao.display import jobs_table, status_view
+        from ciao.manager import backend_of
+
+        command, config = prepared.command, prepared.config
+        if command.name == "jobs":
+            jobs, problems = self.manager.jobs(config)
+            for problem in problems:
+                out.stream("stderr", f"[ciao] could not list jobs of {problem}\n")
+            out.result(count, jobs_table(jobs, self.kernel_id))
+            return []
+        args = command.args.split()
+        name = args[0]
+        backend = backend_of(config, name)
+        if command.name == "status":
+            info, events = backend.describe(name)
+            out.result(count, status_view(info, events))
+        elif command.name == "logs":
+            replica = args[1] if len(args) > 1 and not args[1].startswith("--") else None
+            tail = int(args[args.index("--tail") + 1]) if "--tail" in args else None
+            buffer = StreamBuffer(out.stream)
+            for line in backend.logs(name, replica, tail):
+                buffer.add(line.stream, f"[{line.replica}] {line.text}\n")
+            buffer.flush()
+        elif command.name == "attach":
+            self._follow(self.manager.attach(config, name), out)
+        elif command.name == "delete":
+            backend.delete(name)
+            out.stream("stdout", f"Deleted job {name} and what it created.\n")
+        else:
+            raise CiaoError(f"unknown command %{command.name}")
+        return []
+
+    def _dry_run(self, prepared, out: _Output, count: int) -> None:
+        """%dryrun: what the cell would submit, built as submitting builds it."""
+        import dataclasses
+        import json
+
+        import yaml
+
+        plan = self.manager.dry_run(prepared)
+        job = plan["job"]
+        if isinstance(job, list):  # local: one launch per replica
+            job = [dataclasses.asdict(launch) for launch in job]
+            for launch in job:
+                launch["argv"] = list(launch["argv"])
+        documents = [*plan["objects"], job] if plan["objects"] else [job]
+        text = "\n---\n".join(yaml.safe_dump(d, sort_keys=False).rstrip() for d in documents)
+        note = f"# %dryrun on {plan['backend']}: nothing was built or submitted\n"
+        out.result(
+            count,
+            {
+                "text/plain": note + text,
+                "application/json": json.loads(
+                    json.dumps({"objects": plan["objects"], "job": job})
+                ),
+            },
+        )
 
     def _expressions(self, expressions: dict[str, Any]) -> dict[str, Any]:
         """Ciao cells run elsewhere: there is no kernel namespace to evaluate in."""

@@ -11,10 +11,11 @@ import queue
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from ciao.backend.types import Backend, Event, Job, JobDone
+from ciao.backend.types import Backend, Event, Job, JobDone, JobInfo
 from ciao.config import Config
-from ciao.errors import BackendError, ConfigError, JobCancelled
+from ciao.errors import BackendError, CiaoError, ConfigError, JobCancelled
 from ciao.interpreter.types import Command, Parameter
 from ciao.s2i.types import Progress, S2IClient
 
@@ -35,19 +36,55 @@ def components_for(config: Config, backend: str = "") -> tuple[S2IClient, Backen
         from ciao.backend.local import LocalBackend
         from ciao.s2i.local import LocalCodeFile
 
-        return LocalCodeFile(config.run_dir), LocalBackend()
+        return LocalCodeFile(config.run_dir), LocalBackend(config.run_dir)
     from ciao.backend.kube_client import connect
     from ciao.backend.kubeflow import KubeflowBackend
 
     cluster = connect(config)
+    if config.s2i.provider in ("s2i", "img"):  # build and push an image of the cell
+        from ciao.s2i.s2i import DockerfileBuild, S2IBuild
+
+        build = S2IBuild if config.s2i.provider == "s2i" else DockerfileBuild
+        s2i: S2IClient = build(config.s2i, config.images, source=config.source)
+        return s2i, KubeflowBackend(cluster, config.run_dir)
     if config.s2i.provider != "configmap":
         raise ConfigError(
-            f"s2i.provider {config.s2i.provider!r} (from {config.source}) is not available "
-            "in this version of Ciao; use `s2i: {provider: configmap}`"
+            f"s2i.provider {config.s2i.provider!r} (from {config.source or 'config'}) is not "
+            "one of configmap, s2i, img"
         )
     from ciao.s2i.configmap import ConfigMapCode
 
-    return ConfigMapCode(cluster, config.images), KubeflowBackend(cluster)
+    return ConfigMapCode(cluster, config.images), KubeflowBackend(cluster, config.run_dir)
+
+
+def backends_for(config: Config) -> list[Backend]:
+    """The backends whose jobs the job commands (%jobs, %status...) look at: the local
+    one always, the cluster's when the config names a cluster."""
+    from ciao.backend.local import LocalBackend
+
+    found: list[Backend] = [LocalBackend(config.run_dir)]
+    if config.backend == "kubeflow" or config.kubeconfig:
+        from ciao.backend.kube_client import connect
+        from ciao.backend.kubeflow import KubeflowBackend
+
+        found.append(KubeflowBackend(connect(config), config.run_dir))
+    return found
+
+
+def backend_of(config: Config, name: str) -> Backend:
+    """The backend that ran job `name`: its run directory says; else the cluster's."""
+    from ciao.backend.run_dir import RunDir
+
+    try:
+        recorded = RunDir(config.run_dir, name).spec().get("backend")
+    except ValueError:
+        raise BackendError(f"{name!r} is not a job name") from None
+    for backend in backends_for(config) if recorded != "local" else []:
+        if backend.name == "kubeflow":
+            return backend
+    from ciao.backend.local import LocalBackend
+
+    return LocalBackend(config.run_dir)
 
 
 @dataclass
@@ -70,10 +107,14 @@ class ActiveJob:
     back-pressure still reaches the replicas: nothing is dropped, nothing piles up.
     """
 
-    def __init__(self, backend: Backend, job: Job, queue_size: int = 256) -> None:
+    def __init__(
+        self, backend: Backend, job: Job, on_interrupt: str = "cancel", queue_size: int = 256
+    ) -> None:
         self.backend = backend
         self.job = job
+        self.on_interrupt = on_interrupt
         self.cancel_requested = False
+        self.detached = False
         self._queue: queue.Queue[object] = queue.Queue(queue_size)
         self._lock = threading.Lock()
         self._cancel_thread: threading.Thread | None = None
@@ -117,6 +158,18 @@ class ActiveJob:
                 yield event
             if isinstance(event, JobDone):
                 return
+
+    def interrupt(self) -> None:
+        """What an interrupt does: cancel the job, or (with %onInterrupt=detach) detach."""
+        if self.on_interrupt == "detach":
+            self.detach()
+        else:
+            self.cancel()
+
+    def detach(self) -> None:
+        """Stop following; the job runs on. The events already read still come out."""
+        self.detached = True
+        self.backend.detach(self.job)
 
     def cancel(self) -> None:
         """Stop the job without blocking the caller (a signal handler, the control thread)."""
@@ -191,13 +244,44 @@ class Manager:
             with self._lock:
                 self._building = None
         job = backend.exec_code(parameter)
-        active = ActiveJob(backend, job)
+        active = ActiveJob(backend, job, parameter.on_interrupt)
         with self._lock:
             self.active = active
             cancel_now = self._cancel_pending
         if cancel_now:  # interrupted while submitting: the job goes at once, with all it made
-            active.cancel()
+            active.interrupt()
         return active
+
+    def attach(self, config: Config, name: str) -> ActiveJob:
+        """Follow a job submitted earlier (by any kernel); interrupt then detaches again."""
+        backend = backend_of(config, name)
+        active = ActiveJob(backend, backend.attach(name), on_interrupt="detach")
+        with self._lock:
+            self.active = active
+        return active
+
+    def dry_run(self, prepared: Prepared) -> dict[str, Any]:
+        """What submitting the cell would send, built the same way; nothing is submitted."""
+        assert prepared.job is not None
+        parameter, config = prepared.job, prepared.config
+        s2i, backend = components_for(config, parameter.backend)
+        plan = getattr(s2i, "plan", None)
+        if plan is not None:
+            parameter.image, shipped = plan(parameter.code, parameter)
+        else:
+            parameter.image, shipped = "<the image s2i builds at submission>", []
+        return {"backend": backend.name, "objects": shipped, "job": backend.dry_run(parameter)}
+
+    def jobs(self, config: Config) -> tuple[list[JobInfo], list[str]]:
+        """Every backend's jobs, newest first, and what could not be listed (and why)."""
+        found: list[JobInfo] = []
+        problems = []
+        for backend in backends_for(config):
+            try:
+                found += backend.list()
+            except CiaoError as exc:
+                problems.append(f"{backend.name}: {exc}")
+        return sorted(found, key=lambda j: j.created, reverse=True), problems
 
     def finished(self, active: ActiveJob) -> None:
         with self._lock:
@@ -205,12 +289,13 @@ class Manager:
                 self.active = None
 
     def cancel(self) -> bool:
-        """Cancel the cell's job or build (any thread, never blocks); False if idle."""
+        """Interrupt the cell's job (cancel or detach, as the cell says) or its build; any
+        thread, never blocks. False if nothing was running."""
         with self._lock:
             self._cancel_pending = True
             active, building = self.active, self._building
         if building is not None:
             building.cancel()
         if active is not None:
-            active.cancel()
+            active.interrupt()
         return active is not None or building is not None

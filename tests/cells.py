@@ -24,4 +24,5 @@ VALID_CELLS = {
     "policy-case": "%framework=pytorch\n%master=1\n%cleanPolicy=ALL",
     "zero-ps": "%framework=tensorflow\n%worker=1\n%ps=0",
     "backend": "%backend=kubeflow\n%framework=pytorch\n%master=1\n%worker=1",
+    "requirements": "%master=1\n%requirements=pandas==2.2,numpy>=1.26,<2\nimport pandas",
 }

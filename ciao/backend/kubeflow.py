@@ -8,13 +8,18 @@ has drained; then one JobDone closes the stream of events.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import queue
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from dateutil.parser import isoparse
 
 from ciao.backend.diagnose import diagnose_event, diagnose_pod
 from ciao.backend.informer import Informer
@@ -25,12 +30,22 @@ from ciao.backend.manifests import (
     API_GROUP,
     API_VERSION,
     KINDS,
+    MANAGED_BY,
     JobKind,
     job_manifest,
     pod_selectors,
     replica_of,
 )
-from ciao.backend.types import Diagnosis, Event, Job, JobDone, ReplicaState
+from ciao.backend.run_dir import RunDir, encode
+from ciao.backend.types import (
+    Diagnosis,
+    Event,
+    Job,
+    JobDone,
+    JobInfo,
+    LogLine,
+    ReplicaState,
+)
 from ciao.errors import BackendError
 from ciao.interpreter.magics import random_name
 from ciao.interpreter.types import Parameter
@@ -54,7 +69,9 @@ class _Run:
     name: str
     uid: str
     config_map: str = ""
+    record: RunDir | None = None
     cancelled: bool = False
+    detached: bool = False
     followed: bool = False
     outcome: JobDone | None = None
     pods: dict[str, dict[str, Any]] = field(default_factory=dict)  # uid -> pod
@@ -80,10 +97,12 @@ class KubeflowBackend:
     def __init__(
         self,
         cluster: Cluster,
+        run_root: Path | None = None,
         queue_size: int = 10000,
         fallback_after: float = POD_FALLBACK_AFTER,
     ) -> None:
         self.cluster = cluster
+        self.run_root = run_root
         self.queue_size = queue_size
         self.fallback_after = fallback_after
 
@@ -124,6 +143,7 @@ class KubeflowBackend:
             )
             if run.config_map:
                 self._adopt_config_map(run)
+            run.record = self._record(run, parameter)
         except BaseException:
             if created is not None:
                 self._delete_job(namespace, kind, created["metadata"]["name"])
@@ -132,6 +152,24 @@ class KubeflowBackend:
         replicas = {role: spec.count for role, spec in parameter.roles.items()}
         location = f"kubeflow (namespace {namespace})"
         return Job(parameter.framework, run.name, replicas, self.name, run, location)
+
+    def _record(self, run: _Run, parameter: Parameter) -> RunDir | None:
+        """The job's run directory: what it was, and (as it is followed) its events."""
+        if self.run_root is None:
+            return None
+        record = RunDir(self.run_root, run.name)
+        record.write_spec(
+            {
+                "name": run.name,
+                "backend": self.name,
+                "created": time.time(),
+                "namespace": run.namespace,
+                "framework": parameter.framework,
+                "replicas": {r: s.count for r, s in parameter.roles.items() if s.count},
+                "owner": dict(parameter.owner),
+            }
+        )
+        return record
 
     def _adopt_config_map(self, run: _Run) -> None:
         owner = {
@@ -169,6 +207,157 @@ class KubeflowBackend:
                 raise explain(exc, "get", run.kind.plural, run.namespace, API_GROUP) from None
             time.sleep(0.2)
         raise BackendError(f"job {run.name} was deleted but is still there after 60 s")
+
+    def detach(self, job: Job) -> None:
+        """Stop following (the job goes on); get_logs ends after what it has yielded."""
+        run: _Run = job.handle  # type: ignore[assignment]
+        run.detached = True
+
+    # ---- jobs of any kernel ------------------------------------------------------------
+
+    def _jobs_path(self, kind: JobKind, name: str = "") -> str:
+        ns = self.cluster.namespace
+        path = f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{ns}/{kind.plural}"
+        return f"{path}/{name}" if name else path
+
+    def _find(self, name: str) -> tuple[JobKind, dict[str, Any]]:
+        for kind in KINDS.values():
+            try:
+                return kind, self.cluster.request("GET", self._jobs_path(kind, name))
+            except ApiError as exc:
+                if exc.status != 404:
+                    ns = self.cluster.namespace
+                    raise explain(exc, "get", kind.plural, ns, API_GROUP) from None
+        raise BackendError(f"no job {name!r} in namespace {self.cluster.namespace}")
+
+    def attach(self, name: str) -> Job:
+        kind, obj = self._find(name)
+        framework = next(f for f, k in KINDS.items() if k is kind)
+        spec = obj.get("spec", {}).get(kind.replica_specs) or {}
+        replicas = {t.lower(): int(r.get("replicas", 1)) for t, r in spec.items()}
+        parameter = Parameter(framework, {})  # type: ignore[arg-type]
+        run = _Run(parameter, kind, self.cluster.namespace, name, obj["metadata"]["uid"])
+        if self.run_root is not None:
+            run.record = RunDir(self.run_root, name)
+            if not run.record.exists():
+                run.record.write_spec(
+                    {
+                        "name": name,
+                        "backend": self.name,
+                        "created": time.time(),
+                        "namespace": run.namespace,
+                        "framework": framework,
+                        "replicas": replicas,
+                        "owner": {},
+                    }
+                )
+        location = f"kubeflow (namespace {run.namespace})"
+        return Job(framework, name, replicas, self.name, run, location)  # type: ignore[arg-type]
+
+    def list(self) -> list[JobInfo]:
+        jobs = []
+        for kind in KINDS.values():
+            try:
+                answer = self.cluster.request(
+                    "GET",
+                    self._jobs_path(kind),
+                    {"labelSelector": f"{MANAGED_BY}=ciao"},
+                )
+            except ApiError as exc:
+                raise explain(exc, "list", kind.plural, self.cluster.namespace, API_GROUP) from None
+            jobs += [self._info(kind, obj) for obj in answer.get("items") or []]
+        return sorted(jobs, key=lambda j: j.created, reverse=True)
+
+    def _info(self, kind: JobKind, obj: dict[str, Any]) -> JobInfo:
+        meta = obj.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        prefix = "ciao.kubeflow.org/"
+        specs = (obj.get("spec") or {}).get(kind.replica_specs) or {}
+        state, message = "Pending", ""
+        for condition in (obj.get("status") or {}).get("conditions") or []:
+            if condition.get("status") == "True":
+                state, message = condition.get("type", state), condition.get("message", "")
+        if meta.get("deletionTimestamp"):
+            state = "Deleting"
+        created = meta.get("creationTimestamp")
+        return JobInfo(
+            name=meta.get("name", ""),
+            framework=next(f for f, k in KINDS.items() if k is kind),
+            backend=self.name,
+            state="Running" if state in ("Created", "Restarting") else state,
+            created=isoparse(created).timestamp() if created else 0.0,
+            replicas={t.lower(): int(r.get("replicas", 1)) for t, r in specs.items()},
+            owner={k[len(prefix) :]: v for k, v in labels.items() if k.startswith(prefix)},
+            location=f"kubeflow (namespace {self.cluster.namespace})",
+            message=message,
+        )
+
+    def describe(self, name: str) -> tuple[JobInfo, list[Event]]:
+        kind, obj = self._find(name)
+        info = self._info(kind, obj)
+        try:
+            pods = (
+                self.cluster.request(
+                    "GET",
+                    f"/api/v1/namespaces/{self.cluster.namespace}/pods",
+                    {"labelSelector": pod_selectors(name, kind)[0]},
+                ).get("items")
+                or []
+            )
+        except ApiError as exc:
+            raise explain(exc, "list", "pods", self.cluster.namespace) from None
+        events: list[Event] = [replica_state(pod, kind.container) for pod in pods]
+        for pod in pods:
+            events += diagnose_pod(pod, replica_of(pod))
+        if info.state in ("Succeeded", "Failed"):
+            events.append(JobDone(info.state == "Succeeded", info.state, info.message))
+        return info, events
+
+    def logs(self, name: str, replica: str | None = None, tail: int | None = None) -> list[LogLine]:
+        """From the run directory when this machine followed the job (pods may be gone),
+        else from the pods."""
+        if self.run_root is not None and RunDir(self.run_root, name).exists():
+            record = RunDir(self.run_root, name)
+            lines = [
+                e
+                for e, _ in record.read_events()
+                if isinstance(e, LogLine) and replica in (None, e.replica)
+            ]
+            if lines:
+                return lines[-tail:] if tail else lines
+        kind, _ = self._find(name)
+        lines = []
+        pods = (
+            self.cluster.request(
+                "GET",
+                f"/api/v1/namespaces/{self.cluster.namespace}/pods",
+                {"labelSelector": pod_selectors(name, kind)[0]},
+            ).get("items")
+            or []
+        )
+        for pod in sorted(pods, key=replica_of):
+            who = replica_of(pod)
+            if replica not in (None, who):
+                continue
+            try:
+                text = self.cluster.request(
+                    "GET",
+                    f"/api/v1/namespaces/{self.cluster.namespace}/pods/"
+                    f"{pod['metadata']['name']}/log",
+                    {"container": kind.container, "tailLines": tail},
+                )
+            except ApiError as exc:
+                log.info("no log for %s: %s", who, exc)
+                continue
+            lines += [LogLine(who, line) for line in str(text).splitlines()]
+        return lines[-tail:] if tail else lines
+
+    def delete(self, name: str) -> None:
+        kind, obj = self._find(name)
+        job = self.attach(name)
+        run: _Run = job.handle  # type: ignore[assignment]
+        run.config_map = f"{name}-code"
+        self.cancel(job)
 
     def _delete_job(self, namespace: str, kind: JobKind, name: str) -> None:
         path = f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{namespace}/{kind.plural}/{name}"
@@ -213,6 +402,7 @@ class _Follow:
         self.run = run
         self.queue: queue.Queue[Event | BackendError] = queue.Queue(queue_size)
         self.stopping = threading.Event()
+        self.cursors = self._saved_cursors()
         ns, kind = run.namespace, run.kind
         jobs_path = f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{ns}/{kind.plural}"
         self.job_informer = Informer(
@@ -253,30 +443,75 @@ class _Follow:
             informer.start()
         started = time.monotonic()
         ended_at: float | None = None
+        record = self.run.record.open_for_append() if self.run.record else None
         try:
-            while True:
-                try:
-                    item = self.queue.get(timeout=0.2)
-                except queue.Empty:
-                    item = None
-                if isinstance(item, BackendError):
-                    raise item
-                if item is not None:
-                    yield item
-                    continue
-                if self.run.outcome is None:
-                    self._maybe_fall_back(started)
-                    continue
-                ended_at = ended_at or time.monotonic()
-                if self._drained(time.monotonic() - ended_at) and self.queue.empty():
-                    yield self.run.outcome
-                    return
+            for event in self._events(started, ended_at):
+                if record is not None:
+                    os.write(record, encode(event))
+                yield event
         finally:
             self.stopping.set()
             for informer in (self.job_informer, self.pod_informer, self.event_informer):
                 informer.stop()
             for follower in list(self.run.followers.values()):
                 follower.stop()
+            self._save_cursors()
+            if record is not None:
+                os.close(record)
+
+    def _events(self, started: float, ended_at: float | None) -> Iterator[Event]:
+        saved = time.monotonic()
+        while True:
+            try:
+                item = self.queue.get(timeout=0.2)
+            except queue.Empty:
+                item = None
+            if isinstance(item, BackendError):
+                raise item
+            if item is not None:
+                yield item
+                if time.monotonic() - saved > 0.5:
+                    self._save_cursors()
+                    saved = time.monotonic()
+                continue
+            if self.run.detached:
+                for follower in list(self.run.followers.values()):
+                    follower.stop()
+                while not self.queue.empty():
+                    item = self.queue.get()
+                    if not isinstance(item, BackendError):
+                        yield item
+                return
+            if self.run.outcome is None:
+                self._maybe_fall_back(started)
+                continue
+            ended_at = ended_at or time.monotonic()
+            if self._drained(time.monotonic() - ended_at) and self.queue.empty():
+                yield self.run.outcome
+                return
+
+    def _cursors_path(self) -> Path | None:
+        return self.run.record.path / "cursors.json" if self.run.record else None
+
+    def _saved_cursors(self) -> dict[str, list[int]]:
+        path = self._cursors_path()
+        try:
+            return json.loads(path.read_text()) if path else {}
+        except (OSError, ValueError):
+            return {}
+
+    def _save_cursors(self) -> None:
+        """Where each container's delivered lines end, so %attach repeats none of them."""
+        path = self._cursors_path()
+        if path is None:
+            return
+        cursors = self._saved_cursors()
+        for follower in list(self.run.followers.values()):
+            if follower.cursor is not None:
+                cursors[follower.pod_path.rsplit("/", 1)[-1]] = list(follower.cursor)
+        tmp = path.with_name(".cursors.json.tmp")
+        tmp.write_text(json.dumps(cursors))
+        os.replace(tmp, path)
 
     def _drained(self, since_end: float) -> bool:
         """Every follower is done; those of still-running pods are stopped after a grace."""
@@ -419,6 +654,7 @@ class _Follow:
                 lambda: self._view(uid, container),
                 run.changed,
                 self.put,
+                start=tuple(self.cursors[name]) if name in self.cursors else None,
             )
             run.followers[key] = follower
             follower.start()
@@ -441,19 +677,12 @@ class _Follow:
         return ContainerView(final=status.get("phase") in ("Succeeded", "Failed"))
 
     def _report_state(self, replica: str, pod: dict[str, Any], deleted: bool) -> None:
-        status = pod.get("status") or {}
-        phase = "Deleted" if deleted else status.get("phase", "Pending")
-        reason, message, restarts, exit_code = _container_summary(pod, self.run.kind.container)
-        if not reason:
-            for condition in status.get("conditions") or []:
-                if condition.get("status") == "False" and condition.get("reason"):
-                    reason, message = condition["reason"], condition.get("message", "")
-        state = (phase, reason, restarts)
+        event = replica_state(pod, self.run.kind.container, deleted)
+        state = (event.phase, event.reason, event.restarts)
         if self.run.states.get(replica) == state:
             return
         self.run.states[replica] = state
-        where = (pod.get("spec") or {}).get("nodeName", "")
-        self.put(ReplicaState(replica, phase, reason, message, restarts, exit_code, where))
+        self.put(event)
 
     def on_event(self, kind: str, event: dict[str, Any]) -> None:
         if kind == "DELETED" or event.get("type") != "Warning":
@@ -477,6 +706,19 @@ class _Follow:
             return
         self.run.diagnosed.add(key)
         self.put(diagnosis)
+
+
+def replica_state(pod: dict[str, Any], container: str, deleted: bool = False) -> ReplicaState:
+    """The ReplicaState a pod shows: phase, the reason it waits or ended, restarts, node."""
+    status = pod.get("status") or {}
+    phase = "Deleted" if deleted else status.get("phase", "Pending")
+    reason, message, restarts, exit_code = _container_summary(pod, container)
+    if not reason:
+        for condition in status.get("conditions") or []:
+            if condition.get("status") == "False" and condition.get("reason"):
+                reason, message = condition["reason"], condition.get("message", "")
+    where = (pod.get("spec") or {}).get("nodeName", "")
+    return ReplicaState(replica_of(pod), phase, reason, message, restarts, exit_code, where)
 
 
 def _container_summary(pod: dict[str, Any], container: str) -> tuple[str, str, int, int | None]:

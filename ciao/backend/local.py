@@ -1,126 +1,256 @@
-"""The local backend: every replica a child process with the operator's environment.
+"""The local backend, as the kernel sees it: jobs run by a supervisor process each.
 
-With no cluster, a cell runs on the kernel's machine exactly as it would in pods: one
-process per replica, each in its own process group (like a container, it is stopped as a
-whole), with the variables the training operator injects (local_env.py) and the operator's
-success and clean-up rules (local_policy.py). Replicas are never restarted.
+The supervisor (local_supervisor.py) runs the replicas and records their events in the
+job's run directory; this side starts it, tails the record, signals it to cancel, and
+reads run directories to list, describe, re-attach to and delete jobs, including those of
+kernels that are gone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from ciao.backend import local_env
-from ciao.backend.local_run import LocalRun
-from ciao.backend.types import Event, Job
+from ciao.backend.local_replicas import LocalReplicas, ReplicaLaunch
+from ciao.backend.local_supervisor import parameter_to_spec
+from ciao.backend.run_dir import RunDir, list_run_dirs, pid_alive
+from ciao.backend.types import Event, Job, JobDone, JobInfo, LogLine, ReplicaState
 from ciao.errors import BackendError
 from ciao.interpreter.types import Parameter
 
+#: How often a followed job's record is checked for new events.
+POLL = 0.02
+#: How often the "shown" mark is saved while following.
+SAVE_SHOWN_EVERY = 0.5
 
-@dataclass(frozen=True)
-class ReplicaLaunch:
-    """How one replica is started: what `%dryrun` shows is what `exec_code` runs.
 
-    `env` holds only what Ciao adds to the kernel's environment (minus its JPY_* variables).
-    """
-
-    replica: str
-    argv: tuple[str, ...]
-    cwd: str
-    env: dict[str, str]
+@dataclass
+class _Handle:
+    run: RunDir
+    process: subprocess.Popen | None = None
+    offset: int = 0
+    detached: bool = False
+    cancelling: bool = False
+    pid: int | None = field(default=None)
 
 
 class LocalBackend:
-    """Runs a job's replicas as local processes and follows them to the end."""
+    """Local jobs: each a supervisor process; their record is the run directory."""
 
     name = "local"
 
     def __init__(
-        self, python: str = sys.executable, stop_grace: float = 3.0, queue_size: int = 10000
+        self, run_root: Path, python: str = sys.executable, stop_grace: float = 3.0
     ) -> None:
-        if queue_size < 1:
-            raise ValueError("queue_size must be at least 1 (the queue is always bounded)")
+        self.run_root = Path(run_root)
         self.python = python
         self.stop_grace = stop_grace
-        self.queue_size = queue_size
 
-    def environment(
-        self, parameter: Parameter, ports: Mapping[str, int]
-    ) -> dict[str, dict[str, str]]:
-        """Per replica, the variables the operator would inject, with localhost and `ports`."""
-        return local_env.environment(parameter, ports)
+    # ---- submit --------------------------------------------------------------------
 
     def dry_run(self, parameter: Parameter) -> list[ReplicaLaunch]:
-        """The command line, directory and injected variables of every replica, free ports
-        picked now; `parameter.image` is the code file (see ciao.s2i.local)."""
-        code = Path(parameter.image)
-        envs = self.environment(parameter, local_env.allocate_ports(parameter))
-        return [
-            ReplicaLaunch(
-                replica=name,
-                argv=(self.python, "-u", str(code)),
-                cwd=str(code.parent),
-                env={
-                    **envs[name],
-                    "CIAO_REPLICA": name,
-                    "CIAO_JOB_NAME": parameter.generate_name,
-                },
-            )
-            for name in parameter.replica_names()
-        ]
+        """The command line, directory and environment each replica would get."""
+        return LocalReplicas(python=self.python).dry_run(parameter)
 
     def exec_code(self, parameter: Parameter) -> Job:
-        """Start every replica; if one cannot start, kill the others and say which."""
         if not parameter.image or not Path(parameter.image).is_file():
             raise BackendError(f"the job's code file {parameter.image!r} does not exist")
-        if not parameter.replica_names():
-            raise BackendError("the job has no replicas")
-        base = {k: v for k, v in os.environ.items() if not k.startswith("JPY_")}
-        processes: dict[str, subprocess.Popen[bytes]] = {}
-        for launch in self.dry_run(parameter):
+        run = RunDir(self.run_root, parameter.generate_name)
+        run.write_spec(
+            {
+                "name": run.name,
+                "backend": self.name,
+                "created": time.time(),
+                "python": self.python,
+                "grace": self.stop_grace,
+                "parameter": parameter_to_spec(parameter),
+            }
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("JPY_")}
+        with (run.path / "supervisor.log").open("ab") as log:
             try:
-                processes[launch.replica] = subprocess.Popen(
-                    list(launch.argv),
-                    cwd=launch.cwd,
-                    env={**base, **launch.env},
+                process = subprocess.Popen(
+                    [self.python, "-m", "ciao.backend.local_supervisor", str(run.path)],
                     stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
+                    stdout=log,
+                    stderr=log,
+                    env=env,
                     start_new_session=True,
                 )
-            except OSError as err:
-                LocalRun(parameter, processes, self.stop_grace, 1).kill_all()
-                raise BackendError(f"could not start replica {launch.replica}: {err}") from err
-        run = LocalRun(parameter, processes, self.stop_grace, self.queue_size)
-        run.start()
-        replicas = {role: spec.count for role, spec in parameter.roles.items() if spec.count}
-        return Job(parameter.framework, parameter.generate_name, replicas, self.name, run)
+            except OSError as exc:
+                raise BackendError(f"could not start the job's supervisor: {exc}") from exc
+        run.set_supervisor_pid(process.pid)
+        return self._job(run, _Handle(run, process, pid=process.pid))
+
+    def _job(self, run: RunDir, handle: _Handle) -> Job:
+        spec = run.spec()["parameter"]
+        replicas = {role: r["count"] for role, r in spec["roles"].items() if r["count"]}
+        return Job(spec["framework"], run.name, replicas, self.name, handle, "local")
+
+    # ---- follow --------------------------------------------------------------------
 
     def get_logs(self, job: Job) -> Iterator[Event]:
-        """Every replica's Running state, its lines, its end, then exactly one JobDone.
+        """The job's recorded events from where this notebook left off, to its JobDone."""
+        handle = _handle(job)
+        run = handle.run
+        saved = time.monotonic()
+        while True:
+            progressed = False
+            for event, offset in run.read_events(handle.offset):
+                handle.offset = offset
+                progressed = True
+                yield event
+                if isinstance(event, JobDone):
+                    run.set_shown(offset)
+                    return
+                if time.monotonic() - saved > SAVE_SHOWN_EVERY:
+                    run.set_shown(offset)
+                    saved = time.monotonic()
+            if handle.detached:
+                run.set_shown(handle.offset)
+                return
+            if not progressed and not self._alive(handle):
+                if any(True for _ in run.read_events(handle.offset)):
+                    continue  # written just before it exited
+                if handle.cancelling:  # cancel() writes the verdict
+                    time.sleep(POLL)
+                    continue
+                lost = JobDone(False, "Lost", "its supervisor process ended without a verdict")
+                _append(run, lost)
+                yield lost
+                return
+            if not progressed:
+                time.sleep(POLL)
 
-        A replica's end (Succeeded, Failed, or Stopped when Ciao stopped it) comes after all
-        its lines. The job succeeds when master-0 (PyTorch), the chief or master (TF) or
-        else worker-0 succeeds; any replica exiting non-zero fails it. Once it is decided,
-        parameter servers are stopped, and the others too unless the clean policy is None.
-        """
-        return _run_of(job).follow()
+    def detach(self, job: Job) -> None:
+        """Stop following (the job goes on); get_logs returns after what it has yielded."""
+        _handle(job).detached = True
 
     def cancel(self, job: Job) -> None:
-        """Stop every replica (SIGTERM, SIGKILL after the grace); return when all are gone.
+        """SIGTERM the supervisor, which stops every replica; return when it is over."""
+        handle = _handle(job)
+        handle.cancelling = True
+        self._stop(handle.run, handle)
 
-        Safe from another thread while get_logs is iterated: that iterator then ends with
-        JobDone(reason="Cancelled").
-        """
-        _run_of(job).cancel()
+    def _stop(self, run: RunDir, handle: _Handle | None = None) -> None:
+        pid = handle.pid if handle else run.supervisor_pid()
+        if pid and self._alive(handle, pid):
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + self.stop_grace + 10
+            while self._alive(handle, pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if self._alive(handle, pid):
+                os.kill(pid, signal.SIGKILL)
+        for replica_pid in _replica_pids(run):  # a supervisor that was killed left them
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(replica_pid, signal.SIGKILL)
+        if run.final() is None:
+            _append(run, JobDone(False, "Cancelled", f"{run.name}: cancelled by the user"))
+
+    def _alive(self, handle: _Handle | None, pid: int | None = None) -> bool:
+        if handle is not None and handle.process is not None:
+            return handle.process.poll() is None
+        return pid_alive(pid if pid is not None else (handle.pid if handle else None))
+
+    # ---- jobs of any kernel ------------------------------------------------------------
+
+    def attach(self, name: str) -> Job:
+        run = self._existing(name)
+        handle = _Handle(run, None, offset=run.shown(), pid=run.supervisor_pid())
+        return self._job(run, handle)
+
+    def list(self) -> list[JobInfo]:
+        return [self._info(run) for run in list_run_dirs(self.run_root)]
+
+    def describe(self, name: str) -> tuple[JobInfo, list[Event]]:
+        """The job and its replicas' states (not its log lines), for %status."""
+        run = self._existing(name)
+        states = [e for e, _ in run.read_events() if not isinstance(e, LogLine)]
+        return self._info(run), states
+
+    def logs(self, name: str, replica: str | None = None, tail: int | None = None) -> list[LogLine]:
+        run = self._existing(name)
+        lines = [
+            e
+            for e, _ in run.read_events()
+            if isinstance(e, LogLine) and (replica is None or e.replica == replica)
+        ]
+        return lines[-tail:] if tail else lines
+
+    def delete(self, name: str) -> None:
+        """Stop the job if it runs, then remove its run directory."""
+        run = self._existing(name)
+        if run.final() is None:
+            self._stop(run)
+        shutil.rmtree(run.path, ignore_errors=True)
+
+    def _existing(self, name: str) -> RunDir:
+        try:
+            run = RunDir(self.run_root, name)
+        except ValueError as exc:
+            raise BackendError(str(exc)) from None
+        if not run.exists():
+            raise BackendError(f"no local job {name!r} (looked in {self.run_root})")
+        return run
+
+    def _info(self, run: RunDir) -> JobInfo:
+        spec = run.spec()
+        parameter = spec.get("parameter") or {}
+        final = run.final()
+        if final is not None:
+            state, message = _state_of(final), final.message
+        elif pid_alive(run.supervisor_pid()):
+            state, message = "Running", ""
+        else:
+            state, message = "Lost", "its supervisor process is gone"
+        return JobInfo(
+            name=run.name,
+            framework=parameter.get("framework", ""),
+            backend=self.name,
+            state=state,
+            created=run.created(),
+            replicas={r: v["count"] for r, v in (parameter.get("roles") or {}).items()},
+            owner=dict(parameter.get("owner") or {}),
+            location="local",
+            message=message,
+        )
 
 
-def _run_of(job: Job) -> LocalRun:
-    if not isinstance(job.handle, LocalRun):
+def _state_of(done: JobDone) -> str:
+    if done.succeeded:
+        return "Succeeded"
+    return "Cancelled" if done.reason == "Cancelled" else "Failed"
+
+
+def _append(run: RunDir, event: Event) -> None:
+    from ciao.backend.run_dir import encode
+
+    fd = run.open_for_append()
+    try:
+        os.write(fd, encode(event))
+    finally:
+        os.close(fd)
+
+
+def _replica_pids(run: RunDir) -> list[int]:
+    pids = []
+    for event, _ in run.read_events():
+        if isinstance(event, ReplicaState) and event.phase == "Running":
+            where = event.where
+            if where.startswith("pid ") and where[4:].isdigit():
+                pids.append(int(where[4:]))
+    return [pid for pid in pids if pid_alive(pid)]
+
+
+def _handle(job: Job) -> _Handle:
+    if not isinstance(job.handle, _Handle):
         raise BackendError(f"job {job.name} was not started by the local backend")
     return job.handle

@@ -103,7 +103,7 @@ class LocalRun:
     # -- following ---------------------------------------------------------------------
 
     def follow(self) -> Iterator[Event]:
-        """Every replica's start, lines and end, then one JobDone (see LocalBackend.get_logs).
+        """Every replica's start, lines and end, then one JobDone (see LocalReplicas.get_logs).
 
         A replica's final state comes after all its lines. Closing the iterator early
         detaches: the job keeps running and its further lines are read and discarded, so no

@@ -67,6 +67,7 @@ class ContainerFollower:
         view: Callable[[], ContainerView],
         changed: threading.Condition,
         put: Callable[[LogLine], bool],
+        start: tuple[int, int] | None = None,
     ) -> None:
         self.cluster = cluster
         self.pod_path = pod_path
@@ -75,14 +76,19 @@ class ContainerFollower:
         self._view = view
         self._changed = changed
         self._put = put
-        self._cursor: int | None = None
-        self._dups = 0  # lines delivered with exactly the cursor's timestamp
+        self._cursor: int | None = start[0] if start else None
+        self._dups = start[1] if start else 0  # lines delivered with the cursor's timestamp
         self._seen_at_cursor = 0  # of those, how many this read has met again
         self._stop = threading.Event()
         self._response: Any = None
         self._lock = threading.Lock()
         self.done = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"ciao-log {replica}", daemon=True)
+
+    @property
+    def cursor(self) -> tuple[int, int] | None:
+        """Where the delivered lines end: (timestamp in ns, lines at exactly that time)."""
+        return None if self._cursor is None else (self._cursor, self._dups)
 
     def start(self) -> ContainerFollower:
         self._thread.start()

@@ -19,6 +19,15 @@ LABEL_PREFIX = "ciao.kubeflow.org"
 #: Where the ConfigMap with the cell's code is mounted in every replica.
 CODE_MOUNT_PATH = "/opt/ciao"
 CODE_FILE = "code.py"
+#: The cell's `%requirements`, one per line, beside the code in the same ConfigMap.
+REQUIREMENTS_FILE = "requirements.txt"
+#: With requirements, the container installs them and then runs the code. A fixed script:
+#: the requirements reach pip only through the file, never through the command line.
+INSTALL_AND_RUN = (
+    f"python -m pip install --no-cache-dir --disable-pip-version-check "
+    f"-r {CODE_MOUNT_PATH}/{REQUIREMENTS_FILE} "
+    f"&& exec python -u {CODE_MOUNT_PATH}/{CODE_FILE}"
+)
 #: Restarts the operator allows before it fails a job (sent explicitly: PyTorch replicas
 #: restart OnFailure, and without a limit a crashing replica would loop forever).
 BACKOFF_LIMIT = 3
@@ -132,6 +141,14 @@ def _pod_spec(parameter: Parameter, kind: JobKind, role: str, resources: Resourc
         container["volumeMounts"] = [{"name": "ciao-code", "mountPath": CODE_MOUNT_PATH}]
         spec["volumes"] = [{"name": "ciao-code", "configMap": {"name": parameter.code_config_map}}]
     return spec
+
+
+def code_command(with_requirements: bool) -> list[str]:
+    """The container command that runs the ConfigMap's code (`python -u`), after a
+    `pip install -r requirements.txt` when the cell has `%requirements`."""
+    if with_requirements:
+        return ["sh", "-c", INSTALL_AND_RUN]
+    return ["python", "-u", f"{CODE_MOUNT_PATH}/{CODE_FILE}"]
 
 
 def resource_amounts(resources: Resources) -> dict[str, str]:

@@ -85,6 +85,21 @@ class JobDone:
 Event = LogLine | ReplicaState | Diagnosis | JobDone
 
 
+@dataclass(frozen=True)
+class JobInfo:
+    """A job as `%jobs` lists it: found again after the kernel that ran it is gone."""
+
+    name: str
+    framework: str
+    backend: str
+    state: str  # Running, Succeeded, Failed, Cancelled, Lost, Pending
+    created: float  # seconds since the epoch
+    replicas: dict[str, int]
+    owner: dict[str, str]
+    location: str = ""
+    message: str = ""
+
+
 class Backend(Protocol):
     """Runs a Parameter somewhere (the Go `backend.Backend`, plus cancel)."""
 
@@ -103,4 +118,32 @@ class Backend(Protocol):
 
     def cancel(self, job: Job) -> None:
         """Stop the job and everything it runs; returns when it is gone."""
+        ...
+
+    def detach(self, job: Job) -> None:
+        """Stop following the job (it goes on); get_logs ends after what it yielded."""
+        ...
+
+    def dry_run(self, parameter: Parameter) -> object:
+        """What exec_code would submit (a manifest, or command lines and environments)."""
+        ...
+
+    def attach(self, name: str) -> Job:
+        """A job submitted earlier (by this or another kernel), to follow again."""
+        ...
+
+    def list(self) -> list[JobInfo]:
+        """This user's Ciao jobs, newest first."""
+        ...
+
+    def describe(self, name: str) -> tuple[JobInfo, list[Event]]:
+        """A job and its replicas' latest states."""
+        ...
+
+    def logs(self, name: str, replica: str | None = None, tail: int | None = None) -> list[LogLine]:
+        """A job's log lines (all replicas, or one), the last `tail` of them."""
+        ...
+
+    def delete(self, name: str) -> None:
+        """Delete a job, running or not, and what it created."""
         ...

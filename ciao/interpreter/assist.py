@@ -153,7 +153,7 @@ def _magic_names(
     tokens = magic_tokens(code)
     others = [t for n, ts in tokens.items() for t in ts if n != lineno or t.end < piece_start]
     before = [t for t in tokens.get(lineno, []) if t.end < piece_start]
-    used = {doc.name for doc in map(_doc, others) if doc and doc.kind in ("job", "role")}
+    used = {doc.name for doc in map(_doc, others) if doc and doc.kind in ("job", "role", "flag")}
     framework = _cell_framework(tokens, interp.default_framework)
     role_index = max((i for i, t in enumerate(before) if _kind(t) == "role"), default=None)
     segment = set() if role_index is None else {_name(t) for t in before[role_index + 1 :]}
@@ -165,6 +165,9 @@ def _magic_names(
             continue
         if doc.kind == "command":
             if alone and ";" not in line:
+                offered.append(f"%{doc.name}")
+        elif doc.kind == "flag":
+            if doc.name not in used:
                 offered.append(f"%{doc.name}")
         elif doc.kind == "resource":
             if role_index is not None and doc.name not in segment:

@@ -8,7 +8,7 @@ from typing import Literal
 
 from ciao.errors import MagicError, MagicErrors
 
-MagicKind = Literal["job", "role", "resource", "command"]
+MagicKind = Literal["job", "flag", "role", "resource", "command"]
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class MagicDoc:
     @property
     def usage(self) -> str:
         """How the magic is written: `%worker=<count>`, `%help [magic]`."""
-        if self.kind == "command":
+        if self.kind in ("command", "flag"):
             return f"%{self.name} {self.arg}".rstrip()
         return f"%{self.name}={self.arg}"
 
@@ -128,6 +128,90 @@ _DOCS = (
         "local|kubeflow",
     ),
     MagicDoc(
+        "requirements",
+        "job",
+        (),
+        "Python packages the job's replicas need, as pip requirements separated by commas.",
+        "Each item is a PEP 508 requirement (name, extras, versions; no `;` markers). A comma\n"
+        "before a version clause stays with it: numpy>=1.26,<2 is one requirement. Several\n"
+        "%requirements lines add up; one package is named once.\n"
+        "kubeflow: installed with pip in every replica before the code runs (configmap),\n"
+        "or built into the image (s2i: requirements.txt; img: a pip install layer).\n"
+        "local: checked against the kernel's environment; a warning names what is missing.\n"
+        "Example:\n    %requirements=pandas==2.2,scikit-learn>=1.4,numpy>=1.26,<2",
+        "<requirement>,...",
+    ),
+    MagicDoc(
+        "onInterrupt",
+        "job",
+        ("cancel", "detach"),
+        "What an interrupt (Ctrl-C, the stop button) does to the job: cancel it, or detach.",
+        "cancel (the default) stops every replica and deletes the job and what it created;\n"
+        "detach stops following it and leaves it running: %attach NAME follows it again.\n"
+        "Example:\n    %onInterrupt=detach",
+        "cancel|detach",
+    ),
+    MagicDoc(
+        "dryrun",
+        "flag",
+        (),
+        "Show what would be submitted (the manifest, or command lines and environments).",
+        "Nothing is built or submitted. Locally it shows each replica's command line,\n"
+        "directory and the variables Ciao injects; on Kubeflow the TFJob / PyTorchJob.\n"
+        "Example:\n    %dryrun\n    %framework=pytorch\n    %master=1",
+    ),
+    MagicDoc(
+        "detach",
+        "flag",
+        (),
+        "Submit the job and end the cell at once; the job runs on, other cells can run.",
+        "The cell shows the job's name. %attach NAME follows it (from any kernel),\n"
+        "%status NAME shows it, %logs NAME prints its log, %delete NAME stops it.\n"
+        "Example:\n    %detach\n    %framework=pytorch\n    %master=1",
+    ),
+    MagicDoc(
+        "jobs",
+        "command",
+        (),
+        "List your Ciao jobs (this kernel's and earlier ones'), newest first.",
+        "Local jobs come from the run directory, Kubeflow jobs from the cluster (by label).\n"
+        "Example:\n    %jobs",
+    ),
+    MagicDoc(
+        "status",
+        "command",
+        (),
+        "Show a job's state and its replicas (phase, reason, restarts, where).",
+        "Example:\n    %status ciao-abcde",
+        "NAME",
+    ),
+    MagicDoc(
+        "logs",
+        "command",
+        (),
+        "Print a job's log: every replica's, or one replica's, or the last N lines.",
+        "Works after the job's processes or pods are gone (what was streamed is kept).\n"
+        "Example:\n    %logs ciao-abcde worker-1 --tail 50",
+        "NAME [replica] [--tail N]",
+    ),
+    MagicDoc(
+        "attach",
+        "command",
+        (),
+        "Follow a running job again: its live view, and its log from where it was left.",
+        "Lines already shown (by the cell that submitted it, or an earlier %attach) are not\n"
+        "repeated. Works from a restarted kernel too.\nExample:\n    %attach ciao-abcde",
+        "NAME",
+    ),
+    MagicDoc(
+        "delete",
+        "command",
+        (),
+        "Stop a job and delete it with everything it created (pods, ConfigMap, run dir).",
+        "Example:\n    %delete ciao-abcde",
+        "NAME",
+    ),
+    MagicDoc(
         "help",
         "command",
         (),
@@ -151,6 +235,7 @@ _BY_LOWER = {name.lower(): doc for name, doc in MAGICS.items()}
 
 _GROUPS: tuple[tuple[MagicKind, str], ...] = (
     ("job", "Job"),
+    ("flag", "Job flags (no value)"),
     ("role", "Roles (replica counts; 0 leaves a role out)"),
     ("resource", "Resources (per replica, after a role on the same line)"),
     ("command", "Kernel commands (alone in a cell)"),

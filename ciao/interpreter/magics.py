@@ -7,6 +7,7 @@ time, and some only after the image was built.
 
 from __future__ import annotations
 
+import re
 import secrets
 import string
 from collections.abc import Callable
@@ -16,6 +17,11 @@ from decimal import Decimal
 from ciao.errors import MagicError, MagicErrors
 from ciao.interpreter.docs import MAGICS, MagicDoc, describe, help_text, lookup, unknown_magic
 from ciao.interpreter.lines import Token, find_magic_lines, magic_tokens, split_cell
+from ciao.interpreter.requirements import (
+    requirement_name,
+    requirement_problem,
+    split_requirements,
+)
 from ciao.interpreter.types import (
     CLEAN_POLICIES,
     FRAMEWORKS,
@@ -70,6 +76,11 @@ class _Reading:
     framework_valid: bool = True
     clean_policy: CleanPolicy | None = None
     backend: str = ""
+    on_interrupt: str = ""
+    flags: set[str] = field(default_factory=set)
+    #: `%requirements` items in cell order, and the line that named each project first.
+    requirements: list[str] = field(default_factory=list)
+    requirement_lines: dict[str, int] = field(default_factory=dict)
     roles: dict[str, _Role] = field(default_factory=dict)
     commands: list[tuple[Token, MagicDoc, str]] = field(default_factory=list)
     seen: dict[str, int] = field(default_factory=dict)
@@ -132,6 +143,10 @@ class MagicInterpreter:
             clean_policy=reading.clean_policy,
             code=self.preprocessed_code(code),
             backend=reading.backend,
+            dry_run="dryrun" in reading.flags,
+            detach="detach" in reading.flags,
+            on_interrupt=reading.on_interrupt or "cancel",
+            requirements=list(reading.requirements),
         )
 
     def _role_specs(
@@ -157,6 +172,12 @@ def _read_line(tokens: list[Token], reading: _Reading) -> None:
             arg = token.value if token.value is not None else token.rest
             reading.commands.append((token, doc, arg.strip()))
             continue
+        if doc.kind == "flag":
+            if token.value is not None or token.rest:
+                reading.error(token.line, f"%{doc.name}", f"takes no value: write %{doc.name}")
+            elif _first_time(token, doc.name, doc.name, reading):
+                reading.flags.add(doc.name)
+            continue
         if doc.kind == "role":
             role = doc.name
         value = _token_value(token, doc, reading)
@@ -164,6 +185,8 @@ def _read_line(tokens: list[Token], reading: _Reading) -> None:
             continue
         if doc.kind == "resource":
             _read_resource(token, doc, value, role, reading)
+        elif doc.name == "requirements":
+            _read_requirements(token, value, reading)
         elif _first_time(token, doc.name, doc.name, reading):
             _read_magic(token, doc, value, reading)
 
@@ -217,6 +240,10 @@ def _read_magic(token: Token, doc: MagicDoc, value: str, reading: _Reading) -> N
         if reading.framework not in FRAMEWORKS:
             reading.framework_valid = False
             reading.error(token.line, magic, f"unknown framework {value!r}; {_allowed(doc)}")
+    elif doc.name == "onInterrupt":
+        reading.on_interrupt = value.lower()
+        if reading.on_interrupt not in doc.values:
+            reading.error(token.line, magic, f"unknown choice {value!r}; {_allowed(doc)}")
     elif doc.name == "backend":
         reading.backend = value.lower()
         if reading.backend not in doc.values:
@@ -231,6 +258,25 @@ def _read_magic(token: Token, doc: MagicDoc, value: str, reading: _Reading) -> N
             message = f"the replica count must be a whole number >= 0, got {value!r}"
             reading.error(token.line, magic, message)
         reading.roles[doc.name] = _Role(token.line, count)
+
+
+def _read_requirements(token: Token, value: str, reading: _Reading) -> None:
+    """`%requirements=a,b==1`: each item a PEP 508 requirement, each project named once
+    (the magic may be given on several lines; they add up)."""
+    for item in split_requirements(value):
+        problem = requirement_problem(item)
+        if problem is not None:
+            reading.error(token.line, "%requirements", problem)
+            continue
+        name = requirement_name(item)
+        first = reading.requirement_lines.get(name)
+        if first is not None:
+            where = f"line {first}" if first != token.line else "this line"
+            message = f"{name} is already required on {where}; name each package once"
+            reading.error(token.line, "%requirements", message)
+            continue
+        reading.requirement_lines[name] = token.line
+        reading.requirements.append(item)
 
 
 def _read_resource(
@@ -293,8 +339,14 @@ def _command(code: str, tokens: dict[int, list[Token]], reading: _Reading) -> Co
         magic = f"%{doc.name}"
         if not alone or len(tokens[token.line]) > 1 or len(reading.commands) > 1:
             reading.error(token.line, magic, "a kernel command: run it alone in its cell")
-        elif doc.name == "config" and arg:
+        elif doc.name in ("config", "jobs") and arg:
             reading.error(token.line, magic, f"takes no argument, got {arg!r}")
+        elif doc.name in ("status", "attach", "delete", "logs"):
+            problem = _job_command_problem(doc.name, arg.split())
+            if problem:
+                reading.error(token.line, magic, f"{problem}; write {doc.usage}")
+            else:
+                return Command(doc.name, arg)
         elif doc.name == "help" and arg:
             topic = lookup(arg)
             if topic is None:
@@ -304,6 +356,28 @@ def _command(code: str, tokens: dict[int, list[Token]], reading: _Reading) -> Co
         else:
             return Command(doc.name, "")
     return None
+
+
+_JOB_NAME = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
+_REPLICA = re.compile(r"(chief|master|ps|worker|evaluator)-\d+")
+
+
+def _job_command_problem(name: str, args: list[str]) -> str | None:
+    """Why the arguments of %status/%attach/%delete/%logs are wrong, or None."""
+    if not args:
+        return "missing the job's name"
+    if not _JOB_NAME.fullmatch(args[0]):
+        return f"{args[0]!r} is not a job name"
+    rest = args[1:]
+    if name != "logs":
+        return f"unexpected {' '.join(rest)!r}" if rest else None
+    if rest and _REPLICA.fullmatch(rest[0]):
+        rest = rest[1:]
+    if rest[:1] == ["--tail"]:
+        if len(rest) < 2 or not rest[1].isdigit() or int(rest[1]) < 1:
+            return "--tail needs a whole number >= 1"
+        rest = rest[2:]
+    return f"unexpected {' '.join(rest)!r} (a replica is like worker-0)" if rest else None
 
 
 def _check_roles(reading: _Reading, framework: str) -> dict[str, int]:

@@ -62,6 +62,14 @@ class Parameter:
     code: str = ""
     #: `%backend` of the cell; empty: the config's `backend`.
     backend: str = ""
+    #: `%dryrun`: show what would run, submit nothing. `%detach`: submit and end the cell.
+    dry_run: bool = False
+    detach: bool = False
+    #: `%onInterrupt`: "cancel" the job (default) or "detach" from it.
+    on_interrupt: str = "cancel"
+    #: `%requirements` of the cell: PEP 508 requirements (no markers), in the cell's order,
+    #: each project once. Phase 2 ships them (requirements.txt) or checks them (local).
+    requirements: list[str] = field(default_factory=list)
     #: Set by phase 2 when the image alone does not run the code: the container command,
     #: and the ConfigMap that holds the code (mounted by the backend).
     command: list[str] = field(default_factory=list)

@@ -1,10 +1,16 @@
-"""The local backend's S2I: no image, the cell's code written to the job's own directory."""
+"""The local backend's S2I: no image, the cell's code written to the job's own directory.
+
+The replicas run the kernel's own Python, so the cell's `%requirements` are not installed:
+they are checked against the kernel's environment, and what it lacks is a warning in the
+cell (the job still runs).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from ciao.interpreter.types import Parameter
+from ciao.s2i.requirements import unmet_requirements
 from ciao.s2i.types import Progress
 
 CODE_FILE = "code.py"
@@ -23,7 +29,7 @@ class LocalCodeFile:
     def source_to_image(
         self, code: str, parameter: Parameter, progress: Progress | None = None
     ) -> str:
-        """The absolute path of the written code file."""
+        """The absolute path of the written code file; warns of unmet requirements."""
         name = parameter.generate_name
         if not name or name in (".", "..") or "/" in name or "\\" in name:
             raise ValueError(f"job name {name!r} cannot name a directory")
@@ -31,7 +37,14 @@ class LocalCodeFile:
         job_dir.mkdir(parents=True, exist_ok=True)
         path = job_dir / CODE_FILE
         path.write_text(code, encoding="utf-8")
+        if parameter.requirements and progress is not None:
+            for line in unmet_requirements(parameter.requirements):
+                progress(line)
         return str(path.resolve())
 
     def cancel(self) -> None:
         """Nothing to stop: writing the code takes no time worth interrupting."""
+
+    def plan(self, code: str, parameter: Parameter) -> tuple[str, list[dict]]:
+        """Where source_to_image would write the code (for %dryrun); nothing is written."""
+        return str((self.run_root / parameter.generate_name / CODE_FILE).resolve()), []

@@ -71,6 +71,15 @@ def test_roles_are_those_of_the_cells_framework() -> None:
         "%worker=",
         "%cleanPolicy=",
         "%backend=",
+        "%requirements=",
+        "%onInterrupt=",
+        "%dryrun",
+        "%detach",
+        "%jobs",
+        "%status",
+        "%logs",
+        "%attach",
+        "%delete",
         "%help",
         "%config",
     ]
@@ -83,18 +92,41 @@ def test_roles_are_those_of_the_cells_framework() -> None:
         "%evaluator=",
         "%cleanPolicy=",
         "%backend=",
+        "%requirements=",
+        "%onInterrupt=",
+        "%dryrun",
+        "%detach",
     ]
     assert complete_at_bar("%|", TF)[0][:3] == ["%framework=", "%chief=", "%master="]
 
 
 def test_magics_already_given_are_not_offered_again() -> None:
     matches, _ = complete_at_bar("%framework=pytorch\n%master=1\n%|")
-    assert matches == ["%worker=", "%cleanPolicy=", "%backend="]
+    assert matches == [
+        "%worker=",
+        "%cleanPolicy=",
+        "%backend=",
+        "%requirements=",
+        "%onInterrupt=",
+        "%dryrun",
+        "%detach",
+    ]
 
 
 def test_resource_magics_come_first_after_a_role_on_the_line() -> None:
     matches, replaced = complete_at_bar("%master=1\n%worker=2;%|")
-    assert matches == ["%cpu=", "%memory=", "%gpu=", "%framework=", "%cleanPolicy=", "%backend="]
+    assert matches == [
+        "%cpu=",
+        "%memory=",
+        "%gpu=",
+        "%framework=",
+        "%cleanPolicy=",
+        "%backend=",
+        "%requirements=",
+        "%onInterrupt=",
+        "%dryrun",
+        "%detach",
+    ]
     assert replaced == "%"
     matches, _ = complete_at_bar("%master=1\n%worker=2;%cpu=1; %|")
     assert matches[:2] == ["%memory=", "%gpu="]

@@ -468,6 +468,15 @@ def test_the_table_documents_every_magic() -> None:
         "gpu": "resource",
         "cleanPolicy": "job",
         "backend": "job",
+        "requirements": "job",
+        "onInterrupt": "job",
+        "dryrun": "flag",
+        "detach": "flag",
+        "jobs": "command",
+        "status": "command",
+        "logs": "command",
+        "attach": "command",
+        "delete": "command",
         "help": "command",
         "config": "command",
     }
@@ -517,3 +526,49 @@ def test_backend_magic_chooses_where_one_cell_runs():
 @pytest.mark.parametrize("name", sorted(VALID_CELLS))
 def test_every_shared_valid_cell_parses(name):
     assert isinstance(MagicInterpreter().parse(VALID_CELLS[name]), Parameter)
+
+
+def test_dryrun_and_detach_are_flags_and_oninterrupt_a_choice():
+    parameter = MagicInterpreter().preprocess(
+        "%dryrun\n%detach\n%onInterrupt=Detach\n%master=1\nprint(1)"
+    )
+    assert (parameter.dry_run, parameter.detach, parameter.on_interrupt) == (True, True, "detach")
+    plain = MagicInterpreter().preprocess("print(1)")
+    assert (plain.dry_run, plain.detach, plain.on_interrupt) == (False, False, "cancel")
+    with pytest.raises(MagicErrors) as info:
+        MagicInterpreter().preprocess("%dryrun=yes\n%onInterrupt=ignore\nprint(1)")
+    text = str(info.value)
+    assert "line 1: %dryrun: takes no value" in text
+    assert "line 2: %onInterrupt" in text and "cancel, detach" in text
+
+
+@pytest.mark.parametrize(
+    "cell, command",
+    [
+        ("%jobs", Command("jobs", "")),
+        ("%status ciao-abcde", Command("status", "ciao-abcde")),
+        ("%attach ciao-abcde", Command("attach", "ciao-abcde")),
+        ("%delete ciao-abcde", Command("delete", "ciao-abcde")),
+        ("%logs ciao-abcde worker-1 --tail 5", Command("logs", "ciao-abcde worker-1 --tail 5")),
+        ("%logs ciao-abcde --tail 5", Command("logs", "ciao-abcde --tail 5")),
+    ],
+)
+def test_job_commands_parse(cell, command):
+    assert MagicInterpreter().parse(cell) == command
+
+
+@pytest.mark.parametrize(
+    "cell, problem",
+    [
+        ("%status", "missing the job's name"),
+        ("%attach Not_A_Name", "is not a job name"),
+        ("%delete a b", "unexpected 'b'"),
+        ("%logs ciao-abcde --tail x", "--tail needs a whole number"),
+        ("%logs ciao-abcde worker", "a replica is like worker-0"),
+        ("%jobs all", "takes no argument"),
+    ],
+)
+def test_job_commands_say_what_is_wrong_with_their_arguments(cell, problem):
+    with pytest.raises(MagicErrors) as info:
+        MagicInterpreter().parse(cell)
+    assert problem in str(info.value) and "line 1" in str(info.value)

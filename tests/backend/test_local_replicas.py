@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from ciao.backend import local as local_module
-from ciao.backend.local import LocalBackend
+from ciao.backend import local_replicas as local_module
+from ciao.backend.local_replicas import LocalReplicas
 from ciao.backend.types import Backend, Event, Job, JobDone, LogLine, ReplicaState
 from ciao.errors import BackendError
 from ciao.interpreter.types import Parameter, RoleSpec
@@ -56,7 +56,7 @@ def make_job(
     return parameter
 
 
-def run(backend: LocalBackend, parameter: Parameter) -> tuple[Job, list[Event]]:
+def run(backend: LocalReplicas, parameter: Parameter) -> tuple[Job, list[Event]]:
     job = backend.exec_code(parameter)
     return job, list(backend.get_logs(job))
 
@@ -121,8 +121,8 @@ def ciao_threads() -> list[threading.Thread]:
 
 
 @pytest.fixture
-def backend() -> LocalBackend:
-    return LocalBackend(stop_grace=1.0)
+def backend() -> LocalReplicas:
+    return LocalReplicas(stop_grace=1.0)
 
 
 ENV_KEYS = [
@@ -279,7 +279,7 @@ def test_dry_run_shows_what_runs(backend, tmp_path):
 def test_every_line_arrives_once_in_order_before_its_replicas_end_despite_a_tiny_queue(
     tmp_path,
 ):
-    backend = LocalBackend(queue_size=16)
+    backend = LocalReplicas(queue_size=16)
     parameter = make_job(
         tmp_path,
         "pytorch",
@@ -524,7 +524,7 @@ def test_cancel_without_following_then_the_logs_end_cancelled(backend, tmp_path)
 
 
 def test_a_replica_ignoring_sigterm_is_sigkilled_after_the_grace(tmp_path):
-    backend = LocalBackend(stop_grace=0.5)
+    backend = LocalReplicas(stop_grace=0.5)
     parameter = make_job(
         tmp_path,
         "tensorflow",
@@ -552,7 +552,7 @@ def test_a_replica_ignoring_sigterm_is_sigkilled_after_the_grace(tmp_path):
 
 
 def test_closing_the_logs_early_lets_the_job_finish_and_leaks_no_thread(tmp_path):
-    backend = LocalBackend(queue_size=4)
+    backend = LocalReplicas(queue_size=4)
     parameter = make_job(
         tmp_path, "tensorflow", {"worker": 2}, "for i in range(50000):\n    print(ME, i)\n"
     )
@@ -596,7 +596,7 @@ def test_a_missing_interpreter_is_a_backend_error(tmp_path):
     parameter = make_job(tmp_path, "pytorch", {"master": 1}, "pass\n")
 
     with pytest.raises(BackendError, match="master-0"):
-        LocalBackend(python=str(tmp_path / "no-python")).exec_code(parameter)
+        LocalReplicas(python=str(tmp_path / "no-python")).exec_code(parameter)
 
 
 def test_a_missing_code_file_is_a_backend_error(backend, tmp_path):
@@ -608,8 +608,8 @@ def test_a_missing_code_file_is_a_backend_error(backend, tmp_path):
 
 
 def test_it_is_a_backend():
-    backend: Backend = LocalBackend()
+    backend: Backend = LocalReplicas()
 
     assert backend.name == "local"
     with pytest.raises(ValueError):
-        LocalBackend(queue_size=0)
+        LocalReplicas(queue_size=0)
