@@ -462,6 +462,9 @@ class _Follow:
     def _events(self, started: float, ended_at: float | None) -> Iterator[Event]:
         saved = time.monotonic()
         while True:
+            if self.run.detached:
+                yield from self._detach()
+                return
             try:
                 item = self.queue.get(timeout=0.2)
             except queue.Empty:
@@ -474,14 +477,6 @@ class _Follow:
                     self._save_cursors()
                     saved = time.monotonic()
                 continue
-            if self.run.detached:
-                for follower in list(self.run.followers.values()):
-                    follower.stop()
-                while not self.queue.empty():
-                    item = self.queue.get()
-                    if not isinstance(item, BackendError):
-                        yield item
-                return
             if self.run.outcome is None:
                 self._maybe_fall_back(started)
                 continue
@@ -489,6 +484,26 @@ class _Follow:
             if self._drained(time.monotonic() - ended_at) and self.queue.empty():
                 yield self.run.outcome
                 return
+
+    def _detach(self) -> Iterator[Event]:
+        """Stop the followers and hand over every line they read (their cursors are past
+        it), draining while they stop so none is left blocked on a full queue."""
+        followers = list(self.run.followers.values())
+        for follower in followers:
+            follower.stop()
+        deadline = time.monotonic() + 5.0
+        while True:
+            stopped = all(f.done.is_set() for f in followers) or time.monotonic() > deadline
+            while True:
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if not isinstance(item, BackendError):
+                    yield item
+            if stopped:
+                return
+            time.sleep(0.02)
 
     def _cursors_path(self) -> Path | None:
         return self.run.record.path / "cursors.json" if self.run.record else None

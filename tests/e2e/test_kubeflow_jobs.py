@@ -329,3 +329,107 @@ def test_a_namespace_that_does_not_exist_is_named_and_nothing_is_left(
     assert content["status"] == "error"
     assert "namespace 'nope' does not exist" in content["evalue"]
     nothing_left(cluster, "nope")
+
+
+COUNTING = (
+    "%framework=pytorch\n%master=1\n%worker=1\nimport os, time\n"
+    "for i in range({n}):\n    print(f\"{{os.environ['CIAO_ROLE']}} {{i}}\")\n"
+    "    time.sleep({pause})\n"
+)
+
+
+def job_name(text: str) -> str:
+    return re.search(r"ciao-[a-z]{5}", text).group(0)
+
+
+def counted(text: str, replica: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith(f"[{replica}] ")]
+
+
+def test_dryrun_shows_the_configmap_and_job_and_submits_nothing(kc, cluster):
+    content, messages = run(kc, "%dryrun\n%framework=tensorflow\n%ps=1\n%worker=2\nprint(1)")
+    assert content["status"] == "ok"
+    (result,) = [m for m in messages if m["msg_type"] == "execute_result"]
+    data = result["content"]["data"]
+    assert data["text/plain"].startswith("# %dryrun on kubeflow")
+    job = data["application/json"]["job"]
+    (config_map,) = data["application/json"]["objects"]
+    assert job["kind"] == "TFJob" and job["spec"]["runPolicy"]["cleanPodPolicy"] == "Running"
+    assert config_map["kind"] == "ConfigMap" and config_map["data"]["code.py"].endswith("print(1)")
+    assert not any(job_objects(cluster).values())
+
+
+def test_interrupt_with_on_interrupt_detach_leaves_the_job_running(kernel, kc, cluster):
+    code = "%onInterrupt=detach\n" + COUNTING.format(n=300, pause=0.05)
+    reply, text = interrupt_after(kc, kernel[0], code, "[master-0] master 3")
+    assert reply["ename"] == "KeyboardInterrupt" and "still running" in reply["evalue"]
+    name = job_name(reply["evalue"])
+    job = cluster.get("pytorchjobs", "team", name)
+    assert job is not None and not job["metadata"].get("deletionTimestamp")
+    assert len(cluster.pod_processes()) == 2
+    reply, messages = run(kc, f"%delete {name}")
+    assert reply["status"] == "ok"
+    nothing_left(cluster)
+
+
+def test_detach_then_attach_from_a_restarted_kernel_repeats_and_loses_nothing(kernel, kc):
+    km = kernel[0]
+    content, messages = run(kc, "%detach\n" + COUNTING.format(n=40, pause=0.05))
+    assert content["status"] == "ok"
+    name = job_name(stream_text(messages))
+    time.sleep(0.5)
+    km.restart_kernel(now=False)
+    kc.wait_for_ready(timeout=30)
+    _, messages = run(kc, "%jobs")
+    table = [m for m in messages if m["msg_type"] == "execute_result"][0]["content"]["data"]
+    assert name in table["text/plain"]
+    content, messages = run(kc, f"%attach {name}")
+    assert content["status"] == "ok", content
+    text = stream_text(messages)
+    for role in ("master", "worker"):
+        assert counted(text, f"{role}-0") == [f"[{role}-0] {role} {i}" for i in range(40)]
+
+
+def test_attach_after_an_interrupt_continues_where_the_cell_stopped(kernel, kc, cluster):
+    code = "%onInterrupt=detach\n" + COUNTING.format(n=60, pause=0.05)
+    reply, first = interrupt_after(kc, kernel[0], code, "[master-0] master 5")
+    name = job_name(reply["evalue"])
+    content, messages = run(kc, f"%attach {name}")
+    assert content["status"] == "ok", content
+    shown = counted(first, "master-0") + counted(stream_text(messages), "master-0")
+    assert shown == [f"[master-0] master {i}" for i in range(60)]
+
+
+def test_logs_of_a_job_whose_pods_are_gone(kc, cluster):
+    content, messages = run(kc, "%cleanPolicy=all\n" + COUNTING.format(n=5, pause=0.1))
+    assert content["status"] == "ok"
+    name = job_name(
+        [m for m in messages if m["msg_type"] == "display_data"][0]["content"]["data"]["text/plain"]
+    )
+    cluster.wait_for(lambda: not cluster.list("pods", "team"), timeout=20)
+    _, messages = run(kc, f"%logs {name} worker-0 --tail 2")
+    assert counted(stream_text(messages), "worker-0") == [
+        "[worker-0] worker 3",
+        "[worker-0] worker 4",
+    ]
+    content, messages = run(kc, f"%status {name}")
+    status = [m for m in messages if m["msg_type"] == "execute_result"][0]["content"]["data"]
+    assert "Succeeded" in status["text/plain"].splitlines()[0]
+
+
+def test_shutdown_cancels_a_followed_job_but_not_a_detached_one(cluster, tmp_path):
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig", namespace="team")
+    config = tmp_path / "config.yaml"
+    config.write_text(f"backend: kubeflow\nkubeconfig: {kubeconfig}\n")
+    cleanup_jobs(cluster)
+    with running_kernel(env=dict(os.environ, CIAO_CONFIG=str(config))) as (_, client):
+        _, messages = run(client, "%detach\n" + COUNTING.format(n=600, pause=0.1))
+        detached = job_name(stream_text(messages))
+        msg_id = client.execute(COUNTING.format(n=600, pause=0.1))
+        while True:
+            msg = client.get_iopub_msg(timeout=30)
+            if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
+                break
+    jobs = {j["metadata"]["name"] for j in cluster.list("pytorchjobs", "team")}
+    assert jobs == {detached}
+    cleanup_jobs(cluster)
