@@ -292,20 +292,21 @@ class KubeflowBackend:
             message=message,
         )
 
-    def describe(self, name: str) -> tuple[JobInfo, list[Event]]:
-        kind, obj = self._find(name)
-        info = self._info(kind, obj)
+    def _pods(self, name: str, kind: JobKind) -> list[dict[str, Any]]:
         try:
-            pods = (
-                self.cluster.request(
-                    "GET",
-                    f"/api/v1/namespaces/{self.cluster.namespace}/pods",
-                    {"labelSelector": pod_selectors(name, kind)[0]},
-                ).get("items")
-                or []
+            answer = self.cluster.request(
+                "GET",
+                f"/api/v1/namespaces/{self.cluster.namespace}/pods",
+                {"labelSelector": pod_selectors(name, kind)[0]},
             )
         except ApiError as exc:
             raise explain(exc, "list", "pods", self.cluster.namespace) from None
+        return answer.get("items") or []
+
+    def describe(self, name: str) -> tuple[JobInfo, list[Event]]:
+        kind, obj = self._find(name)
+        info = self._info(kind, obj)
+        pods = self._pods(name, kind)
         events: list[Event] = [replica_state(pod, kind.container) for pod in pods]
         for pod in pods:
             events += diagnose_pod(pod, replica_of(pod))
@@ -327,15 +328,7 @@ class KubeflowBackend:
                 return lines[-tail:] if tail else lines
         kind, _ = self._find(name)
         lines = []
-        pods = (
-            self.cluster.request(
-                "GET",
-                f"/api/v1/namespaces/{self.cluster.namespace}/pods",
-                {"labelSelector": pod_selectors(name, kind)[0]},
-            ).get("items")
-            or []
-        )
-        for pod in sorted(pods, key=replica_of):
+        for pod in sorted(self._pods(name, kind), key=replica_of):
             who = replica_of(pod)
             if replica not in (None, who):
                 continue
