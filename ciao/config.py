@@ -28,7 +28,7 @@ _TOP_KEYS = {
     "context": "kubeconfig context to use",
     "namespace": "namespace of the jobs",
     "s2i": "how code reaches the cluster: {provider, registry, repository, builders, ...}",
-    "images": "stock image per framework, for the configmap provider: {tensorflow, pytorch}",
+    "images": "stock image per framework (configmap and img providers): {tensorflow, pytorch}",
     "local": "local backend: {run_dir}",
     **{role: f"default resources of a {role} replica: {{cpu, memory, gpu}}" for role in ALL_ROLES},
 }

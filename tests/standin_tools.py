@@ -12,7 +12,8 @@ so a kernel that is already running obeys too), keyed by the tool's first two wo
 (`"s2i build"`, `"docker push"`):
     exit: the exit code;  lines: the lines to print instead of the usual ones;
     sleep: seconds to sleep after printing (with a child process in the same group that
-    sleeps too; both pids are recorded as `pids`, to check that the group was killed).
+    sleeps too; both pids are recorded as `pids`, to check that the group was killed);
+    chatter: print a line every 10 ms, forever.
 """
 
 from __future__ import annotations
@@ -85,6 +86,9 @@ for line in lines:
 if control.get("sleep"):
     print("sleeping", flush=True)
     time.sleep(control["sleep"])
+while control.get("chatter"):  # a tool that never stops printing
+    print("still working", flush=True)
+    time.sleep(0.01)
 sys.exit(control.get("exit", 0))
 """
 

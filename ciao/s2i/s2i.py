@@ -38,6 +38,7 @@ import shlex
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from ciao.config import S2IConfig
 from ciao.errors import ConfigError
@@ -154,7 +155,8 @@ class ImageBuild:
     def base_image(self, parameter: Parameter) -> str:
         raise NotImplementedError
 
-    def write_source(self, directory: Path, code: str, parameter: Parameter) -> None:
+    def source_files(self, code: str, parameter: Parameter) -> dict[str, str]:
+        """The files of the build's source directory: relative path -> text."""
         raise NotImplementedError
 
     def build_argv(self, directory: Path, parameter: Parameter, image: str) -> list[str]:
@@ -187,13 +189,14 @@ class ImageBuild:
         if image in self.pushed:
             say(f"[build] {image} is already built and pushed (same code, requirements and base)")
             return image
-        build_argv_probe = self.build_argv(Path("<dir>"), parameter, image)
-        self._require(build_argv_probe[0], self.build_tool_key())
+        self._require(self.build_argv(Path("."), parameter, image)[0], self.build_tool_key())
         self._require(self.config.push_command[0], "s2i.push_command")
         self.runner.check_cancelled("building the image")
         with tempfile.TemporaryDirectory(prefix=f"ciao-{self.provider}-") as tmp:
             directory = Path(tmp)
-            self.write_source(directory, code, parameter)
+            for name, text in self.source_files(code, parameter).items():
+                (directory / name).parent.mkdir(parents=True, exist_ok=True)
+                (directory / name).write_text(text, encoding="utf-8")
             argv = self.build_argv(directory, parameter, image)
             say(f"[build] {shlex.join(argv)}")
             result = self.runner.run(argv, "[build]", progress, cwd=tmp)
@@ -211,6 +214,21 @@ class ImageBuild:
     def cancel(self) -> None:
         """Stop the build or push in progress (any thread, returns at once)."""
         self.runner.cancel()
+
+    def plan(self, code: str, parameter: Parameter) -> tuple[str, list[dict[str, Any]]]:
+        """What source_to_image would do, without doing it (for %dryrun): the image, and
+        the build (commands and files; `<source dir>` stands for the temporary directory)."""
+        image = self.image_for(code, parameter)
+        return image, [
+            {
+                "build": self.provider,
+                "image": image,
+                "alreadyPushed": image in self.pushed,
+                "buildCommand": self.build_argv(Path("<source dir>"), parameter, image),
+                "pushCommand": [*self.config.push_command, image],
+                "files": self.source_files(code, parameter),
+            }
+        ]
 
     # ---- failures ---------------------------------------------------------------------
 
@@ -275,13 +293,12 @@ class S2IBuild(ImageBuild):
     def base_image(self, parameter: Parameter) -> str:
         return self.config.builders[parameter.framework]
 
-    def write_source(self, directory: Path, code: str, parameter: Parameter) -> None:
-        (directory / CODE_FILE).write_text(code, encoding="utf-8")
-        (directory / REQUIREMENTS_FILE).write_text(
-            requirements_text(parameter.requirements), encoding="utf-8"
-        )
-        (directory / ".s2i").mkdir()
-        (directory / ".s2i" / "environment").write_text(f"APP_FILE={CODE_FILE}\n")
+    def source_files(self, code: str, parameter: Parameter) -> dict[str, str]:
+        return {
+            CODE_FILE: code,
+            REQUIREMENTS_FILE: requirements_text(parameter.requirements),
+            ".s2i/environment": f"APP_FILE={CODE_FILE}\n",
+        }
 
     def build_argv(self, directory: Path, parameter: Parameter, image: str) -> list[str]:
         return ["s2i", "build", str(directory), self.base_image(parameter), image]
@@ -316,12 +333,12 @@ class DockerfileBuild(ImageBuild):
         ]
         return "\n".join(lines) + "\n"
 
-    def write_source(self, directory: Path, code: str, parameter: Parameter) -> None:
-        (directory / CODE_FILE).write_text(code, encoding="utf-8")
-        (directory / REQUIREMENTS_FILE).write_text(
-            requirements_text(parameter.requirements), encoding="utf-8"
-        )
-        (directory / "Dockerfile").write_text(self.dockerfile(parameter), encoding="utf-8")
+    def source_files(self, code: str, parameter: Parameter) -> dict[str, str]:
+        return {
+            CODE_FILE: code,
+            REQUIREMENTS_FILE: requirements_text(parameter.requirements),
+            "Dockerfile": self.dockerfile(parameter),
+        }
 
     def build_argv(self, directory: Path, parameter: Parameter, image: str) -> list[str]:
         return [*self.config.build_command, "-t", image, str(directory)]

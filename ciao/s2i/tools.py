@@ -167,7 +167,6 @@ class ToolRunner:
                 tail.append(item)
                 if progress is not None:
                     progress(f"{prefix} {item}")
-                continue  # drain what is there before deciding anything
             now = time.monotonic()
             exited = proc.poll() is not None
             if exited and (eof or (exited_since is not None and now - exited_since > _DRAIN_GRACE)):

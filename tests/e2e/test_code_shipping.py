@@ -251,3 +251,21 @@ def test_requirements_on_the_local_backend_are_checked_and_the_job_still_runs(se
     assert "warning: pip" not in text
     assert "[master-0] ran\n" in text
     assert text.index("warning") < text.index("[master-0] ran")
+
+
+def test_dryrun_shows_the_build_and_the_job_with_its_image_and_runs_no_tool(setup, kc, cluster):
+    configure(setup, S2I)
+    tools = setup["tools"]
+    before = len(tools.runs())
+
+    content, messages = run(kc, "%dryrun\n" + CELL + "# dry\n")
+
+    assert content["status"] == "ok", content
+    (result,) = [m["content"]["data"] for m in messages if m["msg_type"] == "execute_result"]
+    build_plan, job = result["application/json"]["objects"][0], result["application/json"]["job"]
+    assert build_plan["buildCommand"][:2] == ["s2i", "build"]
+    assert build_plan["files"]["requirements.txt"] == "pip\n"
+    assert container_of(job)["image"] == build_plan["image"]
+    assert build_plan["image"].startswith(f"{REGISTRY}/ciao:")
+    assert len(tools.runs()) == before
+    assert cluster.list("pytorchjobs", "default") == []

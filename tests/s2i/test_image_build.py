@@ -292,6 +292,14 @@ def test_a_build_that_takes_too_long_is_stopped_with_its_whole_process_group(too
     assert not any(alive(pid) for pid in run["pids"])
 
 
+def test_a_push_that_prints_without_end_is_stopped_at_its_timeout_too(tools, tmp_path):
+    tools.control(docker_push={"chatter": True})
+    with pytest.raises(BuildError) as failed:
+        build(provider(tools, tmp_path, timeout=1))
+    assert "did not finish within 1 s (s2i.timeout)" in str(failed.value)
+    assert str(failed.value).endswith("    still working")
+
+
 # --- cancel ---------------------------------------------------------------------------------------
 
 
@@ -376,3 +384,38 @@ def test_img_with_podman_and_no_requirements(tools, tmp_path):
     assert push_run["argv"] == ["podman", "push", image]
     dockerfile = build_run["files"]["Dockerfile"]
     assert "FROM tensorflow/tensorflow:2.18.0\n" in dockerfile and "pip" not in dockerfile
+
+
+# --- %dryrun --------------------------------------------------------------------------------------
+
+
+def test_the_plan_shows_the_image_commands_and_files_and_runs_nothing(tools, tmp_path):
+    client = provider(tools, tmp_path)
+    source, parameter = cell()
+
+    image, (build_plan,) = client.plan(source, parameter)
+
+    assert tools.runs() == []
+    assert build_plan == {
+        "build": "s2i",
+        "image": image,
+        "alreadyPushed": False,
+        "buildCommand": [
+            "s2i",
+            "build",
+            "<source dir>",
+            "registry.access.redhat.com/ubi9/python-311",
+            image,
+        ],
+        "pushCommand": ["docker", "push", image],
+        "files": {
+            "code.py": source,
+            "requirements.txt": "pandas==2.2\nscikit-learn\n",
+            ".s2i/environment": "APP_FILE=code.py\n",
+        },
+    }
+    built, _ = build(client)
+    assert built == image, "the plan names the image that submission builds"
+    (s2i_run, _) = tools.runs()
+    assert s2i_run["files"] == build_plan["files"]
+    assert client.plan(source, parameter)[1][0]["alreadyPushed"] is True
