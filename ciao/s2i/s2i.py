@@ -30,6 +30,7 @@ refuses credential options in the commands.
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import json
 import os
@@ -112,7 +113,7 @@ class PushedImages:
             pass
 
 
-class ImageBuild:
+class ImageBuild(abc.ABC):
     """What the s2i and img providers share: the source directory, the content tag, the
     skip when pushed before, the build, the push, their errors, and cancel()."""
 
@@ -152,19 +153,21 @@ class ImageBuild:
 
     # ---- what each provider defines -------------------------------------------------
 
+    @abc.abstractmethod
     def base_image(self, parameter: Parameter) -> str:
-        raise NotImplementedError
+        """The builder (s2i) or base (img) image the build starts from."""
 
+    @abc.abstractmethod
     def source_files(self, code: str, parameter: Parameter) -> dict[str, str]:
         """The files of the build's source directory: relative path -> text."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def build_argv(self, directory: Path, parameter: Parameter, image: str) -> list[str]:
-        raise NotImplementedError
+        """The build tool's command line."""
 
+    @abc.abstractmethod
     def build_tool_key(self) -> str:
         """The config key that names the build tool (for the missing-tool error)."""
-        raise NotImplementedError
 
     # ---- the S2IClient --------------------------------------------------------------
 
