@@ -105,21 +105,31 @@ class ActiveJob:
     A pump thread iterates the backend's `get_logs` into a small bounded queue, so the
     reader can wait with a timeout (to flush output, to notice an interrupt) and the
     back-pressure still reaches the replicas: nothing is dropped, nothing piles up.
+    With `follow=False` (a `%detach` cell) the job is not followed at all: nothing reads
+    events nobody will show, nor marks them shown.
     """
 
     def __init__(
-        self, backend: Backend, job: Job, on_interrupt: str = "cancel", queue_size: int = 256
+        self,
+        backend: Backend,
+        job: Job,
+        on_interrupt: str = "cancel",
+        queue_size: int = 256,
+        follow: bool = True,
     ) -> None:
         self.backend = backend
         self.job = job
         self.on_interrupt = on_interrupt
         self.cancel_requested = False
-        self.detached = False
+        self.detached = not follow
         self._queue: queue.Queue[object] = queue.Queue(queue_size)
         self._lock = threading.Lock()
         self._cancel_thread: threading.Thread | None = None
         self._pump = threading.Thread(target=self._run_pump, name="ciao-events", daemon=True)
-        self._pump.start()
+        if follow:
+            self._pump.start()
+        else:
+            self._queue.put(_END)
 
     def _run_pump(self) -> None:
         try:
@@ -244,7 +254,7 @@ class Manager:
             with self._lock:
                 self._building = None
         job = backend.exec_code(parameter)
-        active = ActiveJob(backend, job, parameter.on_interrupt)
+        active = ActiveJob(backend, job, parameter.on_interrupt, follow=not parameter.detach)
         with self._lock:
             self.active = active
             cancel_now = self._cancel_pending

@@ -14,7 +14,8 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from dateutil.parser import isoparse
 
 from ciao.backend.diagnose import diagnose_event, diagnose_pod
 from ciao.backend.informer import Informer
-from ciao.backend.kube_client import ApiError, Cluster
+from ciao.backend.kube_client import ApiError, Cluster, close, lines
 from ciao.backend.kube_errors import explain
 from ciao.backend.log_follower import ContainerFollower, ContainerView
 from ciao.backend.manifests import (
@@ -315,35 +316,53 @@ class KubeflowBackend:
         return info, events
 
     def logs(self, name: str, replica: str | None = None, tail: int | None = None) -> list[LogLine]:
-        """From the run directory when this machine followed the job (pods may be gone),
-        else from the pods."""
-        if self.run_root is not None and RunDir(self.run_root, name).exists():
-            record = RunDir(self.run_root, name)
-            lines = [
-                e
-                for e, _ in record.read_events()
-                if isinstance(e, LogLine) and replica in (None, e.replica)
-            ]
-            if lines:
-                return lines[-tail:] if tail else lines
-        kind, _ = self._find(name)
-        lines = []
-        for pod in sorted(self._pods(name, kind), key=replica_of):
+        """From the run directory when this machine followed the job to its end; else from
+        the pods while they are there (a record cut short by a detach lacks the rest);
+        else what the run directory has (the pods are gone)."""
+        record = RunDir(self.run_root, name) if self.run_root is not None else None
+        if record is not None and not record.exists():
+            record = None
+        if record is not None and record.final() is not None:
+            return _last(self._recorded(record, replica), tail)
+        try:
+            kind, _ = self._find(name)
+            pods = sorted(self._pods(name, kind), key=replica_of)
+        except BackendError:
+            if record is None:
+                raise
+            return _last(self._recorded(record, replica), tail)
+        if not pods and record is not None:
+            return _last(self._recorded(record, replica), tail)
+        found: list[LogLine] = []
+        for pod in pods:
             who = replica_of(pod)
-            if replica not in (None, who):
-                continue
-            try:
-                text = self.cluster.request(
-                    "GET",
-                    f"/api/v1/namespaces/{self.cluster.namespace}/pods/"
-                    f"{pod['metadata']['name']}/log",
-                    {"container": kind.container, "tailLines": tail},
-                )
-            except ApiError as exc:
-                log.info("no log for %s: %s", who, exc)
-                continue
-            lines += [LogLine(who, line) for line in str(text).splitlines()]
-        return lines[-tail:] if tail else lines
+            if replica in (None, who):
+                found += _last(self._pod_log(pod, kind, who, tail), tail)
+        return _last(found, tail)
+
+    @staticmethod
+    def _recorded(record: RunDir, replica: str | None) -> Iterator[LogLine]:
+        for event, _ in record.read_events():
+            if isinstance(event, LogLine) and replica in (None, event.replica):
+                yield event
+
+    def _pod_log(
+        self, pod: dict[str, Any], kind: JobKind, who: str, tail: int | None
+    ) -> Iterator[LogLine]:
+        """The pod's log line by line, as text (never decoded as JSON, never whole)."""
+        path = f"/api/v1/namespaces/{self.cluster.namespace}/pods/{pod['metadata']['name']}/log"
+        try:
+            response = self.cluster.stream(
+                path, {"container": kind.container, "tailLines": tail}, timeout=(10, 60)
+            )
+        except ApiError as exc:
+            log.info("no log for %s: %s", who, exc)
+            return
+        try:
+            for raw in lines(response):
+                yield LogLine(who, raw.decode("utf-8", "replace").rstrip("\r\n"))
+        finally:
+            close(response)
 
     def delete(self, name: str) -> None:
         kind, obj = self._find(name)
@@ -754,6 +773,11 @@ def _container_summary(pod: dict[str, Any], container: str) -> tuple[str, str, i
             )
         return "", "", restarts, None
     return "", "", 0, None
+
+
+def _last(events: Iterable[LogLine], tail: int | None) -> list[LogLine]:
+    """The last `tail` lines (all without one), holding no more than that in memory."""
+    return list(deque(events, maxlen=tail)) if tail else list(events)
 
 
 def _owned_by(obj: dict[str, Any], uid: str) -> bool:

@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -88,6 +89,7 @@ class LocalBackend:
             except OSError as exc:
                 raise BackendError(f"could not start the job's supervisor: {exc}") from exc
         run.set_supervisor_pid(process.pid)
+        threading.Thread(target=_reap, args=(process,), name="ciao-reap", daemon=True).start()
         return self._job(run, _Handle(run, process, pid=process.pid))
 
     def _job(self, run: RunDir, handle: _Handle) -> Job:
@@ -168,7 +170,10 @@ class LocalBackend:
         return self._job(run, handle)
 
     def list(self) -> list[JobInfo]:
-        return [self._info(run) for run in list_run_dirs(self.run_root)]
+        """Local jobs only: run directories of Kubeflow jobs are listed by their backend."""
+        runs = list_run_dirs(self.run_root)
+        mine = [run for run in runs if run.spec().get("backend", self.name) == self.name]
+        return [self._info(run) for run in mine]
 
     def describe(self, name: str) -> tuple[JobInfo, list[Event]]:
         """The job and its replicas' states (not its log lines), for %status."""
@@ -248,6 +253,14 @@ def _replica_pids(run: RunDir) -> list[int]:
             if where.startswith("pid ") and where[4:].isdigit():
                 pids.append(int(where[4:]))
     return [pid for pid in pids if pid_alive(pid)]
+
+
+def _reap(process: subprocess.Popen) -> None:
+    """Collect the supervisor's exit status once it ends, whether or not the job is still
+    followed (detached, or its JobDone already read), so no zombie is left in the kernel.
+    Polls rather than waits: `poll()` elsewhere must still see it alive while it runs."""
+    while process.poll() is None:
+        time.sleep(0.2)
 
 
 def _handle(job: Job) -> _Handle:

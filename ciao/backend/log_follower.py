@@ -76,9 +76,11 @@ class ContainerFollower:
         self._view = view
         self._changed = changed
         self._put = put
-        self._cursor: int | None = start[0] if start else None
-        self._dups = start[1] if start else 0  # lines delivered with the cursor's timestamp
-        self._seen_at_cursor = 0  # of those, how many this read has met again
+        # (timestamp of the last delivered line, lines delivered with exactly that time):
+        # one tuple, replaced only once the line is in the queue, so a reader on another
+        # thread (the cursors saved for %attach) never sees half of it or an undelivered line
+        self._position: tuple[int, int] | None = tuple(start) if start else None  # type: ignore[assignment]
+        self._seen_at_cursor = 0  # of those lines, how many this read has met again
         self._stop = threading.Event()
         self._response: Any = None
         self._lock = threading.Lock()
@@ -88,7 +90,11 @@ class ContainerFollower:
     @property
     def cursor(self) -> tuple[int, int] | None:
         """Where the delivered lines end: (timestamp in ns, lines at exactly that time)."""
-        return None if self._cursor is None else (self._cursor, self._dups)
+        return self._position
+
+    @property
+    def _cursor(self) -> int | None:
+        return None if self._position is None else self._position[0]
 
     def start(self) -> ContainerFollower:
         self._thread.start()
@@ -195,19 +201,25 @@ class ContainerFollower:
         return cut
 
     def _deliver(self, line: str) -> bool:
+        """Put the line in the queue unless it was delivered before; False once following
+        stopped (the line was not delivered, so the cursor stays before it)."""
         stamp, _, text = line.partition(" ")
         nanos = parse_timestamp(stamp)
         if nanos is None:
             return self._put(LogLine(self.replica, line))
-        if self._cursor is not None:
-            if nanos < self._cursor:
-                return True
-            if nanos == self._cursor:
-                if self._seen_at_cursor < self._dups:
-                    self._seen_at_cursor += 1
-                    return True
-                self._dups += 1
+        position = self._position
+        if position is not None and nanos < position[0]:
+            return True
+        if position is not None and nanos == position[0]:
+            if self._seen_at_cursor < position[1]:
                 self._seen_at_cursor += 1
-                return self._put(LogLine(self.replica, text))
-        self._cursor, self._dups, self._seen_at_cursor = nanos, 1, 1
-        return self._put(LogLine(self.replica, text))
+                return True
+            following = (nanos, position[1] + 1)
+        else:
+            following = (nanos, 1)
+            self._seen_at_cursor = 0
+        if not self._put(LogLine(self.replica, text)):
+            return False
+        self._position = following
+        self._seen_at_cursor += 1
+        return True

@@ -167,3 +167,37 @@ def test_pods_of_old_operators_are_found_by_old_labels_or_owner(tmp_path, labels
         )
         rest = list(events)
         assert isinstance(rest[-1], JobDone) and rest[-1].succeeded
+
+
+def test_a_log_line_that_looks_like_json_is_shown_as_the_text_it_is(parts, cluster):
+    job = submit(parts, parameter("%master=1\nprint('{\"loss\": 0.5}')", name="ciao-json"))
+    _, backend = parts
+    assert LogLine("master-0", '{"loss": 0.5}') in list(backend.get_logs(job))
+    assert backend.logs(job.name) == [LogLine("master-0", '{"loss": 0.5}')]
+
+
+def test_logs_after_a_detach_include_what_the_job_wrote_after_it(parts, cluster, tmp_path):
+    s2i, followed_only = parts
+    backend = KubeflowBackend(followed_only.cluster, run_root=tmp_path / "runs")
+    cell = "%master=1\nimport time\nfor i in range(30):\n    print(f'n {i}')\n    time.sleep(0.05)"
+    job = submit((s2i, backend), parameter(cell, name="ciao-left"))
+    events = backend.get_logs(job)
+    for event in events:
+        if isinstance(event, LogLine):
+            backend.detach(job)
+            break
+    list(events)
+    cluster.wait_for(
+        lambda: any(
+            c["type"] == "Succeeded" and c["status"] == "True"
+            for c in (cluster.get("pytorchjobs", "default", job.name).get("status") or {}).get(
+                "conditions", []
+            )
+        ),
+        timeout=30,
+    )
+    assert backend.logs(job.name, "master-0") == [LogLine("master-0", f"n {i}") for i in range(30)]
+    assert backend.logs(job.name, "master-0", tail=2) == [
+        LogLine("master-0", "n 28"),
+        LogLine("master-0", "n 29"),
+    ]
