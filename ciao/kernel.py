@@ -312,8 +312,7 @@ class CiaoKernel:
             self._dry_run(prepared, out, count)
             return []
         active = self.manager.submit(prepared, self._owner(count), out.progress)
-        if parameter.detach:
-            active.detach()
+        if parameter.detach:  # submitted, never followed: shutdown leaves it running
             self.manager.finished(active)
             name = active.job.name
             out.stream(

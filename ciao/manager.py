@@ -121,6 +121,7 @@ class ActiveJob:
         self.job = job
         self.on_interrupt = on_interrupt
         self.cancel_requested = False
+        self.stopped_after_failure = False
         self.detached = not follow
         self._queue: queue.Queue[object] = queue.Queue(queue_size)
         self._lock = threading.Lock()
@@ -137,7 +138,9 @@ class ActiveJob:
                 self._queue.put(event)
         except Exception as exc:  # the backend lost the job: stop it, then say so
             log.warning("following %s failed: %s", self.job.name, exc)
-            self._cancel()
+            if self.on_interrupt == "cancel":  # a job we only watch (attach) is left alone
+                self.stopped_after_failure = True
+                self._cancel()
             self._queue.put(exc)
         finally:
             self._queue.put(_END)
@@ -152,7 +155,8 @@ class ActiveJob:
         if item is _END:
             raise StopIteration
         if isinstance(item, BackendError):
-            raise BackendError(f"following job {self.job.name} failed, so it was stopped: {item}")
+            stopped = ", so it was stopped" if self.stopped_after_failure else ""
+            raise BackendError(f"following job {self.job.name} failed{stopped}: {item}")
         if isinstance(item, Exception):
             raise BackendError(f"lost track of job {self.job.name}: {item}") from item
         return item  # type: ignore[return-value]

@@ -568,6 +568,18 @@ class _Follow:
             log.info("pods of %s found by their ownerReferences", self.run.name)
             self.by_owner = True
             self._switch_pods(None)
+            return
+        waited = int(time.monotonic() - started)
+        self._diagnose(
+            Diagnosis(
+                "job",
+                "NoPods",
+                f"no pod of this job has appeared after {waited} s: is the Kubeflow training "
+                "operator running, and watching this namespace? (kubectl get pods -A | grep "
+                "training-operator); its Events may say more (kubectl describe "
+                f"{self.run.kind.plural} {self.run.name})",
+            )
+        )
 
     def _switch_pods(self, selector: str | None) -> None:
         self.pod_informer.stop()

@@ -104,6 +104,7 @@ class LocalBackend:
         handle = _handle(job)
         run = handle.run
         saved = time.monotonic()
+        gone_since: float | None = None
         while True:
             progressed = False
             for event, offset in run.read_events(handle.offset):
@@ -116,14 +117,18 @@ class LocalBackend:
                 if time.monotonic() - saved > SAVE_SHOWN_EVERY:
                     run.set_shown(offset)
                     saved = time.monotonic()
+                if handle.detached:  # a chatty job must not hold a detach up
+                    break
             if handle.detached:
                 run.set_shown(handle.offset)
                 return
             if not progressed and not self._alive(handle):
                 if any(True for _ in run.read_events(handle.offset)):
                     continue  # written just before it exited
-                if handle.cancelling:  # cancel() writes the verdict
-                    time.sleep(POLL)
+                gone_since = gone_since or time.monotonic()
+                waited = time.monotonic() - gone_since
+                if handle.cancelling and waited < self.stop_grace + 15:
+                    time.sleep(POLL)  # cancel() writes the verdict
                     continue
                 lost = JobDone(False, "Lost", "its supervisor process ended without a verdict")
                 _append(run, lost)

@@ -201,3 +201,19 @@ def test_logs_after_a_detach_include_what_the_job_wrote_after_it(parts, cluster,
         LogLine("master-0", "n 28"),
         LogLine("master-0", "n 29"),
     ]
+
+
+def test_a_job_whose_pods_never_appear_says_the_operator_may_be_missing(tmp_path):
+    with FakeCluster(operator=False) as cluster:
+        kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+        kube = connect(parse_config({"kubeconfig": str(kubeconfig)}, None))
+        backend = KubeflowBackend(kube, fallback_after=0.3)
+        p = parameter("%master=1\nprint(1)", name="ciao-alone")
+        p.image = "python:3.11"
+        job = backend.exec_code(p)
+        events = backend.get_logs(job)
+        diagnosis = next(e for e in events if not isinstance(e, LogLine))
+        assert diagnosis.replica == "job" and diagnosis.reason == "NoPods"
+        assert "training operator running" in diagnosis.hint
+        backend.cancel(job)
+        assert isinstance(list(events)[-1], JobDone)
