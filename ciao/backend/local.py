@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,12 +189,11 @@ class LocalBackend:
 
     def logs(self, name: str, replica: str | None = None, tail: int | None = None) -> list[LogLine]:
         run = self._existing(name)
-        lines = [
-            e
-            for e, _ in run.read_events()
-            if isinstance(e, LogLine) and (replica is None or e.replica == replica)
-        ]
-        return lines[-tail:] if tail else lines
+        lines: deque[LogLine] = deque(maxlen=tail)  # with --tail, only the last N are kept
+        for event, _ in run.read_events():
+            if isinstance(event, LogLine) and replica in (None, event.replica):
+                lines.append(event)
+        return list(lines)
 
     def delete(self, name: str) -> None:
         """Stop the job if it runs, then remove its run directory."""
