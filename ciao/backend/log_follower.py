@@ -19,7 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ciao.backend.kube_client import ApiError, Cluster, close, lines
-from ciao.backend.types import LogLine
+from ciao.backend.types import Diagnosis, LogLine
+
+_LOST = (
+    "its pod was deleted (cleanPodPolicy, or by someone) before Ciao could read its log: "
+    "whatever it printed is gone; %cleanPolicy=none keeps finished pods"
+)
 
 log = logging.getLogger("ciao.kubernetes")
 
@@ -66,7 +71,7 @@ class ContainerFollower:
         replica: str,
         view: Callable[[], ContainerView],
         changed: threading.Condition,
-        put: Callable[[LogLine], bool],
+        put: Callable[[LogLine | Diagnosis], bool],
         start: tuple[int, int] | None = None,
     ) -> None:
         self.cluster = cluster
@@ -82,6 +87,7 @@ class ContainerFollower:
         self._position: tuple[int, int] | None = tuple(start) if start else None  # type: ignore[assignment]
         self._seen_at_cursor = 0  # of those lines, how many this read has met again
         self._stop = threading.Event()
+        self._opened = False  # a log request of this container has succeeded
         self._response: Any = None
         self._lock = threading.Lock()
         self.done = threading.Event()
@@ -135,6 +141,8 @@ class ContainerFollower:
                 self._wait(lambda v, i=instance: not v.running or v.restarts > i, timeout=0.5)
             view = self._view()
             if not view.exists:
+                if not self._opened:  # deleted (cleanPodPolicy) before its log could be read
+                    self._put(Diagnosis(self.replica, "LogsLost", _LOST))
                 return
             if view.final and not view.running:
                 if cut or view.restarts > instance:
@@ -176,7 +184,13 @@ class ContainerFollower:
             if exc.status in (400, 404):  # not started yet, no previous, or the pod is gone
                 log.debug("log of %s unavailable: %s", self.replica, exc)
                 return False
+            if exc.status == 403:  # RBAC without pods/log: say so once, follow no further
+                hint = f"Ciao may not read this replica's log ({exc}); allow get on pods/log"
+                self._put(Diagnosis(self.replica, "LogForbidden", hint))
+                self._stop.set()
+                return False
             raise
+        self._opened = True
         with self._lock:
             self._response = response
         if self._stop.is_set():

@@ -6,7 +6,9 @@ import threading
 
 import pytest
 
+from ciao.backend.kube_client import ApiError
 from ciao.backend.log_follower import ContainerFollower, ContainerView, parse_timestamp
+from ciao.backend.types import Diagnosis
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -61,3 +63,53 @@ def test_a_log_read_to_its_end_leaves_the_cursor_at_its_last_line():
     follower = follow(lambda line: taken.append(line.text) or True)
     assert taken == [f"line {i}" for i in range(5)]
     assert follower.cursor == (parse_timestamp("2024-05-01T10:00:04Z"), 1)
+
+
+class Refusing:
+    """A cluster that answers every log request with one API error."""
+
+    def __init__(self, status: int, message: str) -> None:
+        self.error = ApiError(message, status)
+
+    def stream(self, path, query, timeout=None):
+        raise self.error
+
+
+def follow_with(cluster, views) -> list:
+    seen = []
+    views = iter(views)
+    last = [None]
+
+    def view():
+        last[0] = next(views, last[0])
+        return last[0]
+
+    ContainerFollower(
+        cluster,
+        "/api/v1/namespaces/default/pods/job-worker-0",
+        "pytorch",
+        "worker-0",
+        view,
+        threading.Condition(),
+        lambda item: seen.append(item) or True,
+    ).start().join(10)
+    return seen
+
+
+def test_a_pod_deleted_before_its_log_was_read_is_reported_as_lost():
+    seen = follow_with(
+        Refusing(404, 'pods "job-worker-0" not found'),
+        [ContainerView(started=True, running=True), ContainerView(exists=False)],
+    )
+    (diagnosis,) = seen
+    assert isinstance(diagnosis, Diagnosis) and diagnosis.reason == "LogsLost"
+    assert "%cleanPolicy=none" in diagnosis.hint
+
+
+def test_a_forbidden_log_says_which_permission_is_missing_once():
+    seen = follow_with(
+        Refusing(403, 'pods "job-worker-0" is forbidden: cannot get resource "pods/log"'),
+        [ContainerView(started=True, running=True)],
+    )
+    (diagnosis,) = seen
+    assert diagnosis.reason == "LogForbidden" and "pods/log" in diagnosis.hint
