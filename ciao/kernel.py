@@ -180,7 +180,13 @@ class CiaoKernel:
         from ciao.interpreter import assist
 
         code = request.field("code", str, "")
-        matches, start, end = assist.complete(code, _cursor(request, code))
+        cursor = _cursor(request, code)
+        job = assist.job_argument(code, cursor)
+        if job is not None:  # %attach ci<Tab>: the jobs this machine knows of
+            prefix, start, end = job
+            matches = [n for n in self.manager.known_job_names() if n.startswith(prefix)]
+        else:
+            matches, start, end = assist.complete(code, cursor)
         request.reply(
             {
                 "status": "ok",

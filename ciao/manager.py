@@ -286,6 +286,17 @@ class Manager:
             parameter.image, shipped = "<the image s2i builds at submission>", []
         return {"backend": backend.name, "objects": shipped, "job": backend.dry_run(parameter)}
 
+    def known_job_names(self) -> list[str]:
+        """Names of the jobs this machine has a run directory for, newest first; for
+        completing %attach and friends (no cluster call: completion must be quick)."""
+        from ciao.backend.run_dir import list_run_dirs
+
+        try:
+            config = self._load_config()
+        except CiaoError:
+            return []
+        return [run.name for run in list_run_dirs(config.run_dir)]
+
     def jobs(self, config: Config) -> tuple[list[JobInfo], list[str]]:
         """Every backend's jobs, newest first, and what could not be listed (and why)."""
         found: list[JobInfo] = []

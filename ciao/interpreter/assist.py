@@ -222,3 +222,35 @@ def _identifiers(source: str) -> set[str]:
         return {t.string for t in tokens if t.type == tokenize.NAME}
     except (tokenize.TokenError, SyntaxError):
         return set(_IDENTIFIER.findall(source))
+
+
+#: Commands whose first argument is a job's name.
+JOB_COMMANDS = ("status", "logs", "attach", "delete")
+
+
+def job_argument(code: str, cursor_pos: int) -> tuple[str, int, int] | None:
+    """When the cursor is on the job-name argument of %status/%logs/%attach/%delete:
+    (what is typed of it, its start, its end) as offsets into the cell; else None.
+
+    The kernel completes it with the names of known jobs (that needs I/O, so not here).
+    """
+    cursor_pos = max(0, min(cursor_pos, len(code)))
+    lineno = code.count("\n", 0, cursor_pos) + 1
+    line_start = code.rfind("\n", 0, cursor_pos) + 1
+    col = cursor_pos - line_start
+    for token in magic_tokens(code).get(lineno, []):
+        doc = lookup(token.name) if token.has_name else None
+        if doc is None or doc.name not in JOB_COMMANDS or col <= token.name_end:
+            continue
+        line = code[line_start:].split("\n", 1)[0]
+        typed = line[token.name_end : col]
+        if typed and not typed[0].isspace():
+            return None  # still in the command's name
+        if typed.strip() != typed.lstrip() or len(typed.split()) > 1:
+            return None  # past the first argument
+        prefix = typed.strip()
+        end = col
+        while end < len(line) and not line[end].isspace():
+            end += 1
+        return prefix, cursor_pos - len(prefix), line_start + end
+    return None

@@ -128,3 +128,14 @@ def test_a_detached_job_outlives_the_kernel_and_a_followed_one_does_not():
         assert states[detached] == "Running"
         assert states[followed] == "Cancelled"
         execute(kc, f"%delete {detached}")
+
+
+def test_job_commands_complete_the_names_of_known_jobs():
+    with running_kernel() as (_, kc):
+        _, messages = execute(kc, COUNTING.format(n=1, pause=0))
+        name = job_name(of_type(messages, "display_data")[0]["content"]["data"]["text/plain"])
+        cell = f"%attach {name[:7]}"
+        kc.complete(cell, cursor_pos=len(cell))
+        reply = kc.get_shell_msg(timeout=10)["content"]
+    assert name in reply["matches"]
+    assert (reply["cursor_start"], reply["cursor_end"]) == (len("%attach "), len(cell))

@@ -227,3 +227,26 @@ def test_inspect_elsewhere_is_none() -> None:
     assert inspect("%master=1\nx = 1", 12) is None
     assert inspect("%wroker=1", 3) is None
     assert inspect("", 0) is None
+
+
+@pytest.mark.parametrize(
+    "cell, expected",
+    [
+        ("%attach ci", ("ci", 8, 10)),
+        ("%status ", ("", 8, 8)),
+        ("%logs ciao-ab worker-0", None),  # the cursor is on the replica (see below)
+        ("%help wor", None),
+        ("%attach", None),
+        ("print(1)", None),
+    ],
+)
+def test_the_job_name_argument_of_job_commands_is_found(cell, expected):
+    from ciao.interpreter.assist import job_argument
+
+    assert job_argument(cell, len(cell)) == expected
+
+
+def test_a_job_name_in_the_middle_is_replaced_whole():
+    from ciao.interpreter.assist import job_argument
+
+    assert job_argument("%delete ciao-abcde", 10) == ("ci", 8, 18)
