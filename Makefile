@@ -32,6 +32,7 @@ lint: install-test
 
 bench: install install-test
 	$(PY) bench/startup.py
+	$(PY) bench/gateway.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

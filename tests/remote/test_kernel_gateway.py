@@ -42,6 +42,7 @@ def gateway(tmp_path_factory):
             "--KernelGatewayApp.ip=127.0.0.1",
             f"--KernelGatewayApp.port={port}",
             "--KernelGatewayApp.default_kernel_name=ciao",
+            "--KernelGatewayApp.kernel_websocket_connection_class=ciao.gateway.NoDelayConnection",
             "--JupyterWebsocketPersonality.list_kernels=True",
         ],
         env=dict(os.environ, KG_AUTH_TOKEN=TOKEN),
@@ -159,3 +160,4 @@ def test_the_deployment_runs_as_the_service_account_the_rbac_file_binds():
     assert "secretKeyRef" in env["KG_AUTH_TOKEN"]["valueFrom"]  # the token is no literal
     dockerfile = (deploy / "Dockerfile").read_text()
     assert "EXPOSE 8889" in dockerfile and "KUBERNETES_SERVICE_HOST" in dockerfile
+
