@@ -160,4 +160,3 @@ def test_the_deployment_runs_as_the_service_account_the_rbac_file_binds():
     assert "secretKeyRef" in env["KG_AUTH_TOKEN"]["valueFrom"]  # the token is no literal
     dockerfile = (deploy / "Dockerfile").read_text()
     assert "EXPOSE 8889" in dockerfile and "KUBERNETES_SERVICE_HOST" in dockerfile
-
