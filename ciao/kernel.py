@@ -44,7 +44,7 @@ BANNER = (
 )
 
 HELP_LINKS = [
-    {"text": "Ciao magics (%help)", "url": "https://github.com/kubeflow/training-operator"},
+    {"text": "Kubeflow training operator", "url": "https://github.com/kubeflow/training-operator"},
     {
         "text": "PyTorchJob",
         "url": "https://www.kubeflow.org/docs/components/trainer/legacy-v1/user-guides/pytorch/",
