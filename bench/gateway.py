@@ -10,10 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -21,26 +19,17 @@ import uuid
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
+from ciao.backend.local_env import free_ports
+from ciao.gateway import gateway_argv
+
 TOKEN = uuid.uuid4().hex
 ROUNDS = 30
 
 
-def start(connection_class: str | None) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    argv = [
-        sys.executable,
-        "-m",
-        "kernel_gateway",
-        "--KernelGatewayApp.ip=127.0.0.1",
-        f"--KernelGatewayApp.port={port}",
-        "--KernelGatewayApp.default_kernel_name=ciao",
-    ]
-    if connection_class:
-        argv.append(f"--KernelGatewayApp.kernel_websocket_connection_class={connection_class}")
+def start(nodelay: bool) -> tuple[subprocess.Popen, str]:
+    (port,) = free_ports(1)
     process = subprocess.Popen(
-        argv,
+        gateway_argv("127.0.0.1", port, nodelay=nodelay),
         env=dict(os.environ, KG_AUTH_TOKEN=TOKEN),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -109,8 +98,8 @@ async def round_trips(url: str, kernel_id: str) -> list[float]:
     return times
 
 
-def measure(connection_class: str | None) -> float:
-    process, url = start(connection_class)
+def measure(nodelay: bool) -> float:
+    process, url = start(nodelay)
     try:
         kernel = request("POST", url + "/api/kernels", {"name": "ciao"})
         times = asyncio.run(round_trips(url, kernel["id"]))
@@ -121,7 +110,7 @@ def measure(connection_class: str | None) -> float:
 
 
 if __name__ == "__main__":
-    stock = measure(None)
-    nodelay = measure("ciao.gateway.NoDelayConnection")
+    stock = measure(nodelay=False)
+    nodelay = measure(nodelay=True)
     print(f"gateway execute round trip, stock websocket:      {stock * 1000:6.1f} ms")
     print(f"gateway execute round trip, NoDelayConnection:    {nodelay * 1000:6.1f} ms")

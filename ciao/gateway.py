@@ -1,21 +1,38 @@
-"""Remote mode helper: a Kernel Gateway websocket connection with Nagle's algorithm off.
+"""`ciao gateway`: the kernel behind Jupyter Kernel Gateway (remote mode), as deploy/ runs it.
 
-Neither Jupyter Kernel Gateway nor jupyter_server sets TCP_NODELAY on the kernel
-websocket, so every small message waits for the peer's delayed ACK: ~45 of the ~48 ms of
-an execute round trip through the gateway (shared/reference/jupyter-kernel-notes.md).
-deploy/Dockerfile selects this class with
-`--KernelGatewayApp.kernel_websocket_connection_class=ciao.gateway.NoDelayConnection`.
-Imported only by the gateway process, never by the kernel.
+One place for the gateway's command line: the kernelspec to start, the variables a kernel
+in a pod needs from the gateway's environment, and the websocket without Nagle's delay
+(ciao.gateway_ws). The token comes from KG_AUTH_TOKEN in the environment, never from argv.
 """
 
 from __future__ import annotations
 
-from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebsocketConnection
+import os
+import sys
+
+#: What a kernel inherits from the gateway: in-cluster credentials and its config.
+INHERITED = ("KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "CIAO_CONFIG")
 
 
-class NoDelayConnection(ZMQChannelsWebsocketConnection):
-    """ZMQChannelsWebsocketConnection that sends each message as soon as it is written."""
+def gateway_argv(ip: str, port: int, nodelay: bool = True) -> list[str]:
+    argv = [
+        sys.executable,
+        "-m",
+        "kernel_gateway",
+        f"--KernelGatewayApp.ip={ip}",
+        f"--KernelGatewayApp.port={port}",
+        "--KernelGatewayApp.default_kernel_name=ciao",
+        "--JupyterWebsocketPersonality.list_kernels=True",
+        *(f"--KernelGatewayApp.env_process_whitelist={name}" for name in INHERITED),
+    ]
+    if nodelay:
+        argv.append(
+            "--KernelGatewayApp.kernel_websocket_connection_class=ciao.gateway_ws.NoDelayConnection"
+        )
+    return argv
 
-    def connect(self):  # type: ignore[override]
-        self.websocket_handler.set_nodelay(True)
-        return super().connect()
+
+def serve(ip: str, port: int) -> None:
+    """Replace this process with the gateway (signals reach it directly)."""
+    argv = gateway_argv(ip, port)
+    os.execv(argv[0], argv)

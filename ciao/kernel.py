@@ -451,17 +451,12 @@ class CiaoKernel:
 
     def _dry_run(self, prepared, out: _Output, count: int) -> None:
         """%dryrun: what the cell would submit, built as submitting builds it."""
-        import dataclasses
         import json
 
         import yaml
 
         plan = self.manager.dry_run(prepared)
         job = plan["job"]
-        if isinstance(job, list):  # local: one launch per replica
-            job = [dataclasses.asdict(launch) for launch in job]
-            for launch in job:
-                launch["argv"] = list(launch["argv"])
         documents = [*plan["objects"], job] if plan["objects"] else [job]
         text = "\n---\n".join(yaml.safe_dump(d, sort_keys=False).rstrip() for d in documents)
         note = f"# %dryrun on {plan['backend']}: nothing was built or submitted\n"

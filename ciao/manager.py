@@ -6,6 +6,7 @@ reads the job's events with a timeout so that it can flush output and notice int
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -284,7 +285,10 @@ class Manager:
             parameter.image, shipped = plan(parameter.code, parameter)
         else:
             parameter.image, shipped = "<the image s2i builds at submission>", []
-        return {"backend": backend.name, "objects": shipped, "job": backend.dry_run(parameter)}
+        job = backend.dry_run(parameter)
+        if isinstance(job, list):  # local: one launch (a dataclass) per replica, as plain data
+            job = [{**dataclasses.asdict(launch), "argv": list(launch.argv)} for launch in job]
+        return {"backend": backend.name, "objects": shipped, "job": job}
 
     def known_job_names(self) -> list[str]:
         """Names of the jobs this machine has a run directory for, newest first; for

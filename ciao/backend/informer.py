@@ -8,11 +8,10 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
-from ciao.backend.kube_client import ApiError, Cluster, close, lines
+from ciao.backend.kube_client import ApiError, Cluster, StreamWorker, lines
 
 log = logging.getLogger("ciao.kubernetes")
 
@@ -20,7 +19,7 @@ log = logging.getLogger("ciao.kubernetes")
 Handler = Callable[[str, dict[str, Any]], None]
 
 
-class Informer:
+class Informer(StreamWorker):
     """Keeps a set of objects (one path + selectors) in sync, calling `handler` on changes."""
 
     def __init__(
@@ -40,30 +39,10 @@ class Informer:
         self.field_selector = field_selector
         self.on_error = on_error
         self.watch_timeout = watch_timeout
-        self.synced = threading.Event()
         self._seen: dict[str, tuple[str, dict[str, Any]]] = {}  # uid -> (rv, object)
         self._deleted: set[str] = set()
-        self._stop = threading.Event()
-        self._response: Any = None
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name=f"ciao-watch {path}", daemon=True)
-
-    def start(self) -> Informer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        with self._lock:
-            if self._response is not None:
-                close(self._response)
-
-    def join(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
-
-    def objects(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return [obj for _, obj in self._seen.values()]
+        self._lock = threading.Lock()  # guards _seen and _deleted
+        super().__init__(f"ciao-watch {path}")
 
     def _query(self) -> dict[str, Any]:
         return {"labelSelector": self.label_selector, "fieldSelector": self.field_selector}
@@ -106,7 +85,6 @@ class Informer:
             gone = [obj for uid, (_, obj) in self._seen.items() if uid not in present]
         for obj in gone:
             self._deliver("DELETED", obj)
-        self.synced.set()
         return str((answer.get("metadata") or {}).get("resourceVersion", ""))
 
     def _watch(self, version: str) -> str:
@@ -118,11 +96,7 @@ class Informer:
             "timeoutSeconds": self.watch_timeout,
         }
         response = self.cluster.stream(self.path, query, timeout=(10, self.watch_timeout + 30))
-        with self._lock:
-            self._response = response
-        if self._stop.is_set():
-            close(response)
-        try:
+        with self._streaming(response):
             for raw in lines(response):
                 if not raw.endswith(b"\n"):
                     break  # cut mid-event: resume from the last whole one
@@ -135,10 +109,6 @@ class Informer:
                 version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
                 if kind != "BOOKMARK":
                     self._deliver(kind, obj)
-        finally:
-            with self._lock:
-                self._response = None
-            close(response)
         return version
 
     def _deliver(self, kind: str, obj: dict[str, Any]) -> None:
@@ -169,9 +139,3 @@ class _Expired(Exception):
 def _uid(obj: dict[str, Any]) -> str:
     meta = obj.get("metadata") or {}
     return str(meta.get("uid") or f"{meta.get('namespace')}/{meta.get('name')}")
-
-
-def wait_all(informers: list[Informer], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    for informer in informers:
-        informer.synced.wait(max(0.0, deadline - time.monotonic()))

@@ -8,13 +8,16 @@ thread can close).
 
 from __future__ import annotations
 
+import abc
 import json
 import logging
 import os
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ciao.config import Config
 from ciao.errors import BackendError, ConfigError
@@ -130,6 +133,51 @@ def close(response: Any) -> None:
         response.close()
     except Exception:  # closing twice, or a socket already gone
         log.debug("closing a stream failed", exc_info=True)
+
+
+_Worker = TypeVar("_Worker", bound="StreamWorker")
+
+
+class StreamWorker(abc.ABC):
+    """A daemon thread that reads HTTP streams which `stop()` from another thread can cut:
+    a thread blocked on an open watch or log stream must not outlive an interrupt."""
+
+    def __init__(self, name: str) -> None:
+        self._stop = threading.Event()
+        self._stream_lock = threading.Lock()
+        self._response: Any = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    @abc.abstractmethod
+    def _run(self) -> None:
+        """The thread's work."""
+
+    def start(self: _Worker) -> _Worker:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._stream_lock:
+            if self._response is not None:
+                close(self._response)
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    @contextmanager
+    def _streaming(self, response: Any) -> Iterator[Any]:
+        """Read `response` where stop() can reach it; it is closed afterwards, always."""
+        with self._stream_lock:
+            self._response = response
+        if self._stop.is_set():
+            close(response)
+        try:
+            yield response
+        finally:
+            with self._stream_lock:
+                self._response = None
+            close(response)
 
 
 def connect(config: Config) -> Cluster:

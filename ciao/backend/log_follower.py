@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ciao.backend.kube_client import ApiError, Cluster, close, lines
+from ciao.backend.kube_client import ApiError, Cluster, StreamWorker, lines
 from ciao.backend.types import Diagnosis, LogLine
 
 _LOST = (
@@ -60,7 +60,7 @@ def since_time(nanos: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(nanos // 1_000_000_000))
 
 
-class ContainerFollower:
+class ContainerFollower(StreamWorker):
     """One thread per (pod, container): the pod informer creates it when the pod appears."""
 
     def __init__(
@@ -86,12 +86,9 @@ class ContainerFollower:
         # thread (the cursors saved for %attach) never sees half of it or an undelivered line
         self._position: tuple[int, int] | None = tuple(start) if start else None  # type: ignore[assignment]
         self._seen_at_cursor = 0  # of those lines, how many this read has met again
-        self._stop = threading.Event()
         self._opened = False  # a log request of this container has succeeded
-        self._response: Any = None
-        self._lock = threading.Lock()
         self.done = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"ciao-log {replica}", daemon=True)
+        super().__init__(f"ciao-log {replica}")
 
     @property
     def cursor(self) -> tuple[int, int] | None:
@@ -102,20 +99,10 @@ class ContainerFollower:
     def _cursor(self) -> int | None:
         return None if self._position is None else self._position[0]
 
-    def start(self) -> ContainerFollower:
-        self._thread.start()
-        return self
-
     def stop(self) -> None:
-        self._stop.set()
-        with self._lock:
-            if self._response is not None:
-                close(self._response)
+        super().stop()
         with self._changed:
             self._changed.notify_all()
-
-    def join(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
 
     def _run(self) -> None:
         try:
@@ -191,27 +178,20 @@ class ContainerFollower:
                 return False
             raise
         self._opened = True
-        with self._lock:
-            self._response = response
-        if self._stop.is_set():
-            close(response)
         cut = False
         self._seen_at_cursor = 0
-        try:
-            for raw in lines(response):
-                if not raw.endswith(b"\n"):
-                    cut = follow
-                    if follow:
-                        break  # a partial line: it comes again, whole, when resumed
-                if not self._deliver(raw.decode("utf-8", "replace").rstrip("\r\n")):
-                    break
-        except Exception as exc:  # the connection dropped: the caller resumes
-            log.info("log stream of %s dropped: %s", self.replica, exc)
-            cut = True
-        finally:
-            with self._lock:
-                self._response = None
-            close(response)
+        with self._streaming(response):
+            try:
+                for raw in lines(response):
+                    if not raw.endswith(b"\n"):
+                        cut = follow
+                        if follow:
+                            break  # a partial line: it comes again, whole, when resumed
+                    if not self._deliver(raw.decode("utf-8", "replace").rstrip("\r\n")):
+                        break
+            except Exception as exc:  # the connection dropped: the caller resumes
+                log.info("log stream of %s dropped: %s", self.replica, exc)
+                cut = True
         return cut
 
     def _deliver(self, line: str) -> bool:

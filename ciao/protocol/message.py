@@ -61,10 +61,6 @@ class Signer:
         self._history_size = history_size
         self._lock = threading.Lock()
 
-    @property
-    def enabled(self) -> bool:
-        return bool(self._key)
-
     def sign(self, frames: list[bytes]) -> bytes:
         if not self._key:
             return b""

@@ -34,6 +34,13 @@ def parts(cluster, tmp_path):
             cluster.delete(resource, "default", obj["metadata"]["name"], propagation="Foreground")
 
 
+def backend_without_operator(cluster, tmp_path) -> KubeflowBackend:
+    """A backend on a cluster with no training operator: pods come only from the test."""
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+    kube = connect(parse_config({"kubeconfig": str(kubeconfig)}, None))
+    return KubeflowBackend(kube, fallback_after=0.3)
+
+
 def parameter(cell: str, name: str = "ciao-tests"):
     return MagicInterpreter(name_factory=lambda: name).preprocess(cell)
 
@@ -111,9 +118,7 @@ def test_pods_of_old_operators_are_found_by_old_labels_or_owner(tmp_path, labels
     from kubernetes.client import CustomObjectsApi
 
     with FakeCluster(operator=False) as cluster:
-        kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
-        kube = connect(parse_config({"kubeconfig": str(kubeconfig)}, None))
-        backend = KubeflowBackend(kube, fallback_after=0.5)
+        backend = backend_without_operator(cluster, tmp_path)
         p = parameter("%master=1\nprint(1)", name="ciao-old")
         p.image = "python:3.11"
         p.command = ["python", "-c", "print('from an old operator')"]
@@ -205,9 +210,7 @@ def test_logs_after_a_detach_include_what_the_job_wrote_after_it(parts, cluster,
 
 def test_a_job_whose_pods_never_appear_says_the_operator_may_be_missing(tmp_path):
     with FakeCluster(operator=False) as cluster:
-        kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
-        kube = connect(parse_config({"kubeconfig": str(kubeconfig)}, None))
-        backend = KubeflowBackend(kube, fallback_after=0.3)
+        backend = backend_without_operator(cluster, tmp_path)
         p = parameter("%master=1\nprint(1)", name="ciao-alone")
         p.image = "python:3.11"
         job = backend.exec_code(p)

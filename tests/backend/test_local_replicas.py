@@ -493,15 +493,13 @@ def test_cancel_from_another_thread_stops_everything_and_ends_the_logs(backend, 
     events: list[Event] = []
     cancelling: list[threading.Thread] = []
 
-    started = time.monotonic()
-    for event in backend.get_logs(job):
+    for event in backend.get_logs(job):  # the test's timeout catches a hang
         events.append(event)
         if len([e for e in events if isinstance(e, LogLine)]) == 3 and not cancelling:
             cancelling.append(threading.Thread(target=backend.cancel, args=(job,)))
             cancelling[0].start()
     cancelling[0].join(10)
-
-    assert time.monotonic() - started < 30
+    assert not cancelling[0].is_alive()
     assert done(events) == JobDone(False, "Cancelled", "cancelled by the user")
     assert {state.phase for state in ends(events).values()} == {"Stopped"}
     for pid in pids(events).values():

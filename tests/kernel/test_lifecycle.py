@@ -54,13 +54,12 @@ def test_control_is_answered_while_a_cell_runs():
     with running_kernel() as (km, kc):
         msg_id = kc.execute(LONG_JOB)
         wait_for_pids(kc, msg_id, 3)
-        started = time.monotonic()
         request = kc.session.msg("kernel_info_request", {})
         kc.control_channel.send(request)
-        reply = kc.get_control_msg(timeout=5)
+        reply = kc.get_control_msg(timeout=10)  # answered while the cell still runs
         assert reply["msg_type"] == "kernel_info_reply"
         assert reply["parent_header"]["msg_id"] == request["header"]["msg_id"]
-        assert time.monotonic() - started < 5
+        assert kc.shell_channel.msg_ready() is False  # the cell has not finished
         km.interrupt_kernel()
         assert kc.get_shell_msg(timeout=30)["content"]["status"] == "error"
 

@@ -1,67 +1,26 @@
-"""The Manager below the kernel: how a submitted job is (or is not) followed."""
+"""The Manager below the kernel: a %detach cell submits its job and reads none of it."""
 
 from __future__ import annotations
 
 import pytest
 
-from ciao import manager as manager_module
-from ciao.backend.types import Job, JobDone, LogLine
+from ciao.backend.run_dir import RunDir
 from ciao.config import parse_config
 from ciao.interpreter.magics import MagicInterpreter
-from ciao.manager import Manager, Prepared
+from ciao.manager import Manager, Prepared, backend_of
 
-pytestmark = pytest.mark.timeout(30)
-
-
-class RecordingBackend:
-    name = "stub"
-
-    def __init__(self) -> None:
-        self.followed = False
-
-    def exec_code(self, parameter):
-        return Job(parameter.framework, "ciao-stub1", {"master": 1}, self.name, None)
-
-    def get_logs(self, job):
-        self.followed = True
-        yield LogLine("master-0", "hello")
-        yield JobDone(True, "Succeeded", "")
-
-    def detach(self, job):
-        pass
-
-    def cancel(self, job):
-        pass
+pytestmark = pytest.mark.timeout(60)
 
 
-class CodeAsImage:
-    def source_to_image(self, code, parameter, progress=None):
-        return "image"
-
-
-@pytest.fixture
-def backend(monkeypatch):
-    stub = RecordingBackend()
-    monkeypatch.setattr(
-        manager_module, "components_for", lambda config, name="": (CodeAsImage(), stub)
+def test_a_detach_cell_submits_the_job_and_marks_nothing_as_shown(tmp_path):
+    config = parse_config({"local": {"run_dir": str(tmp_path)}}, None)
+    cell = "%detach\n%framework=pytorch\n%master=1\nprint('for later')"
+    active = Manager(load_config=lambda: config).submit(
+        Prepared(config, job=MagicInterpreter().preprocess(cell))
     )
-    return stub
-
-
-def prepared(cell: str) -> Prepared:
-    return Prepared(parse_config({}, None), job=MagicInterpreter().preprocess(cell))
-
-
-def test_a_detach_cell_submits_the_job_and_never_follows_it(backend):
-    active = Manager().submit(prepared("%detach\n%framework=pytorch\n%master=1\nprint(1)"))
     assert active.detached and list(active.events()) == []
-    assert not backend.followed
-
-
-def test_a_followed_job_yields_every_event_to_its_end(backend):
-    active = Manager().submit(prepared("%framework=pytorch\n%master=1\nprint(1)"))
-    assert list(active.events()) == [
-        LogLine("master-0", "hello"),
-        JobDone(True, "Succeeded", ""),
-    ]
-    assert backend.followed
+    backend = backend_of(config, active.job.name)
+    attached = backend.attach(active.job.name)
+    lines = [e for e in backend.get_logs(attached) if getattr(e, "text", None) == "for later"]
+    assert len(lines) == 1  # %attach shows the job's whole output: the cell consumed none
+    assert RunDir(tmp_path, active.job.name).shown() > 0

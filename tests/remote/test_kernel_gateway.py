@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,31 +19,18 @@ pytest.importorskip("kernel_gateway")
 from tornado.httpclient import HTTPRequest  # noqa: E402
 from tornado.websocket import websocket_connect  # noqa: E402
 
+from ciao.backend.local_env import free_ports  # noqa: E402
+
 pytestmark = pytest.mark.timeout(120)
 TOKEN = uuid.uuid4().hex
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory):
-    port = free_port()
+    (port,) = free_ports(1)
     log = (tmp_path_factory.mktemp("kg") / "gateway.log").open("wb")
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kernel_gateway",
-            "--KernelGatewayApp.ip=127.0.0.1",
-            f"--KernelGatewayApp.port={port}",
-            "--KernelGatewayApp.default_kernel_name=ciao",
-            "--KernelGatewayApp.kernel_websocket_connection_class=ciao.gateway.NoDelayConnection",
-            "--JupyterWebsocketPersonality.list_kernels=True",
-        ],
+        [sys.executable, "-m", "ciao", "gateway", "--ip", "127.0.0.1", "--port", str(port)],
         env=dict(os.environ, KG_AUTH_TOKEN=TOKEN),
         stdout=log,
         stderr=log,
@@ -159,4 +145,9 @@ def test_the_deployment_runs_as_the_service_account_the_rbac_file_binds():
     env = {e["name"]: e for e in pod["containers"][0]["env"]}
     assert "secretKeyRef" in env["KG_AUTH_TOKEN"]["valueFrom"]  # the token is no literal
     dockerfile = (deploy / "Dockerfile").read_text()
-    assert "EXPOSE 8889" in dockerfile and "KUBERNETES_SERVICE_HOST" in dockerfile
+    assert "EXPOSE 8889" in dockerfile and '"ciao", "gateway"' in dockerfile
+    from ciao.gateway import gateway_argv
+
+    argv = " ".join(gateway_argv("0.0.0.0", 8889))
+    assert "env_process_whitelist=KUBERNETES_SERVICE_HOST" in argv
+    assert "NoDelayConnection" in argv
