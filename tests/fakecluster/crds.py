@@ -1,29 +1,70 @@
-"""The Kubeflow CRDs, read from shared/reference/crds (or $CIAO_CRDS_DIR)."""
+"""The CRDs the test cluster serves: compact structural schemas kept in this repository.
+
+`schemas/*.json` hold, per API release, the structural part of each CRD (types, enums,
+required keys, formats, defaults, unknown-field rules), derived from the operators' CRD
+manifests by `tools/derive_crd_schemas.py`, with repeated subtrees shared as definitions.
+A directory of full CRD manifests ($CIAO_CRDS_DIR, or `crds_dir=`) is read instead when given.
+"""
 
 from __future__ import annotations
 
 import copy
 import functools
+import json
 import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-# libyaml's loader reads the two 9000-line CRDs in a fraction of the pure-Python time.
+SCHEMAS = Path(__file__).resolve().parent / "schemas"
+DEFAULT_RELEASES = ("kubeflow-v1",)
+# libyaml's loader reads full CRD manifests in a fraction of the pure-Python time.
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def default_crds_dir() -> Path:
-    """$CIAO_CRDS_DIR, else ../shared/reference/crds next to the repository root."""
-    env = os.environ.get("CIAO_CRDS_DIR")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "crds"
+def _expand(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        if set(node) == {"$def"}:
+            return _expand(defs[node["$def"]], defs)
+        return {k: _expand(v, defs) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_expand(v, defs) for v in node]
+    return node
+
+
+def _as_crd(compact: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": compact["name"]},
+        "spec": {
+            "group": compact["group"],
+            "scope": compact["scope"],
+            "names": compact["names"],
+            "versions": [
+                {
+                    "name": v["name"],
+                    "served": v["served"],
+                    "storage": v["storage"],
+                    "subresources": v["subresources"],
+                    "schema": {"openAPIV3Schema": v["schema"]},
+                }
+                for v in compact["versions"]
+            ],
+        },
+    }
+
+
+@functools.lru_cache(maxsize=16)
+def _load_release(release: str) -> dict[str, dict[str, Any]]:
+    doc = json.loads((SCHEMAS / f"{release}.json").read_text())
+    defs = doc["definitions"]
+    return {c["name"]: _as_crd(_expand(c, defs)) for c in doc["crds"]}
 
 
 @functools.lru_cache(maxsize=8)
-def _load(directory: str) -> dict[str, dict[str, Any]]:
+def _load_dir(directory: str) -> dict[str, dict[str, Any]]:
     crds: dict[str, dict[str, Any]] = {}
     for path in sorted(Path(directory).glob("*.y*ml")):
         with path.open() as f:
@@ -35,9 +76,21 @@ def _load(directory: str) -> dict[str, dict[str, Any]]:
     return crds
 
 
-def load_crds(directory: Path | None = None) -> dict[str, dict[str, Any]]:
+def _load(directory: Path | None, releases: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    chosen = directory or os.environ.get("CIAO_CRDS_DIR")
+    if chosen:
+        return _load_dir(str(chosen))
+    crds: dict[str, dict[str, Any]] = {}
+    for release in releases:
+        crds.update(_load_release(release))
+    return crds
+
+
+def load_crds(
+    directory: Path | None = None, releases: tuple[str, ...] = DEFAULT_RELEASES
+) -> dict[str, dict[str, Any]]:
     """CRDs by name (`pytorchjobs.kubeflow.org`), deep copies the caller may change."""
-    return copy.deepcopy(_load(str(directory or default_crds_dir())))
+    return copy.deepcopy(_load(directory, releases))
 
 
 def crd_schema(crd: dict[str, Any]) -> dict[str, Any]:
@@ -47,8 +100,10 @@ def crd_schema(crd: dict[str, Any]) -> dict[str, Any]:
     return version["schema"]["openAPIV3Schema"]
 
 
-def crd_for_kind(kind: str, directory: Path | None = None) -> dict[str, Any] | None:
-    for crd in _load(str(directory or default_crds_dir())).values():
+def crd_for_kind(
+    kind: str, directory: Path | None = None, releases: tuple[str, ...] = DEFAULT_RELEASES
+) -> dict[str, Any] | None:
+    for crd in _load(directory, releases).values():
         if crd["spec"]["names"]["kind"] == kind:
             return crd
     return None
