@@ -27,8 +27,9 @@ test: install-test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install-test
-	$(PY) -m ruff check ciao tests bench examples
-	$(PY) -m ruff format --check ciao tests bench examples
+	$(PY) -m ruff check ciao tests bench examples tools
+	$(PY) -m ruff format --check ciao tests bench examples tools
+	$(PY) -m mypy
 
 bench: install install-test
 	$(PY) bench/startup.py

@@ -1,7 +1,7 @@
 """Execute round trips through Jupyter Kernel Gateway, with and without ciao.gateway's
 NoDelayConnection (measured, not asserted).
 
-Anchor (shared/reference/jupyter-kernel-notes.md): ~48 ms through the stock gateway, of
+Anchor (docs/jupyter-protocol.md): ~48 ms through the stock gateway, of
 which ~45 ms is Nagle's algorithm; ~4 ms with TCP_NODELAY on the server's websocket.
 """
 
@@ -19,7 +19,7 @@ import uuid
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
-from ciao.backend.local_env import free_ports
+from ciao.backend.local.env import free_ports
 from ciao.gateway import gateway_argv
 
 TOKEN = uuid.uuid4().hex

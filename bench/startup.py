@@ -1,6 +1,6 @@
 """Kernel start-up and round-trip latency, measured (not asserted).
 
-Anchor (shared/reference/jupyter-kernel-notes.md, 2 vCPU): ipykernel launch -> first
+Anchor (docs/jupyter-protocol.md, 2 vCPU): ipykernel launch -> first
 kernel_info_reply ~320 ms, execute -> reply ~3.4 ms; a 150-line pyzmq kernel ~172 ms /
 ~0.5 ms. When ipykernel is importable here it is measured beside Ciao on this machine.
 

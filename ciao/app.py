@@ -6,6 +6,11 @@ import logging
 import os
 import threading
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ciao.kernel.core import CiaoKernel
+    from ciao.protocol.server import KernelServer
 
 log = logging.getLogger("ciao")
 
@@ -16,7 +21,7 @@ def run_kernel(connection_file: str) -> int:
         level=level if isinstance(logging.getLevelName(level), int) else "WARNING",
         format="[ciao %(levelname)s %(asctime)s %(name)s] %(message)s",
     )
-    from ciao.kernel import CiaoKernel, install_signal_handlers
+    from ciao.kernel.core import CiaoKernel, install_signal_handlers
     from ciao.protocol.connection import ConnectionInfo
     from ciao.protocol.server import KernelServer
 
@@ -41,7 +46,7 @@ def _kernel_id(connection_file: str) -> str:
     return stem[len("kernel-") :] if stem.startswith("kernel-") else stem
 
 
-def _watch_parent(kernel) -> None:
+def _watch_parent(kernel: CiaoKernel) -> None:
     """Exit when the process that launched us (JPY_PARENT_PID) is gone: no orphans.
 
     It need not be our parent (a wrapper such as `conda run` may sit between), so we stop
@@ -78,7 +83,7 @@ def _exists(pid: int) -> bool:
     return True
 
 
-def _shutdown(kernel, server) -> None:
+def _shutdown(kernel: CiaoKernel, server: KernelServer) -> None:
     """Cancel what still runs, deliver the last messages, and leave within ~2 s."""
     killer = threading.Timer(8.0, lambda: os._exit(1))
     killer.daemon = True

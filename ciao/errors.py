@@ -52,9 +52,20 @@ class MagicErrors(CiaoError):
 
 
 class JobFailed(CiaoError):
-    """The job ran and failed: names the replica that failed and how."""
+    """The job ran and failed: names the replica that failed and how, and shows its last
+    lines next to the verdict."""
 
     ename = "JobFailed"
+
+    def __init__(self, message: str, replica: str = "", tail: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.replica = replica
+        self.tail = tuple(tail)
+
+    def lines(self) -> list[str]:
+        if not self.tail:
+            return super().lines()
+        return [*super().lines(), f"last lines of {self.replica}:", *self.tail]
 
 
 class JobCancelled(CiaoError):

@@ -7,11 +7,14 @@ import sys
 import tempfile
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 
 def kernelspec(display_name: str | None = None, python: str | None = None) -> dict:
     """kernel.json with the absolute interpreter path, so the kernel runs in this env."""
-    spec = json.loads(resources.files("ciao").joinpath("kernelspec/kernel.json").read_text())
+    spec: dict[str, Any] = json.loads(
+        resources.files("ciao").joinpath("kernelspec/kernel.json").read_text()
+    )
     spec["argv"][0] = python or sys.executable
     if display_name:
         spec["display_name"] = display_name

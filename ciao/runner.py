@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 
 def run_notebook(
@@ -40,7 +40,7 @@ def run_notebook(
     return status
 
 
-def print_notebook(notebook, out: TextIO) -> None:
+def print_notebook(notebook: Any, out: TextIO) -> None:
     for cell in notebook.cells:
         if cell.cell_type != "code":
             continue
@@ -51,7 +51,7 @@ def print_notebook(notebook, out: TextIO) -> None:
             print(_render(output), end="", file=out)
 
 
-def _render(output) -> str:
+def _render(output: Any) -> str:
     kind = output.get("output_type")
     if kind == "stream":
         text = output.get("text", "")

@@ -33,6 +33,7 @@ STRUCTURAL = {
     "x-kubernetes-int-or-string", "x-kubernetes-validations",
 }  # fmt: skip
 HOIST_MIN_BYTES = 400
+TRAINJOBS = "trainer.kubeflow.org_trainjobs.yaml"
 
 
 def structural(schema: Any) -> Any:
@@ -49,7 +50,9 @@ def structural(schema: Any) -> Any:
         elif key in ("anyOf", "allOf", "oneOf"):
             out[key] = [structural(sub) for sub in value]
         elif key == "x-kubernetes-validations":
-            out[key] = [{k: v for k, v in rule.items() if k in ("rule", "message")} for rule in value]
+            out[key] = [
+                {k: v for k, v in rule.items() if k in ("rule", "message")} for rule in value
+            ]
         else:
             out[key] = value
     return out
@@ -138,9 +141,9 @@ def main(argv: list[str]) -> int:
             "kubeflow/training-operator v1.9 manifests/base/crds",
             sorted(v1_dir.glob("kubeflow.org_*.yaml")),
         ),
-        "trainer-v2.0": ("kubeflow/trainer v2.0.0", [v2_dir / "v2.0.0-trainer.kubeflow.org_trainjobs.yaml"]),
-        "trainer-v2.1": ("kubeflow/trainer v2.1.0", [v2_dir / "v2.1.0-trainer.kubeflow.org_trainjobs.yaml"]),
-        "trainer-v2.3": ("kubeflow/trainer v2.3.0", [v2_dir / "trainer.kubeflow.org_trainjobs.yaml"]),
+        "trainer-v2.0": ("kubeflow/trainer v2.0.0", [v2_dir / f"v2.0.0-{TRAINJOBS}"]),
+        "trainer-v2.1": ("kubeflow/trainer v2.1.0", [v2_dir / f"v2.1.0-{TRAINJOBS}"]),
+        "trainer-v2.3": ("kubeflow/trainer v2.3.0", [v2_dir / TRAINJOBS]),
         "trainer-runtimes": (
             "kubeflow/trainer v2.3.0",
             [

@@ -6,24 +6,29 @@ job view, the end as the execute_reply's status).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from ciao.interpreter.types import Framework, Parameter
+from ciao.s2i.types import Shipment
 
 StreamName = Literal["stdout", "stderr"]
 
 
+HandleT = TypeVar("HandleT")
+PlanT = TypeVar("PlanT", bound="Plan")
+
+
 @dataclass
-class Job:
+class Job(Generic[HandleT]):
     """A submitted job (the Go `types.Job`); `handle` is the backend's own state for it."""
 
     framework: Framework
     name: str
     replicas: dict[str, int]
     backend: str
-    handle: object = field(default=None, repr=False, compare=False)
+    handle: HandleT = field(repr=False, compare=False)
     #: Where it runs, for people: "local", "kubeflow (namespace team)".
     location: str = ""
 
@@ -80,9 +85,41 @@ class JobDone:
     message: str = ""
     failed_replica: str = ""
     exit_code: int | None = None
+    #: The failed replica's last lines, as the backend saw them while it lived.
+    tail: tuple[str, ...] = ()
 
+    @property
+    def state(self) -> str:
+        """The job's final state for people and lists: Succeeded, Cancelled or Failed."""
+        if self.succeeded:
+            return "Succeeded"
+        return "Cancelled" if self.reason == "Cancelled" else "Failed"
+
+
+@dataclass(frozen=True)
+class Idle:
+    """Nothing new yet: `get_logs` yields this instead of blocking, so the reader can flush
+    output and notice interrupts on its own thread without a second queue."""
+
+
+IDLE = Idle()
 
 Event = LogLine | ReplicaState | Diagnosis | JobDone
+
+
+class Plan(Protocol):
+    """What a backend will submit for a cell, built once: `%dryrun` shows it, `exec_code`
+    submits exactly it (torchx's AppDryRunInfo)."""
+
+    @property
+    def backend(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    def documents(self) -> list[Any]:
+        """The plan as plain data, one document per object to create (for `%dryrun`)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -100,39 +137,40 @@ class JobInfo:
     message: str = ""
 
 
-class Backend(Protocol):
-    """Runs a Parameter somewhere (the Go `backend.Backend`, plus cancel)."""
+class Backend(Protocol[PlanT, HandleT]):
+    """Runs a cell somewhere (the Go `backend.Backend`, plus what job management needs)."""
 
     name: str
 
-    def exec_code(self, parameter: Parameter) -> Job:
-        """Submit the job; returns once it is accepted (not finished)."""
+    def dry_run(self, parameter: Parameter, shipment: Shipment) -> PlanT:
+        """The plan `exec_code` would submit; nothing is created."""
         ...
 
-    def get_logs(self, job: Job) -> Iterator[Event]:
-        """Follow the job to its end: every replica's lines and states, then one JobDone.
+    def exec_code(self, plan: PlanT) -> Job[HandleT]:
+        """Submit exactly `plan`; returns once it is accepted (not finished)."""
+        ...
+
+    def get_logs(self, job: Job[HandleT]) -> Iterator[Event | Idle]:
+        """Follow the job to its end: every replica's lines and states, then one JobDone;
+        IDLE whenever nothing happened for a moment (about 50 ms), never a long block.
 
         Closing the iterator early stops following (the job itself keeps running).
         """
         ...
 
-    def cancel(self, job: Job) -> None:
+    def cancel(self, job: Job[HandleT]) -> None:
         """Stop the job and everything it runs; returns when it is gone."""
         ...
 
-    def detach(self, job: Job) -> None:
+    def detach(self, job: Job[HandleT]) -> None:
         """Stop following the job (it goes on); get_logs ends after what it yielded."""
         ...
 
-    def dry_run(self, parameter: Parameter) -> object:
-        """What exec_code would submit (a manifest, or command lines and environments)."""
-        ...
-
-    def attach(self, name: str) -> Job:
+    def attach(self, name: str) -> Job[HandleT]:
         """A job submitted earlier (by this or another kernel), to follow again."""
         ...
 
-    def list(self) -> list[JobInfo]:
+    def jobs(self) -> list[JobInfo]:
         """This user's Ciao jobs, newest first."""
         ...
 
@@ -140,7 +178,9 @@ class Backend(Protocol):
         """A job and its replicas' latest states."""
         ...
 
-    def logs(self, name: str, replica: str | None = None, tail: int | None = None) -> list[LogLine]:
+    def logs(
+        self, name: str, replica: str | None = None, tail: int | None = None
+    ) -> Iterable[LogLine]:
         """A job's log lines (all replicas, or one), the last `tail` of them."""
         ...
 

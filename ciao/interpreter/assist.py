@@ -33,6 +33,14 @@ _WORD_END = re.compile(r"(?!\d)\w+$")
 _WORD_START = re.compile(r"\w*")
 _NAME_CHARS = re.compile(r"[\w-]*")
 _VALUE_CHARS = re.compile(r"[^\s;]*")
+
+
+def _run_end(chars: re.Pattern[str], text: str, pos: int) -> int:
+    """Where the run of `chars` starting at `pos` ends (the patterns match empty runs)."""
+    match = chars.match(text, pos)
+    return match.end() if match else pos
+
+
 _TYPED_MAGIC = re.compile(r"%\s*([\w-]*)(\s*)(.*)", re.DOTALL)
 _IDENTIFIER = re.compile(r"(?!\d)\w+")
 
@@ -127,10 +135,10 @@ def _complete_magic(
         if doc is not None and doc.name == "help":
             arg = (blank + rest).strip().removeprefix("%")
             names = [d.name for d in MAGICS.values() if d.name.lower().startswith(arg.lower())]
-            return names, col - len(arg), _NAME_CHARS.match(line, col).end()
+            return names, col - len(arg), _run_end(_NAME_CHARS, line, col)
         return [], col, col
     start = col - len(typed)
-    end = _NAME_CHARS.match(line, col).end()
+    end = _run_end(_NAME_CHARS, line, col)
     after = line[end:piece_end]
     if after.lstrip().startswith("="):
         end += len(after) - len(after.lstrip()) + 1
@@ -142,7 +150,7 @@ def _magic_values(
 ) -> Completion:
     values = doc.values if doc else ()
     matches = [value for value in values if value.startswith(prefix.lower())]
-    end = col + _VALUE_CHARS.match(line[col:piece_end]).end()
+    end = col + _run_end(_VALUE_CHARS, line[col:piece_end], 0)
     return matches, col - len(prefix), end
 
 
@@ -206,7 +214,7 @@ def _complete_code(code: str, cursor_pos: int, interp: MagicInterpreter) -> Comp
     if match is None:
         return [], cursor_pos, cursor_pos
     prefix, start = match.group(), match.start()
-    end = _WORD_START.match(code, cursor_pos).end()
+    end = _run_end(_WORD_START, code, cursor_pos)
     names = _identifiers(interp.preprocessed_code(code[:start] + code[end:]))
     if not (start > 0 and code[start - 1] == "."):
         names |= set(keyword.kwlist) | set(keyword.softkwlist) | set(dir(builtins))

@@ -8,9 +8,7 @@ time, and some only after the image was built.
 from __future__ import annotations
 
 import re
-import secrets
-import string
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
@@ -28,11 +26,17 @@ from ciao.interpreter.types import (
     ROLES,
     CleanPolicy,
     Command,
+    ConfigCommand,
     Framework,
+    HelpCommand,
+    JobCommand,
+    JobsCommand,
+    LogsCommand,
     Parameter,
     Resources,
     RoleSpec,
 )
+from ciao.names import random_name
 
 __all__ = [
     "MAGICS",
@@ -42,7 +46,6 @@ __all__ = [
     "describe",
     "help_text",
     "lookup",
-    "random_name",
 ]
 
 #: The role a cell without role magics runs as (one replica), so plain Python cells run.
@@ -50,11 +53,6 @@ MAIN_ROLE: dict[str, str] = {"pytorch": "master", "tensorflow": "worker"}
 
 _EXAMPLE = {"cpu": "500m", "memory": "1Gi", "gpu": "1"}
 _POLICIES: dict[str, CleanPolicy] = {p.lower(): p for p in CLEAN_POLICIES}
-
-
-def random_name() -> str:
-    """`ciao-` and 5 random lower-case letters: the job's generateName-style prefix."""
-    return "ciao-" + "".join(secrets.choice(string.ascii_lowercase) for _ in range(5))
 
 
 @dataclass
@@ -101,7 +99,7 @@ class MagicInterpreter:
         framework = default_framework.lower()
         if framework not in FRAMEWORKS:
             raise ValueError(f"default framework {default_framework!r} is not one of {FRAMEWORKS}")
-        self.default_framework: Framework = framework  # type: ignore[assignment]
+        self.default_framework: Framework = framework
         self.defaults = {role.lower(): res for role, res in (defaults or {}).items()}
         self.name_factory = name_factory or random_name
 
@@ -110,7 +108,7 @@ class MagicInterpreter:
         result = self.parse(code)
         if isinstance(result, Command):
             line = next(iter(magic_tokens(code)))
-            raise MagicErrors([MagicError(line, f"%{result.name}", "a kernel command, not a job")])
+            raise MagicErrors([MagicError(line, result.magic, "a kernel command, not a job")])
         return result
 
     def preprocessed_code(self, code: str) -> str:
@@ -156,7 +154,7 @@ class MagicInterpreter:
         for role in ROLES[framework]:
             if counts.get(role, 0) > 0:
                 given = roles[role].resources if role in roles else {}
-                resources = replace(self.defaults.get(role, Resources()), **given)
+                resources = replace(self.defaults.get(role, Resources()), **given)  # type: ignore[arg-type]
                 specs[role] = RoleSpec(role, counts[role], resources)
         return specs
 
@@ -331,7 +329,7 @@ def check_quantity(name: str, value: str) -> str | None:
 
 
 def _command(code: str, tokens: dict[int, list[Token]], reading: _Reading) -> Command | None:
-    """The Command when the cell is one `%help`/`%config` line; errors when mixed with more."""
+    """The Command when the cell is one command line; errors when mixed with more."""
     if not reading.commands:
         return None
     alone = sum(1 for line in split_cell(code) if line.strip()) == 1
@@ -342,42 +340,50 @@ def _command(code: str, tokens: dict[int, list[Token]], reading: _Reading) -> Co
         elif doc.name in ("config", "jobs") and arg:
             reading.error(token.line, magic, f"takes no argument, got {arg!r}")
         elif doc.name in ("status", "attach", "delete", "logs"):
-            problem = _job_command_problem(doc.name, arg.split())
-            if problem:
-                reading.error(token.line, magic, f"{problem}; write {doc.usage}")
+            parsed = _job_command(doc.name, arg.split())
+            if isinstance(parsed, str):
+                reading.error(token.line, magic, f"{parsed}; write {doc.usage}")
             else:
-                return Command(doc.name, arg)
-        elif doc.name == "help" and arg:
-            topic = lookup(arg)
-            if topic is None:
+                return parsed
+        elif doc.name == "help":
+            topic = lookup(arg) if arg else None
+            if arg and topic is None:
                 reading.error(token.line, magic, unknown_magic(arg.removeprefix("%").strip()))
             else:
-                return Command("help", topic.name)
+                return HelpCommand(topic.name if topic else None)
+        elif doc.name == "config":
+            return ConfigCommand()
         else:
-            return Command(doc.name, "")
+            return JobsCommand()
     return None
 
 
 _JOB_NAME = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
-_REPLICA = re.compile(r"(chief|master|ps|worker|evaluator)-\d+")
+_REPLICA = re.compile(r"(chief|master|ps|worker|evaluator|node)-\d+")
 
 
-def _job_command_problem(name: str, args: list[str]) -> str | None:
-    """Why the arguments of %status/%attach/%delete/%logs are wrong, or None."""
+def _job_command(name: str, args: list[str]) -> JobCommand | LogsCommand | str:
+    """The command %status/%attach/%delete/%logs with these arguments, or what is wrong."""
     if not args:
         return "missing the job's name"
-    if not _JOB_NAME.fullmatch(args[0]):
-        return f"{args[0]!r} is not a job name"
+    job = args[0]
+    if not _JOB_NAME.fullmatch(job):
+        return f"{job!r} is not a job name"
     rest = args[1:]
     if name != "logs":
-        return f"unexpected {' '.join(rest)!r}" if rest else None
+        if rest:
+            return f"unexpected {' '.join(rest)!r}"
+        return JobCommand(name, job)  # type: ignore[arg-type]
+    replica = tail = None
     if rest and _REPLICA.fullmatch(rest[0]):
-        rest = rest[1:]
+        replica, rest = rest[0], rest[1:]
     if rest[:1] == ["--tail"]:
         if len(rest) < 2 or not rest[1].isdigit() or int(rest[1]) < 1:
             return "--tail needs a whole number >= 1"
-        rest = rest[2:]
-    return f"unexpected {' '.join(rest)!r} (a replica is like worker-0)" if rest else None
+        tail, rest = int(rest[1]), rest[2:]
+    if rest:
+        return f"unexpected {' '.join(rest)!r} (a replica is like worker-0)"
+    return LogsCommand(job, replica, tail)
 
 
 def _check_roles(reading: _Reading, framework: str) -> dict[str, int]:
@@ -432,6 +438,6 @@ def _allowed(doc: MagicDoc) -> str:
     return "allowed: " + ", ".join(doc.values)
 
 
-def _and(words: list[str] | tuple[str, ...]) -> str:
+def _and(words: Sequence[str]) -> str:
     """`master and worker`, `chief, master, ps, worker and evaluator`."""
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import ClassVar, Literal, Protocol
 
 Framework = Literal["tensorflow", "pytorch"]
 CleanPolicy = Literal["All", "Running", "None"]
@@ -52,12 +52,13 @@ class Parameter:
     """Everything a backend needs to run the cell, in the Go Parameter's terms.
 
     `roles` keeps the cell's roles in operator order; roles with count 0 are absent.
+    Nothing changes a Parameter after phase 1: what phase 2 ships is its own record
+    (`ciao.s2i.types.Shipment`), and a backend's plan holds both.
     """
 
     framework: Framework
     roles: dict[str, RoleSpec]
     generate_name: str = ""
-    image: str = ""
     clean_policy: CleanPolicy | None = None
     code: str = ""
     #: `%backend` of the cell; empty: the config's `backend`.
@@ -70,10 +71,6 @@ class Parameter:
     #: `%requirements` of the cell: PEP 508 requirements (no markers), in the cell's order,
     #: each project once. Phase 2 ships them (requirements.txt) or checks them (local).
     requirements: list[str] = field(default_factory=list)
-    #: Set by phase 2 when the image alone does not run the code: the container command,
-    #: and the ConfigMap that holds the code (mounted by the backend).
-    command: list[str] = field(default_factory=list)
-    code_config_map: str = ""
     #: Who submitted the job (kernel id, session, cell), for labels that find it again.
     owner: dict[str, str] = field(default_factory=dict)
 
@@ -125,11 +122,51 @@ class Parameter:
 
 
 @dataclass(frozen=True)
-class Command:
-    """A cell that is a kernel command (`%help`, `%config`), not a job."""
+class HelpCommand:
+    """`%help [magic]`: the magic reference, or one magic's page."""
 
-    name: str
-    args: str = ""
+    topic: str | None = None
+    magic: ClassVar[str] = "%help"
+
+
+@dataclass(frozen=True)
+class ConfigCommand:
+    """`%config`: the effective configuration."""
+
+    magic: ClassVar[str] = "%config"
+
+
+@dataclass(frozen=True)
+class JobsCommand:
+    """`%jobs`: this user's jobs, from this kernel and earlier ones."""
+
+    magic: ClassVar[str] = "%jobs"
+
+
+@dataclass(frozen=True)
+class JobCommand:
+    """`%status NAME`, `%attach NAME`, `%delete NAME`: one job, by name."""
+
+    action: Literal["status", "attach", "delete"]
+    job: str
+
+    @property
+    def magic(self) -> str:
+        return f"%{self.action}"
+
+
+@dataclass(frozen=True)
+class LogsCommand:
+    """`%logs NAME [replica] [--tail N]`: a job's log (one replica's, its last N lines)."""
+
+    job: str
+    replica: str | None = None
+    tail: int | None = None
+    magic: ClassVar[str] = "%logs"
+
+
+#: A cell that is a kernel command, not a job; each alone in its cell, checked once here.
+Command = HelpCommand | ConfigCommand | JobsCommand | JobCommand | LogsCommand
 
 
 class Interpreter(Protocol):

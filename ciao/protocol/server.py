@@ -281,8 +281,26 @@ class KernelServer:
             if sock in ready and not self._stopping.is_set():
                 self._handle(channel, sock.recv_multipart())
 
-    def pending_shell(self) -> Message | None:
-        """The next queued shell request, if one is waiting (to abort it); else None."""
+    @property
+    def session(self) -> str:
+        """This kernel's session id (the `session` of every message it sends)."""
+        return self.codec.session
+
+    def abort_queued(self, reply: dict[str, Any]) -> None:
+        """stop_on_error: answer every execute_request already queued on shell with `reply`
+        (status "abort") instead of running it; other queued requests are handled as usual.
+        Shell thread only."""
+        while (msg := self._pending_shell()) is not None:
+            if msg.msg_type != "execute_request":
+                self.handle_message("shell", msg)
+                continue
+            request = Request(self, "shell", msg)
+            self.status("busy", msg)
+            request.reply(reply)
+            self.status("idle", msg)
+
+    def _pending_shell(self) -> Message | None:
+        """The next queued shell request, if one is waiting; else None."""
         while self.shell.poll(0):
             msg = self._receive("shell", self.shell.recv_multipart(copy=True))
             if msg is not None:

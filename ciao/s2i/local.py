@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ciao.constants import CODE_FILE
 from ciao.interpreter.types import Parameter
 from ciao.s2i.requirements import unmet_requirements
-from ciao.s2i.types import Progress
-
-CODE_FILE = "code.py"
+from ciao.s2i.types import Progress, Shipment
 
 
 class LocalCodeFile:
@@ -26,25 +25,27 @@ class LocalCodeFile:
     def __init__(self, run_root: Path) -> None:
         self.run_root = Path(run_root)
 
-    def source_to_image(
-        self, code: str, parameter: Parameter, progress: Progress | None = None
-    ) -> str:
-        """The absolute path of the written code file; warns of unmet requirements."""
+    def _path(self, parameter: Parameter) -> Path:
         name = parameter.generate_name
         if not name or name in (".", "..") or "/" in name or "\\" in name:
             raise ValueError(f"job name {name!r} cannot name a directory")
-        job_dir = self.run_root / name
-        job_dir.mkdir(parents=True, exist_ok=True)
-        path = job_dir / CODE_FILE
+        return (self.run_root / name / CODE_FILE).resolve()
+
+    def plan(self, code: str, parameter: Parameter) -> Shipment:
+        """Where source_to_image writes the code; nothing is written."""
+        return Shipment(image=str(self._path(parameter)))
+
+    def source_to_image(
+        self, code: str, parameter: Parameter, progress: Progress | None = None
+    ) -> Shipment:
+        """The written code file; warns of unmet requirements."""
+        path = self._path(parameter)
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(code, encoding="utf-8")
         if parameter.requirements and progress is not None:
             for line in unmet_requirements(parameter.requirements):
                 progress(line)
-        return str(path.resolve())
+        return Shipment(image=str(path))
 
     def cancel(self) -> None:
         """Nothing to stop: writing the code takes no time worth interrupting."""
-
-    def plan(self, code: str, parameter: Parameter) -> tuple[str, list[dict]]:
-        """Where source_to_image would write the code (for %dryrun); nothing is written."""
-        return str((self.run_root / parameter.generate_name / CODE_FILE).resolve()), []

@@ -8,6 +8,7 @@ import importlib.metadata
 import shlex
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from ciao.interpreter.requirements import requirement_name
 
@@ -54,7 +55,7 @@ def unmet_requirements(
     return lines
 
 
-def _parse(item: str):
+def _parse(item: str) -> tuple[str, Any]:
     """(normalized name, SpecifierSet or None) of a requirement the interpreter accepted."""
     try:
         from packaging.requirements import InvalidRequirement, Requirement
@@ -69,11 +70,11 @@ def _parse(item: str):
     return requirement_name(item), requirement.specifier
 
 
-def _satisfies(specifier, version: str) -> bool:
+def _satisfies(specifier: Any, version: str) -> bool:
     """Whether the installed `version` meets the clauses; an unreadable version passes."""
     from packaging.version import InvalidVersion, Version
 
     try:
-        return specifier.contains(Version(version), prereleases=True)
+        return bool(specifier.contains(Version(version), prereleases=True))
     except InvalidVersion:
         return True

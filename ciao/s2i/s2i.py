@@ -39,21 +39,19 @@ import shlex
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from ciao.config import S2IConfig
+from ciao.constants import CODE_DIR, CODE_FILE, REQUIREMENTS_FILE
 from ciao.errors import ConfigError
 from ciao.interpreter.types import Parameter
 from ciao.s2i.requirements import requirements_text
 from ciao.s2i.tools import BuildError, ToolResult, ToolRunner
-from ciao.s2i.types import Progress
+from ciao.s2i.types import Progress, Shipment
 
 #: Bumped when what goes into an image changes for the same cell (the files, the recipe).
 RECIPE_VERSION = 1
-CODE_FILE = "code.py"
-REQUIREMENTS_FILE = "requirements.txt"
 #: Where the img provider's Dockerfile puts the code (as the configmap provider mounts it).
-IMAGE_CODE_DIR = "/opt/ciao"
+IMAGE_CODE_DIR = CODE_DIR
 
 #: How to install each tool, for the error when it is not on PATH.
 INSTALL_HINTS = {
@@ -185,13 +183,13 @@ class ImageBuild(abc.ABC):
 
     def source_to_image(
         self, code: str, parameter: Parameter, progress: Progress | None = None
-    ) -> str:
+    ) -> Shipment:
         """Build and push the cell's image (unless pushed before); its reference."""
         say = progress or (lambda line: None)
         image = self.image_for(code, parameter)
         if image in self.pushed:
             say(f"[build] {image} is already built and pushed (same code, requirements and base)")
-            return image
+            return Shipment(image=image)
         self._require(self.build_argv(Path("."), parameter, image)[0], self.build_tool_key())
         self._require(self.config.push_command[0], "s2i.push_command")
         self.runner.check_cancelled("building the image")
@@ -212,26 +210,27 @@ class ImageBuild(abc.ABC):
             raise BuildError(self._push_failure(image, result))
         self.pushed.add(image)
         say(f"[push] pushed {image}")
-        return image
+        return Shipment(image=image)
 
     def cancel(self) -> None:
         """Stop the build or push in progress (any thread, returns at once)."""
         self.runner.cancel()
 
-    def plan(self, code: str, parameter: Parameter) -> tuple[str, list[dict[str, Any]]]:
+    def plan(self, code: str, parameter: Parameter) -> Shipment:
         """What source_to_image would do, without doing it (for %dryrun): the image, and
         the build (commands and files; `<source dir>` stands for the temporary directory)."""
         image = self.image_for(code, parameter)
-        return image, [
-            {
+        return Shipment(
+            image=image,
+            build={
                 "build": self.provider,
                 "image": image,
                 "alreadyPushed": image in self.pushed,
                 "buildCommand": self.build_argv(Path("<source dir>"), parameter, image),
                 "pushCommand": [*self.config.push_command, image],
                 "files": self.source_files(code, parameter),
-            }
-        ]
+            },
+        )
 
     # ---- failures ---------------------------------------------------------------------
 

@@ -1,9 +1,10 @@
-"""The S2IClient seam (the Go `s2i.S2IClient`)."""
+"""The S2IClient seam (the Go `s2i.S2IClient`) and the record of what it shipped."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from ciao.interpreter.types import Parameter
 
@@ -11,13 +12,34 @@ from ciao.interpreter.types import Parameter
 Progress = Callable[[str], None]
 
 
+@dataclass(frozen=True)
+class Shipment:
+    """What phase 2 made of the cell's code: what the replicas run, and how.
+
+    `image` is the container image (locally: the code file). `command` is the container
+    command when the image alone does not run the code. `files` ride beside the image, to
+    be mounted at `ciao.constants.CODE_DIR` (the configmap provider: code and requirements);
+    the backend that submits the job creates their ConfigMap with it. `build` describes an
+    image build for `%dryrun` (commands, files), empty when nothing is built.
+    """
+
+    image: str
+    command: tuple[str, ...] = ()
+    files: Mapping[str, str] = field(default_factory=dict)
+    build: Mapping[str, Any] = field(default_factory=dict)
+
+
 class S2IClient(Protocol):
     """Turns a cell's training code into what the backend runs, and says what that is."""
 
+    def plan(self, code: str, parameter: Parameter) -> Shipment:
+        """What `source_to_image` would ship, without building or writing anything."""
+        ...
+
     def source_to_image(
         self, code: str, parameter: Parameter, progress: Progress | None = None
-    ) -> str:
-        """The image (or, locally, the code file) the job's replicas run."""
+    ) -> Shipment:
+        """Build (or write) what the job's replicas run; `progress` gets the build's lines."""
         ...
 
     def cancel(self) -> None:

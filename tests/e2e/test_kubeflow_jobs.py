@@ -152,7 +152,7 @@ def test_a_failing_replica_fails_the_cell_naming_it(kc, cluster):
 
 
 def test_a_restarted_container_keeps_every_line_of_both_instances(kc, cluster):
-    cluster.inject("restart", pod="*-master-0", after_lines=3, exit_code=1)
+    fault = cluster.inject("restart", pod="*-master-0", after_lines=3, exit_code=1)
     cell = "%framework=pytorch\n%master=1\nfor i in range(10):\n    print(f'n {i}')\n"
     content, messages = run(kc, cell)
     assert content["status"] == "ok", content
@@ -163,10 +163,11 @@ def test_a_restarted_container_keeps_every_line_of_both_instances(kc, cluster):
     second = cluster.logs("team", f"{job}-master-0").splitlines()
     assert first[:3] == ["n 0", "n 1", "n 2"] and second == [f"n {i}" for i in range(10)]
     assert by_replica(stream_text(messages))["master-0"] == first + second
+    assert fault.fired == 1
 
 
 def test_a_log_stream_cut_mid_line_loses_and_repeats_nothing(kc, cluster):
-    cluster.inject("log_cut", pod="*-master-0", after_bytes=200)
+    fault = cluster.inject("log_cut", pod="*-master-0", after_bytes=200)
     cell = (
         "%framework=pytorch\n%master=1\nimport time\nfor i in range(300):\n"
         "    print(f'numbered line {i}')\n    time.sleep(0.002)\n"
@@ -176,6 +177,7 @@ def test_a_log_stream_cut_mid_line_loses_and_repeats_nothing(kc, cluster):
     assert by_replica(stream_text(messages))["master-0"] == [
         f"numbered line {i}" for i in range(300)
     ]
+    assert fault.fired == 1
 
 
 @pytest.mark.parametrize("fault", ["watch_drop", "watch_expire"])
@@ -183,17 +185,23 @@ def test_a_dropped_or_expired_watch_is_resumed(kc, cluster, fault):
     msg_id = kc.execute(
         "%framework=pytorch\n%master=1\n%worker=1\nimport time\ntime.sleep(1.5)\nprint('done')"
     )
-    time.sleep(0.7)
+    # while the job runs and Ciao watches it (job, pods, events)
+    cluster.wait_for(lambda: running_pods(cluster) == 2 and cluster.apiserver.open_watches() >= 3)
     if fault == "watch_drop":
-        cluster.inject("watch_drop", after_events=0, abrupt=True)
+        injected = cluster.inject("watch_drop", after_events=0, abrupt=True)
     else:
-        cluster.inject("watch_expire")
+        injected = cluster.inject("watch_expire")
         cluster.compact()
         cluster.drop_watches()
     reply = kc.get_shell_msg(timeout=60)["content"]
     text = stream_text(iopub_until_idle(kc, msg_id))
     assert reply["status"] == "ok", reply
+    assert injected.fired >= 1
     assert text.count("[master-0] done") == 1 and text.count("[worker-0] done") == 1
+
+
+def running_pods(cluster, namespace: str = "team") -> int:
+    return sum(p["status"].get("phase") == "Running" for p in cluster.list("pods", namespace))
 
 
 def interrupt_after(kc, km, code: str, needle: str, timeout: float = 30) -> tuple[dict, str]:
@@ -218,10 +226,11 @@ def interrupt_after(kc, km, code: str, needle: str, timeout: float = 30) -> tupl
 def test_an_unschedulable_replica_says_why_and_interrupt_deletes_everything(
     kernel, kc, cluster, resource, advice
 ):
-    cluster.inject("unschedulable", pod="*-worker-*", resource=resource)
+    fault = cluster.inject("unschedulable", pod="*-worker-*", resource=resource)
     cell = "%framework=pytorch\n%master=1\n%worker=1\nimport time\ntime.sleep(300)"
     reply, text = interrupt_after(kc, kernel[0], cell, advice)
     assert "[worker-0] FailedScheduling: " in text and advice in text
+    assert fault.fired
     assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt"
     nothing_left(cluster)
 
@@ -232,14 +241,15 @@ def test_an_unschedulable_replica_says_why_and_interrupt_deletes_everything(
 def test_an_image_pull_failure_says_whether_the_tag_or_the_credentials(
     kernel, kc, cluster, cause, hint
 ):
-    cluster.inject("image_pull", pod="*-master-0", cause=cause)
+    fault = cluster.inject("image_pull", pod="*-master-0", cause=cause)
     reply, text = interrupt_after(kc, kernel[0], "%framework=pytorch\n%master=1\nprint(1)", hint)
     assert "[master-0] ErrImagePull:" in text
+    assert fault.fired
     nothing_left(cluster)
 
 
 def test_an_oom_killed_replica_fails_with_the_memory_hint(kc, cluster):
-    cluster.inject("oom", pod="*-worker-0", after_lines=1)
+    fault = cluster.inject("oom", pod="*-worker-0", after_lines=1)
     cell = "%framework=tensorflow\n%worker=1;%memory=1Gi\nimport time\nprint('eating')\n"
     cell += "time.sleep(5)\n"
     content, messages = run(kc, cell)
@@ -248,6 +258,7 @@ def test_an_oom_killed_replica_fails_with_the_memory_hint(kc, cluster):
     assert "code 137" in content["evalue"]
     assert "[worker-0] OOMKilled: killed for using more memory than its limit" in text
     assert "raise %memory" in text
+    assert fault.fired == 1
     cleanup_jobs(cluster)
 
 

@@ -1,7 +1,7 @@
 """Distributed cells on the local backend, end to end through the installed kernel.
 
 Each replica prints its environment; the test checks it replica by replica against the
-training operator's contract (shared/reference/kubeflow-contract.md) with localhost and
+training operator's contract (docs/kubeflow-contract.md) with localhost and
 free ports in place of service names.
 """
 

@@ -269,7 +269,8 @@ class FakeCluster:
         """Inject a fault (see faults.KINDS); pod faults take match keys pod=, job=, ...."""
         if fault == "watch_drop":
             f = self.faults.add(fault, **params)
-            self.apiserver.drop_watches(int(f.params["after_events"]), bool(f.params["abrupt"]))
+            after, abrupt = int(f.params["after_events"]), bool(f.params["abrupt"])
+            f.fired = self.apiserver.drop_watches(after, abrupt)
             f.active = False
             return f
         return self.faults.add(fault, **params)

@@ -124,6 +124,11 @@ class Faults:
                     return f
         return None
 
+    def count(self, fault: Fault) -> None:
+        """A fault that `peek` found has applied (it stays active: a condition, not an event)."""
+        with self._lock:
+            fault.fired += 1
+
     def clear(self) -> None:
         with self._lock:
             for f in self._faults:

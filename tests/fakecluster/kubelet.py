@@ -807,6 +807,8 @@ class Kubelet:
         for pod in pending:
             wanted = pod_requests(pod)
             fault = self.faults.peek("unschedulable", pod)
+            if fault is not None:
+                self.faults.count(fault)
             short = (
                 [fault.params["resource"]] if fault else insufficient(self.capacity, used, wanted)
             )

@@ -52,6 +52,7 @@ def test_unschedulable_until_cancelled(cluster: FakeCluster, kube: SimpleNamespa
     pod = kube.core.read_namespaced_pod("gpu-master-0", "default")
     assert pod.status.phase == "Pending"
     assert pod.status.conditions[0].reason == "Unschedulable"
+    assert fault.fired
     fault.cancel()
     cluster.wait_for(lambda: succeeded(cluster, "gpu"), 30, "the job after the fault")
 
@@ -84,6 +85,7 @@ def test_image_pull_failures(
     pulls = [m for m in failed if m.startswith('Failed to pull image "registry.example/x:1": ')]
     assert pulls and words in pulls[0]
     assert "Error: ErrImagePull" in failed and "Error: ImagePullBackOff" in failed
+    assert fault.fired
     backoff = cluster.events(involved="img", reason="BackOff")[0]["message"]
     assert backoff == 'Back-off pulling image "registry.example/x:1"'
     with pytest.raises(ApiException) as exc:
@@ -99,7 +101,7 @@ def test_image_pull_failures(
 
 
 def test_oom_killed(cluster: FakeCluster, kube: SimpleNamespace) -> None:
-    cluster.inject("oom", pod="hungry", after_lines=1)
+    fault = cluster.inject("oom", pod="hungry", after_lines=1)
     code = "import time\nprint('allocating', flush=True)\ntime.sleep(30)"
     kube.core.create_namespaced_pod("default", simple_pod("hungry", ["python", "-c", code]))
     cluster.wait_for(
@@ -108,11 +110,12 @@ def test_oom_killed(cluster: FakeCluster, kube: SimpleNamespace) -> None:
     term = container_status(cluster, "hungry")["state"]["terminated"]
     assert (term["reason"], term["exitCode"]) == ("OOMKilled", 137)
     assert kube.core.read_namespaced_pod_log("hungry", "default") == "allocating\n"
+    assert fault.fired == 1
     assert not cluster.pod_processes()
 
 
 def test_restart_then_previous_logs(cluster: FakeCluster, kube: SimpleNamespace) -> None:
-    cluster.inject("restart", pod="rs-worker-1", after_lines=1)
+    fault = cluster.inject("restart", pod="rs-worker-1", after_lines=1)
     chatty = ["python", "-u", "-c", "import os; print('rank', os.environ['RANK']); print('done')"]
     kube.custom.create_namespaced_custom_object(
         *KF, "default", "pytorchjobs", pytorchjob("rs", chatty, workers=2)
@@ -131,10 +134,11 @@ def test_restart_then_previous_logs(cluster: FakeCluster, kube: SimpleNamespace)
     assert previous == "rank 2\n"  # exactly after_lines lines, then the kill
     assert kube.core.read_namespaced_pod_log("rs-worker-1", "default") == "rank 2\ndone\n"
     assert cluster.get("pods", "default", "rs-worker-1")["status"]["phase"] == "Succeeded"
+    assert fault.fired == 1
 
 
 def test_exit_code_policy_recreates_the_pod(cluster: FakeCluster, kube: SimpleNamespace) -> None:
-    cluster.inject("oom", pod="ec-worker-0")
+    fault = cluster.inject("oom", pod="ec-worker-0")
     kube.custom.create_namespaced_custom_object(
         *KF,
         "default",
@@ -152,6 +156,7 @@ def test_exit_code_policy_recreates_the_pod(cluster: FakeCluster, kube: SimpleNa
     assert "PyTorchJob ec is restarting because Worker replica(s) failed." in messages
     scheduled = cluster.events(involved="ec-worker-0", reason="Scheduled")
     assert len({e["involvedObject"]["uid"] for e in scheduled}) == 2  # same name, new pod
+    assert fault.fired == 1
 
 
 def open_watch(kube: SimpleNamespace) -> urllib3.HTTPResponse:
@@ -164,7 +169,7 @@ def open_watch(kube: SimpleNamespace) -> urllib3.HTTPResponse:
 def test_dropped_watches(cluster: FakeCluster, kube: SimpleNamespace) -> None:
     resp = open_watch(kube)
     cluster.wait_for(lambda: cluster.apiserver.open_watches() == 1, 5)
-    cluster.inject("watch_drop", after_events=2)
+    assert cluster.inject("watch_drop", after_events=2).fired == 1
     for i in range(3):
         kube.core.create_namespaced_config_map("default", {"metadata": {"name": f"d{i}"}})
     lines = resp.read().decode().splitlines()  # a clean end of the chunked body
@@ -183,20 +188,21 @@ def test_log_stream_cut_mid_line(cluster: FakeCluster, kube: SimpleNamespace) ->
     cluster.wait_for(
         lambda: cluster.get("pods", "default", "cut")["status"]["phase"] == "Running", 10
     )
-    cluster.inject("log_cut", pod="cut", after_bytes=25)
+    fault = cluster.inject("log_cut", pod="cut", after_bytes=25)
     resp = kube.core.read_namespaced_pod_log("cut", "default", follow=True, _preload_content=False)
     got = b""
     with pytest.raises(urllib3.exceptions.ProtocolError):
         for chunk in resp.stream(1024):
             got += chunk
     assert got == b"a" * 25
+    assert fault.fired == 1
     full = kube.core.read_namespaced_pod_log("cut", "default", follow=True)
     assert full.startswith("a" * 40 + "\n")  # only the next follow was cut
 
 
 def test_next_watch_resume_expires(cluster: FakeCluster, kube: SimpleNamespace) -> None:
     rv = kube.core.list_namespaced_config_map("default").metadata.resource_version
-    cluster.inject("watch_expire")
+    fault = cluster.inject("watch_expire")
     w = kubernetes.watch.Watch()
     with pytest.raises(ApiException) as exc:
         list(
@@ -208,6 +214,7 @@ def test_next_watch_resume_expires(cluster: FakeCluster, kube: SimpleNamespace) 
             )
         )
     assert exc.value.status == 410
+    assert fault.fired == 1
     assert exc.value.reason.startswith(f"Expired: too old resource version: {rv} (")
     assert (
         list(

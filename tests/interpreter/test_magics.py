@@ -12,7 +12,16 @@ from cells import VALID_CELLS
 
 from ciao.errors import MagicError, MagicErrors
 from ciao.interpreter.magics import MAGICS, MagicInterpreter, help_text
-from ciao.interpreter.types import Command, Interpreter, Parameter, Resources
+from ciao.interpreter.types import (
+    ConfigCommand,
+    HelpCommand,
+    Interpreter,
+    JobCommand,
+    JobsCommand,
+    LogsCommand,
+    Parameter,
+    Resources,
+)
 
 DEFAULT = Resources(cpu="500m", memory="1Gi")
 DEFAULTS = {"ps": DEFAULT, "worker": DEFAULT, "master": DEFAULT}
@@ -130,7 +139,6 @@ def test_the_parameter_carries_name_code_and_roles_in_operator_order(interp) -> 
     assert p.code == interp.preprocessed_code(code) == "\n\n\nprint('hi')"
     assert list(p.roles) == ["master", "worker"]
     assert p.replica_names() == ["master-0", "worker-0", "worker-1"]
-    assert p.image == ""
 
 
 def test_default_names_are_ciao_and_five_lower_case_letters() -> None:
@@ -415,11 +423,11 @@ def test_every_problem_is_reported_at_once_in_line_order(interp) -> None:
 @pytest.mark.parametrize(
     ("code", "command"),
     [
-        ("%help", Command("help")),
-        ("\n  %help  \n\n", Command("help")),
-        ("%help worker", Command("help", "worker")),
-        ("%help %CleanPolicy", Command("help", "cleanPolicy")),
-        ("%config", Command("config")),
+        ("%help", HelpCommand()),
+        ("\n  %help  \n\n", HelpCommand()),
+        ("%help worker", HelpCommand("worker")),
+        ("%help %CleanPolicy", HelpCommand("cleanPolicy")),
+        ("%config", ConfigCommand()),
     ],
 )
 def test_a_cell_of_one_command_is_a_command(interp, code, command) -> None:
@@ -545,12 +553,13 @@ def test_dryrun_and_detach_are_flags_and_oninterrupt_a_choice():
 @pytest.mark.parametrize(
     "cell, command",
     [
-        ("%jobs", Command("jobs", "")),
-        ("%status ciao-abcde", Command("status", "ciao-abcde")),
-        ("%attach ciao-abcde", Command("attach", "ciao-abcde")),
-        ("%delete ciao-abcde", Command("delete", "ciao-abcde")),
-        ("%logs ciao-abcde worker-1 --tail 5", Command("logs", "ciao-abcde worker-1 --tail 5")),
-        ("%logs ciao-abcde --tail 5", Command("logs", "ciao-abcde --tail 5")),
+        ("%jobs", JobsCommand()),
+        ("%status ciao-abcde", JobCommand("status", "ciao-abcde")),
+        ("%attach ciao-abcde", JobCommand("attach", "ciao-abcde")),
+        ("%delete ciao-abcde", JobCommand("delete", "ciao-abcde")),
+        ("%logs ciao-abcde worker-1 --tail 5", LogsCommand("ciao-abcde", "worker-1", 5)),
+        ("%logs ciao-abcde --tail 5", LogsCommand("ciao-abcde", None, 5)),
+        ("%logs ciao-abcde", LogsCommand("ciao-abcde")),
     ],
 )
 def test_job_commands_parse(cell, command):

@@ -17,7 +17,7 @@ from jupyter_client import BlockingKernelClient
 from jupyter_client.connect import write_connection_file
 from kernel_client import execute, iopub_until_idle, running_kernel, stream_text
 
-from ciao.kernel import CiaoKernel, install_signal_handlers
+from ciao.kernel.core import CiaoKernel, install_signal_handlers
 from ciao.protocol.connection import ConnectionInfo
 from ciao.protocol.server import KernelServer
 

@@ -1,25 +1,188 @@
-"""The Manager below the kernel: a %detach cell submits its job and reads none of it."""
+"""The Manager below the kernel: phases 2 and 3 in order, interrupts at any point of them,
+and a %detach cell that submits its job and reads none of it.
+
+The components come from a Registry; these tests give it fakes that record what they were
+asked, so each interrupt lands at a known point."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
 import pytest
 
-from ciao.backend.run_dir import RunDir
-from ciao.config import parse_config
+from ciao.backend.record import RunDir
+from ciao.backend.registry import Registry
+from ciao.backend.types import IDLE, Event, Idle, Job, JobDone, JobInfo, LogLine
+from ciao.config import Config, parse_config
+from ciao.errors import JobCancelled
 from ciao.interpreter.magics import MagicInterpreter
-from ciao.manager import Manager, Prepared, backend_of
+from ciao.interpreter.types import Parameter
+from ciao.manager import Manager, Prepared
+from ciao.s2i.types import Progress, Shipment
 
 pytestmark = pytest.mark.timeout(60)
+
+CELL = "%framework=pytorch\n%master=1\nprint('hi')"
+
+
+@dataclass(frozen=True)
+class FakePlan:
+    parameter: Parameter
+    shipment: Shipment
+    backend: str = "fake"
+
+    @property
+    def name(self) -> str:
+        return self.parameter.generate_name
+
+    def documents(self) -> list[Any]:
+        return [{"name": self.name, "image": self.shipment.image}]
+
+
+class FakeS2I:
+    """Builds for as long as the test says (`release`), and can be cancelled meanwhile."""
+
+    def __init__(self, block: bool = False) -> None:
+        self.block = block
+        self.building = threading.Event()
+        self.release = threading.Event()
+        self.cancelled = False
+        self.built: list[str] = []
+
+    def plan(self, code: str, parameter: Parameter) -> Shipment:
+        return Shipment(image=f"image-of-{parameter.generate_name}")
+
+    def source_to_image(
+        self, code: str, parameter: Parameter, progress: Progress | None = None
+    ) -> Shipment:
+        self.building.set()
+        if self.block:
+            self.release.wait(10)
+        if self.cancelled:
+            raise JobCancelled("the build was interrupted")
+        self.built.append(code)
+        return self.plan(code, parameter)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        self.release.set()
+
+
+@dataclass
+class FakeBackend:
+    name: str = "fake"
+    submitted: list[FakePlan] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+
+    def dry_run(self, parameter: Parameter, shipment: Shipment) -> FakePlan:
+        return FakePlan(parameter, shipment)
+
+    def exec_code(self, plan: FakePlan) -> Job[FakePlan]:
+        self.submitted.append(plan)
+        return Job(plan.parameter.framework, plan.name, {"master": 1}, self.name, plan)
+
+    def get_logs(self, job: Job[FakePlan]) -> Iterator[Event | Idle]:
+        yield IDLE
+        yield LogLine("master-0", "hi")
+        yield JobDone(True, "Succeeded")
+
+    def cancel(self, job: Job[FakePlan]) -> None:
+        self.cancelled.append(job.name)
+
+    def detach(self, job: Job[FakePlan]) -> None:
+        pass
+
+    def attach(self, name: str) -> Job[FakePlan]:
+        raise NotImplementedError
+
+    def jobs(self) -> list[JobInfo]:
+        return []
+
+    def describe(self, name: str) -> tuple[JobInfo, list[Event]]:
+        raise NotImplementedError
+
+    def logs(self, name: str, replica: str | None = None, tail: int | None = None):
+        return iter(())
+
+    def delete(self, name: str) -> None:
+        pass
+
+
+class FakeRegistry(Registry):
+    def __init__(self, s2i: FakeS2I, backend: FakeBackend) -> None:
+        self.s2i, self.backend = s2i, backend
+
+    def components(self, config: Config, backend: str = "") -> tuple[Any, Any]:
+        return self.s2i, self.backend
+
+
+def manager_with(s2i: FakeS2I, backend: FakeBackend, tmp_path) -> tuple[Manager, Prepared]:
+    config = parse_config({"local": {"run_dir": str(tmp_path)}}, None)
+    manager = Manager(load_config=lambda: config, registry=FakeRegistry(s2i, backend))
+    manager.begin()
+    return manager, manager.prepare(CELL)
+
+
+def test_submit_ships_the_code_then_submits_the_plan_of_that_shipment(tmp_path):
+    s2i, backend = FakeS2I(), FakeBackend()
+    manager, prepared = manager_with(s2i, backend, tmp_path)
+    active = manager.submit(prepared, owner={"cell": "3"})
+    (plan,) = backend.submitted
+    assert plan.shipment.image == f"image-of-{prepared.job.generate_name}"
+    assert plan.parameter.owner == {"cell": "3"}
+    assert prepared.job.owner == {}, "the cell's Parameter itself is never changed"
+    events = list(active.events())
+    assert [type(e).__name__ for e in events] == ["LogLine", "JobDone"], "IDLE is not an event"
+
+
+def test_the_dry_run_is_the_plan_submit_would_send(tmp_path):
+    s2i, backend = FakeS2I(), FakeBackend()
+    manager, prepared = manager_with(s2i, backend, tmp_path)
+    shown = manager.dry_run(prepared)
+    manager.submit(prepared)
+    assert backend.submitted == [shown]
+    assert s2i.built == [prepared.job.code], "the dry run built nothing"
+
+
+def test_an_interrupt_before_submission_submits_nothing(tmp_path):
+    s2i, backend = FakeS2I(), FakeBackend()
+    manager, prepared = manager_with(s2i, backend, tmp_path)
+    assert manager.cancel() is False  # nothing runs yet: the interrupt is kept for the cell
+    with pytest.raises(JobCancelled):
+        manager.submit(prepared)
+    assert backend.submitted == [] and s2i.built == []
+
+
+def test_an_interrupt_during_the_build_stops_it_and_submits_nothing(tmp_path):
+    s2i, backend = FakeS2I(block=True), FakeBackend()
+    manager, prepared = manager_with(s2i, backend, tmp_path)
+    failure: list[BaseException] = []
+
+    def submit() -> None:
+        try:
+            manager.submit(prepared)
+        except BaseException as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=submit)
+    thread.start()
+    assert s2i.building.wait(10)
+    assert manager.cancel() is True  # the build is what runs: it is told to stop
+    thread.join(10)
+    assert s2i.cancelled and isinstance(failure[0], JobCancelled)
+    assert backend.submitted == []
 
 
 def test_a_detach_cell_submits_the_job_and_marks_nothing_as_shown(tmp_path):
     config = parse_config({"local": {"run_dir": str(tmp_path)}}, None)
     cell = "%detach\n%framework=pytorch\n%master=1\nprint('for later')"
-    active = Manager(load_config=lambda: config).submit(
-        Prepared(config, job=MagicInterpreter().preprocess(cell))
-    )
+    manager = Manager(load_config=lambda: config)
+    active = manager.submit(Prepared(config, job=MagicInterpreter().preprocess(cell)))
     assert active.detached and list(active.events()) == []
-    backend = backend_of(config, active.job.name)
+    backend = manager.backend_of(config, active.job.name)
     attached = backend.attach(active.job.name)
     lines = [e for e in backend.get_logs(attached) if getattr(e, "text", None) == "for later"]
     assert len(lines) == 1  # %attach shows the job's whole output: the cell consumed none

@@ -19,7 +19,7 @@ pytest.importorskip("kernel_gateway")
 from tornado.httpclient import HTTPRequest  # noqa: E402
 from tornado.websocket import websocket_connect  # noqa: E402
 
-from ciao.backend.local_env import free_ports  # noqa: E402
+from ciao.backend.local.env import free_ports  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
 TOKEN = uuid.uuid4().hex

@@ -4,19 +4,19 @@ pip-installs the file, then runs the code."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
 import pytest
 from fakecluster import FakeCluster
 
-from ciao.backend.manifests import INSTALL_AND_RUN
-from ciao.backend.types import JobDone, LogLine
+from ciao.backend.registry import Registry
+from ciao.backend.types import Idle, JobDone, LogLine
 from ciao.config import parse_config
 from ciao.errors import BackendError
 from ciao.interpreter.magics import MagicInterpreter
-from ciao.manager import components_for
-from ciao.s2i.configmap import ConfigMapCode
+from ciao.s2i.configmap import INSTALL_AND_RUN, ConfigMapCode
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -38,7 +38,7 @@ def parts(cluster, tmp_path, monkeypatch):
         {"backend": "kubeflow", "kubeconfig": str(kubeconfig), "local": {"run_dir": str(tmp_path)}},
         None,
     )
-    s2i, backend = components_for(config)
+    s2i, backend = Registry().components(config)
     assert isinstance(s2i, ConfigMapCode)
     yield s2i, backend
     for resource in ("pytorchjobs", "configmaps"):
@@ -52,8 +52,13 @@ def parameter(cell: str, name: str):
 
 def submit(parts, p):
     s2i, backend = parts
-    p.image = s2i.source_to_image(p.code, p)
-    return backend.exec_code(p)
+    return backend.exec_code(backend.dry_run(p, s2i.source_to_image(p.code, p)))
+
+
+def events_of(parts, job) -> list:
+    """The job's events to its end, as the kernel renders them (without the IDLE ticks)."""
+    _, backend = parts
+    return [e for e in backend.get_logs(job) if not isinstance(e, Idle)]
 
 
 CELL = "%master=1\n%requirements=pip,pyzmq>=1\nimport pip\nprint('pip', pip.__version__)\n"
@@ -92,8 +97,7 @@ def test_pip_runs_in_the_replica_before_the_code(parts):
     import pip
 
     job = submit(parts, parameter(CELL, "ciao-pip"))
-    _, backend = parts
-    events = list(backend.get_logs(job))
+    events = events_of(parts, job)
 
     lines = [e.text for e in events if isinstance(e, LogLine) and e.replica == "master-0"]
     satisfied = [i for i, line in enumerate(lines) if "Requirement already satisfied: pip" in line]
@@ -108,8 +112,7 @@ def test_a_failed_install_fails_the_job_before_the_code_runs(parts):
     missing = "ciao-missing @ file:///nonexistent/ciao_missing-1.0-py3-none-any.whl"
     cell = f"%master=1\n%requirements={missing}\nprint('code ran')\n"
     job = submit(parts, parameter(cell, "ciao-noinstall"))
-    _, backend = parts
-    events = list(backend.get_logs(job))
+    events = events_of(parts, job)
     lines = [e.text for e in events if isinstance(e, LogLine)]
     assert "code ran" not in lines
     assert any("/nonexistent/ciao_missing-1.0-py3-none-any.whl" in line for line in lines)
@@ -128,7 +131,8 @@ def test_without_requirements_the_configmap_has_only_the_code(parts, cluster):
 
 def test_requirements_count_towards_the_configmap_size_limit(parts, cluster):
     p = parameter("%master=1\n%requirements=pip\nx = 1", "ciao-big")
-    p.code = "x = '" + "a" * (1024 * 1024 - 16 * 1024 - 8) + "'"  # fits without "pip\n"
+    code = "x = '" + "a" * (1024 * 1024 - 16 * 1024 - 8) + "'"  # fits without "pip\n"
+    p = dataclasses.replace(p, code=code)
     with pytest.raises(BackendError, match="code and requirements are .* more than a ConfigMap"):
         submit(parts, p)
     assert cluster.list("configmaps", "default") == []

@@ -6,6 +6,7 @@ here): they record what they were run with and can be told to fail or hang.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 from pathlib import Path
@@ -18,7 +19,7 @@ from ciao.errors import ConfigError, JobCancelled
 from ciao.interpreter.magics import MagicInterpreter
 from ciao.s2i.s2i import DockerfileBuild, PushedImages, S2IBuild
 from ciao.s2i.tools import BuildError
-from ciao.s2i.types import S2IClient
+from ciao.s2i.types import S2IClient, Shipment
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -48,10 +49,11 @@ def cell(code: str = CELL):
 
 
 def build(client, code: str = CELL) -> tuple[str, list[str]]:
+    """The image that source_to_image shipped, and its progress lines."""
     lines: list[str] = []
     source, parameter = cell(code)
-    image = client.source_to_image(source, parameter, lines.append)
-    return image, lines
+    shipment = client.source_to_image(source, parameter, lines.append)
+    return shipment.image, lines
 
 
 # --- what is run -------------------------------------------------------------------------------
@@ -82,10 +84,24 @@ def test_the_source_directory_holds_the_code_and_the_requirements(tools, tmp_pat
     }
 
 
-def test_the_job_runs_the_image_as_built_so_it_gets_no_container_command(tools, tmp_path):
+@pytest.mark.parametrize("cls", [S2IBuild, DockerfileBuild])
+def test_the_job_runs_the_image_as_built_so_it_gets_no_command_and_no_files(tools, tmp_path, cls):
     source, parameter = cell()
-    provider(tools, tmp_path).source_to_image(source, parameter)
-    assert parameter.command == [] and parameter.code_config_map == ""
+    before = dataclasses.replace(parameter)
+    client = provider(tools, tmp_path, cls=cls)
+
+    shipment = client.source_to_image(source, parameter)
+
+    assert shipment == Shipment(image=client.image_for(source, parameter))
+    assert parameter == before, "nothing about the cell is changed"
+
+
+def test_an_image_pushed_before_is_shipped_the_same_way(tools, tmp_path):
+    source, parameter = cell()
+    first = provider(tools, tmp_path).source_to_image(source, parameter)
+    again = provider(tools, tmp_path).source_to_image(source, parameter)
+    assert again == first == Shipment(image=first.image)
+    assert len(tools.runs()) == 2, "built and pushed once"
 
 
 def test_builders_and_push_command_come_from_the_config(tools, tmp_path):
@@ -393,9 +409,11 @@ def test_the_plan_shows_the_image_commands_and_files_and_runs_nothing(tools, tmp
     client = provider(tools, tmp_path)
     source, parameter = cell()
 
-    image, (build_plan,) = client.plan(source, parameter)
+    shipment = client.plan(source, parameter)
+    image, build_plan = shipment.image, shipment.build
 
     assert tools.runs() == []
+    assert (shipment.command, shipment.files) == ((), {}), "the image runs the code itself"
     assert build_plan == {
         "build": "s2i",
         "image": image,
@@ -418,4 +436,4 @@ def test_the_plan_shows_the_image_commands_and_files_and_runs_nothing(tools, tmp
     assert built == image, "the plan names the image that submission builds"
     (s2i_run, _) = tools.runs()
     assert s2i_run["files"] == build_plan["files"]
-    assert client.plan(source, parameter)[1][0]["alreadyPushed"] is True
+    assert client.plan(source, parameter).build["alreadyPushed"] is True

@@ -8,7 +8,7 @@ import pytest
 
 from ciao.interpreter.types import Parameter, RoleSpec
 from ciao.s2i.local import LocalCodeFile
-from ciao.s2i.types import S2IClient
+from ciao.s2i.types import S2IClient, Shipment
 
 
 def parameter(name: str) -> Parameter:
@@ -18,9 +18,10 @@ def parameter(name: str) -> Parameter:
 def test_writes_the_code_to_the_jobs_directory_and_returns_its_absolute_path(tmp_path: Path):
     client: S2IClient = LocalCodeFile(tmp_path / "runs")
 
-    image = client.source_to_image("print('héllo')\n", parameter("mnist-abc12"))
+    shipment = client.source_to_image("print('héllo')\n", parameter("mnist-abc12"))
 
-    path = Path(image)
+    assert shipment == Shipment(image=shipment.image), "only the image: no command, no files"
+    path = Path(shipment.image)
     assert path.is_absolute()
     assert path == (tmp_path / "runs" / "mnist-abc12" / "code.py").resolve()
     assert path.read_text(encoding="utf-8") == "print('héllo')\n"
@@ -29,8 +30,8 @@ def test_writes_the_code_to_the_jobs_directory_and_returns_its_absolute_path(tmp
 def test_each_job_gets_its_own_directory(tmp_path: Path):
     client = LocalCodeFile(tmp_path)
 
-    first = client.source_to_image("a = 1\n", parameter("job-a"))
-    second = client.source_to_image("b = 2\n", parameter("job-b"))
+    first = client.source_to_image("a = 1\n", parameter("job-a")).image
+    second = client.source_to_image("b = 2\n", parameter("job-b")).image
 
     assert Path(first).parent != Path(second).parent
     assert Path(first).read_text() == "a = 1\n"
@@ -39,9 +40,18 @@ def test_each_job_gets_its_own_directory(tmp_path: Path):
 def test_a_relative_run_root_still_gives_an_absolute_path(tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
-    image = LocalCodeFile(Path("runs")).source_to_image("x = 1\n", parameter("job"))
+    image = LocalCodeFile(Path("runs")).source_to_image("x = 1\n", parameter("job")).image
 
     assert Path(image).is_absolute() and Path(image).is_file()
+
+
+def test_the_plan_names_the_file_that_source_to_image_writes_and_writes_nothing(tmp_path: Path):
+    client = LocalCodeFile(tmp_path / "runs")
+
+    planned = client.plan("x = 1\n", parameter("job"))
+
+    assert not (tmp_path / "runs").exists()
+    assert client.source_to_image("x = 1\n", parameter("job")) == planned
 
 
 @pytest.mark.parametrize("name", ["", ".", "..", "a/b"])

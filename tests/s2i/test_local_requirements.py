@@ -19,8 +19,8 @@ def warnings_for(tmp_path: Path, requirements: str) -> list[str]:
         f"%requirements={requirements}\nprint(1)"
     )
     lines: list[str] = []
-    image = LocalCodeFile(tmp_path).source_to_image(parameter.code, parameter, lines.append)
-    assert Path(image).read_text() == "\nprint(1)", "the code is written all the same"
+    shipment = LocalCodeFile(tmp_path).source_to_image(parameter.code, parameter, lines.append)
+    assert Path(shipment.image).read_text() == "\nprint(1)", "the code is written all the same"
     return lines
 
 

@@ -1,0 +1,389 @@
+"""The Kubeflow backend: a cell as a TFJob / PyTorchJob, followed until it ends.
+
+Three informers (the job, its pods, the namespace's events) keep the job's state; one
+ContainerFollower per pod streams its log into the same bounded queue the local backend
+uses. The job has ended when a Succeeded or Failed condition is True and every follower
+has drained; then one JobDone closes the stream of events.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from dateutil.parser import isoparse
+
+from ciao.backend.kubeflow.client import ApiError, Cluster, close, lines
+from ciao.backend.kubeflow.errors import explain
+from ciao.backend.kubeflow.follow import POD_FALLBACK_AFTER, Follow, KubeflowRun
+from ciao.backend.kubeflow.manifests import (
+    API_GROUP,
+    API_VERSION,
+    KINDS,
+    MANAGED_BY,
+    JobKind,
+    config_map_name,
+    pod_selectors,
+    replica_of,
+)
+from ciao.backend.kubeflow.plan import KubeflowPlan, plan_job
+from ciao.backend.kubeflow.pods import diagnose_pod, replica_state
+from ciao.backend.record import RunDir
+from ciao.backend.types import Event, Idle, Job, JobDone, JobInfo, LogLine
+from ciao.errors import BackendError
+from ciao.interpreter.types import Parameter
+from ciao.names import random_name
+from ciao.s2i.types import Shipment
+
+log = logging.getLogger("ciao.kubeflow")
+
+
+class _NameTaken(Exception):
+    """A create answered 409: an object of the plan's name exists."""
+
+
+class KubeflowBackend:
+    """Backend on Kubernetes through the Kubeflow training operator."""
+
+    name = "kubeflow"
+
+    def __init__(
+        self,
+        cluster: Cluster | Callable[[], Cluster],
+        run_root: Path | None = None,
+        queue_size: int = 10000,
+        fallback_after: float = POD_FALLBACK_AFTER,
+    ) -> None:
+        """`cluster`, or how to connect to it: then the first call that needs it connects
+        (reading the kubeconfig), so choosing this backend costs nothing."""
+        self._cluster = cluster if isinstance(cluster, Cluster) else None
+        self._connect = None if isinstance(cluster, Cluster) else cluster
+        self.run_root = run_root
+        self.queue_size = queue_size
+        self.fallback_after = fallback_after
+
+    @property
+    def cluster(self) -> Cluster:
+        if self._cluster is None:
+            assert self._connect is not None
+            self._cluster = self._connect()
+        return self._cluster
+
+    # ---- submit -------------------------------------------------------------------
+
+    def dry_run(self, parameter: Parameter, shipment: Shipment) -> KubeflowPlan:
+        """The ConfigMap (if the code rides beside the image) and the job, as `exec_code`
+        sends them."""
+        return plan_job(parameter, shipment, self.cluster.namespace)
+
+    def exec_code(self, plan: KubeflowPlan) -> Job[KubeflowRun]:
+        """Create the plan's objects, then its job, then hand the objects to the job; on a
+        name clash the whole plan is renamed; on any failure nothing is left behind."""
+        for _ in range(5):
+            try:
+                return self._submit(plan)
+            except _NameTaken:
+                plan = plan.renamed(random_name())
+        raise BackendError(f"create {plan.kind.resource}: no free job name after 5 tries")
+
+    def _submit(self, plan: KubeflowPlan) -> Job[KubeflowRun]:
+        kind, namespace = plan.kind, plan.namespace
+        made_config_map = ""
+        created = None
+        try:
+            for obj in plan.objects:
+                self._create(f"/api/v1/namespaces/{namespace}/configmaps", obj, "configmaps", "")
+                made_config_map = obj["metadata"]["name"]
+            created = self._create(
+                f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{namespace}/{kind.plural}",
+                plan.job,
+                kind.plural,
+                kind.kind,
+            )
+            run = KubeflowRun(
+                kind,
+                namespace,
+                created["metadata"]["name"],
+                created["metadata"]["uid"],
+                plan.config_map,
+            )
+            if run.config_map:
+                self._adopt_config_map(run)
+            run.record = self._record(run, plan.parameter)
+        except BaseException:
+            if created is not None:
+                self._delete_job(namespace, kind, created["metadata"]["name"])
+            self._delete_config_map(namespace, made_config_map)
+            raise
+        replicas = {role: spec.count for role, spec in plan.parameter.roles.items()}
+        location = f"kubeflow (namespace {namespace})"
+        return Job(plan.parameter.framework, run.name, replicas, self.name, run, location)
+
+    def _create(self, path: str, body: dict[str, Any], plural: str, kind: str) -> dict[str, Any]:
+        """POST `body`; a 409 is `_NameTaken`, other errors say what to do."""
+        group = API_GROUP if kind else ""
+        try:
+            created: dict[str, Any] = self.cluster.request("POST", path, body=body)
+            return created
+        except ApiError as exc:
+            if exc.status == 409:
+                raise _NameTaken from None
+            raise explain(exc, "create", plural, self.cluster.namespace, group, kind) from None
+
+    def _record(self, run: KubeflowRun, parameter: Parameter) -> RunDir | None:
+        """The job's run directory: what it was, and (as it is followed) its events."""
+        if self.run_root is None:
+            return None
+        record = RunDir(self.run_root, run.name)
+        record.write_spec(
+            {
+                "name": run.name,
+                "backend": self.name,
+                "created": time.time(),
+                "namespace": run.namespace,
+                "framework": parameter.framework,
+                "replicas": {r: s.count for r, s in parameter.roles.items() if s.count},
+                "owner": dict(parameter.owner),
+            }
+        )
+        return record
+
+    def _adopt_config_map(self, run: KubeflowRun) -> None:
+        owner = {
+            "apiVersion": f"{API_GROUP}/{API_VERSION}",
+            "kind": run.kind.kind,
+            "name": run.name,
+            "uid": run.uid,
+            "blockOwnerDeletion": True,
+        }
+        try:
+            self.cluster.request(
+                "PATCH",
+                f"/api/v1/namespaces/{run.namespace}/configmaps/{run.config_map}",
+                body={"metadata": {"ownerReferences": [owner]}},
+                content_type="application/merge-patch+json",
+            )
+        except ApiError as exc:
+            raise explain(exc, "patch", "configmaps", run.namespace) from None
+
+    # ---- cancel -------------------------------------------------------------------
+
+    def cancel(self, job: Job[KubeflowRun]) -> None:
+        """Delete the job in the foreground (its pods first, then it), and its ConfigMap."""
+        run = job.handle
+        run.cancelled = True
+        self._delete_job(run.namespace, run.kind, run.name)
+        self._delete_config_map(run.namespace, run.config_map)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                self.cluster.request("GET", run.job_path)
+            except ApiError as exc:
+                if exc.status == 404:
+                    return
+                raise explain(exc, "get", run.kind.plural, run.namespace, API_GROUP) from None
+            time.sleep(0.2)
+        raise BackendError(f"job {run.name} was deleted but is still there after 60 s")
+
+    def detach(self, job: Job[KubeflowRun]) -> None:
+        """Stop following (the job goes on); get_logs ends after what it has yielded."""
+        run = job.handle
+        run.detached = True
+
+    # ---- jobs of any kernel ------------------------------------------------------------
+
+    def _jobs_path(self, kind: JobKind, name: str = "") -> str:
+        ns = self.cluster.namespace
+        path = f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{ns}/{kind.plural}"
+        return f"{path}/{name}" if name else path
+
+    def _find(self, name: str) -> tuple[JobKind, dict[str, Any]]:
+        for kind in KINDS.values():
+            try:
+                return kind, self.cluster.request("GET", self._jobs_path(kind, name))
+            except ApiError as exc:
+                if exc.status != 404:
+                    ns = self.cluster.namespace
+                    raise explain(exc, "get", kind.plural, ns, API_GROUP) from None
+        raise BackendError(f"no job {name!r} in namespace {self.cluster.namespace}")
+
+    def attach(self, name: str) -> Job[KubeflowRun]:
+        kind, obj = self._find(name)
+        framework = next(f for f, k in KINDS.items() if k is kind)
+        spec = obj.get("spec", {}).get(kind.replica_specs) or {}
+        replicas = {t.lower(): int(r.get("replicas", 1)) for t, r in spec.items()}
+        run = KubeflowRun(kind, self.cluster.namespace, name, obj["metadata"]["uid"])
+        if self.run_root is not None:
+            run.record = RunDir(self.run_root, name)
+            if not run.record.exists():
+                run.record.write_spec(
+                    {
+                        "name": name,
+                        "backend": self.name,
+                        "created": time.time(),
+                        "namespace": run.namespace,
+                        "framework": framework,
+                        "replicas": replicas,
+                        "owner": {},
+                    }
+                )
+        location = f"kubeflow (namespace {run.namespace})"
+        return Job(framework, name, replicas, self.name, run, location)
+
+    def jobs(self) -> list[JobInfo]:
+        jobs = []
+        for kind in KINDS.values():
+            try:
+                answer = self.cluster.request(
+                    "GET",
+                    self._jobs_path(kind),
+                    {"labelSelector": f"{MANAGED_BY}=ciao"},
+                )
+            except ApiError as exc:
+                raise explain(exc, "list", kind.plural, self.cluster.namespace, API_GROUP) from None
+            jobs += [self._info(kind, obj) for obj in answer.get("items") or []]
+        return sorted(jobs, key=lambda j: j.created, reverse=True)
+
+    def _info(self, kind: JobKind, obj: dict[str, Any]) -> JobInfo:
+        meta = obj.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        prefix = "ciao.kubeflow.org/"
+        specs = (obj.get("spec") or {}).get(kind.replica_specs) or {}
+        state, message = "Pending", ""
+        for condition in (obj.get("status") or {}).get("conditions") or []:
+            if condition.get("status") == "True":
+                state, message = condition.get("type", state), condition.get("message", "")
+        if meta.get("deletionTimestamp"):
+            state = "Deleting"
+        created = meta.get("creationTimestamp")
+        return JobInfo(
+            name=meta.get("name", ""),
+            framework=next(f for f, k in KINDS.items() if k is kind),
+            backend=self.name,
+            state="Running" if state in ("Created", "Restarting") else state,
+            created=isoparse(created).timestamp() if created else 0.0,
+            replicas={t.lower(): int(r.get("replicas", 1)) for t, r in specs.items()},
+            owner={k[len(prefix) :]: v for k, v in labels.items() if k.startswith(prefix)},
+            location=f"kubeflow (namespace {self.cluster.namespace})",
+            message=message,
+        )
+
+    def _pods(self, name: str, kind: JobKind) -> list[dict[str, Any]]:
+        try:
+            answer = self.cluster.request(
+                "GET",
+                f"/api/v1/namespaces/{self.cluster.namespace}/pods",
+                {"labelSelector": pod_selectors(name, kind)[0]},
+            )
+        except ApiError as exc:
+            raise explain(exc, "list", "pods", self.cluster.namespace) from None
+        return answer.get("items") or []
+
+    def describe(self, name: str) -> tuple[JobInfo, list[Event]]:
+        kind, obj = self._find(name)
+        info = self._info(kind, obj)
+        pods = self._pods(name, kind)
+        events: list[Event] = [replica_state(pod, kind.container) for pod in pods]
+        for pod in pods:
+            events += diagnose_pod(pod, replica_of(pod))
+        if info.state in ("Succeeded", "Failed"):
+            events.append(JobDone(info.state == "Succeeded", info.state, info.message))
+        return info, events
+
+    def logs(self, name: str, replica: str | None = None, tail: int | None = None) -> list[LogLine]:
+        """From the run directory when this machine followed the job to its end; else from
+        the pods while they are there (a record cut short by a detach lacks the rest);
+        else what the run directory has (the pods are gone)."""
+        record = RunDir(self.run_root, name) if self.run_root is not None else None
+        if record is not None and not record.exists():
+            record = None
+        if record is not None and record.final() is not None:
+            return _last(self._recorded(record, replica), tail)
+        try:
+            kind, _ = self._find(name)
+            pods = sorted(self._pods(name, kind), key=replica_of)
+        except BackendError:
+            if record is None:
+                raise
+            return _last(self._recorded(record, replica), tail)
+        if not pods and record is not None:
+            return _last(self._recorded(record, replica), tail)
+        found: list[LogLine] = []
+        for pod in pods:
+            who = replica_of(pod)
+            if replica in (None, who):
+                found += _last(self._pod_log(pod, kind, who, tail), tail)
+        return _last(found, tail)
+
+    @staticmethod
+    def _recorded(record: RunDir, replica: str | None) -> Iterator[LogLine]:
+        for event, _ in record.read_events():
+            if isinstance(event, LogLine) and replica in (None, event.replica):
+                yield event
+
+    def _pod_log(
+        self, pod: dict[str, Any], kind: JobKind, who: str, tail: int | None
+    ) -> Iterator[LogLine]:
+        """The pod's log line by line, as text (never decoded as JSON, never whole)."""
+        path = f"/api/v1/namespaces/{self.cluster.namespace}/pods/{pod['metadata']['name']}/log"
+        try:
+            response = self.cluster.stream(
+                path, {"container": kind.container, "tailLines": tail}, timeout=(10, 60)
+            )
+        except ApiError as exc:
+            log.info("no log for %s: %s", who, exc)
+            return
+        try:
+            for raw in lines(response):
+                yield LogLine(who, raw.decode("utf-8", "replace").rstrip("\r\n"))
+        finally:
+            close(response)
+
+    def delete(self, name: str) -> None:
+        kind, obj = self._find(name)
+        job = self.attach(name)
+        job.handle.config_map = config_map_name(name)
+        self.cancel(job)
+
+    def _delete_job(self, namespace: str, kind: JobKind, name: str) -> None:
+        path = f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{namespace}/{kind.plural}/{name}"
+        try:
+            self.cluster.request(
+                "DELETE",
+                path,
+                body={
+                    "kind": "DeleteOptions",
+                    "apiVersion": "v1",
+                    "propagationPolicy": "Foreground",
+                },
+            )
+        except ApiError as exc:
+            if exc.status != 404:
+                raise explain(exc, "delete", kind.plural, namespace, API_GROUP) from None
+
+    def _delete_config_map(self, namespace: str, name: str) -> None:
+        if not name:
+            return
+        try:
+            self.cluster.request("DELETE", f"/api/v1/namespaces/{namespace}/configmaps/{name}")
+        except ApiError as exc:
+            if exc.status != 404:
+                log.warning("could not delete configmap %s: %s", name, exc)
+
+    # ---- follow -------------------------------------------------------------------
+
+    def get_logs(self, job: Job[KubeflowRun]) -> Iterator[Event | Idle]:
+        run = job.handle
+        if run.followed:
+            raise BackendError(f"job {run.name} is already being followed")
+        run.followed = True
+        return Follow(self.cluster, run, self.queue_size, self.fallback_after).events()
+
+
+def _last(events: Iterable[LogLine], tail: int | None) -> list[LogLine]:
+    """The last `tail` lines (all without one), holding no more than that in memory."""
+    return list(deque(events, maxlen=tail)) if tail else list(events)

@@ -1,0 +1,464 @@
+"""Following one Kubeflow job: its informers, one log follower per container, one queue.
+
+Three informers (the job, its pods, the namespace's events) keep the job's state; one
+ContainerFollower per pod streams its log into a bounded queue. The job has ended when a
+Succeeded or Failed condition is True and every follower has drained; then one JobDone
+closes the stream of events.
+
+Threads: each informer calls back on its own thread, so every handler (and the fallback
+check of the reading thread) runs under one lock: the job's state has one writer at a time,
+and a pod seen by two informers at once still gets exactly one log follower. The reading
+thread takes events from the queue and yields IDLE when there are none for a moment.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ciao.backend.kubeflow.client import ApiError, Cluster
+from ciao.backend.kubeflow.errors import explain
+from ciao.backend.kubeflow.informer import Informer
+from ciao.backend.kubeflow.log_follower import ContainerFollower, ContainerView
+from ciao.backend.kubeflow.manifests import (
+    API_GROUP,
+    API_VERSION,
+    JobKind,
+    pod_selectors,
+    replica_of,
+)
+from ciao.backend.kubeflow.pods import diagnose_event, diagnose_pod, replica_state
+from ciao.backend.record import RunDir, encode
+from ciao.backend.types import IDLE, Diagnosis, Event, Idle, JobDone
+from ciao.errors import BackendError
+
+log = logging.getLogger("ciao.kubeflow")
+
+#: How long a follower of a still-running pod may go on after the job has ended (a PS
+#: left running by cleanPodPolicy None, a pod the operator is about to delete).
+DRAIN_GRACE = 3.0
+#: With no pod found by the operator's labels after this long, try the older labels.
+POD_FALLBACK_AFTER = 10.0
+#: With nothing in the queue for this long, the reader gets IDLE (to flush, to notice).
+IDLE_AFTER = 0.05
+
+
+@dataclass
+class KubeflowRun:
+    """Everything known about one submitted job while it is followed."""
+
+    kind: JobKind
+    namespace: str
+    name: str
+    uid: str
+    config_map: str = ""
+    record: RunDir | None = None
+    cancelled: bool = False
+    detached: bool = False
+    followed: bool = False
+    outcome: JobDone | None = None
+    pods: dict[str, dict[str, Any]] = field(default_factory=dict)  # uid -> pod
+    gone: set[str] = field(default_factory=set)
+    states: dict[str, tuple] = field(default_factory=dict)
+    diagnosed: set[tuple[str, str]] = field(default_factory=set)
+    followers: dict[tuple[str, str], ContainerFollower] = field(default_factory=dict)
+    changed: threading.Condition = field(default_factory=threading.Condition)
+
+    @property
+    def job_path(self) -> str:
+        return (
+            f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{self.namespace}/"
+            f"{self.kind.plural}/{self.name}"
+        )
+
+
+class Follow:
+    """The informers, followers and queue of one `get_logs`."""
+
+    def __init__(
+        self, cluster: Cluster, run: KubeflowRun, queue_size: int, fallback_after: float
+    ) -> None:
+        self.cluster = cluster
+        self.run = run
+        self.queue: queue.Queue[Event | BackendError] = queue.Queue(queue_size)
+        self.stopping = threading.Event()
+        #: Serialises the informers' callbacks (and the fallback): one writer of the state.
+        self.lock = threading.RLock()
+        self.cursors = self._saved_cursors()
+        ns, kind = run.namespace, run.kind
+        jobs_path = f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{ns}/{kind.plural}"
+        self.job_informer = Informer(
+            cluster,
+            jobs_path,
+            self.on_job,
+            field_selector=f"metadata.name={run.name}",
+            on_error=lambda e: self.fail(explain(e, "watch", kind.plural, ns, API_GROUP)),
+        )
+        self.selectors = pod_selectors(run.name, kind)
+        self.selector: str | None = self.selectors[0]
+        self.by_owner = False  # pods found only through their ownerReferences
+        self.fell_back = False
+        self.fallback_after = fallback_after
+        self.pod_informer = self._pod_informer(self.selector)
+        self.event_informer = Informer(
+            cluster,
+            f"/api/v1/namespaces/{ns}/events",
+            self.on_event,
+            on_error=lambda e: log.warning("cannot watch events: %s", e),
+        )
+
+    def _pod_informer(self, selector: str | None) -> Informer:
+        ns = self.run.namespace
+        return Informer(
+            self.cluster,
+            f"/api/v1/namespaces/{ns}/pods",
+            self.on_pod,
+            label_selector=selector,
+            on_error=lambda e: self.fail(explain(e, "watch", "pods", ns)),
+        )
+
+    # ---- the event stream ------------------------------------------------------------
+
+    def events(self) -> Iterator[Event | Idle]:
+        informers = [self.job_informer, self.pod_informer, self.event_informer]
+        for informer in informers:
+            informer.start()
+        started = time.monotonic()
+        ended_at: float | None = None
+        record = self.run.record.open_for_append() if self.run.record else None
+        try:
+            for event in self._events(started, ended_at):
+                if record is not None and not isinstance(event, Idle):
+                    os.write(record, encode(event))
+                yield event
+        finally:
+            self.stopping.set()
+            for informer in (self.job_informer, self.pod_informer, self.event_informer):
+                informer.stop()
+            for follower in list(self.run.followers.values()):
+                follower.stop()
+            self._save_cursors()
+            if record is not None:
+                os.close(record)
+
+    def _events(self, started: float, ended_at: float | None) -> Iterator[Event | Idle]:
+        saved = time.monotonic()
+        while True:
+            if self.run.detached:
+                yield from self._detach()
+                return
+            try:
+                item = self.queue.get(timeout=IDLE_AFTER)
+            except queue.Empty:
+                item = None
+                yield IDLE
+            if isinstance(item, BackendError):
+                raise item
+            if item is not None:
+                yield item
+                if time.monotonic() - saved > 0.5:
+                    self._save_cursors()
+                    saved = time.monotonic()
+                continue
+            if self.run.outcome is None:
+                # Never wait for the lock here: a handler holding it may be waiting for
+                # room in the queue, which only this thread makes.
+                if self.lock.acquire(blocking=False):
+                    try:
+                        self._maybe_fall_back(started)
+                    finally:
+                        self.lock.release()
+                continue
+            ended_at = ended_at or time.monotonic()
+            if self._drained(time.monotonic() - ended_at) and self.queue.empty():
+                yield self.run.outcome
+                return
+
+    def _detach(self) -> Iterator[Event]:
+        """Stop the followers and hand over every line they read (their cursors are past
+        it), draining while they stop so none is left blocked on a full queue."""
+        followers = list(self.run.followers.values())
+        for follower in followers:
+            follower.stop()
+        deadline = time.monotonic() + 5.0
+        while True:
+            stopped = all(f.done.is_set() for f in followers) or time.monotonic() > deadline
+            while True:
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if not isinstance(item, BackendError):
+                    yield item
+            if stopped:
+                return
+            time.sleep(0.02)
+
+    def _cursors_path(self) -> Path | None:
+        return self.run.record.path / "cursors.json" if self.run.record else None
+
+    def _saved_cursors(self) -> dict[str, list[int]]:
+        path = self._cursors_path()
+        try:
+            return json.loads(path.read_text()) if path else {}
+        except (OSError, ValueError):
+            return {}
+
+    def _save_cursors(self) -> None:
+        """Where each container's delivered lines end, so %attach repeats none of them."""
+        path = self._cursors_path()
+        if path is None:
+            return
+        cursors = self._saved_cursors()
+        for follower in list(self.run.followers.values()):
+            if follower.cursor is not None:
+                cursors[follower.pod_path.rsplit("/", 1)[-1]] = list(follower.cursor)
+        tmp = path.with_name(".cursors.json.tmp")
+        tmp.write_text(json.dumps(cursors))
+        os.replace(tmp, path)
+
+    def _drained(self, since_end: float) -> bool:
+        """Every follower is done; those of still-running pods are stopped after a grace."""
+        pending = [f for f in self.run.followers.values() if not f.done.is_set()]
+        if pending and since_end > DRAIN_GRACE:
+            for follower in pending:
+                follower.stop()
+            for follower in pending:
+                follower.join(2.0)
+            return True
+        return not pending
+
+    def _maybe_fall_back(self, started: float) -> None:
+        """Old operators label pods differently: if the operator's labels find no pod for a
+        while, try the older labels, then the pods whose ownerReference is the job."""
+        if self.run.pods or self.fell_back or time.monotonic() - started < self.fallback_after:
+            return
+        self.fell_back = True
+        path = f"/api/v1/namespaces/{self.run.namespace}/pods"
+        for selector in self.selectors[1:]:
+            if self.cluster.request("GET", path, {"labelSelector": selector}).get("items"):
+                log.info("pods of %s found with the older labels %s", self.run.name, selector)
+                self._switch_pods(selector)
+                return
+        pods = self.cluster.request("GET", path).get("items") or []
+        if any(_owned_by(pod, self.run.uid) for pod in pods):
+            log.info("pods of %s found by their ownerReferences", self.run.name)
+            self.by_owner = True
+            self._switch_pods(None)
+            return
+        waited = int(time.monotonic() - started)
+        self._diagnose(
+            Diagnosis(
+                "job",
+                "NoPods",
+                f"no pod of this job has appeared after {waited} s: is the Kubeflow training "
+                "operator running, and watching this namespace? (kubectl get pods -A | grep "
+                "training-operator); its Events may say more (kubectl describe "
+                f"{self.run.kind.plural} {self.run.name})",
+            )
+        )
+
+    def _switch_pods(self, selector: str | None) -> None:
+        self.pod_informer.stop()
+        self.selector = selector
+        self.pod_informer = self._pod_informer(selector).start()
+
+    def put(self, item: Event | BackendError) -> bool:
+        """Into the bounded queue, waiting while it is full; False once following stopped."""
+        while not self.stopping.is_set():
+            try:
+                self.queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def fail(self, error: BackendError) -> None:
+        self.put(error)
+
+    # ---- handlers ------------------------------------------------------------------
+
+    def on_job(self, kind: str, job: dict[str, Any]) -> None:
+        with self.lock:
+            self._on_job(kind, job)
+
+    def on_pod(self, kind: str, pod: dict[str, Any]) -> None:
+        with self.lock:
+            self._on_pod(kind, pod)
+
+    def on_event(self, kind: str, event: dict[str, Any]) -> None:
+        with self.lock:
+            self._on_event(kind, event)
+
+    def _on_job(self, kind: str, job: dict[str, Any]) -> None:
+        run = self.run
+        if kind == "DELETED":
+            if run.outcome is None:
+                reason = "Cancelled" if run.cancelled else "Deleted"
+                message = "cancelled by the user" if run.cancelled else "the job was deleted"
+                run.outcome = JobDone(False, reason, f"{run.name}: {message}")
+            return
+        if (job.get("metadata") or {}).get("uid") not in (None, run.uid):
+            return
+        if job["metadata"].get("deletionTimestamp") and run.cancelled:
+            return
+        conditions = (job.get("status") or {}).get("conditions") or []
+        if run.outcome is None and any(_finished(c) for c in conditions):
+            self._sync_pods()  # the pods' last states (exit codes, OOMKilled) before the verdict
+        for condition in conditions:
+            if condition.get("status") != "True":
+                continue
+            if condition.get("type") == "Succeeded" and run.outcome is None:
+                run.outcome = JobDone(True, "Succeeded", condition.get("message", ""))
+            elif condition.get("type") == "Failed" and run.outcome is None:
+                replica, code = self._failed_replica()
+                run.outcome = JobDone(
+                    False,
+                    condition.get("reason") or "Failed",
+                    _failure_message(condition.get("message", ""), replica, code),
+                    failed_replica=replica,
+                    exit_code=code,
+                )
+        with run.changed:
+            run.changed.notify_all()
+
+    def _sync_pods(self) -> None:
+        """Read the job's pods now, so the verdict does not outrun the pod watch."""
+        try:
+            found = self.cluster.request(
+                "GET",
+                f"/api/v1/namespaces/{self.run.namespace}/pods",
+                {"labelSelector": self.selector},
+            )
+        except ApiError as exc:
+            log.info("could not read the pods of %s: %s", self.run.name, exc)
+            return
+        for pod in found.get("items") or []:
+            self._on_pod("MODIFIED", pod)
+
+    def _failed_replica(self) -> tuple[str, int | None]:
+        """The first replica whose container ended with a non-zero exit code."""
+        candidates = []
+        for pod in self.run.pods.values():
+            for status in (pod.get("status") or {}).get("containerStatuses") or []:
+                for state in (status.get("state") or {}, status.get("lastState") or {}):
+                    ended = state.get("terminated") or {}
+                    if ended.get("exitCode"):
+                        candidates.append(
+                            (ended.get("finishedAt") or "", replica_of(pod), ended["exitCode"])
+                        )
+        if not candidates:
+            return "", None
+        _, replica, code = min(candidates)
+        return replica, int(code)
+
+    def _on_pod(self, kind: str, pod: dict[str, Any]) -> None:
+        run = self.run
+        if self.by_owner and not _owned_by(pod, run.uid):
+            return
+        uid = pod["metadata"].get("uid", pod["metadata"]["name"])
+        replica = replica_of(pod)
+        with run.changed:
+            if kind == "DELETED":
+                run.pods.pop(uid, None)
+                run.gone.add(uid)
+            else:
+                run.pods[uid] = pod
+            run.changed.notify_all()
+        self._report_state(replica, pod, deleted=kind == "DELETED")
+        if kind == "DELETED":
+            return
+        for diagnosis in diagnose_pod(pod, replica):
+            self._diagnose(diagnosis)
+        container = run.kind.container
+        key = (uid, container)
+        if key not in run.followers:
+            name, ns = pod["metadata"]["name"], run.namespace
+            follower = ContainerFollower(
+                self.cluster,
+                f"/api/v1/namespaces/{ns}/pods/{name}",
+                container,
+                replica,
+                lambda: self._view(uid, container),
+                run.changed,
+                self.put,
+                start=_cursor(self.cursors.get(name)),
+            )
+            run.followers[key] = follower
+            follower.start()
+
+    def _view(self, uid: str, container: str) -> ContainerView:
+        pod = self.run.pods.get(uid)
+        if pod is None:
+            return ContainerView(exists=False)
+        status = pod.get("status") or {}
+        for entry in status.get("containerStatuses") or []:
+            if entry.get("name") != container:
+                continue
+            state = entry.get("state") or {}
+            return ContainerView(
+                started=bool(state.get("running") or state.get("terminated")),
+                running=bool(state.get("running")),
+                restarts=int(entry.get("restartCount") or 0),
+                final=status.get("phase") in ("Succeeded", "Failed"),
+            )
+        return ContainerView(final=status.get("phase") in ("Succeeded", "Failed"))
+
+    def _report_state(self, replica: str, pod: dict[str, Any], deleted: bool) -> None:
+        event = replica_state(pod, self.run.kind.container, deleted)
+        state = (event.phase, event.reason, event.restarts)
+        if self.run.states.get(replica) == state:
+            return
+        self.run.states[replica] = state
+        self.put(event)
+
+    def _on_event(self, kind: str, event: dict[str, Any]) -> None:
+        if kind == "DELETED" or event.get("type") != "Warning":
+            return
+        involved = event.get("involvedObject") or {}
+        name = involved.get("name", "")
+        run = self.run
+        if name == run.name:
+            replica = "job"
+        elif name.startswith(run.name + "-"):
+            replica = name[len(run.name) + 1 :]  # pods are named {job}-{type}-{index}
+        else:
+            return
+        diagnosis = diagnose_event(event, replica)
+        if diagnosis is not None:
+            self._diagnose(diagnosis)
+
+    def _diagnose(self, diagnosis: Diagnosis) -> None:
+        key = (diagnosis.replica, diagnosis.reason)
+        if key in self.run.diagnosed:
+            return
+        self.run.diagnosed.add(key)
+        self.put(diagnosis)
+
+
+def _owned_by(obj: dict[str, Any], uid: str) -> bool:
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return any(ref.get("uid") == uid for ref in refs)
+
+
+def _finished(condition: dict[str, Any]) -> bool:
+    return condition.get("type") in ("Succeeded", "Failed") and condition.get("status") == "True"
+
+
+def _failure_message(message: str, replica: str, code: int | None) -> str:
+    if replica:
+        return f"{message} ({replica} exited with code {code})".strip()
+    return message
+
+
+def _cursor(saved: list[int] | None) -> tuple[int, int] | None:
+    """A saved (nanoseconds, lines at that instant) cursor, as the follower takes it."""
+    return (saved[0], saved[1]) if saved else None

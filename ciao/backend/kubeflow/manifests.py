@@ -1,0 +1,197 @@
+"""TFJob / PyTorchJob manifests as plain dicts (kubeflow.org/v1), and the names in them.
+
+Pure functions: the plan (plan.py) holds what they return, `%dryrun` shows it and
+`exec_code` sends it. The shapes follow the operator's contract (docs/kubeflow-contract.md)
+and are validated in tests against its CRDs and admission-webhook rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ciao.constants import CODE_DIR
+from ciao.interpreter.types import REPLICA_TYPES, Framework, Parameter, Resources
+from ciao.s2i.types import Shipment
+
+API_GROUP = "kubeflow.org"
+API_VERSION = "v1"
+MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_PREFIX = "ciao.kubeflow.org"
+#: Restarts the operator allows before it fails a job (sent explicitly: PyTorch replicas
+#: restart OnFailure, and without a limit a crashing replica would loop forever).
+BACKOFF_LIMIT = 3
+
+
+@dataclass(frozen=True)
+class JobKind:
+    kind: str
+    plural: str
+    replica_specs: str
+    container: str
+    port_name: str
+    port: int
+    restart_policy: str
+    operator_name: str
+
+    @property
+    def resource(self) -> str:
+        """`pytorchjobs.kubeflow.org`, as Kubernetes names it in messages."""
+        return f"{self.plural}.{API_GROUP}"
+
+
+KINDS: dict[Framework, JobKind] = {
+    "tensorflow": JobKind(
+        "TFJob",
+        "tfjobs",
+        "tfReplicaSpecs",
+        "tensorflow",
+        "tfjob-port",
+        2222,
+        "Never",
+        "tfjob-controller",
+    ),
+    "pytorch": JobKind(
+        "PyTorchJob",
+        "pytorchjobs",
+        "pytorchReplicaSpecs",
+        "pytorch",
+        "pytorchjob-port",
+        23456,
+        "OnFailure",
+        "pytorchjob-controller",
+    ),
+}
+
+
+def ciao_labels(parameter: Parameter) -> dict[str, str]:
+    """Labels that tie the job and its pods to Ciao, the kernel and the cell."""
+    labels = {MANAGED_BY: "ciao"}
+    for key, value in sorted(parameter.owner.items()):
+        labels[f"{LABEL_PREFIX}/{key}"] = _label_value(value)
+    return labels
+
+
+def config_map_name(job_name: str) -> str:
+    """The ConfigMap that holds a job's shipped files."""
+    return f"{job_name}-code"
+
+
+def config_map_manifest(parameter: Parameter, shipment: Shipment, namespace: str) -> dict[str, Any]:
+    """The ConfigMap with the files the S2I step shipped (code, requirements)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": config_map_name(parameter.generate_name),
+            "namespace": namespace,
+            "labels": ciao_labels(parameter),
+        },
+        "data": dict(shipment.files),
+    }
+
+
+def job_manifest(parameter: Parameter, shipment: Shipment, namespace: str) -> dict[str, Any]:
+    """The TFJob / PyTorchJob that runs `shipment` with the cell's roles and resources."""
+    kind = KINDS[parameter.framework]
+    labels = ciao_labels(parameter)
+    annotations = {"sidecar.istio.io/inject": "false"}
+    specs = {
+        REPLICA_TYPES[role]: {
+            "replicas": spec.count,
+            "restartPolicy": kind.restart_policy,
+            "template": {
+                "metadata": {"labels": dict(labels), "annotations": dict(annotations)},
+                "spec": _pod_spec(parameter, shipment, kind, role, spec.resources),
+            },
+        }
+        for role, spec in parameter.roles.items()
+        if spec.count > 0
+    }
+    return {
+        "apiVersion": f"{API_GROUP}/{API_VERSION}",
+        "kind": kind.kind,
+        "metadata": {
+            "name": parameter.generate_name,
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": annotations,
+        },
+        "spec": {
+            "runPolicy": {
+                "cleanPodPolicy": parameter.effective_clean_policy,
+                "backoffLimit": BACKOFF_LIMIT,
+                "suspend": False,
+            },
+            kind.replica_specs: specs,
+        },
+    }
+
+
+def _pod_spec(
+    parameter: Parameter, shipment: Shipment, kind: JobKind, role: str, resources: Resources
+) -> dict[str, Any]:
+    container: dict[str, Any] = {
+        "name": kind.container,
+        "image": shipment.image,
+        "imagePullPolicy": "IfNotPresent",
+        "env": [
+            {"name": "PYTHONUNBUFFERED", "value": "1"},
+            {"name": "CIAO_JOB_NAME", "value": parameter.generate_name},
+            {"name": "CIAO_ROLE", "value": role},
+        ],
+        "ports": [{"name": kind.port_name, "containerPort": kind.port}],
+    }
+    if shipment.command:
+        container["command"] = list(shipment.command)
+    amounts = resource_amounts(resources)
+    if amounts:
+        container["resources"] = {"requests": dict(amounts), "limits": dict(amounts)}
+    spec: dict[str, Any] = {"containers": [container]}
+    if shipment.files:
+        container["volumeMounts"] = [{"name": "ciao-code", "mountPath": CODE_DIR}]
+        config_map = config_map_name(parameter.generate_name)
+        spec["volumes"] = [{"name": "ciao-code", "configMap": {"name": config_map}}]
+    return spec
+
+
+def resource_amounts(resources: Resources) -> dict[str, str]:
+    """requests == limits: memory and GPUs need limits, and equal cpu avoids surprises."""
+    amounts = {}
+    if resources.cpu:
+        amounts["cpu"] = resources.cpu
+    if resources.memory:
+        amounts["memory"] = resources.memory
+    if resources.gpu:
+        amounts["nvidia.com/gpu"] = str(resources.gpu)
+    return amounts
+
+
+def replica_of(pod: dict[str, Any]) -> str:
+    """`worker-1` for a pod of the operator (new labels, else the older ones)."""
+    labels = pod.get("metadata", {}).get("labels") or {}
+    role = index = None
+    for prefix in ("training.kubeflow.org/", "", "tf-", "pytorch-"):
+        role = role or labels.get(f"{prefix}replica-type")
+        index = index if index is not None else labels.get(f"{prefix}replica-index")
+    if role is not None and index is not None:
+        return f"{role.lower()}-{index}"
+    name = pod.get("metadata", {}).get("name", "")
+    parts = name.rsplit("-", 2)  # {job}-{type}-{index}
+    return "-".join(parts[-2:]) if len(parts) == 3 else name
+
+
+def pod_selectors(job_name: str, kind: JobKind) -> list[str]:
+    """Label selectors for a job's pods: the operator's (≥ v1.6), then older ones."""
+    return [
+        f"training.kubeflow.org/job-name={job_name},"
+        f"training.kubeflow.org/operator-name={kind.operator_name}",
+        f"job-name={job_name}",
+        f"{'tf' if kind.kind == 'TFJob' else 'pytorch'}-job-name={job_name}",
+    ]
+
+
+def _label_value(value: str) -> str:
+    """A valid label value: ≤ 63 chars of [A-Za-z0-9._-], alphanumeric at both ends."""
+    cleaned = "".join(c if c.isalnum() or c in "._-" else "-" for c in str(value))[:63]
+    return cleaned.strip("._-")

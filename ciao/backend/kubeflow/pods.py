@@ -1,0 +1,161 @@
+"""Pod states and diagnoses: what a pod shows, and why a replica is stuck or died."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ciao.backend.kubeflow.manifests import replica_of
+from ciao.backend.types import Diagnosis, ReplicaState
+
+_RESOURCE_HINTS = {
+    "cpu": "no node has enough free CPU for this replica's request: lower %cpu for the role, "
+    "or wait for (or add) capacity",
+    "memory": "no node has enough free memory for this replica's request: lower %memory for "
+    "the role, or wait for (or add) capacity",
+    "nvidia.com/gpu": "no node has a free GPU: lower %gpu, or wait for a GPU node (is the "
+    "NVIDIA device plugin installed?)",
+}
+
+
+def diagnose_event(event: dict[str, Any], replica: str) -> Diagnosis | None:
+    """A Diagnosis for a Warning event that explains a stuck or failed replica."""
+    reason = event.get("reason", "")
+    message = (event.get("message") or "").strip()
+    if reason == "FailedScheduling":
+        return Diagnosis(replica, reason, scheduling_hint(message))
+    if reason in ("Failed", "ErrImagePull", "ImagePullBackOff") and _is_pull(message):
+        return Diagnosis(replica, "ErrImagePull", pull_hint(message))
+    if reason == "BackOff" and "restarting failed container" in message.lower():
+        return Diagnosis(replica, "CrashLoopBackOff", _CRASH_HINT)
+    if reason == "FailedMount":
+        return Diagnosis(replica, reason, f"a volume could not be mounted: {message}")
+    if reason == "Evicted":
+        return Diagnosis(replica, reason, f"the node evicted the pod: {message}")
+    return None
+
+
+def diagnose_pod(pod: dict[str, Any], replica: str) -> list[Diagnosis]:
+    """Diagnoses read off the pod's container statuses (waiting and terminated reasons)."""
+    found = []
+    status = pod.get("status") or {}
+    limits = _memory_limit(pod)
+    for container in status.get("containerStatuses") or []:
+        state = container.get("state") or {}
+        waiting = state.get("waiting") or {}
+        reason = waiting.get("reason", "")
+        if reason in ("ErrImagePull", "ImagePullBackOff"):
+            found.append(Diagnosis(replica, "ErrImagePull", pull_hint(waiting.get("message", ""))))
+        elif reason == "CrashLoopBackOff":
+            found.append(Diagnosis(replica, reason, _CRASH_HINT))
+        elif reason in ("CreateContainerConfigError", "InvalidImageName"):
+            found.append(Diagnosis(replica, reason, waiting.get("message") or reason))
+        for key in ("terminated",):
+            terminated = state.get(key) or (container.get("lastState") or {}).get(key) or {}
+            if terminated.get("reason") == "OOMKilled":
+                found.append(Diagnosis(replica, "OOMKilled", oom_hint(limits)))
+    return found
+
+
+def scheduling_hint(message: str) -> str:
+    for resource in re.findall(r"Insufficient ([\w./-]*\w)", message):
+        if resource in _RESOURCE_HINTS:
+            return f"{_RESOURCE_HINTS[resource]} ({message})"
+    if "taint" in message:
+        return f"every node has a taint this pod does not tolerate ({message})"
+    if "affinity" in message or "selector" in message:
+        return f"no node matches the pod's node selector or affinity ({message})"
+    return f"the scheduler cannot place this replica: {message}"
+
+
+def pull_hint(message: str) -> str:
+    lowered = message.lower()
+    image = _image_in(message)
+    if any(
+        w in lowered for w in ("unauthorized", "authentication required", "denied", "forbidden")
+    ):
+        return (
+            f"the registry refused to pull {image}: it needs credentials the cluster does not "
+            "have; add an imagePullSecret to the namespace's service account "
+            f"(the registry said: {message})"
+        )
+    if any(w in lowered for w in ("not found", "manifest unknown", "does not exist")):
+        return (
+            f"the image {image} does not exist: check its name and tag (was it pushed?) "
+            f"(the registry said: {message})"
+        )
+    return f"the image {image} cannot be pulled: {message}"
+
+
+def oom_hint(limit: str) -> str:
+    where = f" ({limit})" if limit else ""
+    return (
+        f"killed for using more memory than its limit{where} (exit code 137): raise %memory "
+        "for this role, or use less (smaller batches)"
+    )
+
+
+_CRASH_HINT = (
+    "the container keeps exiting soon after it starts (CrashLoopBackOff); its output is "
+    "above, and the operator restarts it until runPolicy.backoffLimit"
+)
+
+
+def _is_pull(message: str) -> bool:
+    lowered = message.lower()
+    return "pull" in lowered or "image" in lowered
+
+
+def _image_in(message: str) -> str:
+    match = re.search(r'image "([^"]+)"', message) or re.search(
+        r"pull(?:ing)? ([^\s:,]+:[^\s,]+)", message
+    )
+    return match.group(1) if match else "the image"
+
+
+def _memory_limit(pod: dict[str, Any]) -> str:
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        limit = ((container.get("resources") or {}).get("limits") or {}).get("memory")
+        if limit:
+            return f"memory limit {limit}"
+    return ""
+
+
+def replica_state(pod: dict[str, Any], container: str, deleted: bool = False) -> ReplicaState:
+    """The ReplicaState a pod shows: phase, the reason it waits or ended, restarts, node."""
+    status = pod.get("status") or {}
+    phase = "Deleted" if deleted else status.get("phase", "Pending")
+    reason, message, restarts, exit_code = _container_summary(pod, container)
+    if not reason:
+        for condition in status.get("conditions") or []:
+            if condition.get("status") == "False" and condition.get("reason"):
+                reason, message = condition["reason"], condition.get("message", "")
+    where = (pod.get("spec") or {}).get("nodeName", "")
+    return ReplicaState(replica_of(pod), phase, reason, message, restarts, exit_code, where)
+
+
+def _container_summary(pod: dict[str, Any], container: str) -> tuple[str, str, int, int | None]:
+    """(reason, message, restarts, exit code) of the job's container in the pod."""
+    status = pod.get("status") or {}
+    for entry in status.get("initContainerStatuses") or []:
+        waiting = (entry.get("state") or {}).get("waiting")
+        if waiting or (entry.get("state") or {}).get("running"):
+            return "Init:0/1", "", 0, None
+    for entry in status.get("containerStatuses") or []:
+        if entry.get("name") != container:
+            continue
+        state = entry.get("state") or {}
+        restarts = int(entry.get("restartCount") or 0)
+        if state.get("waiting"):
+            waiting = state["waiting"]
+            return waiting.get("reason", ""), waiting.get("message", ""), restarts, None
+        if state.get("terminated"):
+            ended = state["terminated"]
+            return (
+                ended.get("reason", ""),
+                ended.get("message", ""),
+                restarts,
+                ended.get("exitCode"),
+            )
+        return "", "", restarts, None
+    return "", "", 0, None

@@ -1,0 +1,281 @@
+"""The local backend, as the kernel sees it: jobs run by a supervisor process each.
+
+`dry_run` plans every replica's process (plan.py); `exec_code` writes that plan into the
+job's run record and starts the supervisor (supervisor.py), which runs exactly it and
+records the replicas' events. This side tails the record, signals the supervisor to cancel,
+and reads run records to list, describe, re-attach to and delete jobs, including those of
+kernels that are gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ciao.backend.local.engine import ReplicaEngine
+from ciao.backend.local.plan import LocalPlan
+from ciao.backend.record import RunDir, list_run_dirs, pid_alive
+from ciao.backend.types import IDLE, Event, Idle, Job, JobDone, JobInfo, LogLine, ReplicaState
+from ciao.errors import BackendError
+from ciao.interpreter.types import Parameter
+from ciao.s2i.types import Shipment
+
+#: How often a followed job's record is checked for new events.
+POLL = 0.02
+#: How often the "shown" mark is saved while following.
+SAVE_SHOWN_EVERY = 0.5
+
+
+@dataclass
+class _Handle:
+    run: RunDir
+    process: subprocess.Popen | None = None
+    offset: int = 0
+    detached: bool = False
+    cancelling: bool = False
+    pid: int | None = field(default=None)
+
+
+class LocalBackend:
+    """Local jobs: each a supervisor process; their record is the run directory."""
+
+    name = "local"
+
+    def __init__(
+        self, run_root: Path, python: str = sys.executable, stop_grace: float = 3.0
+    ) -> None:
+        self.run_root = Path(run_root)
+        self.python = python
+        self.stop_grace = stop_grace
+
+    # ---- submit --------------------------------------------------------------------
+
+    def dry_run(self, parameter: Parameter, shipment: Shipment) -> LocalPlan:
+        """Every replica's command line, directory and environment; `shipment.image` is
+        the code file (see ciao.s2i.local)."""
+        engine = ReplicaEngine(python=self.python, stop_grace=self.stop_grace)
+        return engine.plan(parameter, shipment.image)
+
+    def exec_code(self, plan: LocalPlan) -> Job[_Handle]:
+        """Record the plan, and start the supervisor that runs it."""
+        if not Path(plan.code_file).is_file():
+            raise BackendError(f"the job's code file {plan.code_file!r} does not exist")
+        run = RunDir(self.run_root, plan.name)
+        run.write_spec(
+            {
+                "name": run.name,
+                "backend": self.name,
+                "created": time.time(),
+                "python": self.python,
+                "plan": plan.as_dict(),
+            }
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("JPY_")}
+        with (run.path / "supervisor.log").open("ab") as log:
+            try:
+                process = subprocess.Popen(
+                    [self.python, "-m", "ciao.backend.local.supervisor", str(run.path)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    env=env,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                raise BackendError(f"could not start the job's supervisor: {exc}") from exc
+        run.set_supervisor_pid(process.pid)
+        threading.Thread(target=_reap, args=(process,), name="ciao-reap", daemon=True).start()
+        return self._job(run, _Handle(run, process, pid=process.pid))
+
+    def _job(self, run: RunDir, handle: _Handle) -> Job[_Handle]:
+        parameter = _recorded_parameter(run)
+        replicas = {role: r["count"] for role, r in parameter["roles"].items() if r["count"]}
+        return Job(parameter["framework"], run.name, replicas, self.name, handle, "local")
+
+    # ---- follow --------------------------------------------------------------------
+
+    def get_logs(self, job: Job[_Handle]) -> Iterator[Event | Idle]:
+        """The job's recorded events from where this notebook left off, to its JobDone."""
+        handle = job.handle
+        run = handle.run
+        saved = time.monotonic()
+        gone_since: float | None = None
+        while True:
+            progressed = False
+            for event, offset in run.read_events(handle.offset):
+                handle.offset = offset
+                progressed = True
+                yield event
+                if isinstance(event, JobDone):
+                    run.set_shown(offset)
+                    return
+                if time.monotonic() - saved > SAVE_SHOWN_EVERY:
+                    run.set_shown(offset)
+                    saved = time.monotonic()
+                if handle.detached:  # a chatty job must not hold a detach up
+                    break
+            if handle.detached:
+                run.set_shown(handle.offset)
+                return
+            if not progressed and not self._alive(handle):
+                if any(True for _ in run.read_events(handle.offset)):
+                    continue  # written just before it exited
+                gone_since = gone_since or time.monotonic()
+                waited = time.monotonic() - gone_since
+                if handle.cancelling and waited < self.stop_grace + 15:
+                    yield IDLE
+                    time.sleep(POLL)  # cancel() writes the verdict
+                    continue
+                lost = JobDone(False, "Lost", "its supervisor process ended without a verdict")
+                _append(run, lost)
+                yield lost
+                return
+            if not progressed:
+                yield IDLE
+                time.sleep(POLL)
+
+    def detach(self, job: Job[_Handle]) -> None:
+        """Stop following (the job goes on); get_logs returns after what it has yielded."""
+        job.handle.detached = True
+
+    def cancel(self, job: Job[_Handle]) -> None:
+        """SIGTERM the supervisor, which stops every replica; return when it is over."""
+        handle = job.handle
+        handle.cancelling = True
+        self._stop(handle.run, handle)
+
+    def _stop(self, run: RunDir, handle: _Handle | None = None) -> None:
+        pid = handle.pid if handle else run.supervisor_pid()
+        if pid and self._alive(handle, pid):
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + self.stop_grace + 10
+            while self._alive(handle, pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if self._alive(handle, pid):
+                os.kill(pid, signal.SIGKILL)
+        for replica_pid in _replica_pids(run):  # a supervisor that was killed left them
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(replica_pid, signal.SIGKILL)
+        if run.final() is None:
+            _append(run, JobDone(False, "Cancelled", f"{run.name}: cancelled by the user"))
+
+    def _alive(self, handle: _Handle | None, pid: int | None = None) -> bool:
+        if handle is not None and handle.process is not None:
+            return handle.process.poll() is None
+        return pid_alive(pid if pid is not None else (handle.pid if handle else None))
+
+    # ---- jobs of any kernel ------------------------------------------------------------
+
+    def attach(self, name: str) -> Job[_Handle]:
+        run = self._existing(name)
+        handle = _Handle(run, None, offset=run.shown(), pid=run.supervisor_pid())
+        return self._job(run, handle)
+
+    def jobs(self) -> list[JobInfo]:
+        """Local jobs only: run directories of Kubeflow jobs are listed by their backend."""
+        runs = list_run_dirs(self.run_root)
+        mine = [run for run in runs if run.spec().get("backend", self.name) == self.name]
+        return [self._info(run) for run in mine]
+
+    def describe(self, name: str) -> tuple[JobInfo, list[Event]]:
+        """The job and its replicas' states (not its log lines), for %status."""
+        run = self._existing(name)
+        states: list[Event] = [e for e, _ in run.read_events() if not isinstance(e, LogLine)]
+        return self._info(run), states
+
+    def logs(
+        self, name: str, replica: str | None = None, tail: int | None = None
+    ) -> Iterator[LogLine]:
+        """Streamed from the record; with `tail`, only the last N lines are held."""
+        run = self._existing(name)
+        lines = (
+            event
+            for event, _ in run.read_events()
+            if isinstance(event, LogLine) and replica in (None, event.replica)
+        )
+        if tail is None:
+            yield from lines
+        else:
+            yield from deque(lines, maxlen=tail)
+
+    def delete(self, name: str) -> None:
+        """Stop the job if it runs, then remove its run directory."""
+        run = self._existing(name)
+        if run.final() is None:
+            self._stop(run)
+        shutil.rmtree(run.path, ignore_errors=True)
+
+    def _existing(self, name: str) -> RunDir:
+        try:
+            run = RunDir(self.run_root, name)
+        except ValueError as exc:
+            raise BackendError(str(exc)) from None
+        if not run.exists():
+            raise BackendError(f"no local job {name!r} (looked in {self.run_root})")
+        return run
+
+    def _info(self, run: RunDir) -> JobInfo:
+        parameter = _recorded_parameter(run)
+        final = run.final()
+        if final is not None:
+            state, message = final.state, final.message
+        elif pid_alive(run.supervisor_pid()):
+            state, message = "Running", ""
+        else:
+            state, message = "Lost", "its supervisor process is gone"
+        return JobInfo(
+            name=run.name,
+            framework=parameter.get("framework", ""),
+            backend=self.name,
+            state=state,
+            created=run.created(),
+            replicas={r: v["count"] for r, v in (parameter.get("roles") or {}).items()},
+            owner=dict(parameter.get("owner") or {}),
+            location="local",
+            message=message,
+        )
+
+
+def _recorded_parameter(run: RunDir) -> dict:
+    """The job's parameter as its record keeps it (in its plan; records of earlier
+    versions kept it on its own)."""
+    spec = run.spec()
+    return (spec.get("plan") or {}).get("parameter") or spec.get("parameter") or {}
+
+
+def _append(run: RunDir, event: Event) -> None:
+    from ciao.backend.record import encode
+
+    fd = run.open_for_append()
+    try:
+        os.write(fd, encode(event))
+    finally:
+        os.close(fd)
+
+
+def _replica_pids(run: RunDir) -> list[int]:
+    pids = []
+    for event, _ in run.read_events():
+        if isinstance(event, ReplicaState) and event.phase == "Running":
+            where = event.where
+            if where.startswith("pid ") and where[4:].isdigit():
+                pids.append(int(where[4:]))
+    return [pid for pid in pids if pid_alive(pid)]
+
+
+def _reap(process: subprocess.Popen) -> None:
+    """Collect the supervisor's exit status once it ends, whether or not the job is still
+    followed (detached, or its JobDone already read), so no zombie is left in the kernel.
+    Polls rather than waits: `poll()` elsewhere must still see it alive while it runs."""
+    while process.poll() is None:
+        time.sleep(0.2)

@@ -1,0 +1,101 @@
+"""A local job's plan: each replica's command line, working directory and environment.
+
+`LocalBackend.dry_run` builds it, `%dryrun` shows it, the job's record keeps it, and the
+supervisor starts exactly these processes: what was shown is what runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ciao.interpreter.types import Parameter, Resources, RoleSpec
+
+
+@dataclass(frozen=True)
+class ReplicaLaunch:
+    """How one replica is started.
+
+    `env` holds only what Ciao adds to the kernel's environment (minus its JPY_* variables).
+    """
+
+    replica: str
+    argv: tuple[str, ...]
+    cwd: str
+    env: dict[str, str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"replica": self.replica, "argv": list(self.argv), "cwd": self.cwd, "env": self.env}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ReplicaLaunch:
+        return cls(data["replica"], tuple(data["argv"]), data["cwd"], dict(data["env"]))
+
+
+@dataclass(frozen=True)
+class LocalPlan:
+    """What a local job runs; `parameter` carries the roles and policies the supervisor
+    applies (success, clean-up), `code_file` what the replicas run."""
+
+    parameter: Parameter
+    code_file: str
+    launches: tuple[ReplicaLaunch, ...]
+    stop_grace: float = 3.0
+
+    backend = "local"
+
+    @property
+    def name(self) -> str:
+        return self.parameter.generate_name
+
+    def documents(self) -> list[Any]:
+        return [[launch.as_dict() for launch in self.launches]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "parameter": parameter_to_dict(self.parameter),
+            "code_file": self.code_file,
+            "launches": [launch.as_dict() for launch in self.launches],
+            "stop_grace": self.stop_grace,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LocalPlan:
+        return cls(
+            parameter_from_dict(data["parameter"]),
+            data["code_file"],
+            tuple(ReplicaLaunch.from_dict(launch) for launch in data["launches"]),
+            float(data.get("stop_grace", 3.0)),
+        )
+
+
+def parameter_to_dict(parameter: Parameter) -> dict[str, Any]:
+    """What of a Parameter a local job needs after submission (not its code)."""
+    return {
+        "framework": parameter.framework,
+        "generate_name": parameter.generate_name,
+        "clean_policy": parameter.clean_policy,
+        "roles": {
+            role: {
+                "count": spec.count,
+                "cpu": spec.resources.cpu,
+                "memory": spec.resources.memory,
+                "gpu": spec.resources.gpu,
+            }
+            for role, spec in parameter.roles.items()
+        },
+        "owner": dict(parameter.owner),
+    }
+
+
+def parameter_from_dict(data: dict[str, Any]) -> Parameter:
+    return Parameter(
+        framework=data["framework"],
+        roles={
+            role: RoleSpec(role, r["count"], Resources(r.get("cpu"), r.get("memory"), r["gpu"]))
+            for role, r in data["roles"].items()
+        },
+        generate_name=data["generate_name"],
+        clean_policy=data.get("clean_policy"),
+        owner=dict(data.get("owner") or {}),
+    )

@@ -1,0 +1,275 @@
+"""One local job at run time: its replica processes, their log followers, stop and cancel.
+
+Threads, and why:
+- two readers per replica (stdout, stderr) and one waiter per replica feed ONE bounded
+  queue that the follower (`ReplicaProcesses.follow`) drains. Puts block while the queue is full, so
+  a chatty replica is slowed down (its pipe fills) instead of losing lines or filling memory.
+- the waiter decides the job's outcome and stops replicas itself, so the job ends by the
+  operator's rules even when nobody follows it.
+- nothing that `cancel` waits for blocks on the queue while holding the lock: signals are
+  sent and processes reaped under the lock, queue puts happen outside it.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import os
+import queue
+import signal
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from ciao.backend.local.policy import (
+    exit_message,
+    exit_status,
+    outcome_of_exit,
+    stop_reason_after_outcome,
+)
+from ciao.backend.types import Event, JobDone, LogLine, ReplicaState, StreamName
+from ciao.errors import BackendError
+from ciao.interpreter.types import Parameter
+
+#: Longest line read at once; a longer one arrives as several LogLines of this size.
+MAX_LINE_BYTES = 64 * 1024
+
+CANCEL_REASON = "cancelled by the user"
+
+#: How often a producer blocked on a full queue checks whether the follower went away.
+_PUT_POLL_SECONDS = 0.1
+
+
+@dataclass(frozen=True)
+class _StreamClosed:
+    replica: str
+
+
+@dataclass(frozen=True)
+class _Exited:
+    replica: str
+
+
+@dataclass
+class _Replica:
+    """A replica's process and what Ciao knows about it."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    stop_reason: str = ""  # set when Ciao stops it: it is then Stopped, not Failed
+    kill_scheduled: bool = False
+    returncode: int | None = None
+    final: ReplicaState | None = None
+    reaped: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+class ReplicaProcesses:
+    """The running job behind `Job.handle` of the local backend.
+
+    Replicas are never restarted: a replica that exits non-zero fails the job, as a
+    restartPolicy of Never would.
+    """
+
+    def __init__(
+        self,
+        parameter: Parameter,
+        processes: dict[str, subprocess.Popen[bytes]],
+        stop_grace: float,
+        queue_size: int,
+    ) -> None:
+        self.parameter = parameter
+        self.stop_grace = stop_grace
+        self.replicas = {name: _Replica(name, proc) for name, proc in processes.items()}
+        self._queue: queue.Queue[LogLine | _StreamClosed | _Exited] = queue.Queue(queue_size)
+        self._lock = threading.Lock()
+        self._outcome: JobDone | None = None
+        self._followed = False
+        self._detached = threading.Event()
+
+    def start(self) -> None:
+        """Start the readers and waiters (daemons: they end when the pipes close)."""
+        for rep in self.replicas.values():
+            assert rep.process.stdout is not None and rep.process.stderr is not None
+            for pipe, stream in ((rep.process.stdout, "stdout"), (rep.process.stderr, "stderr")):
+                self._thread(self._read, rep, pipe, stream, kind=stream)
+            self._thread(self._wait, rep, kind="wait")
+
+    # -- following ---------------------------------------------------------------------
+
+    def follow(self) -> Iterator[Event]:
+        """Every replica's start, lines and end, then one JobDone (see ReplicaEngine.get_logs).
+
+        A replica's final state comes after all its lines. Closing the iterator early
+        detaches: the job keeps running and its further lines are read and discarded, so no
+        replica blocks on a full pipe and no thread waits forever on the queue.
+        """
+        with self._lock:
+            if self._followed:
+                raise BackendError("the logs of a local job can be followed only once")
+            self._followed = True
+        try:
+            for rep in self.replicas.values():
+                yield ReplicaState(rep.name, "Running", where=f"pid {rep.pid}")
+            open_streams = {name: 2 for name in self.replicas}
+            exited: set[str] = set()
+            pending = set(self.replicas)
+            while pending:
+                item = self._queue.get()
+                if isinstance(item, LogLine):
+                    yield item
+                    continue
+                if isinstance(item, _StreamClosed):
+                    open_streams[item.replica] -= 1
+                else:
+                    exited.add(item.replica)
+                if open_streams[item.replica] == 0 and item.replica in exited:
+                    pending.discard(item.replica)
+                    final = self.replicas[item.replica].final
+                    assert final is not None
+                    yield final
+            yield self._job_done()
+        finally:
+            self._detached.set()
+
+    def _job_done(self) -> JobDone:
+        with self._lock:
+            outcome = self._outcome
+        return outcome or JobDone(False, "Unknown", "the job ended without a deciding replica")
+
+    # -- stopping ----------------------------------------------------------------------
+
+    def cancel(self) -> None:
+        """Stop every replica and return once all are gone. Idempotent, thread-safe."""
+        with self._lock:
+            running = [rep for rep in self.replicas.values() if not rep.reaped.is_set()]
+            if running:
+                self._outcome = JobDone(False, "Cancelled", CANCEL_REASON)
+            for rep in running:
+                self._stop_locked(rep, CANCEL_REASON)
+        deadline = self.stop_grace + 10.0
+        stuck = [rep.name for rep in self.replicas.values() if not rep.reaped.wait(deadline)]
+        if stuck:
+            raise BackendError(f"could not stop {', '.join(stuck)} (still running after SIGKILL)")
+
+    def kill_all(self) -> None:
+        """SIGKILL every replica and reap it; for a job that failed to start."""
+        for rep in self.replicas.values():
+            _killpg(rep.pid, signal.SIGKILL)
+            rep.process.wait()
+            for pipe in (rep.process.stdout, rep.process.stderr):
+                if pipe is not None:
+                    pipe.close()
+
+    def _stop_locked(self, rep: _Replica, reason: str) -> None:
+        """SIGTERM to the replica's process group, SIGKILL after the grace. Lock held."""
+        if rep.reaped.is_set():
+            return
+        rep.stop_reason = rep.stop_reason or reason
+        _killpg(rep.pid, signal.SIGTERM)
+        if not rep.kill_scheduled:
+            rep.kill_scheduled = True
+            self._thread(self._kill_after_grace, rep, kind="kill")
+
+    def _kill_after_grace(self, rep: _Replica) -> None:
+        if rep.reaped.wait(self.stop_grace):
+            return
+        with self._lock:
+            if not rep.reaped.is_set():
+                _killpg(rep.pid, signal.SIGKILL)
+
+    # -- threads -----------------------------------------------------------------------
+
+    def _thread(self, target: Callable[..., None], *args: Any, kind: str) -> None:
+        name = f"ciao-local-{kind}-{args[0].name}"
+        threading.Thread(target=target, args=args, name=name, daemon=True).start()
+
+    def _put(self, item: LogLine | _StreamClosed | _Exited) -> bool:
+        """Blocking put, given up only once nobody follows the job any more."""
+        while not self._detached.is_set():
+            try:
+                self._queue.put(item, timeout=_PUT_POLL_SECONDS)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _read(self, rep: _Replica, pipe: IO[bytes], stream: StreamName) -> None:
+        """Forward a pipe line by line; bounded reads, so a huge line cannot exhaust memory."""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        try:
+            while chunk := pipe.readline(MAX_LINE_BYTES):
+                text = decoder.decode(chunk)
+                if text.endswith("\n"):
+                    text = text[:-2] if text.endswith("\r\n") else text[:-1]
+                elif not text:
+                    continue  # only the start of a multi-byte character so far
+                self._put(LogLine(rep.name, text, stream))
+            tail = decoder.decode(b"", final=True)
+            if tail:
+                self._put(LogLine(rep.name, tail, stream))
+        except (OSError, ValueError) as err:
+            self._put(LogLine(rep.name, f"[ciao: reading {stream} failed: {err}]", "stderr"))
+        finally:
+            pipe.close()
+            self._put(_StreamClosed(rep.name))
+
+    def _wait(self, rep: _Replica) -> None:
+        """Reap the replica, decide the job's outcome, stop what the outcome says."""
+        if hasattr(os, "waitid"):
+            # Wait without reaping, so the process group id stays ours while we kill the
+            # replica's leftovers: a container's processes die with its main process.
+            with contextlib.suppress(ChildProcessError):
+                os.waitid(os.P_PID, rep.pid, os.WEXITED | os.WNOWAIT)
+        else:
+            rep.process.wait()  # never under the lock: cancel must not wait behind it
+        with self._lock:
+            _killpg(rep.pid, signal.SIGKILL)
+            rep.returncode = rep.process.wait()
+            rep.final = self._final_state(rep, rep.returncode)
+            rep.reaped.set()
+            if not rep.stop_reason and self._outcome is None:
+                self._decide_locked(rep, rep.returncode)
+        self._put(_Exited(rep.name))
+
+    def _decide_locked(self, rep: _Replica, returncode: int) -> None:
+        exited = {
+            r.name: r.returncode
+            for r in self.replicas.values()
+            if r.returncode is not None and not r.stop_reason
+        }
+        self._outcome = outcome_of_exit(self.parameter, rep.name, returncode, exited)
+        if self._outcome is None:
+            return
+        for other in self.replicas.values():
+            if not other.reaped.is_set():
+                reason = stop_reason_after_outcome(
+                    self.parameter, other.name, self._outcome.succeeded
+                )
+                if reason:
+                    self._stop_locked(other, reason)
+
+    @staticmethod
+    def _final_state(rep: _Replica, returncode: int) -> ReplicaState:
+        exit_code, reason = exit_status(returncode)
+        where = f"pid {rep.pid}"
+        if rep.stop_reason:
+            phase, message = "Stopped", rep.stop_reason
+        elif returncode == 0:
+            phase, message = "Succeeded", exit_message(rep.name, returncode)
+        else:
+            phase, message = "Failed", exit_message(rep.name, returncode)
+        return ReplicaState(
+            rep.name, phase, reason=reason, message=message, exit_code=exit_code, where=where
+        )
+
+
+def _killpg(pgid: int, sig: signal.Signals) -> None:
+    """Signal a replica's process group; a group already gone is not an error."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)

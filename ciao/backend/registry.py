@@ -1,0 +1,79 @@
+"""Which S2IClient and Backend run a cell, and which backend knows a job: chosen from the
+config alone, without connecting to a cluster (the Kubeflow backend connects on first use).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ciao.backend.record import RunDir
+from ciao.backend.types import Backend
+from ciao.config import Config
+from ciao.errors import BackendError, ConfigError
+from ciao.s2i.types import S2IClient
+
+#: `backend:` values and `%backend=` choices.
+BACKENDS = ("local", "kubeflow")
+#: `s2i.provider` values for the Kubeflow backend.
+PROVIDERS = ("configmap", "s2i", "img")
+
+AnyBackend = Backend[Any, Any]
+
+
+class Registry:
+    """The components the Manager uses; tests give the Manager another registry."""
+
+    def components(self, config: Config, backend: str = "") -> tuple[S2IClient, AnyBackend]:
+        """The S2IClient and Backend for a cell: its `%backend`, else the config's."""
+        backend = backend or config.backend
+        if backend == "local":
+            from ciao.s2i.local import LocalCodeFile
+
+            return LocalCodeFile(config.run_dir), self.local(config)
+        if config.s2i.provider not in PROVIDERS:
+            raise ConfigError(
+                f"s2i.provider {config.s2i.provider!r} (from {config.source or 'config'}) is "
+                f"not one of {', '.join(PROVIDERS)}"
+            )
+        s2i: S2IClient
+        if config.s2i.provider == "configmap":
+            from ciao.s2i.configmap import ConfigMapCode
+
+            s2i = ConfigMapCode(config.images)
+        else:  # build and push an image of the cell
+            from ciao.s2i.s2i import DockerfileBuild, S2IBuild
+
+            build = S2IBuild if config.s2i.provider == "s2i" else DockerfileBuild
+            s2i = build(config.s2i, config.images, source=config.source)
+        return s2i, self.kubeflow(config)
+
+    def local(self, config: Config) -> AnyBackend:
+        from ciao.backend.local.backend import LocalBackend
+
+        return LocalBackend(config.run_dir)
+
+    def kubeflow(self, config: Config) -> AnyBackend:
+        from ciao.backend.kubeflow.backend import KubeflowBackend
+        from ciao.backend.kubeflow.client import connect
+
+        return KubeflowBackend(lambda: connect(config), config.run_dir)
+
+    def backends(self, config: Config) -> list[AnyBackend]:
+        """The backends whose jobs the job commands (%jobs, %status...) look at: the local
+        one always, the cluster's when the config names a cluster."""
+        found = [self.local(config)]
+        if config.backend == "kubeflow" or config.kubeconfig:
+            found.append(self.kubeflow(config))
+        return found
+
+    def backend_of(self, config: Config, name: str) -> AnyBackend:
+        """The backend that ran job `name`: its run record says; else the cluster's."""
+        try:
+            recorded = RunDir(config.run_dir, name).spec().get("backend")
+        except ValueError:
+            raise BackendError(f"{name!r} is not a job name") from None
+        if recorded != "local":
+            for backend in self.backends(config):
+                if backend.name == "kubeflow":
+                    return backend
+        return self.local(config)

@@ -1,0 +1,201 @@
+"""Running a cell: a job (submitted, followed, its verdict), a dry run, or a command.
+
+Jupyter's side of a job: events become stream text, the live view and the reply's error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from ciao.backend.types import Diagnosis, JobDone, LogLine, ReplicaState
+from ciao.errors import CiaoError, JobCancelled, JobDetached, JobFailed
+from ciao.interpreter.types import (
+    Command,
+    ConfigCommand,
+    HelpCommand,
+    JobCommand,
+    JobsCommand,
+    LogsCommand,
+)
+from ciao.kernel.display import JobView
+from ciao.kernel.view import LiveView, Output, StreamBuffer
+from ciao.manager import ActiveJob, Manager, Prepared
+
+log = logging.getLogger("ciao.kernel")
+
+#: Lines of the failing replica repeated in the error, so the cause is next to the verdict.
+ERROR_TAIL_LINES = 20
+
+#: What a cell returns: the execute_reply's payload (the pager for %help).
+Payload = list[dict[str, Any]]
+
+
+class CellRunner:
+    """Runs cells through the Manager; `owner(count)` says who submits (for job labels)."""
+
+    def __init__(
+        self, manager: Manager, kernel_id: str, owner: Callable[[int], dict[str, str]]
+    ) -> None:
+        self.manager = manager
+        self.kernel_id = kernel_id
+        self.owner = owner
+
+    def run(self, code: str, out: Output, count: int) -> Payload:
+        if not code.strip():
+            return []
+        self.manager.begin()
+        prepared = self.manager.prepare(code)
+        if prepared.command is not None:
+            return self._command(prepared, prepared.command, out, count)
+        parameter = prepared.job
+        assert parameter is not None
+        if parameter.dry_run:
+            self._dry_run(prepared, out, count)
+            return []
+        active = self.manager.submit(prepared, self.owner(count), out.progress)
+        if parameter.detach:  # submitted, never followed: shutdown leaves it running
+            self.manager.finished(active)
+            name = active.job.name
+            out.stream(
+                "stdout",
+                f"Submitted job {name} ({active.job.location or active.job.backend}), detached.\n"
+                f"  %attach {name}   follow it here\n  %status {name}   its replicas\n"
+                f"  %logs {name}     its log so far\n  %delete {name}   stop it\n",
+            )
+            return []
+        self.follow(active, out)
+        return []
+
+    def follow(self, active: ActiveJob, out: Output) -> None:
+        """Stream the job's events into the cell until it ends; raise if it failed.
+
+        The live view goes first (one display_data, then updates in place); the replicas'
+        lines stream below it.
+        """
+        tails: dict[str, deque[str]] = {}
+        buffer = StreamBuffer(out.stream)
+        view = LiveView(JobView(active.job), out)
+        done: JobDone | None = None
+        try:
+            while True:
+                try:
+                    event = active.next_event()
+                except StopIteration:
+                    break
+                if event is None:
+                    if buffer.due_in() <= 0:
+                        buffer.flush()
+                    view.refresh()
+                    continue
+                view.apply(event)
+                if isinstance(event, LogLine):
+                    buffer.add(event.stream, f"[{event.replica}] {event.text}\n")
+                    tail = tails.setdefault(event.replica, deque(maxlen=ERROR_TAIL_LINES))
+                    tail.append(event.text)
+                    if buffer.due_in() <= 0:
+                        buffer.flush()
+                elif isinstance(event, Diagnosis):
+                    buffer.add("stderr", f"[{event.replica}] {event.reason}: {event.hint}\n")
+                elif isinstance(event, ReplicaState):
+                    log.debug("%s: %s %s", event.replica, event.phase, event.reason)
+                elif isinstance(event, JobDone):
+                    done = event
+        finally:
+            buffer.flush()
+            view.refresh(force=True)
+            self.manager.finished(active)
+        name = active.job.name
+        if done is None and active.detached:
+            raise JobDetached(
+                f"stopped following job {name}; it is still running. "
+                f"%attach {name} follows it again, %delete {name} stops it"
+            )
+        if done is None:
+            raise JobFailed(f"job {name} ended without a final status")
+        if done.succeeded:
+            return
+        if active.cancel_requested or done.reason == "Cancelled":
+            raise JobCancelled(f"job {name} was cancelled: {done.message}")
+        where = done.failed_replica
+        seen = done.tail or (tuple(tails.get(where, ())) if where else ())
+        raise JobFailed(f"job {name} failed: {done.message or done.reason}", where, seen)
+
+    # ---- commands ----------------------------------------------------------------------
+
+    def _command(self, prepared: Prepared, command: Command, out: Output, count: int) -> Payload:
+        if isinstance(command, HelpCommand):
+            from ciao.interpreter.magics import help_text
+
+            text = help_text(command.topic)
+            return [{"source": "page", "data": {"text/plain": text}, "start": 0}]
+        if isinstance(command, ConfigCommand):
+            import yaml
+
+            effective = prepared.config.as_dict()
+            out.result(
+                count,
+                {
+                    "text/plain": yaml.safe_dump(effective, sort_keys=False).rstrip(),
+                    "application/json": json.loads(json.dumps(effective)),
+                },
+            )
+            return []
+        self._job_command(prepared, command, out, count)
+        return []
+
+    def _job_command(
+        self,
+        prepared: Prepared,
+        command: JobsCommand | JobCommand | LogsCommand,
+        out: Output,
+        count: int,
+    ) -> None:
+        """%jobs, %status, %logs, %attach, %delete: jobs of this kernel or earlier ones."""
+        from ciao.kernel.display import jobs_table, status_view
+
+        config = prepared.config
+        if isinstance(command, JobsCommand):
+            jobs, problems = self.manager.jobs(config)
+            for problem in problems:
+                out.stream("stderr", f"[ciao] could not list jobs of {problem}\n")
+            out.result(count, jobs_table(jobs, self.kernel_id))
+            return
+        name = command.job
+        backend = self.manager.backend_of(config, name)
+        if isinstance(command, LogsCommand):
+            buffer = StreamBuffer(out.stream)
+            for line in backend.logs(name, command.replica, command.tail):
+                buffer.add(line.stream, f"[{line.replica}] {line.text}\n")
+            buffer.flush()
+        elif command.action == "status":
+            info, events = backend.describe(name)
+            out.result(count, status_view(info, events))
+        elif command.action == "attach":
+            self.follow(self.manager.attach(config, name), out)
+        elif command.action == "delete":
+            backend.delete(name)
+            out.stream("stdout", f"Deleted job {name} and what it created.\n")
+        else:
+            raise CiaoError(f"unknown command %{command.action}")
+
+    def _dry_run(self, prepared: Prepared, out: Output, count: int) -> None:
+        """%dryrun: the plan submitting the cell would submit."""
+        import yaml
+
+        plan = self.manager.dry_run(prepared)
+        documents = plan.documents()
+        text = "\n---\n".join(yaml.safe_dump(d, sort_keys=False).rstrip() for d in documents)
+        note = f"# %dryrun on {plan.backend}: nothing was built or submitted\n"
+        out.result(
+            count,
+            {
+                "text/plain": note + text,
+                "application/json": json.loads(
+                    json.dumps({"objects": documents[:-1], "job": documents[-1]})
+                ),
+            },
+        )

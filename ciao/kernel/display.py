@@ -1,0 +1,228 @@
+"""The live job view: one table per job, a row per replica, updated in place.
+
+Pure rendering: `JobView.apply(event)` folds the backend's events into rows, and
+`bundle()` renders them as `text/plain` (nbconvert, papermill, terminals) and
+`text/html` (JupyterLab, Notebook). The kernel publishes the bundle as `display_data`
+with a `display_id` and re-publishes it with `update_display_data`.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from dataclasses import dataclass, field
+from typing import cast
+
+from ciao.backend.types import Diagnosis, Event, Job, JobDone, JobInfo, LogLine, ReplicaState
+from ciao.interpreter.types import Framework
+
+#: Longest last-log-line shown in a row (the full line is in the stream below).
+LAST_LINE_WIDTH = 60
+_STATE_COLOURS = {
+    "Running": "#1a7f37",
+    "Succeeded": "#1a7f37",
+    "Pending": "#9a6700",
+    "Failed": "#cf222e",
+    "Cancelled": "#cf222e",
+    "Stopped": "#57606a",
+    "Deleted": "#57606a",
+}
+
+
+@dataclass
+class Row:
+    replica: str
+    phase: str = "Pending"
+    reason: str = ""
+    restarts: int = 0
+    where: str = ""
+    started: float | None = None
+    last_line: str = ""
+
+
+@dataclass
+class JobView:
+    """What the table shows of one job; `apply` returns whether anything visible changed."""
+
+    job: Job
+    submitted: float = field(default_factory=time.monotonic)
+    rows: dict[str, Row] = field(default_factory=dict)
+    diagnoses: dict[tuple[str, str], str] = field(default_factory=dict)
+    state: str = "Submitted"
+    message: str = ""
+    ended: float | None = None
+
+    @property
+    def kind(self) -> str:
+        return {"pytorch": "PyTorch job", "tensorflow": "TensorFlow job"}.get(
+            self.job.framework, "job"
+        )
+
+    @property
+    def location(self) -> str:
+        return self.job.location or self.job.backend
+
+    def __post_init__(self) -> None:
+        for role, count in self.job.replicas.items():
+            for index in range(count):
+                name = f"{role}-{index}"
+                self.rows[name] = Row(name)
+
+    def apply(self, event: Event, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        if isinstance(event, LogLine):
+            row = self._row(event.replica)
+            row.last_line = event.text
+            return True
+        if isinstance(event, ReplicaState):
+            row = self._row(event.replica)
+            if event.phase == "Running" and row.started is None:
+                row.started = now
+            row.phase, row.reason, row.restarts = event.phase, event.reason, event.restarts
+            row.where = event.where or row.where
+            if self.state == "Submitted" and event.phase == "Running":
+                self.state = "Running"
+            return True
+        if isinstance(event, Diagnosis):
+            self.diagnoses[(event.replica, event.reason)] = event.hint
+            return True
+        if isinstance(event, JobDone):
+            self.state = (
+                "Succeeded"
+                if event.succeeded
+                else ("Cancelled" if event.reason == "Cancelled" else "Failed")
+            )
+            self.message = event.message
+            self.ended = now
+            return True
+        return False
+
+    def _row(self, replica: str) -> Row:
+        if replica not in self.rows:
+            self.rows[replica] = Row(replica)
+        return self.rows[replica]
+
+    # ---- rendering -------------------------------------------------------------------
+
+    def bundle(self, now: float | None = None) -> dict[str, str]:
+        now = time.monotonic() if now is None else now
+        return {"text/plain": self.text(now), "text/html": self.html(now)}
+
+    def _cells(self, row: Row, now: float) -> list[str]:
+        age = _duration(now - row.started) if row.started is not None else "-"
+        last = row.last_line
+        if len(last) > LAST_LINE_WIDTH:
+            last = last[: LAST_LINE_WIDTH - 1] + "…"
+        return [row.replica, row.phase, row.reason, str(row.restarts), row.where, age, last]
+
+    def headline(self, now: float) -> str:
+        elapsed = _duration((self.ended or now) - self.submitted)
+        where = f" on {self.location}" if self.location else ""
+        line = f"{self.job.name}  {self.kind}{where}  {self.state}  {elapsed}"
+        return f"{line}  {self.message}" if self.message and self.state != "Running" else line
+
+    def text(self, now: float) -> str:
+        header = ["REPLICA", "PHASE", "REASON", "RESTARTS", "WHERE", "AGE", "LAST LINE"]
+        rows = [header] + [self._cells(row, now) for row in self.rows.values()]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
+        lines = [self.headline(now)]
+        for cells in rows:
+            padded = [c.ljust(w) for c, w in zip(cells[:-1], widths, strict=True)] + [cells[-1]]
+            lines.append("  ".join(padded).rstrip())
+        for (replica, reason), hint in self.diagnoses.items():
+            lines.append(f"! {replica} {reason}: {hint}")
+        return "\n".join(lines)
+
+    def html(self, now: float) -> str:
+        colour = _STATE_COLOURS.get(self.state, "inherit")
+        e = html.escape
+        head = "".join(
+            f"<th style='text-align:left;padding:2px 8px'>{h}</th>"
+            for h in ("replica", "phase", "reason", "restarts", "where", "age", "last line")
+        )
+        body = []
+        for row in self.rows.values():
+            cells = self._cells(row, now)
+            phase_colour = _STATE_COLOURS.get(row.phase, "inherit")
+            tds = []
+            for i, cell in enumerate(cells):
+                style = "padding:2px 8px"
+                if i == 1:
+                    style += f";color:{phase_colour}"
+                if i == len(cells) - 1:
+                    style += ";font-family:monospace;white-space:pre"
+                tds.append(f"<td style='{style}'>{e(cell)}</td>")
+            body.append("<tr>" + "".join(tds) + "</tr>")
+        notes = "".join(
+            f"<li><b>{e(replica)}</b> {e(reason)}: {e(hint)}</li>"
+            for (replica, reason), hint in self.diagnoses.items()
+        )
+        elapsed = _duration((self.ended or now) - self.submitted)
+        where = f" on {e(self.location)}" if self.location else ""
+        message = f" — {e(self.message)}" if self.message and self.state != "Running" else ""
+        return (
+            "<div class='ciao-job'>"
+            f"<div><b>{e(self.job.name)}</b> {e(self.kind)}{where} · "
+            f"<b style='color:{colour}'>{e(self.state)}</b> · {elapsed}{message}</div>"
+            f"<table style='border-collapse:collapse;font-size:90%'><thead><tr>{head}</tr>"
+            f"</thead><tbody>{''.join(body)}</tbody></table>"
+            + (f"<ul style='color:#cf222e;margin:4px 0'>{notes}</ul>" if notes else "")
+            + "</div>"
+        )
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def jobs_table(jobs: list[JobInfo], kernel_id: str = "") -> dict[str, str]:
+    """`%jobs`: one row a job, this kernel's marked, as text and HTML."""
+    now = time.time()
+    header = ["NAME", "STATE", "KIND", "REPLICAS", "WHERE", "AGE", "KERNEL"]
+    rows = []
+    for job in jobs:
+        replicas = " ".join(f"{role}={n}" for role, n in job.replicas.items())
+        kernel = job.owner.get("kernel-id", "")
+        mine = "this one" if kernel and kernel == kernel_id else kernel[:8]
+        kind = {"pytorch": "PyTorch", "tensorflow": "TensorFlow"}.get(job.framework, "")
+        age = _duration(now - job.created) if job.created else "-"
+        rows.append([job.name, job.state, kind, replicas, job.location, age, mine])
+    if not rows:
+        return {"text/plain": "No Ciao jobs yet.", "text/html": "<p>No Ciao jobs yet.</p>"}
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    text = "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        for r in [header, *rows]
+    )
+    e = html.escape
+    head = "".join(f"<th style='text-align:left;padding:2px 8px'>{h.lower()}</th>" for h in header)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td style='padding:2px 8px;color:{_STATE_COLOURS.get(c, 'inherit')}'>{e(c)}</td>"
+            if i == 1
+            else f"<td style='padding:2px 8px'>{e(c)}</td>"
+            for i, c in enumerate(r)
+        )
+        + "</tr>"
+        for r in rows
+    )
+    table = f"<table style='border-collapse:collapse;font-size:90%'><thead><tr>{head}</tr>"
+    return {"text/plain": text, "text/html": f"{table}</thead><tbody>{body}</tbody></table>"}
+
+
+def status_view(info: JobInfo, events: list[Event]) -> dict[str, str]:
+    """`%status NAME`: the job's view, folded from what the backend knows now."""
+    framework = cast(Framework, info.framework)
+    job = Job(framework, info.name, dict(info.replicas), info.backend, None, info.location)
+    submitted = time.monotonic() - max(0.0, time.time() - info.created)
+    view = JobView(job, submitted=submitted)
+    view.state = info.state
+    for event in events:
+        view.apply(event)
+    if info.message and not view.message:
+        view.message = info.message
+    return view.bundle()

@@ -1,0 +1,114 @@
+"""Hints for stuck or failed replicas, from Events and pod statuses."""
+
+from __future__ import annotations
+
+import pytest
+
+from ciao.backend.kubeflow.client import ApiError
+from ciao.backend.kubeflow.errors import explain
+from ciao.backend.kubeflow.log_follower import parse_timestamp, since_time
+from ciao.backend.kubeflow.pods import diagnose_event, diagnose_pod
+
+
+def warning(reason: str, message: str) -> dict:
+    return {"type": "Warning", "reason": reason, "message": message}
+
+
+@pytest.mark.parametrize(
+    "resource, advice",
+    [("cpu", "lower %cpu"), ("memory", "lower %memory"), ("nvidia.com/gpu", "lower %gpu")],
+)
+def test_failed_scheduling_names_the_missing_resource(resource, advice):
+    event = warning("FailedScheduling", f"0/1 nodes are available: 1 Insufficient {resource}.")
+    diagnosis = diagnose_event(event, "worker-0")
+    assert diagnosis.reason == "FailedScheduling"
+    assert advice in diagnosis.hint and f"Insufficient {resource}" in diagnosis.hint
+
+
+def test_an_image_pull_failure_tells_a_missing_tag_from_missing_credentials():
+    missing = warning(
+        "Failed",
+        'Failed to pull image "registry.example/ciao:nope": rpc error: manifest unknown',
+    )
+    auth = warning(
+        "Failed",
+        'Failed to pull image "registry.example/private:1": pull access denied, '
+        "unauthorized: authentication required",
+    )
+    assert "does not exist" in diagnose_event(missing, "master-0").hint
+    assert "registry.example/ciao:nope" in diagnose_event(missing, "master-0").hint
+    assert "imagePullSecret" in diagnose_event(auth, "master-0").hint
+
+
+def test_crash_loops_and_oom_kills_are_read_off_the_pod():
+    pod = {
+        "spec": {"containers": [{"name": "pytorch", "resources": {"limits": {"memory": "1Gi"}}}]},
+        "status": {
+            "containerStatuses": [
+                {
+                    "name": "pytorch",
+                    "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                    "lastState": {"terminated": {"reason": "OOMKilled", "exitCode": 137}},
+                }
+            ]
+        },
+    }
+    reasons = {d.reason: d.hint for d in diagnose_pod(pod, "worker-1")}
+    assert set(reasons) == {"CrashLoopBackOff", "OOMKilled"}
+    assert "raise %memory" in reasons["OOMKilled"] and "1Gi" in reasons["OOMKilled"]
+
+
+def test_normal_events_are_not_diagnoses():
+    assert diagnose_event({"type": "Normal", "reason": "Pulled", "message": "ok"}, "x") is None
+
+
+def test_a_403_names_the_verb_the_resource_and_the_rule_that_would_allow_it():
+    error = ApiError(
+        'pytorchjobs.kubeflow.org is forbidden: User "system:serviceaccount:default:ciao" '
+        'cannot create resource "pytorchjobs" in API group "kubeflow.org"',
+        403,
+        "Forbidden",
+    )
+    text = str(explain(error, "create", "pytorchjobs", "team", "kubeflow.org", "PyTorchJob"))
+    assert text.startswith("create pytorchjobs.kubeflow.org in namespace team is forbidden")
+    assert 'resources: ["pytorchjobs"]' in text and 'verbs: ["create"]' in text
+    assert 'apiGroups: ["kubeflow.org"]' in text
+
+
+def test_a_404_on_the_job_resource_says_the_operator_is_missing():
+    error = ApiError("404 page not found", 404, "", "404 page not found")
+    text = str(explain(error, "create", "tfjobs", "ns", "kubeflow.org", "TFJob"))
+    assert "training operator is not installed" in text and "TFJob" in text
+
+
+def test_a_missing_namespace_is_named():
+    body = {"reason": "NotFound", "details": {"name": "nope", "kind": "namespaces"}}
+    error = ApiError('namespaces "nope" not found', 404, "NotFound", body)
+    assert "namespace 'nope' does not exist" in str(explain(error, "create", "configmaps", "nope"))
+
+
+def test_a_webhook_rejection_is_shown_verbatim():
+    message = (
+        'admission webhook "validator.pytorchjob.training-operator.kubeflow.org" denied the '
+        "request: spec.pytorchReplicaSpecs[Master].replicas: Forbidden: must be 1"
+    )
+    text = str(explain(ApiError(message, 422), "create", "pytorchjobs", "ns", "kubeflow.org"))
+    assert message in text
+
+
+@pytest.mark.parametrize(
+    "stamp, nanos",
+    [
+        ("2026-11-22T01:02:03Z", 1795309323 * 10**9),
+        ("2026-11-22T01:02:03.5Z", 1795309323 * 10**9 + 500_000_000),
+        ("2026-11-22T01:02:03.123456789Z", 1795309323 * 10**9 + 123_456_789),
+    ],
+)
+def test_kubelet_timestamps_parse_to_nanoseconds(stamp, nanos):
+    assert parse_timestamp(stamp) == nanos
+    assert since_time(nanos) == "2026-11-22T01:02:03Z"
+
+
+def test_text_that_is_not_a_timestamp_is_not_one():
+    assert parse_timestamp("hello") is None
+    assert parse_timestamp("2026-11-22T01:02:03+02:00") is None

@@ -1,0 +1,118 @@
+"""Following one job: the informers call back on their own threads, and the handlers run one
+at a time, so a pod that several of them report at once still gets exactly one log follower."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from ciao.backend.kubeflow import follow as follow_module
+from ciao.backend.kubeflow.follow import Follow, KubeflowRun
+from ciao.backend.kubeflow.manifests import KINDS
+
+pytestmark = pytest.mark.timeout(30)
+
+POD = {
+    "metadata": {
+        "name": "ciao-race-master-0",
+        "uid": "pod-uid-1",
+        "labels": {
+            "training.kubeflow.org/replica-type": "master",
+            "training.kubeflow.org/replica-index": "0",
+        },
+    },
+    "status": {
+        "phase": "Running",
+        "containerStatuses": [{"name": "pytorch", "state": {"running": {}}}],
+    },
+}
+FINISHED_JOB = {
+    "metadata": {"name": "ciao-race", "uid": "job-uid"},
+    "status": {"conditions": [{"type": "Succeeded", "status": "True"}]},
+}
+
+
+class OnePod:
+    """A cluster whose only pod is POD (what the job handler reads before its verdict)."""
+
+    namespace = "default"
+
+    def request(self, method, path, query=None, **options):
+        assert (method, path) == ("GET", "/api/v1/namespaces/default/pods")
+        return {"items": [POD]}
+
+
+class Followers:
+    """Stands in for ContainerFollower: records each one made, and makes them slowly: the
+    first waits a moment for a rival, which only handlers running side by side would make."""
+
+    def __init__(self) -> None:
+        self.made: list[tuple[str, str]] = []
+        self.rival = threading.Event()
+
+    def __call__(self, cluster, pod_path, container, replica, view, changed, put, start=None):
+        self.made.append((pod_path, container))
+        if len(self.made) == 1:
+            self.rival.wait(0.5)
+        else:
+            self.rival.set()
+        return self
+
+    def start(self):
+        return self
+
+    def stop(self):
+        pass
+
+
+def at_once(calls) -> None:
+    """Run every call on its own thread, all released together."""
+    gate = threading.Barrier(len(calls))
+
+    def run(call):
+        gate.wait()
+        call()
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert not any(thread.is_alive() for thread in threads)
+
+
+@pytest.fixture
+def followers(monkeypatch) -> Followers:
+    made = Followers()
+    monkeypatch.setattr(follow_module, "ContainerFollower", made)
+    return made
+
+
+def follow() -> Follow:
+    run = KubeflowRun(KINDS["pytorch"], "default", "ciao-race", "job-uid")
+    return Follow(OnePod(), run, queue_size=100, fallback_after=10.0)
+
+
+def test_a_pod_reported_by_several_threads_at_once_gets_one_follower(followers):
+    following = follow()
+
+    at_once([lambda: following.on_pod("MODIFIED", POD)] * 8)
+
+    assert followers.made == [("/api/v1/namespaces/default/pods/ciao-race-master-0", "pytorch")]
+    assert list(following.run.followers) == [("pod-uid-1", "pytorch")]
+
+
+def test_the_pod_watch_and_the_jobs_last_look_at_its_pods_make_one_follower(followers):
+    """The job handler reads the pods itself before its verdict, on the job informer's
+    thread, while the pod informer may be reporting the same pod."""
+    following = follow()
+
+    at_once(
+        [lambda: following.on_pod("ADDED", POD)] * 4
+        + [lambda: following.on_job("MODIFIED", FINISHED_JOB)] * 4
+    )
+
+    assert len(followers.made) == 1
+    assert list(following.run.followers) == [("pod-uid-1", "pytorch")]
+    assert following.run.outcome is not None and following.run.outcome.succeeded

@@ -1,0 +1,84 @@
+"""The live job view: rows per replica folded from events, rendered as text and HTML."""
+
+from __future__ import annotations
+
+from kernel_client import execute, of_type, running_kernel
+
+from ciao.backend.types import Diagnosis, Job, JobDone, LogLine, ReplicaState
+from ciao.kernel.display import JobView
+
+
+def view() -> JobView:
+    job = Job("pytorch", "ciao-abcde", {"master": 1, "worker": 2}, "local", None, "local")
+    return JobView(job, submitted=100.0)
+
+
+def test_every_replica_has_a_row_from_the_start():
+    text = view().text(now=100.0)
+    assert text.splitlines()[0].startswith("ciao-abcde  PyTorch job on local  Submitted  0:00")
+    for replica in ("master-0", "worker-0", "worker-1"):
+        assert any(line.startswith(replica) for line in text.splitlines())
+
+
+def test_events_fill_phase_reason_restarts_where_age_and_last_line():
+    v = view()
+    v.apply(ReplicaState("worker-1", "Running", "", "", 2, None, "node-7"), now=101.0)
+    v.apply(LogLine("worker-1", "step 10 loss 0.25"), now=102.0)
+    v.apply(ReplicaState("worker-0", "Pending", "Unschedulable"), now=102.0)
+    text = v.text(now=171.0)
+    (row,) = [line for line in text.splitlines() if line.startswith("worker-1")]
+    assert row.split() == [
+        "worker-1",
+        "Running",
+        "2",
+        "node-7",
+        "1:10",
+        "step",
+        "10",
+        "loss",
+        "0.25",
+    ]
+    assert "Unschedulable" in text
+    assert "Running" in text.splitlines()[0]
+
+
+def test_diagnoses_are_listed_under_the_table_once():
+    v = view()
+    hint = Diagnosis("worker-0", "FailedScheduling", "lower %cpu")
+    v.apply(hint)
+    v.apply(hint)
+    assert v.text(now=100.0).count("! worker-0 FailedScheduling: lower %cpu") == 1
+    assert "lower %cpu" in v.html(now=100.0)
+
+
+def test_the_end_shows_the_verdict_and_stops_the_clock():
+    v = view()
+    v.apply(JobDone(False, "Failed", "worker-1 exited with code 1"), now=130.0)
+    headline = v.text(now=999.0).splitlines()[0]
+    assert "Failed" in headline and "0:30" in headline and "worker-1 exited with code 1" in headline
+
+
+def test_html_is_escaped_and_long_lines_are_cut():
+    v = view()
+    v.apply(LogLine("master-0", "<script>alert(1)</script>" + "x" * 200))
+    html = v.html(now=100.0)
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "…" in v.text(now=100.0)
+
+
+def test_a_job_cell_publishes_one_view_and_updates_it_in_place():
+    with running_kernel() as (_, kc):
+        reply, messages = execute(
+            kc, "%framework=pytorch\n%master=1\n%worker=1\nimport time\nprint('hi')\ntime.sleep(1)"
+        )
+    assert reply["content"]["status"] == "ok"
+    (shown,) = of_type(messages, "display_data")
+    updates = of_type(messages, "update_display_data")
+    display_id = shown["content"]["transient"]["display_id"]
+    assert updates and all(u["content"]["transient"]["display_id"] == display_id for u in updates)
+    kinds = [m["msg_type"] for m in messages]
+    assert kinds.index("display_data") < kinds.index("stream")  # the view sits above the logs
+    final = updates[-1]["content"]["data"]
+    assert set(final) == {"text/plain", "text/html"}
+    assert "Succeeded" in final["text/plain"].splitlines()[0]
+    assert "master-0" in final["text/plain"] and "<table" in final["text/html"]
