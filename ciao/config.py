@@ -7,6 +7,7 @@ takes effect at once, and a mistake in it is an error in the cell, not a dead ke
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import re
@@ -30,6 +31,7 @@ _TOP_KEYS = {
     "s2i": "how code reaches the cluster: {provider, registry, repository, builders, ...}",
     "images": "stock image per framework (configmap and img providers): {tensorflow, pytorch}",
     "local": "local backend: {run_dir}",
+    "output": "what a cell shows: {max_bytes_per_second, max_messages_per_second, max_lines}",
     **{role: f"default resources of a {role} replica: {{cpu, memory, gpu}}" for role in ALL_ROLES},
 }
 _S2I_KEYS = (
@@ -43,6 +45,11 @@ _S2I_KEYS = (
     "timeout",
 )
 _LOCAL_KEYS = ("run_dir",)
+_OUTPUT_KEYS = {
+    "max_bytes_per_second": "log output a cell may send, averaged over 3 s (0: unlimited)",
+    "max_messages_per_second": "IOPub messages a cell may send a second (0: unlimited)",
+    "max_lines": "log lines one cell shows, first and latest (0: unlimited)",
+}
 #: Stock framework images the configmap provider runs the code in (both have python).
 DEFAULT_IMAGES = {
     "tensorflow": "tensorflow/tensorflow:2.18.0",
@@ -87,6 +94,20 @@ class S2IConfig:
 
 
 @dataclass(frozen=True)
+class OutputConfig:
+    """`output:` of the config: what a cell may send to the notebook.
+
+    Jupyter Server drops every IOPub message while a kernel is over 1,000,000 bytes/s of
+    stream output or 1,000 messages/s (averaged over 3 s), so the defaults stay well
+    under; 0 turns a limit off (papermill, nbclient). Every line is in the job's record.
+    """
+
+    max_bytes_per_second: int = 500_000
+    max_messages_per_second: int = 200
+    max_lines: int = 5_000
+
+
+@dataclass(frozen=True)
 class Config:
     source: Path | None = None
     backend: str = "local"
@@ -98,6 +119,7 @@ class Config:
     defaults: dict[str, Resources] = field(default_factory=dict)
     images: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_IMAGES))
     run_dir: Path = field(default_factory=lambda: Path.home() / ".ciao" / "runs")
+    output: OutputConfig = field(default_factory=OutputConfig)
 
     def as_dict(self) -> dict[str, Any]:
         """The effective configuration, as `%config` shows it."""
@@ -120,6 +142,7 @@ class Config:
             },
             "images": dict(self.images),
             "local": {"run_dir": str(self.run_dir)},
+            "output": dataclasses.asdict(self.output),
             **{
                 role: {"cpu": res.cpu, "memory": res.memory, "gpu": res.gpu}
                 for role, res in self.defaults.items()
@@ -188,6 +211,8 @@ def parse_config(data: Any, source: Path | None, home: str | None = None) -> Con
     _check_keys(images, DEFAULT_IMAGES, where, "images.")
     local = _section(data, "local", where)
     _check_keys(local, dict.fromkeys(_LOCAL_KEYS, ""), where, "local.")
+    output = _section(data, "output", where)
+    _check_keys(output, _OUTPUT_KEYS, where, "output.")
     defaults = {}
     for role in ALL_ROLES:
         if role in data:
@@ -219,6 +244,9 @@ def parse_config(data: Any, source: Path | None, home: str | None = None) -> Con
             for fw, image in DEFAULT_IMAGES.items()
         },
         run_dir=Path(str(run_dir)).expanduser(),
+        output=OutputConfig(
+            **{key: _count(output, key, getattr(OutputConfig, key), where) for key in _OUTPUT_KEYS}
+        ),
     )
 
 
@@ -301,6 +329,17 @@ def _seconds(s2i: dict, key: str, default: float, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         raise ConfigError(f"{where}: s2i.{key}: expected a number of seconds > 0, got {value!r}")
     return float(value)
+
+
+def _count(section: dict, key: str, default: int, where: str) -> int:
+    value = section.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(
+            f"{where}: output.{key}: expected a whole number >= 0 (0: unlimited), got {value!r}"
+        )
+    return value
 
 
 def _resources(section: dict, where: str, role: str) -> Resources:

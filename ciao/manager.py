@@ -246,6 +246,11 @@ class Manager:
             if self.active is active:
                 self.active = None
 
+    def interrupted(self) -> bool:
+        """Whether the running cell was interrupted (for cells without a job, like %logs)."""
+        with self._lock:
+            return self._cancel_pending
+
     def cancel(self) -> bool:
         """Interrupt the cell's job (cancel or detach, as the cell says) or its build; any
         thread, never blocks. False if nothing was running."""

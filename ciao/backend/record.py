@@ -2,7 +2,7 @@
 
     spec.json     what was submitted (framework, replicas, owner, backend, created)
     code.py       the cell's training code (local jobs run it from here)
-    events.jsonl  every event of the job, one JSON object a line, in order
+    events.jsonl  every event of the job, one record a line, in order (see `encode`)
     shown         how far into events.jsonl a notebook has shown (bytes), for %attach
     supervisor    the pid of a local job's supervisor process
 
@@ -16,28 +16,112 @@ import dataclasses
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ciao.backend.types import Diagnosis, Event, JobDone, LogLine, ReplicaState
+from ciao.backend.types import (
+    Diagnosis,
+    Event,
+    JobDone,
+    LogLine,
+    LogLines,
+    Progress,
+    ReplicaState,
+    StreamName,
+)
 
-_EVENT_TYPES = {cls.__name__: cls for cls in (LogLine, ReplicaState, Diagnosis, JobDone)}
+_EVENT_TYPES = {cls.__name__: cls for cls in (LogLine, Progress, ReplicaState, Diagnosis, JobDone)}
+#: Compact records: `o<replica>\t<text>` (a stdout line), `e…` (stderr), `p…` (progress of
+#: a stdout line), `q…` (of a stderr line); any other event is a JSON object.
+_LINE_TAGS: dict[tuple[type[LogLine | Progress], StreamName], str] = {
+    (LogLine, "stdout"): "o",
+    (LogLine, "stderr"): "e",
+    (Progress, "stdout"): "p",
+    (Progress, "stderr"): "q",
+}
+_TAG_TYPES = {ord(tag): (cls, stream) for (cls, stream), tag in _LINE_TAGS.items()}
 
 
 def encode(event: Event) -> bytes:
+    """One record: a compact line for log lines and progress (about 12 bytes more than the
+    text), a JSON object for the rest."""
+    if isinstance(event, LogLines):
+        joined = "\n".join(event.lines)
+        if joined.count("\n") == len(event.lines) - 1:  # no line holds a newline
+            prefix = f"{_LINE_TAGS[(LogLine, event.stream)]}{event.replica}\t"
+            return (prefix + joined.replace("\n", "\n" + prefix) + "\n").encode("utf-8", "replace")
+        return encode_all(LogLine(event.replica, text, event.stream) for text in event.lines)
+    if isinstance(event, LogLine | Progress) and "\n" not in event.text:
+        tag = _LINE_TAGS[(type(event), event.stream)]
+        return f"{tag}{event.replica}\t{event.text}\n".encode("utf-8", "replace")
     record = {"type": type(event).__name__, **dataclasses.asdict(event)}
     return json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n"
 
 
+def encode_all(events: Iterable[Event]) -> bytes:
+    """Records of several events, for one write (a reader sees all of them or a prefix)."""
+    return b"".join(encode(event) for event in events)
+
+
 def decode(line: bytes) -> Event | None:
-    """The event of one line; None for a line that is not one (a torn last write)."""
-    try:
-        record = json.loads(line)
-        cls = _EVENT_TYPES[record.pop("type")]
-        return cls(**record)
-    except (ValueError, KeyError, TypeError):
+    """The event of one record; None for a line that is not one (a torn last write)."""
+    if not line.endswith(b"\n"):
         return None
+    return _decode(line[:-1])
+
+
+def _decode(body: bytes) -> Event | None:
+    kind = _TAG_TYPES.get(body[0]) if body else None
+    if kind is not None:
+        tab = body.find(b"\t")
+        if tab < 0:
+            return None
+        line_type, stream = kind
+        return line_type(
+            body[1:tab].decode("utf-8", "replace"),
+            body[tab + 1 :].decode("utf-8", "replace"),
+            stream,
+        )
+    try:
+        record = json.loads(body)
+        event_type = _EVENT_TYPES[record.pop("type")]
+        if "tail" in record:
+            record["tail"] = tuple(record["tail"])
+        return event_type(**record)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _grouped(bodies: list[bytes], offset: int) -> Iterator[tuple[Event, int]]:
+    """The events of complete records, runs of one replica's lines grouped."""
+    prefix, run_end = b"", offset
+    run: list[bytes] = []
+    stream: StreamName = "stdout"
+    for body in bodies:
+        offset += len(body) + 1
+        if run and body.startswith(prefix):
+            run.append(body[len(prefix) :])
+            run_end = offset
+            continue
+        if run:
+            yield _lines(prefix, run, stream), run_end
+            run = []
+        kind = _TAG_TYPES.get(body[0]) if body else None
+        tab = body.find(b"\t") if kind is not None and kind[0] is LogLine else -1
+        if tab > 0 and kind is not None:
+            prefix, run, run_end, stream = body[: tab + 1], [body[tab + 1 :]], offset, kind[1]
+            continue
+        event = _decode(body)
+        if event is not None:
+            yield event, offset
+    if run:
+        yield _lines(prefix, run, stream), run_end
+
+
+def _lines(prefix: bytes, run: list[bytes], stream: StreamName) -> LogLines:
+    text = b"\n".join(run).decode("utf-8", "replace")
+    return LogLines(prefix[1:-1].decode("utf-8", "replace"), tuple(text.split("\n")), stream)
 
 
 class RunDir:
@@ -71,8 +155,12 @@ class RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         return os.open(self.events_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
-    def read_events(self, offset: int = 0, chunk: int = 1 << 16) -> Iterator[tuple[Event, int]]:
-        """The complete events from byte `offset` on, each with the offset just after it."""
+    def read_events(self, offset: int = 0, chunk: int = 1 << 18) -> Iterator[tuple[Event, int]]:
+        """The complete events from byte `offset` on, each with the offset just after it.
+
+        Read and decoded a chunk at a time; memory is bounded by the chunk and the longest
+        record, whatever the size of the file.
+        """
         try:
             handle = self.events_path.open("rb")
         except FileNotFoundError:
@@ -80,19 +168,40 @@ class RunDir:
         with handle:
             handle.seek(offset)
             pending = b""
-            while True:
-                data = handle.read(chunk)
-                if not data:
-                    return
-                pending += data
-                start = 0
-                while (end := pending.find(b"\n", start)) >= 0:
-                    offset += end + 1 - start
-                    event = decode(pending[start : end + 1])
-                    start = end + 1
+            while data := handle.read(chunk):
+                if pending:
+                    data, pending = pending + data, b""
+                end = data.rfind(b"\n")
+                if end < 0:
+                    pending = data
+                    continue
+                pending = data[end + 1 :]
+                for body in data[:end].split(b"\n"):
+                    offset += len(body) + 1
+                    event = _decode(body)
                     if event is not None:
                         yield event, offset
-                pending = pending[start:]
+
+    def read_batches(self, offset: int = 0, chunk: int = 1 << 18) -> Iterator[tuple[Event, int]]:
+        """As `read_events`, with consecutive lines of one replica's stream as one
+        `LogLines` (how the kernel follows a job: per chunk, not per line)."""
+        try:
+            handle = self.events_path.open("rb")
+        except FileNotFoundError:
+            return
+        with handle:
+            handle.seek(offset)
+            pending = b""
+            while data := handle.read(chunk):
+                if pending:
+                    data, pending = pending + data, b""
+                end = data.rfind(b"\n")
+                if end < 0:
+                    pending = data
+                    continue
+                pending = data[end + 1 :]
+                yield from _grouped(data[:end].split(b"\n"), offset)
+                offset += end + 1
 
     def final(self) -> JobDone | None:
         """The job's verdict, if it has one (the last event of a finished job)."""

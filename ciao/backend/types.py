@@ -55,6 +55,26 @@ class LogLine:
 
 
 @dataclass(frozen=True)
+class LogLines:
+    """Consecutive lines of one replica's stream, read together: the local backend's unit
+    of fan-in (an event per chunk read, not per line). Each is a LogLine's text."""
+
+    replica: str
+    lines: tuple[str, ...]
+    stream: StreamName = "stdout"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """The latest state of a line a replica rewrites in place with `\\r` (a progress bar);
+    when the line ends, its final text comes as a LogLine."""
+
+    replica: str
+    text: str
+    stream: StreamName = "stdout"
+
+
+@dataclass(frozen=True)
 class ReplicaState:
     """A replica changed phase (Pending, Running, Succeeded, Failed, Stopped)."""
 
@@ -104,7 +124,18 @@ class Idle:
 
 IDLE = Idle()
 
-Event = LogLine | ReplicaState | Diagnosis | JobDone
+Event = LogLine | LogLines | Progress | ReplicaState | Diagnosis | JobDone
+
+
+def one_per_line(events: Iterable[Event | Idle]) -> Iterator[Event | Idle]:
+    """The events with each LogLines split into LogLine events, for readers that go line
+    by line (verdict tails, tests); the kernel takes LogLines whole."""
+    for event in events:
+        if isinstance(event, LogLines):
+            for text in event.lines:
+                yield LogLine(event.replica, text, event.stream)
+        else:
+            yield event
 
 
 class Plan(Protocol):
@@ -151,7 +182,8 @@ class Backend(Protocol[PlanT, HandleT]):
         ...
 
     def get_logs(self, job: Job[HandleT]) -> Iterator[Event | Idle]:
-        """Follow the job to its end: every replica's lines and states, then one JobDone;
+        """Follow the job to its end: every replica's lines (LogLine, or LogLines for a
+        run of them) and states, then one JobDone;
         IDLE whenever nothing happened for a moment (about 50 ms), never a long block.
 
         Closing the iterator early stops following (the job itself keeps running).

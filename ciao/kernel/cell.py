@@ -8,10 +8,11 @@ from __future__ import annotations
 import json
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from ciao.backend.types import Diagnosis, JobDone, LogLine, ReplicaState
+from ciao.backend.types import Diagnosis, JobDone, LogLine, LogLines, ReplicaState
+from ciao.config import Config
 from ciao.errors import CiaoError, JobCancelled, JobDetached, JobFailed
 from ciao.interpreter.types import (
     Command,
@@ -21,14 +22,20 @@ from ciao.interpreter.types import (
     JobsCommand,
     LogsCommand,
 )
+from ciao.kernel.budget import OutputBudget
 from ciao.kernel.display import JobView
-from ciao.kernel.view import LiveView, Output, StreamBuffer
+from ciao.kernel.logstream import LogStream
+from ciao.kernel.view import LiveView, Output
 from ciao.manager import ActiveJob, Manager, Prepared
 
 log = logging.getLogger("ciao.kernel")
 
 #: Lines of the failing replica repeated in the error, so the cause is next to the verdict.
 ERROR_TAIL_LINES = 20
+
+#: How long one batch of `%logs` may wait for the output budget before it is counted as
+#: not shown (it never has to at the default budget: `%logs` is paced).
+LOGS_WAIT = 30.0
 
 #: What a cell returns: the execute_reply's payload (the pager for %help).
 Payload = list[dict[str, Any]]
@@ -49,6 +56,7 @@ class CellRunner:
             return []
         self.manager.begin()
         prepared = self.manager.prepare(code)
+        out.budget = budget_of(prepared.config)
         if prepared.command is not None:
             return self._command(prepared, prepared.command, out, count)
         parameter = prepared.job
@@ -67,18 +75,19 @@ class CellRunner:
                 f"  %logs {name}     its log so far\n  %delete {name}   stop it\n",
             )
             return []
-        self.follow(active, out)
+        self.follow(active, out, prepared.config)
         return []
 
-    def follow(self, active: ActiveJob, out: Output) -> None:
+    def follow(self, active: ActiveJob, out: Output, config: Config) -> None:
         """Stream the job's events into the cell until it ends; raise if it failed.
 
         The live view goes first (one display_data, then updates in place); the replicas'
         lines stream below it.
         """
         tails: dict[str, deque[str]] = {}
-        buffer = StreamBuffer(out.stream)
-        view = LiveView(JobView(active.job), out)
+        job = active.job
+        stream = LogStream(out, job.name, sum(job.replicas.values()), config.output.max_lines)
+        view = LiveView(JobView(job), out)
         done: JobDone | None = None
         try:
             while True:
@@ -87,26 +96,29 @@ class CellRunner:
                 except StopIteration:
                     break
                 if event is None:
-                    if buffer.due_in() <= 0:
-                        buffer.flush()
+                    if stream.due_in() <= 0:
+                        stream.flush()
                     view.refresh()
                     continue
                 view.apply(event)
-                if isinstance(event, LogLine):
-                    buffer.add(event.stream, f"[{event.replica}] {event.text}\n")
-                    tail = tails.setdefault(event.replica, deque(maxlen=ERROR_TAIL_LINES))
-                    tail.append(event.text)
-                    if buffer.due_in() <= 0:
-                        buffer.flush()
+                if isinstance(event, LogLines | LogLine):
+                    texts = event.lines if isinstance(event, LogLines) else (event.text,)
+                    stream.lines(event.replica, texts, event.stream)
+                    tail = tails.get(event.replica)
+                    if tail is None:
+                        tail = tails[event.replica] = deque(maxlen=ERROR_TAIL_LINES)
+                    tail.extend(texts)
+                    if stream.due_in() <= 0:
+                        stream.flush()
                 elif isinstance(event, Diagnosis):
-                    buffer.add("stderr", f"[{event.replica}] {event.reason}: {event.hint}\n")
+                    stream.notice(f"[{event.replica}] {event.reason}: {event.hint}\n")
                 elif isinstance(event, ReplicaState):
                     log.debug("%s: %s %s", event.replica, event.phase, event.reason)
                 elif isinstance(event, JobDone):
                     done = event
         finally:
-            buffer.flush()
-            view.refresh(force=True)
+            view.refresh(force=True)  # the final state first: it is what matters most
+            stream.close()
             self.manager.finished(active)
         name = active.job.name
         if done is None and active.detached:
@@ -167,20 +179,30 @@ class CellRunner:
         name = command.job
         backend = self.manager.backend_of(config, name)
         if isinstance(command, LogsCommand):
-            buffer = StreamBuffer(out.stream)
-            for line in backend.logs(name, command.replica, command.tail):
-                buffer.add(line.stream, f"[{line.replica}] {line.text}\n")
-            buffer.flush()
+            self._logs(backend.logs(name, command.replica, command.tail), out, name)
         elif command.action == "status":
             info, events = backend.describe(name)
             out.result(count, status_view(info, events))
         elif command.action == "attach":
-            self.follow(self.manager.attach(config, name), out)
+            self.follow(self.manager.attach(config, name), out, config)
         elif command.action == "delete":
             backend.delete(name)
             out.stream("stdout", f"Deleted job {name} and what it created.\n")
         else:
             raise CiaoError(f"unknown command %{command.action}")
+
+    def _logs(self, lines: Iterable[LogLine], out: Output, name: str) -> None:
+        """%logs: every line asked for, paced to the output budget (never dropped: they
+        were asked for), streamed from the record; an interrupt stops it."""
+        stream = LogStream(out, name, 1, wait=LOGS_WAIT)
+        for shown, line in enumerate(lines, 1):
+            stream.line(line.replica, line.text, line.stream)
+            if shown % 1024 == 0 and self.manager.interrupted():
+                stream.flush()
+                raise JobCancelled(f"%logs {name} interrupted after {shown:,} lines")
+            if stream.due_in() <= 0:
+                stream.flush()
+        stream.close()
 
     def _dry_run(self, prepared: Prepared, out: Output, count: int) -> None:
         """%dryrun: the plan submitting the cell would submit."""
@@ -199,3 +221,7 @@ class CellRunner:
                 ),
             },
         )
+
+
+def budget_of(config: Config) -> OutputBudget:
+    return OutputBudget(config.output.max_bytes_per_second, config.output.max_messages_per_second)

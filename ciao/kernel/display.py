@@ -13,7 +13,17 @@ import time
 from dataclasses import dataclass, field
 from typing import cast
 
-from ciao.backend.types import Diagnosis, Event, Job, JobDone, JobInfo, LogLine, ReplicaState
+from ciao.backend.types import (
+    Diagnosis,
+    Event,
+    Job,
+    JobDone,
+    JobInfo,
+    LogLine,
+    LogLines,
+    Progress,
+    ReplicaState,
+)
 from ciao.interpreter.types import Framework
 
 #: Longest last-log-line shown in a row (the full line is in the stream below).
@@ -70,10 +80,14 @@ class JobView:
 
     def apply(self, event: Event, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
-        if isinstance(event, LogLine):
+        if isinstance(event, LogLine | Progress):
             row = self._row(event.replica)
             row.last_line = event.text
             return True
+        if isinstance(event, LogLines):
+            if event.lines:
+                self._row(event.replica).last_line = event.lines[-1]
+            return bool(event.lines)
         if isinstance(event, ReplicaState):
             row = self._row(event.replica)
             if event.phase == "Running" and row.started is None:

@@ -19,7 +19,7 @@ from fakecluster import FakeCluster
 from standin_tools import StandinTools
 
 from ciao.backend.registry import Registry
-from ciao.backend.types import Backend, Idle, JobDone, LogLine
+from ciao.backend.types import Backend, Idle, JobDone, LogLine, one_per_line
 from ciao.config import Config, parse_config
 from ciao.interpreter.magics import MagicInterpreter
 from ciao.interpreter.types import Parameter
@@ -96,7 +96,7 @@ def test_a_backend_plans_submits_exactly_that_plan_follows_lists_and_deletes(con
     plan = backend.dry_run(parameter, shipment)
     assert plan.documents() == planned.documents(), "the dry run is what is submitted"
     job = backend.exec_code(plan)
-    events = [e for e in backend.get_logs(job) if not isinstance(e, Idle)]
+    events = [e for e in one_per_line(backend.get_logs(job)) if not isinstance(e, Idle)]
     assert isinstance(events[-1], JobDone) and events[-1].succeeded, events[-1]
     said = sorted(e.text for e in events if isinstance(e, LogLine))
     assert said == ["hello from 0", "hello from 1"]

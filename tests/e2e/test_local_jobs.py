@@ -8,6 +8,7 @@ free ports in place of service names.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -28,6 +29,17 @@ print("CWD " + os.getcwd())
 @pytest.fixture(scope="module")
 def kc():
     with running_kernel() as (_, client):
+        yield client
+
+
+@pytest.fixture(scope="module")
+def unlimited_kc(tmp_path_factory):
+    """A kernel with the output budget and cap off, as papermill and nbclient users set."""
+    config = tmp_path_factory.mktemp("unlimited") / "config.yaml"
+    config.write_text(
+        "output: {max_bytes_per_second: 0, max_messages_per_second: 0, max_lines: 0}\n"
+    )
+    with running_kernel(env=dict(os.environ, CIAO_CONFIG=str(config))) as (_, client):
         yield client
 
 
@@ -113,7 +125,8 @@ def test_replicas_share_the_jobs_own_working_directory(kc):
     assert Path(cwd).name.startswith("ciao-")
 
 
-def test_every_line_of_every_replica_arrives_once_and_in_order(kc):
+def test_every_line_of_every_replica_arrives_once_and_in_order(unlimited_kc):
+    kc = unlimited_kc
     count = 3000
     cell = (
         "%framework=pytorch\n%master=1\n%worker=2\n"

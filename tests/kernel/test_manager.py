@@ -15,7 +15,7 @@ import pytest
 
 from ciao.backend.record import RunDir
 from ciao.backend.registry import Registry
-from ciao.backend.types import IDLE, Event, Idle, Job, JobDone, JobInfo, LogLine
+from ciao.backend.types import IDLE, Event, Idle, Job, JobDone, JobInfo, LogLine, one_per_line
 from ciao.config import Config, parse_config
 from ciao.errors import JobCancelled
 from ciao.interpreter.magics import MagicInterpreter
@@ -184,6 +184,7 @@ def test_a_detach_cell_submits_the_job_and_marks_nothing_as_shown(tmp_path):
     assert active.detached and list(active.events()) == []
     backend = manager.backend_of(config, active.job.name)
     attached = backend.attach(active.job.name)
-    lines = [e for e in backend.get_logs(attached) if getattr(e, "text", None) == "for later"]
+    events = one_per_line(backend.get_logs(attached))
+    lines = [e for e in events if getattr(e, "text", None) == "for later"]
     assert len(lines) == 1  # %attach shows the job's whole output: the cell consumed none
     assert RunDir(tmp_path, active.job.name).shown() > 0

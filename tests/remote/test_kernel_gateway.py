@@ -4,11 +4,9 @@ driven over its REST API and websocket the way a notebook server's gateway clien
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -16,8 +14,7 @@ import uuid
 import pytest
 
 pytest.importorskip("kernel_gateway")
-from tornado.httpclient import HTTPRequest  # noqa: E402
-from tornado.websocket import websocket_connect  # noqa: E402
+import websocket_client  # noqa: E402
 
 from ciao.backend.local.env import free_ports  # noqa: E402
 
@@ -36,74 +33,18 @@ def gateway(tmp_path_factory):
         stderr=log,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            call(url, "GET", "/api")
-            break
-        except (urllib.error.URLError, ConnectionError):
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("the kernel gateway did not start") from None
-            time.sleep(0.2)
+    websocket_client.wait_until_serving(url, TOKEN, process)
     yield url
     process.terminate()
     process.wait(10)
 
 
 def call(url: str, method: str, path: str, body: dict | None = None, token: str = TOKEN):
-    request = urllib.request.Request(
-        url + path,
-        method=method,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        text = response.read()
-        return response.status, json.loads(text) if text else None
+    return websocket_client.call(url, method, path, token, body)
 
 
 async def execute(url: str, kernel_id: str, code: str) -> tuple[dict, list[dict]]:
-    ws_url = url.replace("http", "ws") + f"/api/kernels/{kernel_id}/channels"
-    request = HTTPRequest(ws_url, headers={"Authorization": f"token {TOKEN}"})
-    connection = await websocket_connect(request)
-    msg_id = uuid.uuid4().hex
-    await connection.write_message(
-        json.dumps(
-            {
-                "header": {
-                    "msg_id": msg_id,
-                    "msg_type": "execute_request",
-                    "username": "t",
-                    "session": uuid.uuid4().hex,
-                    "version": "5.4",
-                    "date": "",
-                },
-                "parent_header": {},
-                "metadata": {},
-                "content": {
-                    "code": code,
-                    "silent": False,
-                    "store_history": True,
-                    "user_expressions": {},
-                    "allow_stdin": False,
-                },
-                "channel": "shell",
-            }
-        )
-    )
-    reply, outputs, idle = None, [], False
-    while reply is None or not idle:
-        message = json.loads(await connection.read_message())
-        if message.get("parent_header", {}).get("msg_id") != msg_id:
-            continue
-        if message["channel"] == "shell":
-            reply = message
-        elif message["msg_type"] == "status":
-            idle = message["content"]["execution_state"] == "idle"
-        else:
-            outputs.append(message)
-    connection.close()
-    return reply, outputs
+    return await websocket_client.execute(url, kernel_id, code, TOKEN)
 
 
 def test_without_the_token_every_request_is_refused(gateway):

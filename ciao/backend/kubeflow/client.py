@@ -263,9 +263,12 @@ def _query_value(value: Any) -> Any:
 
 def _root(exc: BaseException) -> str:
     """The innermost reason of a urllib3 error ("Connection refused", not a retry summary)."""
-    reason = getattr(exc, "reason", None)
-    while isinstance(reason, BaseException) and getattr(reason, "reason", None) is not None:
-        reason = reason.reason
+    reason: object = getattr(exc, "reason", None)
+    while isinstance(reason, BaseException):
+        inner = getattr(reason, "reason", None)
+        if inner is None:
+            break
+        reason = inner
     text = str(reason or exc)
     if "Connection refused" in text:
         return "connection refused"

@@ -24,14 +24,15 @@ from pathlib import Path
 
 from ciao.backend.local.engine import ReplicaEngine
 from ciao.backend.local.plan import LocalPlan
+from ciao.backend.local.watch import RecordWatch
 from ciao.backend.record import RunDir, list_run_dirs, pid_alive
 from ciao.backend.types import IDLE, Event, Idle, Job, JobDone, JobInfo, LogLine, ReplicaState
 from ciao.errors import BackendError
 from ciao.interpreter.types import Parameter
 from ciao.s2i.types import Shipment
 
-#: How often a followed job's record is checked for new events.
-POLL = 0.02
+#: With nothing new in the record for this long, the reader gets IDLE (to flush, to notice).
+IDLE_AFTER = 0.05
 #: How often the "shown" mark is saved while following.
 SAVE_SHOWN_EVERY = 0.5
 
@@ -106,13 +107,16 @@ class LocalBackend:
 
     def get_logs(self, job: Job[_Handle]) -> Iterator[Event | Idle]:
         """The job's recorded events from where this notebook left off, to its JobDone."""
-        handle = job.handle
+        with RecordWatch(job.handle.run.path) as watch:
+            yield from self._follow(job.handle, watch)
+
+    def _follow(self, handle: _Handle, watch: RecordWatch) -> Iterator[Event | Idle]:
         run = handle.run
         saved = time.monotonic()
         gone_since: float | None = None
         while True:
             progressed = False
-            for event, offset in run.read_events(handle.offset):
+            for event, offset in run.read_batches(handle.offset):
                 handle.offset = offset
                 progressed = True
                 yield event
@@ -134,7 +138,7 @@ class LocalBackend:
                 waited = time.monotonic() - gone_since
                 if handle.cancelling and waited < self.stop_grace + 15:
                     yield IDLE
-                    time.sleep(POLL)  # cancel() writes the verdict
+                    watch.wait(IDLE_AFTER)  # cancel() writes the verdict
                     continue
                 lost = JobDone(False, "Lost", "its supervisor process ended without a verdict")
                 _append(run, lost)
@@ -142,7 +146,7 @@ class LocalBackend:
                 return
             if not progressed:
                 yield IDLE
-                time.sleep(POLL)
+                watch.wait(IDLE_AFTER)
 
     def detach(self, job: Job[_Handle]) -> None:
         """Stop following (the job goes on); get_logs returns after what it has yielded."""

@@ -28,8 +28,9 @@ class ReplicaEngine:
     """Plans a job's replicas, runs them as child processes of this process, follows them."""
 
     def __init__(
-        self, python: str = sys.executable, stop_grace: float = 3.0, queue_size: int = 10000
+        self, python: str = sys.executable, stop_grace: float = 3.0, queue_size: int = 64
     ) -> None:
+        """`queue_size`: batches of events (each at most a chunk per pipe) held at once."""
         if queue_size < 1:
             raise ValueError("queue_size must be at least 1 (the queue is always bounded)")
         self.python = python
@@ -101,6 +102,10 @@ class ReplicaEngine:
         parameter servers are stopped, and the others too unless the clean policy is None.
         """
         return job.handle.follow()
+
+    def get_log_batches(self, job: Job[ReplicaProcesses]) -> Iterator[list[Event]]:
+        """The events of `get_logs` in the batches they were read in (one per chunk)."""
+        return job.handle.follow_batches()
 
     def cancel(self, job: Job[ReplicaProcesses]) -> None:
         """Stop every replica (SIGTERM, SIGKILL after the grace); return when all are gone.

@@ -1,9 +1,11 @@
 """One local job at run time: its replica processes, their log followers, stop and cancel.
 
 Threads, and why:
-- two readers per replica (stdout, stderr) and one waiter per replica feed ONE bounded
-  queue that the follower (`ReplicaProcesses.follow`) drains. Puts block while the queue is full, so
-  a chatty replica is slowed down (its pipe fills) instead of losing lines or filling memory.
+- one reader for every replica's pipes (a selector: each chunk read becomes a batch of
+  events, so the supervisor writes the record once per chunk, not once per line) and one
+  waiter per replica feed ONE bounded queue that the follower (`ReplicaProcesses.follow`)
+  drains. Puts block while the queue is full, so chatty replicas are slowed down (their
+  pipes fill) instead of losing lines or filling memory.
 - the waiter decides the job's outcome and stops replicas itself, so the job ends by the
   operator's rules even when nobody follows it.
 - nothing that `cancel` waits for blocks on the queue while holding the lock: signals are
@@ -12,10 +14,10 @@ Threads, and why:
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import os
 import queue
+import selectors
 import signal
 import subprocess
 import threading
@@ -23,18 +25,19 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from ciao.backend.lines import LineSplitter
 from ciao.backend.local.policy import (
     exit_message,
     exit_status,
     outcome_of_exit,
     stop_reason_after_outcome,
 )
-from ciao.backend.types import Event, JobDone, LogLine, ReplicaState, StreamName
+from ciao.backend.types import Event, JobDone, LogLine, ReplicaState, StreamName, one_per_line
 from ciao.errors import BackendError
 from ciao.interpreter.types import Parameter
 
-#: Longest line read at once; a longer one arrives as several LogLines of this size.
-MAX_LINE_BYTES = 64 * 1024
+#: Bytes read from a pipe at once (a pipe's capacity on Linux).
+READ_BYTES = 64 * 1024
 
 CANCEL_REASON = "cancelled by the user"
 
@@ -86,24 +89,33 @@ class ReplicaProcesses:
         self.parameter = parameter
         self.stop_grace = stop_grace
         self.replicas = {name: _Replica(name, proc) for name, proc in processes.items()}
-        self._queue: queue.Queue[LogLine | _StreamClosed | _Exited] = queue.Queue(queue_size)
+        self._queue: queue.Queue[list[Event] | _StreamClosed | _Exited] = queue.Queue(queue_size)
         self._lock = threading.Lock()
         self._outcome: JobDone | None = None
         self._followed = False
         self._detached = threading.Event()
 
     def start(self) -> None:
-        """Start the readers and waiters (daemons: they end when the pipes close)."""
+        """Start the reader and the waiters (daemons: they end when the pipes close)."""
+        pipes: list[tuple[_Replica, IO[bytes], StreamName]] = []
         for rep in self.replicas.values():
             assert rep.process.stdout is not None and rep.process.stderr is not None
-            for pipe, stream in ((rep.process.stdout, "stdout"), (rep.process.stderr, "stderr")):
-                self._thread(self._read, rep, pipe, stream, kind=stream)
+            pipes += [(rep, rep.process.stdout, "stdout"), (rep, rep.process.stderr, "stderr")]
+        name = "ciao-local-reader"
+        threading.Thread(target=self._read, args=(pipes,), name=name, daemon=True).start()
+        for rep in self.replicas.values():
             self._thread(self._wait, rep, kind="wait")
 
     # -- following ---------------------------------------------------------------------
 
     def follow(self) -> Iterator[Event]:
-        """Every replica's start, lines and end, then one JobDone (see ReplicaEngine.get_logs).
+        """Every replica's start, lines (one LogLine each) and end, then one JobDone (see
+        ReplicaEngine.get_logs)."""
+        for batch in self.follow_batches():
+            yield from one_per_line(batch)  # type: ignore[misc]
+
+    def follow_batches(self) -> Iterator[list[Event]]:
+        """The events of `follow`, in the batches they were read in (one per chunk).
 
         A replica's final state comes after all its lines. Closing the iterator early
         detaches: the job keeps running and its further lines are read and discarded, so no
@@ -114,14 +126,16 @@ class ReplicaProcesses:
                 raise BackendError("the logs of a local job can be followed only once")
             self._followed = True
         try:
-            for rep in self.replicas.values():
-                yield ReplicaState(rep.name, "Running", where=f"pid {rep.pid}")
+            yield [
+                ReplicaState(rep.name, "Running", where=f"pid {rep.pid}")
+                for rep in self.replicas.values()
+            ]
             open_streams = {name: 2 for name in self.replicas}
             exited: set[str] = set()
             pending = set(self.replicas)
             while pending:
                 item = self._queue.get()
-                if isinstance(item, LogLine):
+                if isinstance(item, list):
                     yield item
                     continue
                 if isinstance(item, _StreamClosed):
@@ -132,8 +146,8 @@ class ReplicaProcesses:
                     pending.discard(item.replica)
                     final = self.replicas[item.replica].final
                     assert final is not None
-                    yield final
-            yield self._job_done()
+                    yield [final]
+            yield [self._job_done()]
         finally:
             self._detached.set()
 
@@ -189,7 +203,7 @@ class ReplicaProcesses:
         name = f"ciao-local-{kind}-{args[0].name}"
         threading.Thread(target=target, args=args, name=name, daemon=True).start()
 
-    def _put(self, item: LogLine | _StreamClosed | _Exited) -> bool:
+    def _put(self, item: list[Event] | _StreamClosed | _Exited) -> bool:
         """Blocking put, given up only once nobody follows the job any more."""
         while not self._detached.is_set():
             try:
@@ -199,25 +213,42 @@ class ReplicaProcesses:
                 continue
         return False
 
-    def _read(self, rep: _Replica, pipe: IO[bytes], stream: StreamName) -> None:
-        """Forward a pipe line by line; bounded reads, so a huge line cannot exhaust memory."""
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        try:
-            while chunk := pipe.readline(MAX_LINE_BYTES):
-                text = decoder.decode(chunk)
-                if text.endswith("\n"):
-                    text = text[:-2] if text.endswith("\r\n") else text[:-1]
-                elif not text:
-                    continue  # only the start of a multi-byte character so far
-                self._put(LogLine(rep.name, text, stream))
-            tail = decoder.decode(b"", final=True)
-            if tail:
-                self._put(LogLine(rep.name, tail, stream))
-        except (OSError, ValueError) as err:
-            self._put(LogLine(rep.name, f"[ciao: reading {stream} failed: {err}]", "stderr"))
-        finally:
-            pipe.close()
-            self._put(_StreamClosed(rep.name))
+    def _read(self, pipes: list[tuple[_Replica, IO[bytes], StreamName]]) -> None:
+        """Read every pipe as data comes; each round's lines go out as one batch.
+
+        Reads are bounded (READ_BYTES) and lines are split in linear time (LineSplitter),
+        so neither a huge line nor a flood of short ones can exhaust memory.
+        """
+        with selectors.DefaultSelector() as selector:
+            for rep, pipe, stream in pipes:
+                selector.register(pipe.fileno(), selectors.EVENT_READ, (rep, pipe, stream))
+            splitters = {
+                pipe.fileno(): LineSplitter(rep.name, stream, batch=True)
+                for rep, pipe, stream in pipes
+            }
+            while selector.get_map():
+                batch: list[Event] = []
+                closed: list[_Replica] = []
+                for key, _ in selector.select():
+                    rep, pipe, stream = key.data
+                    splitter = splitters[key.fd]
+                    try:
+                        data = os.read(key.fd, READ_BYTES)
+                    except OSError as err:
+                        data = b""
+                        message = f"[ciao: reading {stream} failed: {err}]"
+                        batch.append(LogLine(rep.name, message, "stderr"))
+                    if data:
+                        batch += splitter.feed(data)
+                        continue
+                    batch += splitter.close()
+                    selector.unregister(key.fd)
+                    pipe.close()
+                    closed.append(rep)
+                if batch:
+                    self._put(batch)
+                for rep in closed:
+                    self._put(_StreamClosed(rep.name))
 
     def _wait(self, rep: _Replica) -> None:
         """Reap the replica, decide the job's outcome, stop what the outcome says."""

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ciao.backend.local.engine import ReplicaEngine
 from ciao.backend.local.plan import LocalPlan
-from ciao.backend.record import RunDir, encode
+from ciao.backend.record import RunDir, encode, encode_all
 from ciao.backend.types import Job, JobDone
 from ciao.errors import BackendError
 
@@ -46,10 +46,17 @@ def supervise(run: RunDir, python: str) -> int:
     started.append(job)
     if cancelling.is_set():
         threading.Thread(target=engine.cancel, args=(job,), daemon=True).start()
-    for event in engine.get_logs(job):
-        os.write(out, encode(event))  # one write per event: readers never see half of one
+    for batch in engine.get_log_batches(job):
+        _write_all(out, encode_all(batch))  # one write per chunk read from the pipes
     os.close(out)
     return 0
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """All of `data` (a regular file takes it in one write; a short write is continued)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,7 @@ from ciao.backend.local.backend import LocalBackend
 from ciao.backend.local.env import planned_ports
 from ciao.backend.local.plan import LocalPlan
 from ciao.backend.record import RunDir
-from ciao.backend.types import Backend, Event, Idle, Job, JobDone, LogLine
+from ciao.backend.types import Backend, Event, Idle, Job, JobDone, LogLine, one_per_line
 from ciao.errors import BackendError
 from ciao.interpreter.magics import MagicInterpreter
 from ciao.s2i.local import LocalCodeFile
@@ -40,7 +40,7 @@ def submit(backend: LocalBackend, cell: str) -> Job:
 
 def follow(backend: LocalBackend, job: Job) -> list[Event]:
     """The job's events to its end, without the Idle ticks."""
-    return [e for e in backend.get_logs(job) if not isinstance(e, Idle)]
+    return [e for e in one_per_line(backend.get_logs(job)) if not isinstance(e, Idle)]
 
 
 def is_zombie_or_gone(pid: int) -> str:
