@@ -9,6 +9,7 @@ with a `display_id` and re-publishes it with `update_display_data`.
 from __future__ import annotations
 
 import html
+import re
 import time
 from dataclasses import dataclass, field
 from typing import cast
@@ -26,6 +27,7 @@ from ciao.backend.types import (
 )
 from ciao.interpreter.types import Framework
 
+_PERCENT = re.compile(r"(\d{1,3})(?:\.\d+)?\s?%")
 #: Longest last-log-line shown in a row (the full line is in the stream below).
 LAST_LINE_WIDTH = 60
 _STATE_COLOURS = {
@@ -48,6 +50,8 @@ class Row:
     where: str = ""
     started: float | None = None
     last_line: str = ""
+    #: The percentage of the replica's open progress line, when it shows one.
+    percent: int | None = None
 
 
 @dataclass
@@ -80,14 +84,17 @@ class JobView:
 
     def apply(self, event: Event, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
-        if isinstance(event, LogLine | Progress):
+        if isinstance(event, Progress):
             row = self._row(event.replica)
             row.last_line = event.text
+            found = _PERCENT.findall(event.text)
+            row.percent = min(100, int(found[-1])) if found else None
             return True
-        if isinstance(event, LogLines):
-            if event.lines:
-                self._row(event.replica).last_line = event.lines[-1]
-            return bool(event.lines)
+        if isinstance(event, LogLine | LogLines):
+            row = self._row(event.replica)
+            last = event.lines[-1] if isinstance(event, LogLines) else event.text
+            row.last_line, row.percent = last, None
+            return True
         if isinstance(event, ReplicaState):
             row = self._row(event.replica)
             if event.phase == "Running" and row.started is None:
@@ -165,6 +172,10 @@ class JobView:
                     style += f";color:{phase_colour}"
                 if i == len(cells) - 1:
                     style += ";font-family:monospace;white-space:pre"
+                    if row.percent is not None:  # an open progress line: a bar, in place
+                        bar = f"<progress max='100' value='{row.percent}'></progress> "
+                        tds.append(f"<td style='{style}'>{bar}{e(cell)}</td>")
+                        continue
                 tds.append(f"<td style='{style}'>{e(cell)}</td>")
             body.append("<tr>" + "".join(tds) + "</tr>")
         notes = "".join(

@@ -82,3 +82,14 @@ def test_a_job_cell_publishes_one_view_and_updates_it_in_place():
     assert set(final) == {"text/plain", "text/html"}
     assert "Succeeded" in final["text/plain"].splitlines()[0]
     assert "master-0" in final["text/plain"] and "<table" in final["text/html"]
+
+
+def test_an_open_progress_line_is_the_rows_last_line_with_a_bar_until_the_line_ends():
+    from ciao.backend.types import Job, LogLine, Progress
+    from ciao.kernel.display import JobView
+
+    view = JobView(Job("pytorch", "j", {"master": 1}, "local", None))
+    view.apply(Progress("master-0", " 42%|████      | 42/100"))
+    assert "42%|" in view.text(0) and "<progress max='100' value='42'>" in view.html(0)
+    view.apply(LogLine("master-0", "100%|██████████| 100/100"))
+    assert "<progress" not in view.html(0) and "100/100" in view.text(0)
