@@ -101,5 +101,3 @@ async def execute(
                 on_output(message)
     connection.close()
     return reply, outputs
-
-
