@@ -27,6 +27,9 @@ from ciao.interpreter.lines import (
 from ciao.interpreter.magics import MagicInterpreter
 from ciao.interpreter.types import FRAMEWORKS, ROLES
 
+#: Job magics of PyTorch cells only (torchrun's processes, Trainer v2 runtimes).
+PYTORCH_ONLY = frozenset({"procs", "runtime"})
+
 __all__ = ["complete", "inspect", "is_complete"]
 
 _WORD_END = re.compile(r"(?!\d)\w+$")
@@ -162,7 +165,13 @@ def _magic_names(
     others = [t for n, ts in tokens.items() for t in ts if n != lineno or t.end < piece_start]
     before = [t for t in tokens.get(lineno, []) if t.end < piece_start]
     used = {doc.name for doc in map(_doc, others) if doc and doc.kind in ("job", "role", "flag")}
+    if "nodes" in used:  # %nodes=N is %master=1 with %worker=N-1: one or the other
+        used |= {"master", "worker"}
+    elif used & {"master", "worker"}:
+        used.add("nodes")
     framework = _cell_framework(tokens, interp.default_framework)
+    if framework != "pytorch":
+        used |= PYTORCH_ONLY
     role_index = max((i for i, t in enumerate(before) if _kind(t) == "role"), default=None)
     segment = set() if role_index is None else {_name(t) for t in before[role_index + 1 :]}
     alone = sum(1 for text in split_cell(code) if text.strip()) == 1 and not before

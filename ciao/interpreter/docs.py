@@ -79,6 +79,13 @@ _DOCS = (
         "TensorFlow: a replica that evaluates checkpoints beside the training cluster.",
         "Example:\n    %framework=tensorflow\n    %chief=1\n    %worker=2\n    %evaluator=1",
     ),
+    _role(
+        "nodes",
+        "PyTorch: N nodes of one kind, node 0 the rank-0 one (%master=1 with %worker=N-1).",
+        "The way Kubeflow Trainer v2 counts (TrainJob numNodes); on a v1 cluster and locally\n"
+        "it is a master and N-1 workers. Resources after it apply to every node.\n"
+        "Example:\n    %framework=pytorch\n    %nodes=3;%cpu=2;%memory=4Gi",
+    ),
     MagicDoc(
         "cpu",
         "resource",
@@ -126,6 +133,27 @@ _DOCS = (
         "kubeflow submits a TFJob / PyTorchJob to the cluster of the kubeconfig.\n"
         "Example:\n    %backend=kubeflow",
         "local|kubeflow",
+    ),
+    MagicDoc(
+        "procs",
+        "job",
+        (),
+        "PyTorch: processes per node (torchrun --nproc-per-node), each with its own rank.",
+        "Every node runs the cell N times, with RANK, LOCAL_RANK and WORLD_SIZE as torchrun\n"
+        "sets them (world size = nodes x N). Trainer v2: numProcPerNode; v1:\n"
+        "PET_NPROC_PER_NODE; locally N processes per replica. Default: one per node.\n"
+        "Example:\n    %framework=pytorch\n    %nodes=2\n    %procs=4",
+        "<count>",
+    ),
+    MagicDoc(
+        "runtime",
+        "job",
+        (),
+        "Kubeflow Trainer v2: the training runtime of the TrainJob (default torch-distributed).",
+        "A ClusterTrainingRuntime (or TrainingRuntime of the namespace) that must exist; the\n"
+        "error lists those that do. Overrides `kubeflow.runtime` of the config.\n"
+        "Example:\n    %runtime=torch-distributed",
+        "<name>",
     ),
     MagicDoc(
         "requirements",

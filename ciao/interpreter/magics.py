@@ -23,6 +23,7 @@ from ciao.interpreter.requirements import (
 from ciao.interpreter.types import (
     CLEAN_POLICIES,
     FRAMEWORKS,
+    MAX_PROCS_PER_NODE,
     ROLES,
     CleanPolicy,
     Command,
@@ -75,6 +76,8 @@ class _Reading:
     clean_policy: CleanPolicy | None = None
     backend: str = ""
     on_interrupt: str = ""
+    procs: tuple[int, int] | None = None  # (line, count)
+    runtime: tuple[int, str] | None = None  # (line, name)
     flags: set[str] = field(default_factory=set)
     #: `%requirements` items in cell order, and the line that named each project first.
     requirements: list[str] = field(default_factory=list)
@@ -129,6 +132,8 @@ class MagicInterpreter:
             (reading.framework or self.default_framework) if reading.framework_valid else None
         )
         counts = _check_roles(reading, framework) if framework else {}
+        if framework:
+            _check_job_magics(reading, framework)
         if reading.errors:
             raise MagicErrors(reading.errors)
         if command is not None:
@@ -145,6 +150,8 @@ class MagicInterpreter:
             detach="detach" in reading.flags,
             on_interrupt=reading.on_interrupt or "cancel",
             requirements=list(reading.requirements),
+            procs_per_node=reading.procs[1] if reading.procs else None,
+            runtime=reading.runtime[1] if reading.runtime else "",
         )
 
     def _role_specs(
@@ -153,7 +160,8 @@ class MagicInterpreter:
         specs: dict[str, RoleSpec] = {}
         for role in ROLES[framework]:
             if counts.get(role, 0) > 0:
-                given = roles[role].resources if role in roles else {}
+                source = "nodes" if "nodes" in roles else role  # %nodes: master + workers
+                given = roles[source].resources if source in roles else {}
                 resources = replace(self.defaults.get(role, Resources()), **given)  # type: ignore[arg-type]
                 specs[role] = RoleSpec(role, counts[role], resources)
         return specs
@@ -246,6 +254,19 @@ def _read_magic(token: Token, doc: MagicDoc, value: str, reading: _Reading) -> N
         reading.backend = value.lower()
         if reading.backend not in doc.values:
             reading.error(token.line, magic, f"unknown backend {value!r}; {_allowed(doc)}")
+    elif doc.name == "procs":
+        count = _count(value)
+        if count is None or not 1 <= count <= MAX_PROCS_PER_NODE:
+            message = f"processes per node: a whole number from 1 to {MAX_PROCS_PER_NODE}"
+            reading.error(token.line, magic, f"{message}, got {value!r}")
+        else:
+            reading.procs = (token.line, count)
+    elif doc.name == "runtime":
+        if not _JOB_NAME.fullmatch(value):
+            message = f"{value!r} is not a runtime name (like torch-distributed)"
+            reading.error(token.line, magic, message)
+        else:
+            reading.runtime = (token.line, value)
     elif doc.name == "cleanPolicy":
         reading.clean_policy = _POLICIES.get(value.lower())
         if reading.clean_policy is None:
@@ -407,6 +428,9 @@ def _check_roles(reading: _Reading, framework: str) -> dict[str, int]:
 
 
 def _check_pytorch(reading: _Reading, counts: dict[str, int], unknown: set[str], line: int) -> None:
+    if "nodes" in reading.roles:
+        _check_nodes(reading, counts, unknown)
+        return
     if "master" in unknown:
         return
     if "master" not in reading.roles:
@@ -415,6 +439,38 @@ def _check_pytorch(reading: _Reading, counts: dict[str, int], unknown: set[str],
     elif counts["master"] != 1:
         message = f"a PyTorch job has exactly one master: %master=1, got {counts['master']}"
         reading.error(reading.roles["master"].line, "%master", message)
+
+
+def _check_nodes(reading: _Reading, counts: dict[str, int], unknown: set[str]) -> None:
+    """`%nodes=N`: node 0 is the master, the others workers (how v1 and local count)."""
+    nodes = reading.roles["nodes"]
+    both = [r for r in ("master", "worker") if r in reading.roles]
+    if both:
+        message = f"give %nodes or %{' and %'.join(both)}, not both (%nodes=N is %master=1 "
+        reading.error(nodes.line, "%nodes", message + "with %worker=N-1)")
+        return
+    if "nodes" in unknown:
+        return
+    total = counts.pop("nodes")
+    if total < 1:
+        reading.error(nodes.line, "%nodes", f"a PyTorch job has at least one node, got {total}")
+        return
+    counts["master"], counts["worker"] = 1, total - 1
+
+
+def _check_job_magics(reading: _Reading, framework: str) -> None:
+    """Magics only some frameworks take."""
+    if framework == "pytorch":
+        return
+    if reading.procs is not None:
+        message = "processes per node are torchrun's: %procs is for PyTorch cells"
+        reading.error(reading.procs[0], "%procs", message)
+    if reading.runtime is not None:
+        message = (
+            "a Trainer v2 runtime runs PyTorch cells (Trainer v2 has no TensorFlow runtime; "
+            "TensorFlow cells run as TFJobs on Training Operator v1)"
+        )
+        reading.error(reading.runtime[0], "%runtime", message)
 
 
 def _check_tensorflow(reading: _Reading, counts: dict[str, int], unknown: set[str]) -> None:

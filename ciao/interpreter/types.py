@@ -15,8 +15,10 @@ CLEAN_POLICIES: tuple[CleanPolicy, ...] = ("All", "Running", "None")
 #: Magic names are these in lower case; the operator's replica types are in REPLICA_TYPES.
 ROLES: dict[str, tuple[str, ...]] = {
     "tensorflow": ("chief", "master", "ps", "worker", "evaluator"),
-    "pytorch": ("master", "worker"),
+    "pytorch": ("master", "worker", "nodes"),
 }
+#: `%procs` at most: processes per node.
+MAX_PROCS_PER_NODE = 256
 ALL_ROLES: tuple[str, ...] = ("chief", "master", "ps", "worker", "evaluator")
 
 #: The operator's replica-type key for each role (`tfReplicaSpecs.PS`, `...Worker`).
@@ -73,6 +75,10 @@ class Parameter:
     requirements: list[str] = field(default_factory=list)
     #: Who submitted the job (kernel id, session, cell), for labels that find it again.
     owner: dict[str, str] = field(default_factory=dict)
+    #: `%procs`: processes per node (torchrun's --nproc-per-node); None: the default.
+    procs_per_node: int | None = None
+    #: `%runtime`: the Kubeflow Trainer v2 training runtime; empty: the config's.
+    runtime: str = ""
 
     def count(self, role: str) -> int:
         spec = self.roles.get(role)

@@ -307,7 +307,7 @@ def test_unknown_framework(interp) -> None:
 @pytest.mark.parametrize("role", ["ps", "chief", "evaluator"])
 def test_pytorch_jobs_have_only_master_and_worker(interp, role) -> None:
     error = only_error(interp, f"%framework=pytorch\n%master=1\n%{role}=1")
-    assert_error(error, 3, f"%{role}", "pytorch jobs have only master and worker", "tensorflow")
+    assert_error(error, 3, f"%{role}", "pytorch jobs have only master, worker and nodes", "tensorflow")
 
 
 @pytest.mark.parametrize("count", ["two", "-1", "1.5", "+2", ""])
@@ -471,11 +471,14 @@ def test_the_table_documents_every_magic() -> None:
         "ps": "role",
         "worker": "role",
         "evaluator": "role",
+        "nodes": "role",
         "cpu": "resource",
         "memory": "resource",
         "gpu": "resource",
         "cleanPolicy": "job",
         "backend": "job",
+        "procs": "job",
+        "runtime": "job",
         "requirements": "job",
         "onInterrupt": "job",
         "dryrun": "flag",
@@ -581,3 +584,43 @@ def test_job_commands_say_what_is_wrong_with_their_arguments(cell, problem):
     with pytest.raises(MagicErrors) as info:
         MagicInterpreter().parse(cell)
     assert problem in str(info.value) and "line 1" in str(info.value)
+
+
+# --- Nodes, processes per node and runtimes (Kubeflow Trainer v2's terms) --------------------
+
+
+def test_nodes_are_a_master_and_workers_with_the_same_resources(interp) -> None:
+    p = interp.preprocess("%framework=pytorch\n%nodes=3;%cpu=2;%memory=4Gi\nprint(1)")
+    assert p.replica_names() == ["master-0", "worker-0", "worker-1"]
+    assert p.resources("master") == p.resources("worker")
+    assert p.resources("worker").cpu == "2" and p.resources("worker").memory == "4Gi"
+
+
+def test_one_node_is_a_master_alone(interp) -> None:
+    assert interp.preprocess("%nodes=1\nx").replica_names() == ["master-0"]
+
+
+@pytest.mark.parametrize(
+    ("cell", "magic", "words"),
+    [
+        ("%nodes=2\n%master=1", "%nodes", "not both"),
+        ("%nodes=0", "%nodes", "at least one node"),
+        ("%framework=tensorflow\n%nodes=2", "%nodes", "pytorch role"),
+        ("%procs=0", "%procs", "from 1 to 256"),
+        ("%procs=1000", "%procs", "from 1 to 256"),
+        ("%framework=tensorflow\n%procs=2", "%procs", "for PyTorch cells"),
+        ("%framework=tensorflow\n%runtime=torch-distributed", "%runtime", "no TensorFlow"),
+        ("%runtime=Torch_Distributed", "%runtime", "not a runtime name"),
+    ],
+)
+def test_nodes_procs_and_runtime_are_checked_where_they_are_written(
+    interp, cell, magic, words
+) -> None:
+    (error,) = errors_of(interp, cell)
+    assert error.magic == magic and words in error.message, error
+
+
+def test_procs_and_runtime_reach_the_parameter(interp) -> None:
+    p = interp.preprocess("%nodes=2\n%procs=4\n%runtime=my-torch\nx")
+    assert (p.procs_per_node, p.runtime) == (4, "my-torch")
+    assert interp.preprocess("x").procs_per_node is None
