@@ -32,6 +32,7 @@ _TOP_KEYS = {
     "images": "stock image per framework (configmap and img providers): {tensorflow, pytorch}",
     "local": "local backend: {run_dir}",
     "output": "what a cell shows: {max_bytes_per_second, max_messages_per_second, max_lines}",
+    "kubeflow": "which Kubeflow API runs cells: {api: auto|v1|v2, runtime, release}",
     **{role: f"default resources of a {role} replica: {{cpu, memory, gpu}}" for role in ALL_ROLES},
 }
 _S2I_KEYS = (
@@ -45,6 +46,14 @@ _S2I_KEYS = (
     "timeout",
 )
 _LOCAL_KEYS = ("run_dir",)
+KUBEFLOW_APIS = ("auto", "v1", "v2")
+TRAINER_RELEASES = ("auto", "v2.0", "v2.1", "v2.2", "v2.3")
+_KUBEFLOW_KEYS = {
+    "api": "auto (Trainer v2 for PyTorch when installed, else v1) | v1 | v2",
+    "runtime": "the Trainer v2 runtime of PyTorch cells (default torch-distributed)",
+    "release": "the Trainer v2 release, for its pod-override field (default: read from the "
+    "API server's OpenAPI)",
+}
 _OUTPUT_KEYS = {
     "max_bytes_per_second": "log output a cell may send, averaged over 3 s (0: unlimited)",
     "max_messages_per_second": "IOPub messages a cell may send a second (0: unlimited)",
@@ -108,6 +117,16 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
+class KubeflowConfig:
+    """`kubeflow:` of the config: Training Operator v1 (PyTorchJob, TFJob) or Kubeflow
+    Trainer v2 (TrainJob), and v2's runtime and release."""
+
+    api: str = "auto"
+    runtime: str = "torch-distributed"
+    release: str = "auto"
+
+
+@dataclass(frozen=True)
 class Config:
     source: Path | None = None
     backend: str = "local"
@@ -120,6 +139,7 @@ class Config:
     images: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_IMAGES))
     run_dir: Path = field(default_factory=lambda: Path.home() / ".ciao" / "runs")
     output: OutputConfig = field(default_factory=OutputConfig)
+    kubeflow: KubeflowConfig = field(default_factory=KubeflowConfig)
 
     def as_dict(self) -> dict[str, Any]:
         """The effective configuration, as `%config` shows it."""
@@ -143,6 +163,7 @@ class Config:
             "images": dict(self.images),
             "local": {"run_dir": str(self.run_dir)},
             "output": dataclasses.asdict(self.output),
+            "kubeflow": dataclasses.asdict(self.kubeflow),
             **{
                 role: {"cpu": res.cpu, "memory": res.memory, "gpu": res.gpu}
                 for role, res in self.defaults.items()
@@ -213,6 +234,11 @@ def parse_config(data: Any, source: Path | None, home: str | None = None) -> Con
     _check_keys(local, dict.fromkeys(_LOCAL_KEYS, ""), where, "local.")
     output = _section(data, "output", where)
     _check_keys(output, _OUTPUT_KEYS, where, "output.")
+    kubeflow = _section(data, "kubeflow", where)
+    _check_keys(kubeflow, _KUBEFLOW_KEYS, where, "kubeflow.")
+    runtime = _string(kubeflow, "runtime", where, "kubeflow.") or "torch-distributed"
+    if not re.fullmatch(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", runtime):
+        raise ConfigError(f"{where}: kubeflow.runtime: {runtime!r} is not a runtime name")
     defaults = {}
     for role in ALL_ROLES:
         if role in data:
@@ -244,6 +270,11 @@ def parse_config(data: Any, source: Path | None, home: str | None = None) -> Con
             for fw, image in DEFAULT_IMAGES.items()
         },
         run_dir=Path(str(run_dir)).expanduser(),
+        kubeflow=KubeflowConfig(
+            api=_choice(kubeflow, "api", KUBEFLOW_APIS, where, "auto", "kubeflow."),
+            runtime=runtime,
+            release=_choice(kubeflow, "release", TRAINER_RELEASES, where, "auto", "kubeflow."),
+        ),
         output=OutputConfig(
             **{key: _count(output, key, getattr(OutputConfig, key), where) for key in _OUTPUT_KEYS}
         ),

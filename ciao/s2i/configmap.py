@@ -22,11 +22,11 @@ from ciao.s2i.types import Progress, Shipment
 MAX_CODE_BYTES = 1024 * 1024 - 16 * 1024
 #: With requirements, the container installs them and then runs the code. A fixed script:
 #: the requirements reach pip only through the file, never through the command line.
-INSTALL_AND_RUN = (
-    f"python -m pip install --no-cache-dir --disable-pip-version-check "
-    f"-r {CODE_DIR}/{REQUIREMENTS_FILE} "
-    f"&& exec python -u {CODE_DIR}/{CODE_FILE}"
+INSTALL = (
+    "python -m pip install --no-cache-dir --disable-pip-version-check "
+    f"-r {CODE_DIR}/{REQUIREMENTS_FILE}"
 )
+INSTALL_AND_RUN = f"{INSTALL} && exec python -u {CODE_DIR}/{CODE_FILE}"
 
 
 def code_command(with_requirements: bool) -> tuple[str, ...]:
@@ -51,6 +51,8 @@ class ConfigMapCode:
             image=self.images[parameter.framework],
             command=code_command(bool(parameter.requirements)),
             files=files,
+            script=f"{CODE_DIR}/{CODE_FILE}",
+            setup=INSTALL if parameter.requirements else "",
         )
 
     def source_to_image(

@@ -117,6 +117,8 @@ class ImageBuild(abc.ABC):
 
     #: `s2i.provider` value, and the first word of the build's progress lines.
     provider = ""
+    #: Where the code is in the built image.
+    script = ""
 
     def __init__(
         self,
@@ -189,7 +191,7 @@ class ImageBuild(abc.ABC):
         image = self.image_for(code, parameter)
         if image in self.pushed:
             say(f"[build] {image} is already built and pushed (same code, requirements and base)")
-            return Shipment(image=image)
+            return Shipment(image=image, script=self.script)
         self._require(self.build_argv(Path("."), parameter, image)[0], self.build_tool_key())
         self._require(self.config.push_command[0], "s2i.push_command")
         self.runner.check_cancelled("building the image")
@@ -210,7 +212,7 @@ class ImageBuild(abc.ABC):
             raise BuildError(self._push_failure(image, result))
         self.pushed.add(image)
         say(f"[push] pushed {image}")
-        return Shipment(image=image)
+        return Shipment(image=image, script=self.script)
 
     def cancel(self) -> None:
         """Stop the build or push in progress (any thread, returns at once)."""
@@ -222,6 +224,7 @@ class ImageBuild(abc.ABC):
         image = self.image_for(code, parameter)
         return Shipment(
             image=image,
+            script=self.script,
             build={
                 "build": self.provider,
                 "image": image,
@@ -291,6 +294,8 @@ class S2IBuild(ImageBuild):
     """`s2i.provider: s2i`: the source-to-image builder of the framework."""
 
     provider = "s2i"
+    #: sclorg Python builders run APP_FILE from their working directory.
+    script = f"/opt/app-root/src/{CODE_FILE}"
 
     def base_image(self, parameter: Parameter) -> str:
         return self.config.builders[parameter.framework]
@@ -313,6 +318,7 @@ class DockerfileBuild(ImageBuild):
     """`s2i.provider: img`: a Dockerfile on the stock framework image (`images.<framework>`)."""
 
     provider = "img"
+    script = f"{IMAGE_CODE_DIR}/{CODE_FILE}"
 
     def base_image(self, parameter: Parameter) -> str:
         return self.images[parameter.framework]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import shlex
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -27,6 +28,20 @@ class Shipment:
     command: tuple[str, ...] = ()
     files: Mapping[str, str] = field(default_factory=dict)
     build: Mapping[str, Any] = field(default_factory=dict)
+    #: The code's path in the container, for a backend that starts it its own way
+    #: (Trainer v2 runs it under torchrun), and a shell step that must come first
+    #: (the configmap provider's pip install of the requirements), if any.
+    script: str = ""
+    setup: str = ""
+
+    def run_with(self, runner: Sequence[str]) -> tuple[str, ...]:
+        """The container command that runs the code with `runner` (`torchrun`, ...)."""
+        if not self.script:
+            raise ValueError("this shipment does not say where its code is in the image")
+        if not self.setup:
+            return (*runner, self.script)
+        launch = " ".join(shlex.quote(arg) for arg in (*runner, self.script))
+        return ("sh", "-c", f"{self.setup} && exec {launch}")
 
 
 class S2IClient(Protocol):

@@ -30,7 +30,9 @@ def test_the_code_runs_in_the_stock_image_of_the_framework_with_python_u():
         image="tensorflow/tensorflow:2.18.0",
         command=("python", "-u", "/opt/ciao/code.py"),
         files={"code.py": "\n\nprint(1)"},
+        script="/opt/ciao/code.py",
     )
+    assert shipment.run_with(["torchrun"]) == ("torchrun", "/opt/ciao/code.py")
 
 
 def test_requirements_ride_beside_the_code_and_are_installed_by_a_fixed_script():
@@ -43,6 +45,11 @@ def test_requirements_ride_beside_the_code_and_are_installed_by_a_fixed_script()
     assert shipment.command == ("sh", "-c", INSTALL_AND_RUN) == code_command(True)
     assert "pyzmq" not in " ".join(shipment.command), "requirements only through the file"
     assert shipment.build == {}, "nothing is built"
+    torchrun = shipment.run_with(["torchrun"])
+    assert torchrun[:2] == ("sh", "-c") and torchrun[2].endswith(
+        "&& exec torchrun /opt/ciao/code.py"
+    )
+    assert torchrun[2].startswith("python -m pip install") and "pyzmq" not in torchrun[2]
 
 
 def test_the_plan_is_what_source_to_image_ships():

@@ -92,7 +92,9 @@ def test_the_job_runs_the_image_as_built_so_it_gets_no_command_and_no_files(tool
 
     shipment = client.source_to_image(source, parameter)
 
-    assert shipment == Shipment(image=client.image_for(source, parameter))
+    image = client.image_for(source, parameter)
+    assert shipment == Shipment(image=image, script=client.script)
+    assert shipment.run_with(["torchrun"]) == ("torchrun", client.script)
     assert parameter == before, "nothing about the cell is changed"
 
 
@@ -100,7 +102,7 @@ def test_an_image_pushed_before_is_shipped_the_same_way(tools, tmp_path):
     source, parameter = cell()
     first = provider(tools, tmp_path).source_to_image(source, parameter)
     again = provider(tools, tmp_path).source_to_image(source, parameter)
-    assert again == first == Shipment(image=first.image)
+    assert again == first == Shipment(image=first.image, script=first.script)
     assert len(tools.runs()) == 2, "built and pushed once"
 
 
