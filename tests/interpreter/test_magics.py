@@ -307,7 +307,9 @@ def test_unknown_framework(interp) -> None:
 @pytest.mark.parametrize("role", ["ps", "chief", "evaluator"])
 def test_pytorch_jobs_have_only_master_and_worker(interp, role) -> None:
     error = only_error(interp, f"%framework=pytorch\n%master=1\n%{role}=1")
-    assert_error(error, 3, f"%{role}", "pytorch jobs have only master, worker and nodes", "tensorflow")
+    assert_error(
+        error, 3, f"%{role}", "pytorch jobs have only master, worker and nodes", "tensorflow"
+    )
 
 
 @pytest.mark.parametrize("count", ["two", "-1", "1.5", "+2", ""])
