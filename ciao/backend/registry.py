@@ -56,7 +56,7 @@ class Registry:
         from ciao.backend.kubeflow.backend import KubeflowBackend
         from ciao.backend.kubeflow.client import connect
 
-        return KubeflowBackend(lambda: connect(config), config.run_dir)
+        return KubeflowBackend(lambda: connect(config), config.run_dir, settings=config.kubeflow)
 
     def backends(self, config: Config) -> list[AnyBackend]:
         """The backends whose jobs the job commands (%jobs, %status...) look at: the local

@@ -148,6 +148,11 @@ class Plan(Protocol):
     @property
     def name(self) -> str: ...
 
+    @property
+    def description(self) -> str:
+        """What runs where (and why there), in one line for people."""
+        ...
+
     def documents(self) -> list[Any]:
         """The plan as plain data, one document per object to create (for `%dryrun`)."""
         ...

@@ -211,7 +211,9 @@ class CellRunner:
         plan = self.manager.dry_run(prepared)
         documents = plan.documents()
         text = "\n---\n".join(yaml.safe_dump(d, sort_keys=False).rstrip() for d in documents)
-        note = f"# %dryrun on {plan.backend}: nothing was built or submitted\n"
+        note = (
+            f"# %dryrun on {plan.backend}: {plan.description}\n# nothing was built or submitted\n"
+        )
         out.result(
             count,
             {

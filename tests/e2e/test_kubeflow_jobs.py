@@ -295,7 +295,9 @@ def test_a_missing_training_operator_is_named(kc, cluster):
     finally:
         cluster.install_crd("pytorchjobs.kubeflow.org")
     assert content["status"] == "error"
-    assert "training operator is not installed" in content["evalue"]
+    assert "neither trainjobs.trainer.kubeflow.org (Kubeflow Trainer v2)" in content["evalue"]
+    assert "nor pytorchjobs.kubeflow.org (Training Operator v1)" in content["evalue"]
+    assert "install Kubeflow Trainer v2" in content["evalue"]
     nothing_left(cluster)
 
 

@@ -18,23 +18,31 @@ from typing import Any
 from dateutil.parser import isoparse
 
 from ciao.backend.kubeflow.client import ApiError, Cluster, close, lines
+from ciao.backend.kubeflow.discovery import (
+    choose_api,
+    find_runtime,
+    served_apis,
+    trainer_release,
+)
 from ciao.backend.kubeflow.errors import explain
 from ciao.backend.kubeflow.follow import POD_FALLBACK_AFTER, Follow, KubeflowRun
 from ciao.backend.kubeflow.manifests import (
-    API_GROUP,
-    API_VERSION,
+    ALL_KINDS,
     KINDS,
     MANAGED_BY,
     JobKind,
     config_map_name,
+    framework_of,
     pod_selectors,
     replica_of,
+    replicas_of,
 )
-from ciao.backend.kubeflow.plan import KubeflowPlan, plan_job
+from ciao.backend.kubeflow.plan import KubeflowPlan, Target, plan_job
 from ciao.backend.kubeflow.pods import diagnose_pod, replica_state
 from ciao.backend.record import RunDir
 from ciao.backend.types import Event, Idle, Job, JobDone, JobInfo, LogLine
-from ciao.errors import BackendError
+from ciao.config import KubeflowConfig
+from ciao.errors import BackendError, CiaoError
 from ciao.interpreter.types import Parameter
 from ciao.names import random_name
 from ciao.s2i.types import Shipment
@@ -57,14 +65,17 @@ class KubeflowBackend:
         run_root: Path | None = None,
         queue_size: int = 10000,
         fallback_after: float = POD_FALLBACK_AFTER,
+        settings: KubeflowConfig | None = None,
     ) -> None:
         """`cluster`, or how to connect to it: then the first call that needs it connects
-        (reading the kubeconfig), so choosing this backend costs nothing."""
+        (reading the kubeconfig), so choosing this backend costs nothing. `settings`:
+        which Kubeflow API (v1, v2 or auto), v2's runtime and release."""
         self._cluster = cluster if isinstance(cluster, Cluster) else None
         self._connect = None if isinstance(cluster, Cluster) else cluster
         self.run_root = run_root
         self.queue_size = queue_size
         self.fallback_after = fallback_after
+        self.settings = settings or KubeflowConfig()
 
     @property
     def cluster(self) -> Cluster:
@@ -77,8 +88,38 @@ class KubeflowBackend:
 
     def dry_run(self, parameter: Parameter, shipment: Shipment) -> KubeflowPlan:
         """The ConfigMap (if the code rides beside the image) and the job, as `exec_code`
-        sends them."""
-        return plan_job(parameter, shipment, self.cluster.namespace)
+        sends them; the API is chosen from what the cluster serves, and a v2 runtime is
+        checked to exist."""
+        return plan_job(parameter, shipment, self.cluster.namespace, self.target(parameter))
+
+    def target(self, parameter: Parameter) -> Target:
+        """Which API a cell goes to (and why); for v2, its runtime and release."""
+        choice = choose_api(parameter.framework, self.settings.api, served_apis(self.cluster))
+        if choice.api == "v1":
+            if parameter.runtime:
+                raise BackendError(
+                    f"%runtime={parameter.runtime} names a Kubeflow Trainer v2 runtime, but "
+                    f"this cell runs as a {KINDS[parameter.framework].kind} ({choice.why})"
+                )
+            return Target("v1", choice.why)
+        runtime = find_runtime(self.cluster, parameter.runtime or self.settings.runtime)
+        release, release_why = trainer_release(self.cluster, self.settings.release)
+        return Target("v2", choice.why, runtime, release, release_why)
+
+    def api_summary(self) -> dict[str, str]:
+        """For %config: the API each framework's cells would run on here, and why."""
+        try:
+            served = served_apis(self.cluster)
+        except CiaoError as exc:
+            return {"error": str(exc)}
+        summary = {"served": served.describe()}
+        for framework in ("pytorch", "tensorflow"):
+            try:
+                choice = choose_api(framework, self.settings.api, served)
+                summary[framework] = f"{choice.api}: {choice.why}"
+            except CiaoError as exc:
+                summary[framework] = f"cannot run: {exc}"
+        return summary
 
     def exec_code(self, plan: KubeflowPlan) -> Job[KubeflowRun]:
         """Create the plan's objects, then its job, then hand the objects to the job; on a
@@ -98,12 +139,7 @@ class KubeflowBackend:
             for obj in plan.objects:
                 self._create(f"/api/v1/namespaces/{namespace}/configmaps", obj, "configmaps", "")
                 made_config_map = obj["metadata"]["name"]
-            created = self._create(
-                f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{namespace}/{kind.plural}",
-                plan.job,
-                kind.plural,
-                kind.kind,
-            )
+            created = self._create(kind.path(namespace), plan.job, kind.plural, kind.kind, kind)
             run = KubeflowRun(
                 kind,
                 namespace,
@@ -113,28 +149,40 @@ class KubeflowBackend:
             )
             if run.config_map:
                 self._adopt_config_map(run)
-            run.record = self._record(run, plan.parameter)
+            run.record = self._record(run, plan.parameter, replicas_of(kind, plan.job))
         except BaseException:
             if created is not None:
                 self._delete_job(namespace, kind, created["metadata"]["name"])
             self._delete_config_map(namespace, made_config_map)
             raise
-        replicas = {role: spec.count for role, spec in plan.parameter.roles.items()}
+        replicas = replicas_of(kind, plan.job)
         location = f"kubeflow (namespace {namespace})"
         return Job(plan.parameter.framework, run.name, replicas, self.name, run, location)
 
-    def _create(self, path: str, body: dict[str, Any], plural: str, kind: str) -> dict[str, Any]:
-        """POST `body`; a 409 is `_NameTaken`, other errors say what to do."""
-        group = API_GROUP if kind else ""
+    def _create(
+        self,
+        path: str,
+        body: dict[str, Any],
+        plural: str,
+        kind: str,
+        job_kind: JobKind | None = None,
+    ) -> dict[str, Any]:
+        """POST `body` with strict field validation (a field the server does not know is an
+        error, never silently dropped); a 409 is `_NameTaken`, other errors say what to do."""
+        group = job_kind.group if job_kind else ""
         try:
-            created: dict[str, Any] = self.cluster.request("POST", path, body=body)
+            created: dict[str, Any] = self.cluster.request(
+                "POST", path, {"fieldValidation": "Strict"}, body=body
+            )
             return created
         except ApiError as exc:
             if exc.status == 409:
                 raise _NameTaken from None
             raise explain(exc, "create", plural, self.cluster.namespace, group, kind) from None
 
-    def _record(self, run: KubeflowRun, parameter: Parameter) -> RunDir | None:
+    def _record(
+        self, run: KubeflowRun, parameter: Parameter, replicas: dict[str, int]
+    ) -> RunDir | None:
         """The job's run directory: what it was, and (as it is followed) its events."""
         if self.run_root is None:
             return None
@@ -146,7 +194,7 @@ class KubeflowBackend:
                 "created": time.time(),
                 "namespace": run.namespace,
                 "framework": parameter.framework,
-                "replicas": {r: s.count for r, s in parameter.roles.items() if s.count},
+                "replicas": replicas,
                 "owner": dict(parameter.owner),
             }
         )
@@ -154,7 +202,7 @@ class KubeflowBackend:
 
     def _adopt_config_map(self, run: KubeflowRun) -> None:
         owner = {
-            "apiVersion": f"{API_GROUP}/{API_VERSION}",
+            "apiVersion": f"{run.kind.group}/{run.kind.version}",
             "kind": run.kind.kind,
             "name": run.name,
             "uid": run.uid,
@@ -185,7 +233,7 @@ class KubeflowBackend:
             except ApiError as exc:
                 if exc.status == 404:
                     return
-                raise explain(exc, "get", run.kind.plural, run.namespace, API_GROUP) from None
+                raise explain(exc, "get", run.kind.plural, run.namespace, run.kind.group) from None
             time.sleep(0.2)
         raise BackendError(f"job {run.name} was deleted but is still there after 60 s")
 
@@ -197,25 +245,23 @@ class KubeflowBackend:
     # ---- jobs of any kernel ------------------------------------------------------------
 
     def _jobs_path(self, kind: JobKind, name: str = "") -> str:
-        ns = self.cluster.namespace
-        path = f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{ns}/{kind.plural}"
-        return f"{path}/{name}" if name else path
+        return kind.path(self.cluster.namespace, name)
 
     def _find(self, name: str) -> tuple[JobKind, dict[str, Any]]:
-        for kind in KINDS.values():
+        """The job called `name`, of whichever kind (a kind not installed answers 404)."""
+        for kind in ALL_KINDS:
             try:
                 return kind, self.cluster.request("GET", self._jobs_path(kind, name))
             except ApiError as exc:
                 if exc.status != 404:
                     ns = self.cluster.namespace
-                    raise explain(exc, "get", kind.plural, ns, API_GROUP) from None
+                    raise explain(exc, "get", kind.plural, ns, kind.group) from None
         raise BackendError(f"no job {name!r} in namespace {self.cluster.namespace}")
 
     def attach(self, name: str) -> Job[KubeflowRun]:
         kind, obj = self._find(name)
-        framework = next(f for f, k in KINDS.items() if k is kind)
-        spec = obj.get("spec", {}).get(kind.replica_specs) or {}
-        replicas = {t.lower(): int(r.get("replicas", 1)) for t, r in spec.items()}
+        framework = framework_of(kind)
+        replicas = replicas_of(kind, obj)
         run = KubeflowRun(kind, self.cluster.namespace, name, obj["metadata"]["uid"])
         if self.run_root is not None:
             run.record = RunDir(self.run_root, name)
@@ -236,7 +282,7 @@ class KubeflowBackend:
 
     def jobs(self) -> list[JobInfo]:
         jobs = []
-        for kind in KINDS.values():
+        for kind in ALL_KINDS:
             try:
                 answer = self.cluster.request(
                     "GET",
@@ -244,7 +290,10 @@ class KubeflowBackend:
                     {"labelSelector": f"{MANAGED_BY}=ciao"},
                 )
             except ApiError as exc:
-                raise explain(exc, "list", kind.plural, self.cluster.namespace, API_GROUP) from None
+                if exc.status == 404:  # this API is not installed
+                    continue
+                ns = self.cluster.namespace
+                raise explain(exc, "list", kind.plural, ns, kind.group) from None
             jobs += [self._info(kind, obj) for obj in answer.get("items") or []]
         return sorted(jobs, key=lambda j: j.created, reverse=True)
 
@@ -252,21 +301,21 @@ class KubeflowBackend:
         meta = obj.get("metadata") or {}
         labels = meta.get("labels") or {}
         prefix = "ciao.kubeflow.org/"
-        specs = (obj.get("spec") or {}).get(kind.replica_specs) or {}
         state, message = "Pending", ""
         for condition in (obj.get("status") or {}).get("conditions") or []:
             if condition.get("status") == "True":
                 state, message = condition.get("type", state), condition.get("message", "")
+        state = {"Complete": "Succeeded", "Suspended": "Pending"}.get(state, state)
         if meta.get("deletionTimestamp"):
             state = "Deleting"
         created = meta.get("creationTimestamp")
         return JobInfo(
             name=meta.get("name", ""),
-            framework=next(f for f, k in KINDS.items() if k is kind),
+            framework=framework_of(kind),
             backend=self.name,
             state="Running" if state in ("Created", "Restarting") else state,
             created=isoparse(created).timestamp() if created else 0.0,
-            replicas={t.lower(): int(r.get("replicas", 1)) for t, r in specs.items()},
+            replicas=replicas_of(kind, obj),
             owner={k[len(prefix) :]: v for k, v in labels.items() if k.startswith(prefix)},
             location=f"kubeflow (namespace {self.cluster.namespace})",
             message=message,
@@ -350,7 +399,7 @@ class KubeflowBackend:
         self.cancel(job)
 
     def _delete_job(self, namespace: str, kind: JobKind, name: str) -> None:
-        path = f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{namespace}/{kind.plural}/{name}"
+        path = kind.path(namespace, name)
         try:
             self.cluster.request(
                 "DELETE",
@@ -363,7 +412,7 @@ class KubeflowBackend:
             )
         except ApiError as exc:
             if exc.status != 404:
-                raise explain(exc, "delete", kind.plural, namespace, API_GROUP) from None
+                raise explain(exc, "delete", kind.plural, namespace, kind.group) from None
 
     def _delete_config_map(self, namespace: str, name: str) -> None:
         if not name:

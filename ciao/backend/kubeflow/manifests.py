@@ -16,6 +16,12 @@ from ciao.s2i.types import Shipment
 
 API_GROUP = "kubeflow.org"
 API_VERSION = "v1"
+#: Kubeflow Trainer v2's API (TrainJob), and the labels its JobSet gives pods.
+TRAINER_GROUP = "trainer.kubeflow.org"
+TRAINER_VERSION = "v1alpha1"
+JOBSET_NAME_LABEL = "jobset.sigs.k8s.io/jobset-name"
+REPLICATED_JOB_LABEL = "jobset.sigs.k8s.io/replicatedjob-name"
+COMPLETION_INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
 MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_PREFIX = "ciao.kubeflow.org"
 #: Restarts the operator allows before it fails a job (sent explicitly: PyTorch replicas
@@ -33,11 +39,24 @@ class JobKind:
     port: int
     restart_policy: str
     operator_name: str
+    group: str = API_GROUP
+    version: str = API_VERSION
+    #: The condition type that says the job succeeded.
+    succeeded: str = "Succeeded"
 
     @property
     def resource(self) -> str:
         """`pytorchjobs.kubeflow.org`, as Kubernetes names it in messages."""
-        return f"{self.plural}.{API_GROUP}"
+        return f"{self.plural}.{self.group}"
+
+    @property
+    def api(self) -> str:
+        """v1 (Training Operator) or v2 (Kubeflow Trainer)."""
+        return "v2" if self.group == TRAINER_GROUP else "v1"
+
+    def path(self, namespace: str, name: str = "") -> str:
+        collection = f"/apis/{self.group}/{self.version}/namespaces/{namespace}/{self.plural}"
+        return f"{collection}/{name}" if name else collection
 
 
 KINDS: dict[Framework, JobKind] = {
@@ -62,6 +81,37 @@ KINDS: dict[Framework, JobKind] = {
         "pytorchjob-controller",
     ),
 }
+
+
+#: A TrainJob: one JobSet of indexed Jobs whose pods run container `node` (torch runtimes).
+TRAINJOB = JobKind(
+    "TrainJob",
+    "trainjobs",
+    "",
+    "node",
+    "",
+    29500,
+    "",
+    "trainjob-controller",
+    group=TRAINER_GROUP,
+    version=TRAINER_VERSION,
+    succeeded="Complete",
+)
+#: Every kind of job Ciao submits, v2 first.
+ALL_KINDS: tuple[JobKind, ...] = (TRAINJOB, *KINDS.values())
+
+
+def framework_of(kind: JobKind) -> Framework:
+    return "tensorflow" if kind is KINDS["tensorflow"] else "pytorch"
+
+
+def replicas_of(kind: JobKind, job: dict[str, Any]) -> dict[str, int]:
+    """`{"master": 1, "worker": 2}` (v1) or `{"node": 3}` (v2) of a job object."""
+    spec = job.get("spec") or {}
+    if kind is TRAINJOB:
+        return {"node": int((spec.get("trainer") or {}).get("numNodes") or 1)}
+    replica_specs = spec.get(kind.replica_specs) or {}
+    return {t.lower(): int(r.get("replicas", 1)) for t, r in replica_specs.items()}
 
 
 def ciao_labels(parameter: Parameter) -> dict[str, str]:
@@ -168,8 +218,15 @@ def resource_amounts(resources: Resources) -> dict[str, str]:
 
 
 def replica_of(pod: dict[str, Any]) -> str:
-    """`worker-1` for a pod of the operator (new labels, else the older ones)."""
+    """`worker-1` for a pod of the v1 operator (new labels, else the older ones); `node-2`
+    for the pod of node rank 2 of a TrainJob (its Job's completion index)."""
     labels = pod.get("metadata", {}).get("labels") or {}
+    if JOBSET_NAME_LABEL in labels:
+        index = labels.get(COMPLETION_INDEX_LABEL)
+        if index is None:  # <job>-node-0-<index>-<suffix>
+            parts = pod.get("metadata", {}).get("name", "").rsplit("-", 2)
+            index = parts[-2] if len(parts) == 3 and parts[-2].isdigit() else "0"
+        return f"{labels.get(REPLICATED_JOB_LABEL, 'node')}-{index}"
     role = index = None
     for prefix in ("training.kubeflow.org/", "", "tf-", "pytorch-"):
         role = role or labels.get(f"{prefix}replica-type")
@@ -182,7 +239,10 @@ def replica_of(pod: dict[str, Any]) -> str:
 
 
 def pod_selectors(job_name: str, kind: JobKind) -> list[str]:
-    """Label selectors for a job's pods: the operator's (≥ v1.6), then older ones."""
+    """Label selectors for a job's pods: the operator's (≥ v1.6), then older ones; a
+    TrainJob's pods carry its JobSet's name."""
+    if kind is TRAINJOB:
+        return [f"{JOBSET_NAME_LABEL}={job_name}"]
     return [
         f"training.kubeflow.org/job-name={job_name},"
         f"training.kubeflow.org/operator-name={kind.operator_name}",

@@ -12,23 +12,37 @@ from typing import Any
 
 from ciao.backend.kubeflow.manifests import (
     KINDS,
+    TRAINJOB,
     JobKind,
     config_map_manifest,
     job_manifest,
 )
+from ciao.backend.kubeflow.trainjob import Runtime, trainjob_manifest
 from ciao.interpreter.types import Parameter
 from ciao.s2i.types import Shipment
 
 
 @dataclass(frozen=True)
+class Target:
+    """Which API the job goes to, and why; for v2 its runtime and release."""
+
+    api: str = "v1"
+    why: str = ""
+    runtime: Runtime | None = None
+    release: str = ""
+    release_why: str = ""
+
+
+@dataclass(frozen=True)
 class KubeflowPlan:
-    """The ConfigMap of the shipped files (if any), then the TFJob / PyTorchJob."""
+    """The ConfigMap of the shipped files (if any), then the TFJob / PyTorchJob / TrainJob."""
 
     parameter: Parameter
     shipment: Shipment
     namespace: str
     job: dict[str, Any]
     objects: tuple[dict[str, Any], ...] = ()
+    target: Target = Target()
 
     backend = "kubeflow"
 
@@ -38,12 +52,24 @@ class KubeflowPlan:
 
     @property
     def kind(self) -> JobKind:
-        return KINDS[self.parameter.framework]
+        return TRAINJOB if self.target.api == "v2" else KINDS[self.parameter.framework]
 
     @property
     def config_map(self) -> str:
         """The name of the plan's ConfigMap, empty when nothing rides beside the image."""
         return str(self.objects[0]["metadata"]["name"]) if self.objects else ""
+
+    @property
+    def description(self) -> str:
+        """What runs where, and why this API, for %dryrun."""
+        what = f"a {self.kind.kind} in namespace {self.namespace}"
+        target = self.target
+        if target.api == "v2" and target.runtime is not None:
+            what += (
+                f", runtime {target.runtime.name} ({target.runtime.kind}), Kubeflow Trainer "
+                f"{target.release} ({target.release_why})"
+            )
+        return f"{what}; {target.why}" if target.why else what
 
     def documents(self) -> list[Any]:
         build = [dict(self.shipment.build)] if self.shipment.build else []
@@ -52,11 +78,17 @@ class KubeflowPlan:
     def renamed(self, name: str) -> KubeflowPlan:
         """The same plan for a job called `name` (when the name is taken)."""
         parameter = dataclasses.replace(self.parameter, generate_name=name)
-        return plan_job(parameter, self.shipment, self.namespace)
+        return plan_job(parameter, self.shipment, self.namespace, self.target)
 
 
-def plan_job(parameter: Parameter, shipment: Shipment, namespace: str) -> KubeflowPlan:
+def plan_job(
+    parameter: Parameter, shipment: Shipment, namespace: str, target: Target | None = None
+) -> KubeflowPlan:
+    target = target or Target()
     objects = (config_map_manifest(parameter, shipment, namespace),) if shipment.files else ()
-    return KubeflowPlan(
-        parameter, shipment, namespace, job_manifest(parameter, shipment, namespace), objects
-    )
+    if target.api == "v2":
+        assert target.runtime is not None
+        job = trainjob_manifest(parameter, shipment, namespace, target.runtime, target.release)
+    else:
+        job = job_manifest(parameter, shipment, namespace)
+    return KubeflowPlan(parameter, shipment, namespace, job, objects, target)

@@ -48,6 +48,10 @@ class LocalPlan:
     def name(self) -> str:
         return self.parameter.generate_name
 
+    @property
+    def description(self) -> str:
+        return f"{len(self.launches)} local process(es) on this machine"
+
     def documents(self) -> list[Any]:
         return [[launch.as_dict() for launch in self.launches]]
 

@@ -1,0 +1,143 @@
+"""TrainJob manifests (Kubeflow Trainer v2, `trainer.kubeflow.org/v1alpha1`), as plain dicts.
+
+Pure functions, like manifests.py for v1. A PyTorch cell becomes one TrainJob on a torch
+runtime: `numNodes` is the cell's replica count, every node runs the cell under `torchrun`
+(which reads the torch plugin's PET_* variables and gives each process RANK, WORLD_SIZE,
+LOCAL_RANK, MASTER_ADDR and MASTER_PORT, as the v1 operator does), and the shipped files
+are mounted through the pod-override field of the installed release: its name changed in
+every release (docs/kubeflow-trainer-v2.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ciao.backend.kubeflow.manifests import (
+    TRAINER_GROUP,
+    TRAINER_VERSION,
+    ciao_labels,
+    config_map_name,
+    resource_amounts,
+)
+from ciao.constants import CODE_DIR
+from ciao.errors import BackendError
+from ciao.interpreter.types import Parameter
+from ciao.s2i.types import Shipment
+
+#: The replicated job (and container) of the torch runtimes that runs the trainer.
+TRAINER_JOB = "node"
+#: The pod-override field of each release.
+OVERRIDE_FIELDS = {
+    "v2.0": "podSpecOverrides",
+    "v2.1": "podTemplateOverrides",
+    "v2.2": "runtimePatches",
+    "v2.3": "runtimePatches",
+}
+#: Who owns Ciao's runtime patch (a list-map keyed by manager).
+PATCH_MANAGER = "ciao.kubeflow.org/kernel"
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """The training runtime a TrainJob names, as found on the cluster."""
+
+    name: str
+    kind: str = "ClusterTrainingRuntime"  # or TrainingRuntime (namespaced)
+
+
+def trainjob_manifest(
+    parameter: Parameter,
+    shipment: Shipment,
+    namespace: str,
+    runtime: Runtime,
+    release: str,
+) -> dict[str, Any]:
+    """The TrainJob that runs the cell's code on `parameter.total_replicas` nodes."""
+    if parameter.framework != "pytorch":
+        raise BackendError(
+            "Kubeflow Trainer v2 has no TensorFlow runtime: run TensorFlow cells on a cluster "
+            "with the Training Operator v1 (TFJob; config `kubeflow: {api: v1}`), or port the "
+            "cell to PyTorch"
+        )
+    if release not in OVERRIDE_FIELDS:
+        raise BackendError(f"unknown Kubeflow Trainer release {release!r}")
+    trainer: dict[str, Any] = {
+        "numNodes": parameter.total_replicas,
+        "command": list(shipment.run_with(["torchrun"])),
+        "env": [
+            {"name": "PYTHONUNBUFFERED", "value": "1"},
+            {"name": "CIAO_JOB_NAME", "value": parameter.generate_name},
+        ],
+    }
+    if shipment.image:
+        trainer["image"] = shipment.image
+    resources = _node_resources(parameter)
+    if resources:
+        trainer["resourcesPerNode"] = {"requests": dict(resources), "limits": dict(resources)}
+    if parameter.procs_per_node:
+        trainer["numProcPerNode"] = parameter.procs_per_node
+    spec: dict[str, Any] = {
+        "runtimeRef": {"name": runtime.name, "apiGroup": TRAINER_GROUP, "kind": runtime.kind},
+        "trainer": trainer,
+    }
+    labels = ciao_labels(parameter)
+    override = _pod_override(parameter, shipment, release, labels)
+    if override:
+        spec[OVERRIDE_FIELDS[release]] = [override]
+    return {
+        "apiVersion": f"{TRAINER_GROUP}/{TRAINER_VERSION}",
+        "kind": "TrainJob",
+        "metadata": {"name": parameter.generate_name, "namespace": namespace, "labels": labels},
+        "spec": spec,
+    }
+
+
+def _node_resources(parameter: Parameter) -> dict[str, str]:
+    """Every node gets the same resources on v2: the master's and the workers' must agree."""
+    amounts = {role: resource_amounts(spec.resources) for role, spec in parameter.roles.items()}
+    distinct = {tuple(sorted(a.items())) for a in amounts.values()}
+    if len(distinct) > 1:
+        given = "; ".join(f"{role}: {a or 'none'}" for role, a in amounts.items())
+        raise BackendError(
+            "Kubeflow Trainer v2 gives every node the same resources, but this cell asks for "
+            f"different ones ({given}): use %nodes=N;%cpu=...;%memory=... for all of them"
+        )
+    return next(iter(amounts.values()), {})
+
+
+def _pod_override(
+    parameter: Parameter, shipment: Shipment, release: str, labels: dict[str, str]
+) -> dict[str, Any]:
+    """The code's ConfigMap mount (and Ciao's pod labels), in the release's shape."""
+    volumes, mounts = [], []
+    if shipment.files:
+        name = config_map_name(parameter.generate_name)
+        volumes = [{"name": "ciao-code", "configMap": {"name": name}}]
+        mounts = [{"name": "ciao-code", "mountPath": CODE_DIR}]
+    if not volumes and release == "v2.0":
+        return {}
+    container = {"name": TRAINER_JOB, "volumeMounts": mounts} if mounts else None
+    pod_spec: dict[str, Any] = {}
+    if container:
+        pod_spec["containers"] = [container]
+    if volumes:
+        pod_spec["volumes"] = volumes
+    target = [{"name": TRAINER_JOB}]
+    if release == "v2.0":
+        return {"targetJobs": target, **pod_spec}
+    if release == "v2.1":
+        return {"targetJobs": target, "metadata": {"labels": dict(labels)}, "spec": pod_spec}
+    pod_template = {"metadata": {"labels": dict(labels)}, "spec": pod_spec}
+    return {
+        "manager": PATCH_MANAGER,
+        "trainingRuntimeSpec": {
+            "template": {
+                "spec": {
+                    "replicatedJobs": [
+                        {"name": TRAINER_JOB, "template": {"spec": {"template": pod_template}}}
+                    ]
+                }
+            }
+        },
+    }
