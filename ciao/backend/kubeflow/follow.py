@@ -19,6 +19,7 @@ import os
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,15 +30,13 @@ from ciao.backend.kubeflow.errors import explain
 from ciao.backend.kubeflow.informer import Informer
 from ciao.backend.kubeflow.log_follower import ContainerFollower, ContainerView
 from ciao.backend.kubeflow.manifests import (
-    API_GROUP,
-    API_VERSION,
     JobKind,
     pod_selectors,
     replica_of,
 )
 from ciao.backend.kubeflow.pods import diagnose_event, diagnose_pod, replica_state
 from ciao.backend.record import RunDir, encode
-from ciao.backend.types import IDLE, Diagnosis, Event, Idle, JobDone
+from ciao.backend.types import IDLE, Diagnosis, Event, Idle, JobDone, LogLine
 from ciao.errors import BackendError
 
 log = logging.getLogger("ciao.kubeflow")
@@ -49,6 +48,8 @@ DRAIN_GRACE = 3.0
 POD_FALLBACK_AFTER = 10.0
 #: With nothing in the queue for this long, the reader gets IDLE (to flush, to notice).
 IDLE_AFTER = 0.05
+#: Lines of each replica kept for the verdict of a failed job.
+TAIL_LINES = 20
 
 
 @dataclass
@@ -71,13 +72,17 @@ class KubeflowRun:
     diagnosed: set[tuple[str, str]] = field(default_factory=set)
     followers: dict[tuple[str, str], ContainerFollower] = field(default_factory=dict)
     changed: threading.Condition = field(default_factory=threading.Condition)
+    #: Every replica's first non-zero exit as seen while its pods lived: (finishedAt, exit
+    #: code, reason). The operator may delete the pods before it says the job failed.
+    exits: dict[str, tuple[str, int, str]] = field(default_factory=dict)
+    #: Pod name -> replica, for events about pods whose names do not say it (TrainJob).
+    replicas: dict[str, str] = field(default_factory=dict)
+    #: Each replica's last lines as they passed, for the verdict.
+    tails: dict[str, deque[str]] = field(default_factory=dict)
 
     @property
     def job_path(self) -> str:
-        return (
-            f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{self.namespace}/"
-            f"{self.kind.plural}/{self.name}"
-        )
+        return self.kind.path(self.namespace, self.name)
 
 
 class Follow:
@@ -94,13 +99,12 @@ class Follow:
         self.lock = threading.RLock()
         self.cursors = self._saved_cursors()
         ns, kind = run.namespace, run.kind
-        jobs_path = f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{ns}/{kind.plural}"
         self.job_informer = Informer(
             cluster,
-            jobs_path,
+            kind.path(ns),
             self.on_job,
             field_selector=f"metadata.name={run.name}",
-            on_error=lambda e: self.fail(explain(e, "watch", kind.plural, ns, API_GROUP)),
+            on_error=lambda e: self.fail(explain(e, "watch", kind.plural, ns, kind.group)),
         )
         self.selectors = pod_selectors(run.name, kind)
         self.selector: str | None = self.selectors[0]
@@ -255,13 +259,18 @@ class Follow:
             self._switch_pods(None)
             return
         waited = int(time.monotonic() - started)
+        controller = (
+            "Kubeflow Trainer's controller (and JobSet's)"
+            if self.run.kind.api == "v2"
+            else "the Kubeflow training operator"
+        )
         self._diagnose(
             Diagnosis(
                 "job",
                 "NoPods",
-                f"no pod of this job has appeared after {waited} s: is the Kubeflow training "
-                "operator running, and watching this namespace? (kubectl get pods -A | grep "
-                "training-operator); its Events may say more (kubectl describe "
+                f"no pod of this job has appeared after {waited} s: is {controller} running, "
+                "and watching this namespace? (kubectl get pods -A | grep -e trainer -e "
+                "training-operator -e jobset); its Events may say more (kubectl describe "
                 f"{self.run.kind.plural} {self.run.name})",
             )
         )
@@ -273,6 +282,11 @@ class Follow:
 
     def put(self, item: Event | BackendError) -> bool:
         """Into the bounded queue, waiting while it is full; False once following stopped."""
+        if isinstance(item, LogLine):  # followers' threads: deque appends are atomic
+            tail = self.run.tails.get(item.replica)
+            if tail is None:
+                tail = self.run.tails.setdefault(item.replica, deque(maxlen=TAIL_LINES))
+            tail.append(item.text)
         while not self.stopping.is_set():
             try:
                 self.queue.put(item, timeout=0.2)
@@ -311,21 +325,30 @@ class Follow:
         if job["metadata"].get("deletionTimestamp") and run.cancelled:
             return
         conditions = (job.get("status") or {}).get("conditions") or []
-        if run.outcome is None and any(_finished(c) for c in conditions):
+        succeeded = run.kind.succeeded
+        if run.outcome is None and any(_finished(c, succeeded) for c in conditions):
             self._sync_pods()  # the pods' last states (exit codes, OOMKilled) before the verdict
         for condition in conditions:
             if condition.get("status") != "True":
                 continue
-            if condition.get("type") == "Succeeded" and run.outcome is None:
+            if condition.get("type") == succeeded and run.outcome is None:
                 run.outcome = JobDone(True, "Succeeded", condition.get("message", ""))
             elif condition.get("type") == "Failed" and run.outcome is None:
-                replica, code = self._failed_replica()
+                replica, code, why = self._failed_replica()
+                reason = condition.get("reason") or "Failed"
+                message = _failure_message(condition.get("message", ""), replica, code, why)
+                if reason == "TrainingRuntimeNotSupported":
+                    message += (
+                        " (name an installed runtime with %runtime=NAME or kubeflow.runtime; "
+                        "kubectl get clustertrainingruntimes lists them)"
+                    )
                 run.outcome = JobDone(
                     False,
-                    condition.get("reason") or "Failed",
-                    _failure_message(condition.get("message", ""), replica, code),
+                    reason,
+                    message,
                     failed_replica=replica,
                     exit_code=code,
+                    tail=tuple(run.tails.get(replica, ())) if replica else (),
                 )
         with run.changed:
             run.changed.notify_all()
@@ -344,21 +367,26 @@ class Follow:
         for pod in found.get("items") or []:
             self._on_pod("MODIFIED", pod)
 
-    def _failed_replica(self) -> tuple[str, int | None]:
-        """The first replica whose container ended with a non-zero exit code."""
-        candidates = []
-        for pod in self.run.pods.values():
-            for status in (pod.get("status") or {}).get("containerStatuses") or []:
-                for state in (status.get("state") or {}, status.get("lastState") or {}):
-                    ended = state.get("terminated") or {}
-                    if ended.get("exitCode"):
-                        candidates.append(
-                            (ended.get("finishedAt") or "", replica_of(pod), ended["exitCode"])
-                        )
-        if not candidates:
-            return "", None
-        _, replica, code = min(candidates)
-        return replica, int(code)
+    def _failed_replica(self) -> tuple[str, int | None, str]:
+        """The first replica whose container ended with a non-zero exit code, from all
+        that was seen while the pods lived (they may be gone: backoff limit, deadline)."""
+        if not self.run.exits:
+            return "", None, ""
+        replica, (_, code, reason) = min(self.run.exits.items(), key=lambda item: item[1])
+        return replica, code, reason
+
+    def _note_exits(self, replica: str, pod: dict[str, Any]) -> None:
+        """Keep the replica's first non-zero exit (its container's state or last state)."""
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            if status.get("name") != self.run.kind.container:
+                continue
+            for state in (status.get("state") or {}, status.get("lastState") or {}):
+                ended = state.get("terminated") or {}
+                if ended.get("exitCode"):
+                    seen = (ended.get("finishedAt") or "", int(ended["exitCode"]))
+                    known = self.run.exits.get(replica)
+                    if known is None or seen[0] < known[0]:
+                        self.run.exits[replica] = (*seen, ended.get("reason") or "")
 
     def _on_pod(self, kind: str, pod: dict[str, Any]) -> None:
         run = self.run
@@ -366,6 +394,8 @@ class Follow:
             return
         uid = pod["metadata"].get("uid", pod["metadata"]["name"])
         replica = replica_of(pod)
+        run.replicas[pod["metadata"]["name"]] = replica
+        self._note_exits(replica, pod)
         with run.changed:
             if kind == "DELETED":
                 run.pods.pop(uid, None)
@@ -428,8 +458,10 @@ class Follow:
         run = self.run
         if name == run.name:
             replica = "job"
-        elif name.startswith(run.name + "-"):
-            replica = name[len(run.name) + 1 :]  # pods are named {job}-{type}-{index}
+        elif name in run.replicas:
+            replica = run.replicas[name]
+        elif name.startswith(run.name + "-") and run.kind.api == "v1":
+            replica = name[len(run.name) + 1 :]  # v1 pods are named {job}-{type}-{index}
         else:
             return
         diagnosis = diagnose_event(event, replica)
@@ -449,14 +481,15 @@ def _owned_by(obj: dict[str, Any], uid: str) -> bool:
     return any(ref.get("uid") == uid for ref in refs)
 
 
-def _finished(condition: dict[str, Any]) -> bool:
-    return condition.get("type") in ("Succeeded", "Failed") and condition.get("status") == "True"
+def _finished(condition: dict[str, Any], succeeded: str) -> bool:
+    return condition.get("type") in (succeeded, "Failed") and condition.get("status") == "True"
 
 
-def _failure_message(message: str, replica: str, code: int | None) -> str:
-    if replica:
-        return f"{message} ({replica} exited with code {code})".strip()
-    return message
+def _failure_message(message: str, replica: str, code: int | None, reason: str = "") -> str:
+    if not replica:
+        return message
+    how = f"was {reason}, exit code {code}" if reason == "OOMKilled" else f"exited with code {code}"
+    return f"{message} ({replica} {how})".strip()
 
 
 def _cursor(saved: list[int] | None) -> tuple[int, int] | None:
