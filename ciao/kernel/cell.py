@@ -148,6 +148,9 @@ class CellRunner:
             import yaml
 
             effective = prepared.config.as_dict()
+            chosen = self.manager.api_summary(prepared.config)
+            if chosen:
+                effective["kubeflow"]["chosen"] = chosen
             out.result(
                 count,
                 {
