@@ -174,6 +174,12 @@ def job_manifest(parameter: Parameter, shipment: Shipment, namespace: str) -> di
                 "suspend": False,
             },
             kind.replica_specs: specs,
+            # %procs=N: the operator sets PET_NPROC_PER_NODE, torchrun starts N processes
+            **(
+                {"nprocPerNode": str(parameter.procs_per_node)}
+                if parameter.procs_per_node and kind is KINDS["pytorch"]
+                else {}
+            ),
         },
     }
 
@@ -192,7 +198,9 @@ def _pod_spec(
         ],
         "ports": [{"name": kind.port_name, "containerPort": kind.port}],
     }
-    if shipment.command:
+    if parameter.procs_per_node and shipment.script:  # torchrun starts the processes
+        container["command"] = list(shipment.run_with(["torchrun"]))
+    elif shipment.command:
         container["command"] = list(shipment.command)
     amounts = resource_amounts(resources)
     if amounts:

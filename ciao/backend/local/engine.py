@@ -42,10 +42,14 @@ class ReplicaEngine:
         are planned from the job's name, so the same cell and name give the same plan."""
         code = Path(code_file)
         envs = local_env.environment(parameter, local_env.planned_ports(parameter))
+        argv: tuple[str, ...] = (self.python, "-u", str(code))
+        if parameter.procs_per_node:  # %procs=N: N processes per replica, as torchrun starts
+            argv = (self.python, "-m", "ciao.backend.local.procs", str(parameter.procs_per_node))
+            argv += (self.python, "-u", str(code))
         launches = tuple(
             ReplicaLaunch(
                 replica=name,
-                argv=(self.python, "-u", str(code)),
+                argv=argv,
                 cwd=str(code.parent),
                 env={
                     **envs[name],

@@ -118,7 +118,7 @@ def _pytorch_environment(
                 "PET_MASTER_PORT": port,
                 "PET_NNODES": world_size,
                 "PET_NODE_RANK": rank,
-                "PET_NPROC_PER_NODE": "auto",
+                "PET_NPROC_PER_NODE": str(parameter.procs_per_node or "auto"),
             }
         )
     return envs

@@ -122,3 +122,14 @@ def test_a_renamed_plan_keeps_its_api_runtime_and_release():
     assert "podTemplateOverrides" in plan.job["spec"]
     assert plan.objects[0]["metadata"]["name"] == "ciao-fghij-code"
     assert "TrainJob" in plan.description and "my-torch" in plan.description
+
+
+def test_on_v1_procs_are_the_operators_nproc_per_node_and_the_code_runs_under_torchrun():
+    from ciao.backend.kubeflow.manifests import job_manifest
+
+    parameter, shipment = cell("%nodes=2\n%procs=4\nprint(1)")
+    job = job_manifest(parameter, shipment, "team")
+    assert job["spec"]["nprocPerNode"] == "4"
+    for replica in job["spec"]["pytorchReplicaSpecs"].values():
+        (container,) = replica["template"]["spec"]["containers"]
+        assert container["command"] == ["torchrun", "/opt/ciao/code.py"]
