@@ -42,6 +42,11 @@ BANNER = (
     "and write the training code below them. %help shows every magic."
 )
 
+UNSIGNED_WARNING = (
+    "\nWARNING: this kernel's connection key is empty, so its messages are not signed: "
+    "anyone who can reach its ports can run code as this user."
+)
+
 HELP_LINKS = [
     {"text": "Kubeflow training operator", "url": "https://github.com/kubeflow/training-operator"},
     {
@@ -120,7 +125,7 @@ class CiaoKernel:
                 "implementation": self.implementation,
                 "implementation_version": __version__,
                 "language_info": LANGUAGE_INFO,
-                "banner": BANNER,
+                "banner": BANNER if self.server.info.key else BANNER + UNSIGNED_WARNING,
                 "help_links": HELP_LINKS,
                 "debugger": False,
             }

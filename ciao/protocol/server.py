@@ -26,6 +26,23 @@ Handler = Callable[["Request"], None]
 
 #: The channels with a request loop: shell on the main thread, control on its own.
 LOOPS = ("shell", "control")
+#: Largest message a socket accepts (a bigger one drops its sender's connection before
+#: any of it is held); $CIAO_MAX_MESSAGE_BYTES changes it.
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+#: Messages a request socket queues per peer before the peer has to wait.
+RECEIVE_QUEUE = 64
+#: Longest IOPub subscription topic accepted (Jupyter clients subscribe to "").
+MAX_TOPIC_BYTES = 256
+
+
+def max_message_bytes(env: dict[str, str] | None = None) -> int:
+    """$CIAO_MAX_MESSAGE_BYTES, else the default; a bad value is the default, said once."""
+    value = (os.environ if env is None else env).get("CIAO_MAX_MESSAGE_BYTES", "")
+    if value.isdigit() and int(value) >= 1024:
+        return int(value)
+    if value:
+        log.warning("CIAO_MAX_MESSAGE_BYTES=%r is not a number >= 1024: ignored", value)
+    return DEFAULT_MAX_MESSAGE_BYTES
 
 
 class BadRequest(ValueError):
@@ -108,9 +125,17 @@ class KernelServer:
     control (control thread), between `busy` and `idle` status messages.
     """
 
-    def __init__(self, info: ConnectionInfo, dispatch: Handler) -> None:
+    def __init__(
+        self, info: ConnectionInfo, dispatch: Handler, max_message: int | None = None
+    ) -> None:
         self.info = info
         self.dispatch = dispatch
+        self.max_message = max_message or max_message_bytes()
+        if not info.key:
+            log.warning(
+                "the connection file has an empty key: messages are not signed, and anyone "
+                "who can reach these ports can run code as this user"
+            )
         self.codec = Codec(Signer(info.key, info.signature_scheme))
         self.ctx = zmq.Context()
         self._stopping = threading.Event()
@@ -122,6 +147,7 @@ class KernelServer:
         self.stdin = self._bind(zmq.ROUTER, "stdin")
         self.iopub = self._bind(zmq.XPUB, "iopub")
         self.iopub.setsockopt(zmq.XPUB_VERBOSE, 1)
+        self.iopub.setsockopt(zmq.XPUB_MANUAL, 1)  # subscriptions are accepted, or not, here
         self.hb = self._bind(zmq.REP, "hb")
         self._iopub_pull = self._inproc(zmq.PULL, "iopub")
         self._iopub_push = _LocalPush(self.ctx, self._address("iopub"))
@@ -132,6 +158,8 @@ class KernelServer:
     def _bind(self, kind: int, channel: str) -> zmq.Socket:
         sock = self.ctx.socket(kind)
         sock.linger = 1000
+        sock.setsockopt(zmq.MAXMSGSIZE, self.max_message)
+        sock.setsockopt(zmq.RCVHWM, RECEIVE_QUEUE)
         if self.info.uses_curve:
             sock.curve_secretkey = self.info.curve_secretkey
             sock.curve_publickey = self.info.curve_publickey
@@ -161,8 +189,8 @@ class KernelServer:
         parent: Message,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        """Send on shell, control or stdin; only from the thread that owns that socket."""
-        sock = {"shell": self.shell, "control": self.control, "stdin": self.stdin}[channel]
+        """Send on shell or control; only from the thread that owns that socket."""
+        sock = {"shell": self.shell, "control": self.control}[channel]
         msg = self.codec.message(msg_type, content, parent, metadata, parent.identities)
         sock.send_multipart(self.codec.serialize(msg))
 
@@ -251,9 +279,18 @@ class KernelServer:
                 event.set()
 
     def _on_subscription(self, frame: bytes) -> None:
-        """XPUB tells of each (un)subscription; greet subscribers (JEP 65 iopub_welcome)."""
-        if not frame or frame[0] != 1:
+        """XPUB tells of each (un)subscription (XPUB_MANUAL: it takes effect only here);
+        a topic longer than MAX_TOPIC_BYTES is refused; subscribers are greeted (JEP 65
+        iopub_welcome)."""
+        if not frame or frame[0] not in (0, 1):
             return
+        if len(frame) - 1 > MAX_TOPIC_BYTES:
+            log.warning("refused an IOPub subscription of %d bytes", len(frame) - 1)
+            return
+        if frame[0] == 0:
+            self.iopub.setsockopt(zmq.UNSUBSCRIBE, frame[1:])
+            return
+        self.iopub.setsockopt(zmq.SUBSCRIBE, frame[1:])
         topic = frame[1:].decode("utf-8", "replace")
         msg = self.codec.message("iopub_welcome", {"subscription": topic})
         msg.identities = [frame[1:]]
@@ -261,23 +298,32 @@ class KernelServer:
 
     def _control_loop(self) -> None:
         try:
-            self._serve("control", self.control)
+            self._serve("control", self.control, drain=self.stdin)
         except zmq.ZMQError as exc:
             log.error("control loop stopped: %s", exc)
         finally:
             self.control.close(linger=1000)  # a shutdown_reply may still be on its way
+            self.stdin.close(linger=0)
             self._wake_pull["control"].close()
 
     def serve_shell(self) -> None:
         """Run the shell loop on the calling (main) thread until `stop()`."""
         self._serve("shell", self.shell)
 
-    def _serve(self, channel: str, sock: zmq.Socket) -> None:
+    def _serve(self, channel: str, sock: zmq.Socket, drain: zmq.Socket | None = None) -> None:
+        """Answer requests on `sock`; what arrives on `drain` (stdin: Ciao never asks for
+        input) is read and dropped, so nothing piles up there."""
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         poller.register(self._wake_pull[channel], zmq.POLLIN)
+        if drain is not None:
+            poller.register(drain, zmq.POLLIN)
         while not self._stopping.is_set():
             ready = dict(poller.poll())
+            if drain is not None and drain in ready:
+                while drain.poll(0):
+                    drain.recv_multipart(copy=False)
+                log.debug("dropped a message on stdin: this kernel never asks for input")
             if sock in ready and not self._stopping.is_set():
                 self._handle(channel, sock.recv_multipart())
 
@@ -378,8 +424,7 @@ class KernelServer:
         self._iopub_push.close()
         for sock in (*self._wake_push.values(), self._wake_pull["shell"]):
             sock.close(linger=0)
-        for sock in (self.shell, self.stdin):
-            sock.close(linger=500)
+        self.shell.close(linger=500)
         terminator = threading.Thread(target=self.ctx.term, name="ciao-zmq-term", daemon=True)
         terminator.start()
         terminator.join(max(0.0, deadline - time.monotonic()))
