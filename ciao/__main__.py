@@ -27,14 +27,16 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--output", metavar="FILE", help="also save the executed notebook")
 
     gateway = sub.add_parser("gateway", help="serve the kernel behind Jupyter Kernel Gateway")
-    gateway.add_argument("--ip", default="0.0.0.0")
+    gateway.add_argument(
+        "--ip", default="127.0.0.1", help="address to listen on (in a pod: 0.0.0.0)"
+    )
     gateway.add_argument("--port", type=int, default=8889)
 
     args = parser.parse_args(argv)
     if args.command == "gateway":
         from ciao.gateway import serve
 
-        serve(args.ip, args.port)
+        return serve(args.ip, args.port)
     if args.command == "kernel":
         from ciao.app import run_kernel
 

@@ -24,6 +24,7 @@ S2I_PROVIDERS = ("s2i", "img", "configmap")
 
 _TOP_KEYS = {
     "backend": "local | kubeflow (default local)",
+    "backends": "the backends cells may use, e.g. [kubeflow] (default: both)",
     "framework": "the framework of a cell without %framework (default pytorch)",
     "kubeconfig": "path of the kubeconfig (empty: $KUBECONFIG, default, or in-cluster)",
     "context": "kubeconfig context to use",
@@ -130,6 +131,9 @@ class KubeflowConfig:
 class Config:
     source: Path | None = None
     backend: str = "local"
+    #: The backends a cell may choose (`%backend`); the gateway's deployment allows only
+    #: kubeflow, so no cell runs in the gateway's pod.
+    backends: tuple[str, ...] = BACKENDS
     framework: str = "pytorch"
     kubeconfig: str = ""
     context: str = ""
@@ -146,6 +150,7 @@ class Config:
         return {
             "source": str(self.source) if self.source else None,
             "backend": self.backend,
+            "backends": list(self.backends),
             "framework": self.framework,
             "kubeconfig": self.kubeconfig,
             "context": self.context,
@@ -216,7 +221,15 @@ def parse_config(data: Any, source: Path | None, home: str | None = None) -> Con
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping of keys, got {type(data).__name__}")
     _check_keys(data, _TOP_KEYS, where, "")
-    backend = _choice(data, "backend", BACKENDS, where, "local")
+    backends = _backends(data, where)
+    backend = _choice(
+        data, "backend", BACKENDS, where, backends[0] if "local" not in backends else "local"
+    )
+    if backend not in backends:
+        raise ConfigError(
+            f"{where}: backend: {backend!r} is not one of the allowed backends "
+            f"({', '.join(backends)})"
+        )
     framework = _choice(data, "framework", FRAMEWORKS, where, "pytorch")
     s2i = _section(data, "s2i", where)
     if "password" in s2i:
@@ -247,6 +260,7 @@ def parse_config(data: Any, source: Path | None, home: str | None = None) -> Con
     return Config(
         source=source,
         backend=backend,
+        backends=backends,
         framework=framework,
         kubeconfig=_string(data, "kubeconfig", where),
         context=_string(data, "context", where),
@@ -279,6 +293,24 @@ def parse_config(data: Any, source: Path | None, home: str | None = None) -> Con
             **{key: _count(output, key, getattr(OutputConfig, key), where) for key in _OUTPUT_KEYS}
         ),
     )
+
+
+def _backends(data: dict, where: str) -> tuple[str, ...]:
+    value = data.get("backends")
+    if value is None:
+        return BACKENDS
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: backends: expected a list like [kubeflow], got {value!r}")
+    chosen = tuple(dict.fromkeys(v.lower() for v in value))
+    unknown = [v for v in chosen if v not in BACKENDS]
+    if unknown:
+        raise ConfigError(
+            f"{where}: backends: {', '.join(unknown)} is not a backend (known: "
+            f"{', '.join(BACKENDS)})"
+        )
+    return chosen
 
 
 def _check_keys(data: dict, allowed: Mapping[str, str], where: str, prefix: str) -> None:

@@ -32,7 +32,17 @@ def gateway_argv(ip: str, port: int, nodelay: bool = True) -> list[str]:
     return argv
 
 
-def serve(ip: str, port: int) -> None:
-    """Replace this process with the gateway (signals reach it directly)."""
+def serve(ip: str, port: int, env: dict[str, str] | None = None) -> int:
+    """Replace this process with the gateway (signals reach it directly); refuse to serve
+    without a token: a kernel gateway runs code for whoever can reach it."""
+    env = dict(os.environ) if env is None else env
+    if not env.get("KG_AUTH_TOKEN", "").strip():
+        print(
+            "ciao gateway: refusing to start without a token: set KG_AUTH_TOKEN (in a pod, "
+            "from a Secret; see deploy/kernel-gateway.yaml). Anyone who reaches the gateway "
+            "can run code in it.",
+            file=sys.stderr,
+        )
+        return 2
     argv = gateway_argv(ip, port)
     os.execv(argv[0], argv)

@@ -26,6 +26,7 @@ class Registry:
     def components(self, config: Config, backend: str = "") -> tuple[S2IClient, AnyBackend]:
         """The S2IClient and Backend for a cell: its `%backend`, else the config's."""
         backend = backend or config.backend
+        allowed(config, backend)
         if backend == "local":
             from ciao.s2i.local import LocalCodeFile
 
@@ -61,8 +62,8 @@ class Registry:
     def backends(self, config: Config) -> list[AnyBackend]:
         """The backends whose jobs the job commands (%jobs, %status...) look at: the local
         one always, the cluster's when the config names a cluster."""
-        found = [self.local(config)]
-        if config.backend == "kubeflow" or config.kubeconfig:
+        found = [self.local(config)] if "local" in config.backends else []
+        if "kubeflow" in config.backends and (config.backend == "kubeflow" or config.kubeconfig):
             found.append(self.kubeflow(config))
         return found
 
@@ -76,4 +77,14 @@ class Registry:
             for backend in self.backends(config):
                 if backend.name == "kubeflow":
                     return backend
+        allowed(config, "local")
         return self.local(config)
+
+
+def allowed(config: Config, backend: str) -> None:
+    """Refuse a backend the config does not allow (`backends:`), naming the rule's source."""
+    if backend not in config.backends:
+        raise ConfigError(
+            f"backend {backend!r} is not allowed here: {config.source or 'the config'} has "
+            f"backends: [{', '.join(config.backends)}]"
+        )

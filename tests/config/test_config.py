@@ -119,3 +119,28 @@ def test_stock_images_per_framework_have_defaults_and_can_be_set():
     assert config.images["tensorflow"] == "registry.example/tf:2.16"
     with pytest.raises(ConfigError, match="unknown key images.jax"):
         parse_config({"images": {"jax": "x"}}, None)
+
+
+def test_backends_limits_what_a_cell_may_choose_and_the_default_follows():
+    from ciao.config import parse_config
+
+    config = parse_config({"backends": ["kubeflow"]}, None)
+    assert config.backends == ("kubeflow",) and config.backend == "kubeflow"
+    assert parse_config({}, None).backends == ("local", "kubeflow")
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        ({"backends": ["kubeflow"], "backend": "local"}, "not one of the allowed backends"),
+        ({"backends": ["slurm"]}, "slurm is not a backend"),
+        ({"backends": []}, "expected a list like [kubeflow]"),
+    ],
+)
+def test_bad_backends_are_config_errors(data, words):
+    from ciao.config import parse_config
+    from ciao.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, None)
+    assert words in str(info.value)

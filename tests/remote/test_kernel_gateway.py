@@ -92,3 +92,98 @@ def test_the_deployment_runs_as_the_service_account_the_rbac_file_binds():
     argv = " ".join(gateway_argv("0.0.0.0", 8889))
     assert "env_process_whitelist=KUBERNETES_SERVICE_HOST" in argv
     assert "NoDelayConnection" in argv
+
+
+DEPLOY = __import__("pathlib").Path(__file__).resolve().parents[2] / "deploy"
+
+
+def deployed_config() -> str:
+    """The config.yaml the deployment's ConfigMap gives the gateway's kernels."""
+    import yaml
+
+    docs = yaml.safe_load_all((DEPLOY / "kernel-gateway.yaml").read_text())
+    (config_map,) = [d for d in docs if d["kind"] == "ConfigMap"]
+    return config_map["data"]["config.yaml"]
+
+
+def start_gateway(tmp_path, env: dict, *args: str) -> tuple[subprocess.Popen, int]:
+    (port,) = free_ports(1)
+    log = (tmp_path / "gateway.log").open("wb")
+    argv = [sys.executable, "-m", "ciao", "gateway", "--port", str(port), *args]
+    return subprocess.Popen(argv, env=env, stdout=log, stderr=log), port
+
+
+def test_the_deployed_config_never_runs_a_cell_in_the_gateways_pod(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(deployed_config())
+    env = dict(os.environ, KG_AUTH_TOKEN=TOKEN, CIAO_CONFIG=str(config))
+    process, port = start_gateway(tmp_path, env)
+    url = f"http://127.0.0.1:{port}"
+    marker = tmp_path / "ran-in-the-gateway"
+    try:
+        websocket_client.wait_until_serving(url, TOKEN, process)
+        _, kernel = call(url, "POST", "/api/kernels", {"name": "ciao"})
+        for cell in (
+            f"%backend=local\nopen({str(marker)!r}, 'w').close()",
+            f"%dryrun\n%backend=local\nopen({str(marker)!r}, 'w').close()",
+        ):
+            reply, _ = asyncio.run(execute(url, kernel["id"], cell))
+            assert reply["content"]["status"] == "error"
+            assert "backend 'local' is not allowed here" in reply["content"]["evalue"]
+        reply, _ = asyncio.run(execute(url, kernel["id"], "%logs ciao-abcde"))
+        assert reply["content"]["status"] == "error"
+        assert not marker.exists()
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_without_a_token_the_gateway_refuses_to_start(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "KG_AUTH_TOKEN"}
+    process, _ = start_gateway(tmp_path, env)
+    assert process.wait(30) == 2
+    assert "KG_AUTH_TOKEN" in (tmp_path / "gateway.log").read_text()
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses listening on `port` (from /proc/net/tcp, hex little-endian)."""
+    found = set()
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hex_port = local.split(":")
+        if int(hex_port, 16) == port and state == "0A":  # LISTEN
+            octets = [str(int(address[i : i + 2], 16)) for i in range(6, -1, -2)]
+            found.add(".".join(octets))
+    return found
+
+
+def test_by_default_the_gateway_listens_on_loopback_only(tmp_path):
+    process, port = start_gateway(tmp_path, dict(os.environ, KG_AUTH_TOKEN=TOKEN))
+    try:
+        websocket_client.wait_until_serving(f"http://127.0.0.1:{port}", TOKEN, process)
+        assert listening_addresses(port) == {"127.0.0.1"}
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_the_deployment_is_locked_down():
+    import yaml
+
+    docs = list(yaml.safe_load_all((DEPLOY / "kernel-gateway.yaml").read_text()))
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (container,) = pod["containers"]
+    context = container["securityContext"]
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    writable = {m["mountPath"] for m in container["volumeMounts"] if not m.get("readOnly")}
+    assert writable == {"/home/ciao", "/tmp"}
+    namespace = yaml.safe_load((DEPLOY / "namespace.yaml").read_text())
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert "0.0.0.0" in (DEPLOY / "Dockerfile").read_text()  # said explicitly in the image
+    ignored = (DEPLOY.parent / ".dockerignore").read_text().split()
+    assert ".git" in ignored and ".venv" in ignored
