@@ -10,6 +10,7 @@ import sys
 import urllib.error
 import urllib.request
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -94,7 +95,7 @@ def test_the_deployment_runs_as_the_service_account_the_rbac_file_binds():
     assert "NoDelayConnection" in argv
 
 
-DEPLOY = __import__("pathlib").Path(__file__).resolve().parents[2] / "deploy"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
 
 def deployed_config() -> str:
@@ -148,7 +149,7 @@ def test_without_a_token_the_gateway_refuses_to_start(tmp_path):
 def listening_addresses(port: int) -> set[str]:
     """The local addresses listening on `port` (from /proc/net/tcp, hex little-endian)."""
     found = set()
-    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         local, state = line.split()[1], line.split()[3]
         address, hex_port = local.split(":")
         if int(hex_port, 16) == port and state == "0A":  # LISTEN
