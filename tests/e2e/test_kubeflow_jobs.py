@@ -446,3 +446,31 @@ def test_shutdown_cancels_a_followed_job_but_not_a_detached_one(cluster, tmp_pat
     jobs = {j["metadata"]["name"] for j in cluster.list("pytorchjobs", "team")}
     assert jobs == {detached}
     cleanup_jobs(cluster)
+
+
+def test_delete_refuses_a_job_ciao_did_not_create_and_its_namesake_configmap(kc, cluster):
+    from fakecluster.jobs import pytorchjob
+
+    cluster.create("pytorchjobs", pytorchjob("not-ours", ["true"]), "team")
+    cluster.create("configmaps", {"metadata": {"name": "not-ours-code"}}, "team")
+    content, _ = run(kc, "%delete not-ours")
+    assert content["status"] == "error"
+    assert "was not created by Ciao" in content["evalue"]
+    assert cluster.get("pytorchjobs", "team", "not-ours") is not None
+    assert cluster.get("configmaps", "team", "not-ours-code") is not None
+    cluster.delete("pytorchjobs", "team", "not-ours")
+    cluster.delete("configmaps", "team", "not-ours-code")
+
+
+def test_delete_of_a_ciao_job_takes_the_configmap_it_owns(kc, cluster):
+    msg_id = kc.execute("%detach\n%framework=pytorch\n%master=1\nimport time\ntime.sleep(30)")
+    text = stream_text(iopub_until_idle(kc, msg_id))
+    kc.get_shell_msg(timeout=60)
+    name = job_name(text)
+    config_map = cluster.get("configmaps", "team", f"{name}-code")
+    assert config_map is not None  # owned by the job: it goes with it
+    content, _ = run(kc, f"%delete {name}")
+    assert content["status"] == "ok", content
+    cluster.wait_for(lambda: cluster.get("pytorchjobs", "team", name) is None, 30)
+    cluster.wait_for(lambda: cluster.get("configmaps", "team", f"{name}-code") is None, 30)
+    nothing_left(cluster)

@@ -9,6 +9,7 @@ has drained; then one JobDone closes the stream of events.
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -224,16 +225,18 @@ class KubeflowBackend:
         """Delete the job in the foreground (its pods first, then it), and its ConfigMap."""
         run = job.handle
         run.cancelled = True
-        self._delete_job(run.namespace, run.kind, run.name)
+        self._delete_job(run.namespace, run.kind, run.name, run.uid)
         self._delete_config_map(run.namespace, run.config_map)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                self.cluster.request("GET", run.job_path)
+                found = self.cluster.request("GET", run.job_path)
             except ApiError as exc:
                 if exc.status == 404:
                     return
                 raise explain(exc, "get", run.kind.plural, run.namespace, run.kind.group) from None
+            if run.uid and (found.get("metadata") or {}).get("uid") != run.uid:
+                return  # ours is gone; a new job of the same name is not ours to wait for
             time.sleep(0.2)
         raise BackendError(f"job {run.name} was deleted but is still there after 60 s")
 
@@ -393,24 +396,53 @@ class KubeflowBackend:
             close(response)
 
     def delete(self, name: str) -> None:
+        """Delete a job Ciao created (labelled managed-by=ciao; by UID, so a job made again
+        under the name meanwhile is not touched), the ConfigMap it owns, its run record."""
         kind, obj = self._find(name)
-        job = self.attach(name)
-        job.handle.config_map = config_map_name(name)
-        self.cancel(job)
-
-    def _delete_job(self, namespace: str, kind: JobKind, name: str) -> None:
-        path = kind.path(namespace, name)
-        try:
-            self.cluster.request(
-                "DELETE",
-                path,
-                body={
-                    "kind": "DeleteOptions",
-                    "apiVersion": "v1",
-                    "propagationPolicy": "Foreground",
-                },
+        meta = obj.get("metadata") or {}
+        if (meta.get("labels") or {}).get(MANAGED_BY) != "ciao":
+            raise BackendError(
+                f"{kind.kind} {name} in namespace {self.cluster.namespace} was not created by "
+                f"Ciao (it has no {MANAGED_BY}=ciao label): Ciao deletes only its own jobs; "
+                f"use kubectl delete {kind.plural} {name} if you mean it"
             )
+        run = KubeflowRun(kind, self.cluster.namespace, name, meta.get("uid", ""))
+        if self._owned_config_map(run):
+            run.config_map = config_map_name(name)
+        job = Job(framework_of(kind), name, replicas_of(kind, obj), self.name, run)
+        self.cancel(job)
+        if self.run_root is not None:
+            record = RunDir(self.run_root, name)
+            if record.exists():
+                shutil.rmtree(record.path, ignore_errors=True)
+
+    def _owned_config_map(self, run: KubeflowRun) -> bool:
+        """Whether the job's ConfigMap exists and is the job's (its ownerReference)."""
+        path = f"/api/v1/namespaces/{run.namespace}/configmaps/{config_map_name(run.name)}"
+        try:
+            config_map = self.cluster.request("GET", path)
         except ApiError as exc:
+            if exc.status in (403, 404):  # gone already (owned ones go with the job), or hidden
+                return False
+            raise explain(exc, "get", "configmaps", run.namespace) from None
+        refs = (config_map.get("metadata") or {}).get("ownerReferences") or []
+        return any(ref.get("uid") == run.uid for ref in refs)
+
+    def _delete_job(self, namespace: str, kind: JobKind, name: str, uid: str = "") -> None:
+        """Delete in the foreground (pods first); with `uid`, only that very object."""
+        path = kind.path(namespace, name)
+        options: dict[str, Any] = {
+            "kind": "DeleteOptions",
+            "apiVersion": "v1",
+            "propagationPolicy": "Foreground",
+        }
+        if uid:
+            options["preconditions"] = {"uid": uid}
+        try:
+            self.cluster.request("DELETE", path, body=options)
+        except ApiError as exc:
+            if exc.status == 409 and uid:  # a precondition failed: ours is gone, another is there
+                return
             if exc.status != 404:
                 raise explain(exc, "delete", kind.plural, namespace, kind.group) from None
 
