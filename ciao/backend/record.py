@@ -1,10 +1,14 @@
 """A job's run directory (`~/.ciao/runs/<job>/`): what outlives the kernel that ran it.
 
-    spec.json     what was submitted (framework, replicas, owner, backend, created)
-    code.py       the cell's training code (local jobs run it from here)
+    spec.json     what was submitted (framework, replicas, owner, backend, created, plan)
     events.jsonl  every event of the job, one record a line, in order (see `encode`)
     shown         how far into events.jsonl a notebook has shown (bytes), for %attach
-    supervisor    the pid of a local job's supervisor process
+    supervisor    a local job's supervisor process: [pid, start time, boot id]
+    replicas.json its replicas' processes, the same way
+    work/         the job's own directory: its code (local jobs) and what it writes
+
+The job runs in `work/` and never beside its record, so nothing it writes is taken for
+the record. Directories are 0700 and files 0600: a job's code and logs are its user's.
 
 Local jobs write events.jsonl from their supervisor; Kubeflow jobs from the kernel that
 follows them, so `%logs` works once pods (or processes) are gone.
@@ -20,6 +24,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ciao.backend.identity import ProcessIdentity
 from ciao.backend.types import (
     Diagnosis,
     Event,
@@ -128,18 +133,31 @@ class RunDir:
     def __init__(self, root: Path, name: str) -> None:
         if not name or "/" in name or name in (".", ".."):
             raise ValueError(f"{name!r} cannot name a job")
-        self.path = Path(root) / name
+        self.root = Path(root)
+        self.path = self.root / name
         self.name = name
 
     @property
     def events_path(self) -> Path:
         return self.path / "events.jsonl"
 
+    @property
+    def work(self) -> Path:
+        """The job's working directory (local jobs' code is there)."""
+        return self.path / "work"
+
     def exists(self) -> bool:
         return (self.path / "spec.json").is_file()
 
+    def create(self) -> None:
+        """The run directory and its work directory, private to the user."""
+        private_dirs(self.root)
+        for directory in (self.path, self.work):
+            directory.mkdir(mode=0o700, exist_ok=True)
+            directory.chmod(0o700)
+
     def write_spec(self, spec: dict[str, Any]) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.create()
         _write_atomic(self.path / "spec.json", json.dumps(spec, indent=1))
 
     def spec(self) -> dict[str, Any]:
@@ -152,8 +170,8 @@ class RunDir:
     # ---- the event log ---------------------------------------------------------------
 
     def open_for_append(self) -> int:
-        self.path.mkdir(parents=True, exist_ok=True)
-        return os.open(self.events_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.create()
+        return os.open(self.events_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 
     def read_events(self, offset: int = 0, chunk: int = 1 << 18) -> Iterator[tuple[Event, int]]:
         """The complete events from byte `offset` on, each with the offset just after it.
@@ -233,16 +251,30 @@ class RunDir:
     def set_shown(self, offset: int) -> None:
         _write_atomic(self.path / "shown", str(offset))
 
-    # ---- the supervisor (local jobs) -------------------------------------------------
+    # ---- the supervisor and replicas (local jobs) --------------------------------------
 
-    def supervisor_pid(self) -> int | None:
+    def supervisor(self) -> ProcessIdentity | None:
+        return ProcessIdentity.from_list(self._json("supervisor"))
+
+    def set_supervisor(self, identity: ProcessIdentity) -> None:
+        _write_atomic(self.path / "supervisor", json.dumps(identity.as_list()))
+
+    def replicas(self) -> dict[str, ProcessIdentity]:
+        recorded = self._json("replicas.json")
+        if not isinstance(recorded, dict):
+            return {}
+        found = {name: ProcessIdentity.from_list(data) for name, data in recorded.items()}
+        return {name: identity for name, identity in found.items() if identity is not None}
+
+    def set_replicas(self, identities: dict[str, ProcessIdentity]) -> None:
+        data = {name: identity.as_list() for name, identity in identities.items()}
+        _write_atomic(self.path / "replicas.json", json.dumps(data))
+
+    def _json(self, name: str) -> Any:
         try:
-            return int((self.path / "supervisor").read_text())
+            return json.loads((self.path / name).read_text())
         except (OSError, ValueError):
             return None
-
-    def set_supervisor_pid(self, pid: int) -> None:
-        _write_atomic(self.path / "supervisor", str(pid))
 
     def created(self) -> float:
         return float(self.spec().get("created") or _mtime(self.path))
@@ -258,25 +290,20 @@ def list_run_dirs(root: Path) -> list[RunDir]:
     return sorted(dirs, key=lambda d: d.created(), reverse=True)
 
 
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return True
-    return "\nState:\tZ" not in status
+def private_dirs(root: Path) -> None:
+    """`root` (and `~/.ciao` when it is inside it), created 0700 and kept so."""
+    root = Path(root)
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for directory in (root, *[p for p in root.parents if p.name == ".ciao"]):
+        if directory.stat().st_mode & 0o077:
+            directory.chmod(0o700)
 
 
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
     os.replace(tmp, path)
 
 

@@ -7,8 +7,10 @@ cell (the job still runs).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from ciao.backend.record import RunDir
 from ciao.constants import CODE_FILE
 from ciao.interpreter.types import Parameter
 from ciao.s2i.requirements import unmet_requirements
@@ -16,10 +18,10 @@ from ciao.s2i.types import Progress, Shipment
 
 
 class LocalCodeFile:
-    """Writes `<run_root>/<job name>/code.py`; its path is the job's "image".
+    """Writes `<run_root>/<job name>/work/code.py`; its path is the job's "image".
 
     That directory is also the replicas' working directory, so files a job writes stay
-    with it, as they would in a pod of their own.
+    with it, as they would in a pod of their own, and apart from the job's record.
     """
 
     def __init__(self, run_root: Path) -> None:
@@ -29,7 +31,7 @@ class LocalCodeFile:
         name = parameter.generate_name
         if not name or name in (".", "..") or "/" in name or "\\" in name:
             raise ValueError(f"job name {name!r} cannot name a directory")
-        return (self.run_root / name / CODE_FILE).resolve()
+        return (RunDir(self.run_root, name).work / CODE_FILE).resolve()
 
     def plan(self, code: str, parameter: Parameter) -> Shipment:
         """Where source_to_image writes the code; nothing is written."""
@@ -40,8 +42,10 @@ class LocalCodeFile:
     ) -> Shipment:
         """The written code file; warns of unmet requirements."""
         path = self._path(parameter)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(code, encoding="utf-8")
+        RunDir(self.run_root, parameter.generate_name).create()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(code)
         if parameter.requirements and progress is not None:
             for line in unmet_requirements(parameter.requirements):
                 progress(line)

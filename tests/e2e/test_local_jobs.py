@@ -122,7 +122,14 @@ def test_replicas_share_the_jobs_own_working_directory(kc):
     }
     (cwd,) = cwds
     assert Path(cwd, "code.py").is_file()
-    assert Path(cwd).name.startswith("ciao-")
+    assert Path(cwd).name == "work" and Path(cwd).parent.name.startswith("ciao-")
+    record = Path(cwd).parent
+    assert (record / "spec.json").is_file() and not (Path(cwd) / "spec.json").exists()
+    for path in (record, Path(cwd)):
+        assert path.stat().st_mode & 0o777 == 0o700
+    for path in (record / "spec.json", record / "events.jsonl", Path(cwd) / "code.py"):
+        assert path.stat().st_mode & 0o777 == 0o600
+    assert record.parent.parent.stat().st_mode & 0o777 == 0o700  # ~/.ciao
 
 
 def test_every_line_of_every_replica_arrives_once_and_in_order(unlimited_kc):

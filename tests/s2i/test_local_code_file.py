@@ -23,7 +23,7 @@ def test_writes_the_code_to_the_jobs_directory_and_returns_its_absolute_path(tmp
     assert shipment == Shipment(image=shipment.image), "only the image: no command, no files"
     path = Path(shipment.image)
     assert path.is_absolute()
-    assert path == (tmp_path / "runs" / "mnist-abc12" / "code.py").resolve()
+    assert path == (tmp_path / "runs" / "mnist-abc12" / "work" / "code.py").resolve()
     assert path.read_text(encoding="utf-8") == "print('héllo')\n"
 
 

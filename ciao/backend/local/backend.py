@@ -9,7 +9,6 @@ kernels that are gone.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -22,11 +21,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ciao.backend.identity import ProcessIdentity
 from ciao.backend.local.engine import ReplicaEngine
 from ciao.backend.local.plan import LocalPlan
 from ciao.backend.local.watch import RecordWatch
-from ciao.backend.record import RunDir, list_run_dirs, pid_alive
-from ciao.backend.types import IDLE, Event, Idle, Job, JobDone, JobInfo, LogLine, ReplicaState
+from ciao.backend.record import RunDir, list_run_dirs
+from ciao.backend.types import IDLE, Event, Idle, Job, JobDone, JobInfo, LogLine
 from ciao.errors import BackendError
 from ciao.interpreter.types import Parameter
 from ciao.s2i.types import Shipment
@@ -44,7 +44,7 @@ class _Handle:
     offset: int = 0
     detached: bool = False
     cancelling: bool = False
-    pid: int | None = field(default=None)
+    supervisor: ProcessIdentity | None = field(default=None)
 
 
 class LocalBackend:
@@ -94,9 +94,10 @@ class LocalBackend:
                 )
             except OSError as exc:
                 raise BackendError(f"could not start the job's supervisor: {exc}") from exc
-        run.set_supervisor_pid(process.pid)
+        identity = ProcessIdentity.of(process.pid) or ProcessIdentity(process.pid, 0)
+        run.set_supervisor(identity)
         threading.Thread(target=_reap, args=(process,), name="ciao-reap", daemon=True).start()
-        return self._job(run, _Handle(run, process, pid=process.pid))
+        return self._job(run, _Handle(run, process, supervisor=identity))
 
     def _job(self, run: RunDir, handle: _Handle) -> Job[_Handle]:
         parameter = _recorded_parameter(run)
@@ -159,30 +160,32 @@ class LocalBackend:
         self._stop(handle.run, handle)
 
     def _stop(self, run: RunDir, handle: _Handle | None = None) -> None:
-        pid = handle.pid if handle else run.supervisor_pid()
-        if pid and self._alive(handle, pid):
-            os.kill(pid, signal.SIGTERM)
+        """SIGTERM the supervisor (SIGKILL after the grace), then its replicas' groups if it
+        left any; only processes that are still the very ones recorded are signalled."""
+        supervisor = handle.supervisor if handle else run.supervisor()
+        if supervisor is not None and self._alive(handle, supervisor):
+            supervisor.send(signal.SIGTERM)
             deadline = time.monotonic() + self.stop_grace + 10
-            while self._alive(handle, pid) and time.monotonic() < deadline:
+            while self._alive(handle, supervisor) and time.monotonic() < deadline:
                 time.sleep(0.05)
-            if self._alive(handle, pid):
-                os.kill(pid, signal.SIGKILL)
-        for replica_pid in _replica_pids(run):  # a supervisor that was killed left them
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(replica_pid, signal.SIGKILL)
+            if self._alive(handle, supervisor):
+                supervisor.send(signal.SIGKILL)
+        for replica in run.replicas().values():  # a supervisor that was killed left them
+            replica.send_to_group(signal.SIGKILL)
         if run.final() is None:
             _append(run, JobDone(False, "Cancelled", f"{run.name}: cancelled by the user"))
 
-    def _alive(self, handle: _Handle | None, pid: int | None = None) -> bool:
+    def _alive(self, handle: _Handle | None, supervisor: ProcessIdentity | None = None) -> bool:
         if handle is not None and handle.process is not None:
             return handle.process.poll() is None
-        return pid_alive(pid if pid is not None else (handle.pid if handle else None))
+        identity = supervisor or (handle.supervisor if handle else None)
+        return identity is not None and identity.is_running()
 
     # ---- jobs of any kernel ------------------------------------------------------------
 
     def attach(self, name: str) -> Job[_Handle]:
         run = self._existing(name)
-        handle = _Handle(run, None, offset=run.shown(), pid=run.supervisor_pid())
+        handle = _Handle(run, None, offset=run.shown(), supervisor=run.supervisor())
         return self._job(run, handle)
 
     def jobs(self) -> list[JobInfo]:
@@ -233,7 +236,7 @@ class LocalBackend:
         final = run.final()
         if final is not None:
             state, message = final.state, final.message
-        elif pid_alive(run.supervisor_pid()):
+        elif (supervisor := run.supervisor()) is not None and supervisor.is_running():
             state, message = "Running", ""
         else:
             state, message = "Lost", "its supervisor process is gone"
@@ -265,16 +268,6 @@ def _append(run: RunDir, event: Event) -> None:
         os.write(fd, encode(event))
     finally:
         os.close(fd)
-
-
-def _replica_pids(run: RunDir) -> list[int]:
-    pids = []
-    for event, _ in run.read_events():
-        if isinstance(event, ReplicaState) and event.phase == "Running":
-            where = event.where
-            if where.startswith("pid ") and where[4:].isdigit():
-                pids.append(int(where[4:]))
-    return [pid for pid in pids if pid_alive(pid)]
 
 
 def _reap(process: subprocess.Popen) -> None:

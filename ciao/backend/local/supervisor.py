@@ -14,6 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
+from ciao.backend.identity import ProcessIdentity
 from ciao.backend.local.engine import ReplicaEngine
 from ciao.backend.local.plan import LocalPlan
 from ciao.backend.record import RunDir, encode, encode_all
@@ -44,6 +45,12 @@ def supervise(run: RunDir, python: str) -> int:
         os.write(out, encode(JobDone(False, "StartFailed", str(exc))))
         return 1
     started.append(job)
+    run.set_replicas(
+        {
+            name: ProcessIdentity.of(replica.pid) or ProcessIdentity(replica.pid, 0)
+            for name, replica in job.handle.replicas.items()
+        }
+    )
     if cancelling.is_set():
         threading.Thread(target=engine.cancel, args=(job,), daemon=True).start()
     for batch in engine.get_log_batches(job):

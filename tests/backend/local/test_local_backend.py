@@ -57,9 +57,9 @@ def test_a_finished_jobs_supervisor_is_reaped_not_left_a_zombie(tmp_path):
     events = follow(backend, job)
     assert isinstance(events[-1], JobDone) and events[-1].succeeded
     deadline = time.monotonic() + 20
-    while is_zombie_or_gone(job.handle.pid) != "gone" and time.monotonic() < deadline:
+    while is_zombie_or_gone(job.handle.supervisor.pid) != "gone" and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert is_zombie_or_gone(job.handle.pid) == "gone"
+    assert is_zombie_or_gone(job.handle.supervisor.pid) == "gone"
 
 
 def test_a_detached_jobs_supervisor_is_reaped_when_it_ends(tmp_path):
@@ -67,9 +67,9 @@ def test_a_detached_jobs_supervisor_is_reaped_when_it_ends(tmp_path):
     job = submit(backend, "%framework=pytorch\n%master=1\nprint('hi')")
     backend.detach(job)  # never followed: nobody reads its JobDone
     deadline = time.monotonic() + 20
-    while is_zombie_or_gone(job.handle.pid) != "gone" and time.monotonic() < deadline:
+    while is_zombie_or_gone(job.handle.supervisor.pid) != "gone" and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert is_zombie_or_gone(job.handle.pid) == "gone"
+    assert is_zombie_or_gone(job.handle.supervisor.pid) == "gone"
     assert job.handle.run.final().succeeded
 
 
