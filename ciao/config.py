@@ -34,6 +34,7 @@ _TOP_KEYS = {
     "local": "local backend: {run_dir}",
     "output": "what a cell shows: {max_bytes_per_second, max_messages_per_second, max_lines}",
     "kubeflow": "which Kubeflow API runs cells: {api: auto|v1|v2, runtime, release}",
+    "limits": "what one cell may ask for: {max_replicas} (default 64 locally, 1000 on Kubernetes)",
     **{role: f"default resources of a {role} replica: {{cpu, memory, gpu}}" for role in ALL_ROLES},
 }
 _S2I_KEYS = (
@@ -47,6 +48,9 @@ _S2I_KEYS = (
     "timeout",
 )
 _LOCAL_KEYS = ("run_dir",)
+#: Replicas one cell may have per backend, unless `limits.max_replicas` says otherwise: a
+#: laptop runs tens of processes, a cluster's quota is the cluster's business.
+DEFAULT_MAX_REPLICAS = {"local": 64, "kubeflow": 1000}
 KUBEFLOW_APIS = ("auto", "v1", "v2")
 TRAINER_RELEASES = ("auto", "v2.0", "v2.1", "v2.2", "v2.3")
 _KUBEFLOW_KEYS = {
@@ -144,6 +148,8 @@ class Config:
     run_dir: Path = field(default_factory=lambda: Path.home() / ".ciao" / "runs")
     output: OutputConfig = field(default_factory=OutputConfig)
     kubeflow: KubeflowConfig = field(default_factory=KubeflowConfig)
+    #: `limits.max_replicas`; 0: each backend's default (DEFAULT_MAX_REPLICAS).
+    max_replicas: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """The effective configuration, as `%config` shows it."""
@@ -169,6 +175,7 @@ class Config:
             "local": {"run_dir": str(self.run_dir)},
             "output": dataclasses.asdict(self.output),
             "kubeflow": dataclasses.asdict(self.kubeflow),
+            "limits": {"max_replicas": self.max_replicas or dict(DEFAULT_MAX_REPLICAS)},
             **{
                 role: {"cpu": res.cpu, "memory": res.memory, "gpu": res.gpu}
                 for role, res in self.defaults.items()
@@ -247,6 +254,14 @@ def parse_config(data: Any, source: Path | None, home: str | None = None) -> Con
     _check_keys(local, dict.fromkeys(_LOCAL_KEYS, ""), where, "local.")
     output = _section(data, "output", where)
     _check_keys(output, _OUTPUT_KEYS, where, "output.")
+    limits = _section(data, "limits", where)
+    _check_keys(limits, {"max_replicas": ""}, where, "limits.")
+    max_replicas = limits.get("max_replicas", 0)
+    if isinstance(max_replicas, bool) or not isinstance(max_replicas, int) or max_replicas < 0:
+        raise ConfigError(
+            f"{where}: limits.max_replicas: expected a whole number >= 1 (0: the backend's "
+            f"default), got {max_replicas!r}"
+        )
     kubeflow = _section(data, "kubeflow", where)
     _check_keys(kubeflow, _KUBEFLOW_KEYS, where, "kubeflow.")
     runtime = _string(kubeflow, "runtime", where, "kubeflow.") or "torch-distributed"
@@ -284,6 +299,7 @@ def parse_config(data: Any, source: Path | None, home: str | None = None) -> Con
             for fw, image in DEFAULT_IMAGES.items()
         },
         run_dir=Path(str(run_dir)).expanduser(),
+        max_replicas=max_replicas,
         kubeflow=KubeflowConfig(
             api=_choice(kubeflow, "api", KUBEFLOW_APIS, where, "auto", "kubeflow."),
             runtime=runtime,

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ciao.backend.registry import AnyBackend, Registry
+from ciao.backend.registry import AnyBackend, Registry, check_replicas
 from ciao.backend.types import Event, Idle, Job, JobDone, JobInfo, Plan
 from ciao.config import Config
 from ciao.errors import BackendError, CiaoError, JobCancelled
@@ -181,6 +181,7 @@ class Manager:
         assert prepared.job is not None
         parameter = dataclasses.replace(prepared.job, owner=dict(owner or {}))
         s2i, backend = self.registry.components(prepared.config, parameter.backend)
+        check_replicas(prepared.config, backend.name, parameter.total_replicas)
         with self._lock:
             if self._cancel_pending:
                 raise JobCancelled("the cell was interrupted before its job was submitted")
@@ -213,6 +214,7 @@ class Manager:
         assert prepared.job is not None
         parameter = prepared.job
         s2i, backend = self.registry.components(prepared.config, parameter.backend)
+        check_replicas(prepared.config, backend.name, parameter.total_replicas)
         plan: Plan = backend.dry_run(parameter, s2i.plan(parameter.code, parameter))
         return plan
 

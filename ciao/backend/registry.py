@@ -8,7 +8,7 @@ from typing import Any
 
 from ciao.backend.record import RunDir
 from ciao.backend.types import Backend
-from ciao.config import Config
+from ciao.config import DEFAULT_MAX_REPLICAS, Config
 from ciao.errors import BackendError, ConfigError
 from ciao.s2i.types import S2IClient
 
@@ -79,6 +79,16 @@ class Registry:
                     return backend
         allowed(config, "local")
         return self.local(config)
+
+
+def check_replicas(config: Config, backend: str, replicas: int) -> None:
+    """Refuse a cell with more replicas than its backend may run (`limits.max_replicas`)."""
+    limit = config.max_replicas or DEFAULT_MAX_REPLICAS.get(backend, 0)
+    if limit and replicas > limit:
+        raise ConfigError(
+            f"this cell asks for {replicas} replicas; the {backend} backend runs at most "
+            f"{limit} (limits.max_replicas in {config.source or 'the config'})"
+        )
 
 
 def allowed(config: Config, backend: str) -> None:

@@ -276,6 +276,10 @@ def _read_magic(token: Token, doc: MagicDoc, value: str, reading: _Reading) -> N
         if count is None:
             message = f"the replica count must be a whole number >= 0, got {value!r}"
             reading.error(token.line, magic, message)
+        elif count > MAX_ROLE_REPLICAS:
+            message = f"at most {MAX_ROLE_REPLICAS} replicas of a role, got {count}"
+            reading.error(token.line, magic, message)
+            count = None
         reading.roles[doc.name] = _Role(token.line, count)
 
 
@@ -313,9 +317,10 @@ def _read_resource(
     parsed: str | int | None
     if doc.name == "gpu":
         parsed = _count(value)
-        if parsed is None:
-            message = f"the number of GPUs must be a whole number >= 0, got {value!r}"
-            reading.error(token.line, magic, message)
+        if parsed is None or parsed > MAX_GPUS:
+            message = f"the number of GPUs must be a whole number from 0 to {MAX_GPUS}"
+            reading.error(token.line, magic, f"{message}, got {value!r}")
+            parsed = None
     else:
         problem = check_quantity(doc.name, value)
         parsed = value if problem is None else None
@@ -323,6 +328,17 @@ def _read_resource(
             reading.error(token.line, magic, problem)
     if parsed is not None and role in reading.roles and reading.roles[role].line == token.line:
         reading.roles[role].resources[doc.name] = parsed
+
+
+#: What a replica may ask for: less is a typo (`%memory=512` is 512 bytes), more is more
+#: than any node has (`%cpu=1e308`).
+QUANTITY_RANGES: dict[str, tuple[Decimal, Decimal, tuple[str, str]]] = {
+    "cpu": (Decimal("0.001"), Decimal(4096), ("1m (a thousandth of a core)", "4096 cores")),
+    "memory": (Decimal(1 << 20), Decimal(1 << 46), ("1Mi", "64Ti")),
+}
+#: Replicas of one role, and GPUs of one replica, at most.
+MAX_ROLE_REPLICAS = 1000
+MAX_GPUS = 64
 
 
 def _count(value: str) -> int | None:
@@ -346,6 +362,12 @@ def check_quantity(name: str, value: str) -> str | None:
     if name == "memory" and amount < 1:
         hint = f"did you mean {value[:-1]}Mi?" if value.endswith("m") else f"use e.g. {examples}"
         return f"{value!r} is less than one byte (memory is in bytes, m means milli); {hint}"
+    low, high, words = QUANTITY_RANGES[name]
+    if amount < low:
+        hint = f"; did you mean {value}Mi?" if name == "memory" and value.isdigit() else ""
+        return f"{value!r} is less than {words[0]}{hint}"
+    if amount > high:
+        return f"{value!r} is more than {words[1]}: no node has that much"
     return None
 
 

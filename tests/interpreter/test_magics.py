@@ -364,10 +364,29 @@ def test_memory_must_be_at_least_one_byte(interp, value, words) -> None:
     assert_error(error, 2, "%memory", *words)
 
 
-@pytest.mark.parametrize("value", ["one", "-1", "0.5"])
+@pytest.mark.parametrize("value", ["one", "-1", "0.5", "65"])
 def test_gpu_is_a_whole_number(interp, value) -> None:
     error = only_error(interp, f"%master=1;%gpu={value}")
-    assert_error(error, 1, "%gpu", "whole number >= 0", repr(value))
+    assert_error(error, 1, "%gpu", "whole number from 0 to 64", repr(value))
+
+
+@pytest.mark.parametrize(
+    ("magic", "words"),
+    [
+        ("%cpu=1e308", "more than 4096 cores"),
+        ("%cpu=100000", "more than 4096 cores"),
+        ("%memory=1Ei", "more than 64Ti"),
+        ("%memory=512", "less than 1Mi; did you mean 512Mi?"),
+    ],
+)
+def test_quantities_are_within_what_a_node_can_have(interp, magic, words) -> None:
+    error = only_error(interp, f"%master=1;{magic}")
+    assert words in error.message, error
+
+
+def test_a_role_has_at_most_a_thousand_replicas(interp) -> None:
+    error = only_error(interp, "%master=1\n%worker=10000")
+    assert_error(error, 2, "%worker", "at most 1000 replicas of a role", "10000")
 
 
 def test_pytorch_needs_exactly_one_master(interp) -> None:

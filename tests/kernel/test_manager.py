@@ -188,3 +188,22 @@ def test_a_detach_cell_submits_the_job_and_marks_nothing_as_shown(tmp_path):
     lines = [e for e in events if getattr(e, "text", None) == "for later"]
     assert len(lines) == 1  # %attach shows the job's whole output: the cell consumed none
     assert RunDir(tmp_path, active.job.name).shown() > 0
+
+
+def test_a_cell_with_more_replicas_than_its_backend_runs_is_refused_before_anything(tmp_path):
+    from ciao.errors import ConfigError
+
+    config = parse_config({"local": {"run_dir": str(tmp_path)}}, None)
+    manager = Manager(load_config=lambda: config)
+    cell = "%framework=pytorch\n%master=1\n%worker=100\nprint(1)"
+    prepared = Prepared(config, job=MagicInterpreter().preprocess(cell))
+    for attempt in (manager.dry_run, manager.submit):
+        with pytest.raises(
+            ConfigError, match="asks for 101 replicas; the local backend runs at most 64"
+        ):
+            attempt(prepared)
+    assert not any(tmp_path.iterdir()), "nothing written"
+    raised = parse_config(
+        {"local": {"run_dir": str(tmp_path)}, "limits": {"max_replicas": 200}}, None
+    )
+    assert Manager(load_config=lambda: raised).dry_run(Prepared(raised, job=prepared.job)).name
