@@ -21,8 +21,10 @@ import selectors
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any
 
 from ciao.backend.lines import LineSplitter
@@ -32,7 +34,15 @@ from ciao.backend.local.policy import (
     outcome_of_exit,
     stop_reason_after_outcome,
 )
-from ciao.backend.types import Event, JobDone, LogLine, ReplicaState, StreamName, one_per_line
+from ciao.backend.types import (
+    Diagnosis,
+    Event,
+    JobDone,
+    LogLine,
+    ReplicaState,
+    StreamName,
+    one_per_line,
+)
 from ciao.errors import BackendError
 from ciao.interpreter.types import Parameter
 
@@ -43,6 +53,9 @@ CANCEL_REASON = "cancelled by the user"
 
 #: How often a producer blocked on a full queue checks whether the follower went away.
 _PUT_POLL_SECONDS = 0.1
+#: How long a replica's pipes are read after it exited: a process it started that keeps
+#: them open (a daemon) must not hold the job up.
+PIPE_GRACE = 2.0
 
 
 @dataclass(frozen=True)
@@ -66,6 +79,7 @@ class _Replica:
     returncode: int | None = None
     final: ReplicaState | None = None
     reaped: threading.Event = field(default_factory=threading.Event)
+    reaped_at: float = 0.0
 
     @property
     def pid(self) -> int:
@@ -229,7 +243,21 @@ class ReplicaProcesses:
             while selector.get_map():
                 batch: list[Event] = []
                 closed: list[_Replica] = []
-                for key, _ in selector.select():
+                for key in self._held_open(selector):
+                    rep, pipe, stream = key.data
+                    batch += splitters[key.fd].close()
+                    batch.append(
+                        Diagnosis(
+                            rep.name,
+                            "OutputLeftOpen",
+                            f"its {stream} stayed open {PIPE_GRACE:g} s after it exited (a "
+                            "process it started in the background?): no longer read",
+                        )
+                    )
+                    selector.unregister(key.fd)
+                    pipe.close()
+                    closed.append(rep)
+                for key, _ in selector.select(timeout=0.25):
                     rep, pipe, stream = key.data
                     splitter = splitters[key.fd]
                     try:
@@ -250,6 +278,16 @@ class ReplicaProcesses:
                 for rep in closed:
                     self._put(_StreamClosed(rep.name))
 
+    @staticmethod
+    def _held_open(selector: selectors.BaseSelector) -> list[selectors.SelectorKey]:
+        """Pipes of replicas that exited more than PIPE_GRACE ago."""
+        now = time.monotonic()
+        return [
+            key
+            for key in list(selector.get_map().values())
+            if key.data[0].reaped.is_set() and now - key.data[0].reaped_at > PIPE_GRACE
+        ]
+
     def _wait(self, rep: _Replica) -> None:
         """Reap the replica, decide the job's outcome, stop what the outcome says."""
         if hasattr(os, "waitid"):
@@ -261,8 +299,10 @@ class ReplicaProcesses:
             rep.process.wait()  # never under the lock: cancel must not wait behind it
         with self._lock:
             _killpg(rep.pid, signal.SIGKILL)
+            _kill_session(rep.pid)  # what moved to another group but stayed in its session
             rep.returncode = rep.process.wait()
             rep.final = self._final_state(rep, rep.returncode)
+            rep.reaped_at = time.monotonic()
             rep.reaped.set()
             if not rep.stop_reason and self._outcome is None:
                 self._decide_locked(rep, rep.returncode)
@@ -298,6 +338,25 @@ class ReplicaProcesses:
         return ReplicaState(
             rep.name, phase, reason=reason, message=message, exit_code=exit_code, where=where
         )
+
+
+def _kill_session(sid: int) -> None:
+    """SIGKILL every process of session `sid` (a replica's: it leads its own)."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            session = int(stat[stat.rfind(")") + 2 :].split()[3])
+        except (OSError, ValueError, IndexError):
+            continue
+        if session == sid:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(entry), signal.SIGKILL)
 
 
 def _killpg(pgid: int, sig: signal.Signals) -> None:

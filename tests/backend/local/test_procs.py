@@ -55,3 +55,54 @@ def test_the_worker_environment_is_torchruns():
     env = worker_environment(base, 4, 2)
     assert (env["RANK"], env["LOCAL_RANK"], env["WORLD_SIZE"]) == ("6", "2", "8")
     assert env["MASTER_PORT"] == "29500" and env["PET_NPROC_PER_NODE"] == "4"
+
+
+DAEMON = """
+import os, sys, time
+marker = sys.argv[1] if len(sys.argv) > 1 else None
+if os.fork() == 0:
+    os.setsid()  # a daemon: its own session, our stdout still open
+    if os.fork() == 0:
+        open(os.environ['DAEMON_PID_FILE'], 'w').write(str(os.getpid()))
+        time.sleep(60)
+    os._exit(0)
+if os.fork() == 0:
+    os.setpgid(0, 0)  # another group, the same session
+    open(os.environ['GROUP_PID_FILE'], 'w').write(str(os.getpid()))
+    time.sleep(60)
+time.sleep(0.5)
+print('replica done')
+"""
+
+
+def test_a_process_left_holding_the_replicas_output_does_not_hold_the_job(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from ciao.backend.types import Diagnosis
+
+    daemon_file, group_file = tmp_path / "daemon.pid", tmp_path / "group.pid"
+    monkeypatch.setenv("DAEMON_PID_FILE", str(daemon_file))
+    monkeypatch.setenv("GROUP_PID_FILE", str(group_file))
+    events = run(tmp_path, "%framework=pytorch\n%master=1\nx", DAEMON)  # the test's timeout guards
+    daemon = int(daemon_file.read_text())
+    try:
+        assert isinstance(events[-1], JobDone) and events[-1].succeeded
+        texts = [e.text for e in events if isinstance(e, LogLine)]
+        assert "replica done" in texts
+        left_open = [e for e in events if isinstance(e, Diagnosis)]
+        assert left_open and left_open[0].reason == "OutputLeftOpen"
+        group_member = int(group_file.read_text())
+        assert not alive(group_member), "the replica's session went with it"
+    finally:
+        os.kill(daemon, signal.SIGKILL)
+
+
+def alive(pid: int) -> bool:
+    from pathlib import Path
+
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return not stat[stat.rfind(")") + 2 :].startswith("Z")
