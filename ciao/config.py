@@ -18,6 +18,7 @@ from typing import Any
 
 from ciao.errors import ConfigError
 from ciao.interpreter.types import ALL_ROLES, FRAMEWORKS, Resources
+from ciao.s2i.secrets import redact
 
 BACKENDS = ("local", "kubeflow")
 S2I_PROVIDERS = ("s2i", "img", "configmap")
@@ -167,8 +168,8 @@ class Config:
                 "username": self.s2i.username,
                 "repository": self.s2i.repository,
                 "builders": dict(self.s2i.builders),
-                "build_command": list(self.s2i.build_command),
-                "push_command": list(self.s2i.push_command),
+                "build_command": redact(self.s2i.build_command),
+                "push_command": redact(self.s2i.push_command),
                 "timeout": self.s2i.timeout,
             },
             "images": dict(self.images),
@@ -391,7 +392,7 @@ def _command(s2i: dict, key: str, default: tuple[str, ...], where: str) -> tuple
             f"{where}: s2i.{key}: expected a non-empty list of strings "
             f"like {list(default)}, got {value!r}"
         )
-    for arg in value[1:]:
+    for arg in _checked_words(value[1:]):
         if any(word in arg.lower() for word in _SECRET_WORDS):
             raise ConfigError(
                 f"{where}: s2i.{key}: {arg.split('=')[0]!r} looks like a credential option; "
@@ -399,6 +400,23 @@ def _command(s2i: dict, key: str, default: tuple[str, ...], where: str) -> tuple
                 f"(`{value[0]} login <registry>`) and remove it"
             )
     return tuple(value)
+
+
+def _checked_words(args: list[str]) -> list[str]:
+    """The arguments a credential must not hide in: not the values of --build-arg (they go
+    to the tool's environment, shown as NAME=***) nor of BuildKit's --secret (it names a
+    file or variable holding the secret, never the secret)."""
+    checked, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+            continue
+        option = arg.split("=", 1)[0]
+        if option in ("--build-arg", "--secret"):
+            skip = "=" not in arg
+            continue
+        checked.append(arg)
+    return checked
 
 
 def _seconds(s2i: dict, key: str, default: float, where: str) -> float:

@@ -49,7 +49,7 @@ record = {{
     "tool": tool,
     "argv": argv,
     "cwd": os.getcwd(),
-    "env": {{k: os.environ.get(k) for k in ("HOME", "DOCKER_CONFIG", "STANDIN_MARK")}},
+    "env": {{k: os.environ.get(k) for k in ("HOME", "DOCKER_CONFIG", "STANDIN_MARK", "API_KEY")}},
     "pid": os.getpid(),
     "pgid": os.getpgid(0),
 }}

@@ -45,6 +45,7 @@ from ciao.constants import CODE_DIR, CODE_FILE, REQUIREMENTS_FILE
 from ciao.errors import ConfigError
 from ciao.interpreter.types import Parameter
 from ciao.s2i.requirements import requirements_text
+from ciao.s2i.secrets import redact
 from ciao.s2i.tools import BuildError, ToolResult, ToolRunner
 from ciao.s2i.types import Progress, Shipment
 
@@ -201,7 +202,7 @@ class ImageBuild(abc.ABC):
                 (directory / name).parent.mkdir(parents=True, exist_ok=True)
                 (directory / name).write_text(text, encoding="utf-8")
             argv = self.build_argv(directory, parameter, image)
-            say(f"[build] {shlex.join(argv)}")
+            say(f"[build] {shlex.join(redact(argv))}")
             result = self.runner.run(argv, "[build]", progress, cwd=tmp)
         if result.timed_out or result.returncode != 0:
             raise BuildError(self._build_failure(argv[0], result))
@@ -229,8 +230,8 @@ class ImageBuild(abc.ABC):
                 "build": self.provider,
                 "image": image,
                 "alreadyPushed": image in self.pushed,
-                "buildCommand": self.build_argv(Path("<source dir>"), parameter, image),
-                "pushCommand": [*self.config.push_command, image],
+                "buildCommand": redact(self.build_argv(Path("<source dir>"), parameter, image)),
+                "pushCommand": redact([*self.config.push_command, image]),
                 "files": self.source_files(code, parameter),
             },
         )

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from ciao.errors import BackendError, JobCancelled
+from ciao.s2i.secrets import redact, values_to_environment
 from ciao.s2i.types import Progress
 
 log = logging.getLogger("ciao.s2i")
@@ -105,11 +106,13 @@ class ToolRunner:
         Raises JobCancelled if cancelled; a timeout is a ToolResult with timed_out set.
         """
         self.check_cancelled(f"running {argv[0]}")
-        log.info("running %s", shlex.join(argv))
+        log.info("running %s", shlex.join(redact(argv)))
+        argv, secret_env = values_to_environment(argv)  # build-arg values: not in argv
+        env = {**(self.env if self.env is not None else os.environ), **secret_env}
         proc = subprocess.Popen(
             list(argv),
             cwd=cwd,
-            env=self.env,
+            env=env if secret_env else self.env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -10,6 +10,7 @@ tests check for those jobs is what was built, pushed and submitted.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -269,3 +270,26 @@ def test_dryrun_shows_the_build_and_the_job_with_its_image_and_runs_no_tool(setu
     assert build_plan["image"].startswith(f"{REGISTRY}/ciao:")
     assert len(tools.runs()) == before
     assert cluster.list("pytorchjobs", "default") == []
+
+
+def test_a_build_arg_value_is_never_in_an_argv_nor_shown_and_buildkit_secrets_pass(
+    setup, kc, cluster
+):
+    build = "[docker, build, --build-arg, API_KEY=sekrit-build-value, --secret, 'id=npm,src=/n']"
+    configure(setup, f"{{provider: img, registry: {REGISTRY}, build_command: {build}}}")
+    tools = setup["tools"]
+    before = len(tools.runs())
+
+    content, messages = run(kc, CELL + "# build-arg\n")
+
+    assert content["status"] == "ok", content
+    build_run = tools.runs()[before]
+    assert build_run["argv"][:4] == ["docker", "build", "--build-arg", "API_KEY"]
+    assert build_run["env"]["API_KEY"] == "sekrit-build-value"  # from the environment
+    assert "--secret" in build_run["argv"] and "id=npm,src=/n" in build_run["argv"]
+    text = stream_text(messages)
+    assert "API_KEY=***" in text and "sekrit-build-value" not in text
+    content, messages = run(kc, "%config")
+    shown = json.dumps([m["content"] for m in messages])
+    assert "API_KEY=***" in shown and "sekrit-build-value" not in shown
+    assert "sekrit-build-value" not in setup["kernel_log"].read_text()

@@ -1,0 +1,66 @@
+"""Build arguments that may be secrets: never on a command line, never echoed.
+
+`--build-arg NAME=VALUE` from the config reaches the build tool as `--build-arg NAME` with
+NAME=VALUE in the tool's environment (docker and podman read it from there), so the value
+is not in the process list; everything Ciao shows (the `[build]` line, %config, %dryrun,
+logs) has `NAME=***`. BuildKit's `--secret id=...,src=FILE|env=VAR` names a secret without
+holding it, and is passed as written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+#: Options whose value is NAME=VALUE: the value is hidden.
+VALUE_OPTIONS = ("--build-arg", "-e", "--env")
+MASK = "***"
+
+
+def redact(argv: Sequence[str]) -> list[str]:
+    """`argv` as it may be shown: every `NAME=VALUE` of a build argument as `NAME=***`."""
+    shown: list[str] = []
+    hide_next = False
+    for arg in argv:
+        if hide_next:
+            shown.append(_masked(arg))
+            hide_next = False
+            continue
+        option, equals, value = arg.partition("=")
+        if option in VALUE_OPTIONS and equals:
+            shown.append(f"{option}={_masked(value)}")
+        else:
+            shown.append(arg)
+            hide_next = arg in VALUE_OPTIONS
+    return shown
+
+
+def values_to_environment(argv: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """`--build-arg NAME=VALUE` → `--build-arg NAME` and {NAME: VALUE} for the tool's
+    environment (other options untouched)."""
+    out: list[str] = []
+    env: dict[str, str] = {}
+    pending = False
+    for arg in argv:
+        if pending:
+            pending = False
+            name, equals, value = arg.partition("=")
+            if equals:
+                env[name] = value
+                arg = name
+            out.append(arg)
+            continue
+        option, equals, rest = arg.partition("=")
+        if option == "--build-arg" and equals:
+            name, has_value, value = rest.partition("=")
+            if has_value:
+                env[name] = value
+            out.append(f"--build-arg={name}")
+            continue
+        out.append(arg)
+        pending = arg == "--build-arg"
+    return out, env
+
+
+def _masked(assignment: str) -> str:
+    name, equals, _ = assignment.partition("=")
+    return f"{name}={MASK}" if equals else assignment

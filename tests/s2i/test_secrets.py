@@ -1,0 +1,60 @@
+"""Build arguments: their values never in an argv, never shown."""
+
+from __future__ import annotations
+
+import pytest
+
+from ciao.config import parse_config
+from ciao.errors import ConfigError
+from ciao.s2i.secrets import redact, values_to_environment
+
+
+def test_build_arg_values_are_shown_as_stars_in_every_spelling():
+    argv = ["docker", "build", "--build-arg", "A=1", "--build-arg=B=2", "-e", "C=3", "-t", "x"]
+    assert redact(argv) == [
+        "docker",
+        "build",
+        "--build-arg",
+        "A=***",
+        "--build-arg=B=***",
+        "-e",
+        "C=***",
+        "-t",
+        "x",
+    ]
+
+
+def test_build_arg_values_move_to_the_tools_environment():
+    argv, env = values_to_environment(
+        ["docker", "build", "--build-arg", "A=1", "--build-arg=B=x=y"]
+    )
+    assert argv == ["docker", "build", "--build-arg", "A", "--build-arg=B"]
+    assert env == {"A": "1", "B": "x=y"}
+
+
+def test_a_build_arg_named_like_a_token_and_a_buildkit_secret_are_accepted():
+    config = parse_config(
+        {
+            "s2i": {
+                "provider": "img",
+                "registry": "r.example",
+                "build_command": [
+                    "docker",
+                    "build",
+                    "--build-arg",
+                    "GITHUB_TOKEN=abc",
+                    "--secret",
+                    "id=npm,src=/run/npmrc",
+                ],
+            }
+        },
+        None,
+    )
+    assert "GITHUB_TOKEN=***" in config.as_dict()["s2i"]["build_command"]
+    assert "abc" not in str(config.as_dict())
+
+
+@pytest.mark.parametrize("option", ["--password=hunter2", "--registry-token", "--creds=a:b"])
+def test_credential_options_are_still_refused(option):
+    with pytest.raises(ConfigError, match="looks like a credential option"):
+        parse_config({"s2i": {"build_command": ["docker", "build", option]}}, None)
