@@ -31,6 +31,9 @@ def run_kernel(connection_file: str) -> int:
     server.dispatch = kernel.dispatch
     install_signal_handlers(kernel)
     server.start_threads()
+    threading.Thread(
+        target=kernel.manager.prune_records, name="ciao-retention", daemon=True
+    ).start()
     _watch_parent(kernel)
     server.status("starting")
     try:

@@ -1,8 +1,10 @@
 """Ciao's config file: where it is looked for, its keys, their defaults and validation.
 
-Looked for in `$CIAO_CONFIG`, then `~/.ciao/config.yaml`, `./config.yaml`,
-`/etc/ciao/config.yaml`; no file at all is fine. It is read for every cell, so an edit
-takes effect at once, and a mistake in it is an error in the cell, not a dead kernel.
+Looked for in `$CIAO_CONFIG`, then `~/.ciao/config.yaml`, `./config.yaml` (only when it
+has a top-level `ciao:` key, whose value is then the config: a notebook directory's
+config.yaml is often another tool's), `/etc/ciao/config.yaml`; no file at all is fine. It
+is read for every cell, so an edit takes effect at once, and a mistake in it is an error
+in the cell, not a dead kernel.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ _TOP_KEYS = {
     "namespace": "namespace of the jobs",
     "s2i": "how code reaches the cluster: {provider, registry, repository, builders, ...}",
     "images": "stock image per framework (configmap and img providers): {tensorflow, pytorch}",
-    "local": "local backend: {run_dir}",
+    "local": "local backend: {run_dir, keep: 30d (days) or 100 (newest jobs) of finished jobs}",
     "output": "what a cell shows: {max_bytes_per_second, max_messages_per_second, max_lines}",
     "kubeflow": "which Kubeflow API runs cells: {api: auto|v1|v2, runtime, release}",
     "limits": "what one cell may ask for: {max_replicas} (default 64 locally, 1000 on Kubernetes)",
@@ -48,7 +50,9 @@ _S2I_KEYS = (
     "push_command",
     "timeout",
 )
-_LOCAL_KEYS = ("run_dir",)
+_LOCAL_KEYS = ("run_dir", "keep")
+#: `local.keep`: finished jobs' run directories are removed after this many days.
+DEFAULT_KEEP = "30d"
 #: Replicas one cell may have per backend, unless `limits.max_replicas` says otherwise: a
 #: laptop runs tens of processes, a cluster's quota is the cluster's business.
 DEFAULT_MAX_REPLICAS = {"local": 64, "kubeflow": 1000}
@@ -147,6 +151,8 @@ class Config:
     defaults: dict[str, Resources] = field(default_factory=dict)
     images: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_IMAGES))
     run_dir: Path = field(default_factory=lambda: Path.home() / ".ciao" / "runs")
+    #: `local.keep`: ("days", N) or ("jobs", N): which finished jobs' records stay.
+    keep: tuple[str, int] = ("days", 30)
     output: OutputConfig = field(default_factory=OutputConfig)
     kubeflow: KubeflowConfig = field(default_factory=KubeflowConfig)
     #: `limits.max_replicas`; 0: each backend's default (DEFAULT_MAX_REPLICAS).
@@ -173,7 +179,7 @@ class Config:
                 "timeout": self.s2i.timeout,
             },
             "images": dict(self.images),
-            "local": {"run_dir": str(self.run_dir)},
+            "local": {"run_dir": str(self.run_dir), "keep": _keep_text(self.keep)},
             "output": dataclasses.asdict(self.output),
             "kubeflow": dataclasses.asdict(self.kubeflow),
             "limits": {"max_replicas": self.max_replicas or dict(DEFAULT_MAX_REPLICAS)},
@@ -203,9 +209,16 @@ def load_config(env: Mapping[str, str] | None = None, cwd: Path | None = None) -
     paths = candidate_paths(env, cwd)
     if env.get("CIAO_CONFIG") and not paths[0].is_file():
         raise ConfigError(f"$CIAO_CONFIG names {paths[0]}, which is not a readable file")
+    here = (cwd or Path.cwd()) / "config.yaml"
     for path in paths:
-        if path.is_file():
-            return parse_config(_read_yaml(path), path)
+        if not path.is_file():
+            continue
+        data = _read_yaml(path)
+        if path == here and path != paths[0]:
+            if not (isinstance(data, dict) and "ciao" in data):
+                continue  # another tool's config.yaml
+            data = data["ciao"] or {}
+        return parse_config(data, path)
     return parse_config({}, None, home=env.get("HOME"))
 
 
@@ -300,6 +313,7 @@ def parse_config(data: Any, source: Path | None, home: str | None = None) -> Con
             for fw, image in DEFAULT_IMAGES.items()
         },
         run_dir=Path(str(run_dir)).expanduser(),
+        keep=_keep(local.get("keep", DEFAULT_KEEP), where),
         max_replicas=max_replicas,
         kubeflow=KubeflowConfig(
             api=_choice(kubeflow, "api", KUBEFLOW_APIS, where, "auto", "kubeflow."),
@@ -426,6 +440,22 @@ def _seconds(s2i: dict, key: str, default: float, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         raise ConfigError(f"{where}: s2i.{key}: expected a number of seconds > 0, got {value!r}")
     return float(value)
+
+
+def _keep(value: Any, where: str) -> tuple[str, int]:
+    """`30d` (days) or `100` (the newest jobs)."""
+    text = str(value).strip().lower()
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return ("jobs", value)
+    if re.fullmatch(r"\d+d", text) and int(text[:-1]) >= 1:
+        return ("days", int(text[:-1]))
+    raise ConfigError(
+        f"{where}: local.keep: expected days like 30d or a number of jobs like 100, got {value!r}"
+    )
+
+
+def _keep_text(keep: tuple[str, int]) -> str | int:
+    return f"{keep[1]}d" if keep[0] == "days" else keep[1]
 
 
 def _count(section: dict, key: str, default: int, where: str) -> int:

@@ -243,6 +243,17 @@ class Manager:
                 problems.append(f"{backend.name}: {exc}")
         return sorted(found, key=lambda j: j.created, reverse=True), problems
 
+    def prune_records(self) -> list[str]:
+        """Apply `local.keep` to the run records (at kernel start, off the main thread)."""
+        from ciao.backend.retention import prune
+
+        try:
+            config = self._load_config()
+        except CiaoError as exc:
+            log.info("no retention: %s", exc)
+            return []
+        return prune(config.run_dir, config.keep)
+
     def api_summary(self, config: Config) -> dict[str, str]:
         """For %config: which Kubeflow API cells would run on, and why (when the config
         names a cluster); asks the cluster, so errors are part of the answer."""

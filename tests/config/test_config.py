@@ -36,7 +36,7 @@ def test_no_config_file_at_all_gives_the_local_defaults(home, tmp_path):
 
 
 def test_ciao_config_wins_then_home_then_cwd(home, tmp_path):
-    write(tmp_path / "config.yaml", "namespace: from-cwd\n")
+    write(tmp_path / "config.yaml", "ciao:\n  namespace: from-cwd\n")
     assert load_config(env(home), cwd=tmp_path).namespace == "from-cwd"
     write(home / ".ciao" / "config.yaml", "namespace: from-home\n")
     assert load_config(env(home), cwd=tmp_path).namespace == "from-home"
@@ -144,3 +144,48 @@ def test_bad_backends_are_config_errors(data, words):
     with pytest.raises(ConfigError) as info:
         parse_config(data, None)
     assert words in str(info.value)
+
+
+def test_a_config_yaml_of_another_tool_in_the_notebook_directory_is_not_read(tmp_path):
+    from ciao.config import load_config
+
+    home, here = tmp_path / "home", tmp_path / "notebooks"
+    home.mkdir()
+    here.mkdir()
+    (here / "config.yaml").write_text("model: resnet50\nepochs: 3\n")  # not Ciao's
+    assert load_config(env={"HOME": str(home)}, cwd=here).source is None
+    (here / "config.yaml").write_text("ciao:\n  backend: kubeflow\nmodel: resnet50\n")
+    config = load_config(env={"HOME": str(home)}, cwd=here)
+    assert config.backend == "kubeflow" and config.source == here / "config.yaml"
+
+
+@pytest.mark.parametrize(("value", "keep"), [("7d", ("days", 7)), (100, ("jobs", 100))])
+def test_local_keep_is_days_or_a_number_of_jobs(value, keep):
+    from ciao.config import parse_config
+
+    assert parse_config({"local": {"keep": value}}, None).keep == keep
+    assert parse_config({}, None).keep == ("days", 30)
+
+
+def test_finished_jobs_past_local_keep_are_removed_and_running_ones_kept(tmp_path):
+    import os
+
+    from ciao.backend.record import RunDir, encode
+    from ciao.backend.retention import prune
+    from ciao.backend.types import JobDone
+
+    now = 1_000_000_000.0
+    for name, age_days, done in (
+        ("old-done", 40, True),
+        ("old-running", 40, False),
+        ("new", 1, True),
+    ):
+        run = RunDir(tmp_path, name)
+        run.write_spec({"name": name, "created": now - age_days * 86400})
+        if done:
+            fd = run.open_for_append()
+            os.write(fd, encode(JobDone(True, "Succeeded")))
+            os.close(fd)
+    assert prune(tmp_path, ("days", 30), now) == ["old-done"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new", "old-running"]
+    assert prune(tmp_path, ("jobs", 0), now) == ["new"]
