@@ -35,6 +35,8 @@ class Authorizer:
         self.user = user
         self._lock = threading.Lock()
         self._rules: list[DenyRule] = []
+        #: Every (verb, group, resource, namespaced) asked for, to check RBAC rules against.
+        self.calls: set[tuple[str, str, str, bool]] = set()
 
     def authenticate(self, authorization: str | None) -> None:
         if authorization != f"Bearer {self.token}":
@@ -56,6 +58,7 @@ class Authorizer:
 
     def check(self, verb: str, group: str, resource: str, namespace: str | None, name: str) -> None:
         with self._lock:
+            self.calls.add((verb, group, resource, namespace is not None))
             denied = any(r.matches(verb, group, resource, namespace) for r in self._rules)
         if not denied:
             return
