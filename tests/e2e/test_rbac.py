@@ -55,7 +55,7 @@ def test_the_role_allows_every_call_ciao_makes_and_grants_no_verb_it_does_not_us
             assert content["status"] == "ok"
             content, text = run(
                 kc,
-                "%detach\n%framework=pytorch\n%master=1\nimport time\nprint('up', flush=True)\ntime.sleep(120)",
+                "%detach\n%framework=pytorch\n%master=1\nimport time\ntime.sleep(120)",
             )
             name = re.search(r"ciao-[a-z]{5}", text).group(0)
             for command in (f"%status {name}", f"%logs {name}", "%jobs"):
