@@ -13,6 +13,7 @@ import shutil
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ from ciao.backend.kubeflow.manifests import (
 from ciao.backend.kubeflow.plan import KubeflowPlan, Target, plan_job
 from ciao.backend.kubeflow.pods import diagnose_pod, replica_state
 from ciao.backend.record import RunDir
-from ciao.backend.types import Event, Idle, Job, JobDone, JobInfo, LogLine
+from ciao.backend.types import Event, Idle, Job, JobDone, JobInfo, LogLine, one_per_line
 from ciao.config import KubeflowConfig
 from ciao.errors import BackendError, CiaoError
 from ciao.interpreter.types import Parameter
@@ -346,10 +347,14 @@ class KubeflowBackend:
             events.append(JobDone(info.state == "Succeeded", info.state, info.message))
         return info, events
 
-    def logs(self, name: str, replica: str | None = None, tail: int | None = None) -> list[LogLine]:
+    def logs(
+        self, name: str, replica: str | None = None, tail: int | None = None
+    ) -> Iterator[LogLine]:
         """From the run directory when this machine followed the job to its end; else from
         the pods while they are there (a record cut short by a detach lacks the rest);
-        else what the run directory has (the pods are gone)."""
+        else what the run directory has (the pods are gone). Streamed: memory holds at
+        most `tail` lines, whatever the log's size; the source is chosen (and a missing
+        job reported) before the first line."""
         record = RunDir(self.run_root, name) if self.run_root is not None else None
         if record is not None and not record.exists():
             record = None
@@ -364,16 +369,13 @@ class KubeflowBackend:
             return _last(self._recorded(record, replica), tail)
         if not pods and record is not None:
             return _last(self._recorded(record, replica), tail)
-        found: list[LogLine] = []
-        for pod in pods:
-            who = replica_of(pod)
-            if replica in (None, who):
-                found += _last(self._pod_log(pod, kind, who, tail), tail)
-        return _last(found, tail)
+        chosen = [pod for pod in pods if replica in (None, replica_of(pod))]
+        streams = (_last(self._pod_log(pod, kind, replica_of(pod), tail), tail) for pod in chosen)
+        return _last(chain.from_iterable(streams), tail)
 
     @staticmethod
     def _recorded(record: RunDir, replica: str | None) -> Iterator[LogLine]:
-        for event, _ in record.read_events():
+        for event in one_per_line(event for event, _ in record.read_events()):
             if isinstance(event, LogLine) and replica in (None, event.replica):
                 yield event
 
@@ -465,6 +467,6 @@ class KubeflowBackend:
         return Follow(self.cluster, run, self.queue_size, self.fallback_after).events()
 
 
-def _last(events: Iterable[LogLine], tail: int | None) -> list[LogLine]:
-    """The last `tail` lines (all without one), holding no more than that in memory."""
-    return list(deque(events, maxlen=tail)) if tail else list(events)
+def _last(events: Iterable[LogLine], tail: int | None) -> Iterator[LogLine]:
+    """The last `tail` lines (all without one, streamed), holding no more than that."""
+    return iter(deque(events, maxlen=tail)) if tail else iter(events)

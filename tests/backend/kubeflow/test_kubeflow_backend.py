@@ -339,7 +339,7 @@ def test_a_log_line_that_looks_like_json_is_shown_as_the_text_it_is(parts, clust
     job = submit(parts, parameter("%master=1\nprint('{\"loss\": 0.5}')", name="ciao-json"))
     _, backend = parts
     assert LogLine("master-0", '{"loss": 0.5}') in list(events_of(backend, job))
-    assert backend.logs(job.name) == [LogLine("master-0", '{"loss": 0.5}')]
+    assert list(backend.logs(job.name)) == [LogLine("master-0", '{"loss": 0.5}')]
 
 
 def test_logs_after_a_detach_include_what_the_job_wrote_after_it(parts, cluster, tmp_path):
@@ -362,8 +362,10 @@ def test_logs_after_a_detach_include_what_the_job_wrote_after_it(parts, cluster,
         ),
         timeout=30,
     )
-    assert backend.logs(job.name, "master-0") == [LogLine("master-0", f"n {i}") for i in range(30)]
-    assert backend.logs(job.name, "master-0", tail=2) == [
+    assert list(backend.logs(job.name, "master-0")) == [
+        LogLine("master-0", f"n {i}") for i in range(30)
+    ]
+    assert list(backend.logs(job.name, "master-0", tail=2)) == [
         LogLine("master-0", "n 28"),
         LogLine("master-0", "n 29"),
     ]
