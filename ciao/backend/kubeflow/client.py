@@ -121,18 +121,29 @@ class Cluster:
 
 def lines(response: Any, chunk_size: int = 65536) -> Iterator[bytes]:
     """The complete lines of a streaming response, each with its b"\\n"; then the rest
-    without one (a line cut short when the stream ended)."""
-    pending = b""
+    without one (a line cut short when the stream ended).
+
+    Linear in the bytes read: an open line is kept as the chunks it spans and joined once,
+    never re-copied per chunk. A line is held whole (a watch event must be), so a reader of
+    lines that may be huge (container logs) reads the chunks itself.
+    """
+    parts: list[bytes] = []  # the open line, as the chunks it spans so far
     for chunk in response.stream(chunk_size, decode_content=True):
-        pending += chunk
-        while True:
-            end = pending.find(b"\n")
-            if end < 0:
-                break
-            yield pending[: end + 1]
-            pending = pending[end + 1 :]
-    if pending:
-        yield pending
+        start = 0
+        end = chunk.find(b"\n")
+        while end >= 0:
+            if parts:
+                parts.append(chunk[start : end + 1])
+                yield b"".join(parts)
+                parts = []
+            else:
+                yield chunk[start : end + 1]
+            start = end + 1
+            end = chunk.find(b"\n", start)
+        if start < len(chunk):
+            parts.append(chunk[start:] if start else chunk)
+    if parts:
+        yield b"".join(parts)
 
 
 def close(response: Any) -> None:

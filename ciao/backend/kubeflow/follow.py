@@ -234,7 +234,7 @@ class Follow:
         pending = [f for f in self.run.followers.values() if not f.done.is_set()]
         if pending and since_end > DRAIN_GRACE:
             for follower in pending:
-                follower.stop()
+                follower.abandon()  # says so if an ended container's log was cut short
             for follower in pending:
                 follower.join(2.0)
             return True
@@ -421,6 +421,7 @@ class Follow:
                 run.changed,
                 self.put,
                 start=_cursor(self.cursors.get(name)),
+                job=run.name,
             )
             run.followers[key] = follower
             follower.start()
@@ -492,6 +493,7 @@ def _failure_message(message: str, replica: str, code: int | None, reason: str =
     return f"{message} ({replica} {how})".strip()
 
 
-def _cursor(saved: list[int] | None) -> tuple[int, int] | None:
-    """A saved (nanoseconds, lines at that instant) cursor, as the follower takes it."""
-    return (saved[0], saved[1]) if saved else None
+def _cursor(saved: list[int] | None) -> tuple[int, ...] | None:
+    """A saved (nanoseconds, lines at that instant[, pieces of the last one delivered while
+    it was open]) cursor, as the follower takes it."""
+    return tuple(saved) if saved else None

@@ -51,7 +51,9 @@ class Followers:
         self.made: list[tuple[str, str]] = []
         self.rival = threading.Event()
 
-    def __call__(self, cluster, pod_path, container, replica, view, changed, put, start=None):
+    def __call__(
+        self, cluster, pod_path, container, replica, view, changed, put, start=None, job=""
+    ):
         self.made.append((pod_path, container))
         if len(self.made) == 1:
             self.rival.wait(0.5)
