@@ -19,7 +19,7 @@ from typing import Any
 
 from dateutil.parser import isoparse
 
-from ciao.backend.kubeflow.client import ApiError, Cluster, close, lines
+from ciao.backend.kubeflow.client import ApiError, Cluster, close
 from ciao.backend.kubeflow.discovery import (
     choose_api,
     find_runtime,
@@ -41,6 +41,7 @@ from ciao.backend.kubeflow.manifests import (
 )
 from ciao.backend.kubeflow.plan import KubeflowPlan, Target, plan_job
 from ciao.backend.kubeflow.pods import diagnose_pod, replica_state
+from ciao.backend.lines import LineSplitter
 from ciao.backend.record import RunDir
 from ciao.backend.types import Event, Idle, Job, JobDone, JobInfo, LogLine, one_per_line
 from ciao.config import KubeflowConfig
@@ -50,6 +51,9 @@ from ciao.names import random_name
 from ciao.s2i.types import Shipment
 
 log = logging.getLogger("ciao.kubeflow")
+
+#: Bytes of a pod's log read at once for %logs.
+READ_BYTES = 64 * 1024
 
 
 class _NameTaken(Exception):
@@ -65,7 +69,7 @@ class KubeflowBackend:
         self,
         cluster: Cluster | Callable[[], Cluster],
         run_root: Path | None = None,
-        queue_size: int = 10000,
+        queue_size: int = 2000,
         fallback_after: float = POD_FALLBACK_AFTER,
         settings: KubeflowConfig | None = None,
     ) -> None:
@@ -382,7 +386,8 @@ class KubeflowBackend:
     def _pod_log(
         self, pod: dict[str, Any], kind: JobKind, who: str, tail: int | None
     ) -> Iterator[LogLine]:
-        """The pod's log line by line, as text (never decoded as JSON, never whole)."""
+        """The pod's log line by line, as text (never decoded as JSON, never whole): split
+        as the follower splits it, so a huge line comes in 64 KiB pieces."""
         path = f"/api/v1/namespaces/{self.cluster.namespace}/pods/{pod['metadata']['name']}/log"
         try:
             response = self.cluster.stream(
@@ -391,9 +396,15 @@ class KubeflowBackend:
         except ApiError as exc:
             log.info("no log for %s: %s", who, exc)
             return
+        splitter = LineSplitter(who, "stdout")
         try:
-            for raw in lines(response):
-                yield LogLine(who, raw.decode("utf-8", "replace").rstrip("\r\n"))
+            for chunk in response.stream(READ_BYTES, decode_content=True):
+                for event in splitter.feed(chunk):
+                    if isinstance(event, LogLine):
+                        yield event
+            for event in splitter.close():
+                if isinstance(event, LogLine):
+                    yield event
         finally:
             close(response)
 
