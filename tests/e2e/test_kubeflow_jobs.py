@@ -527,3 +527,23 @@ def test_a_10_mb_line_and_a_32_mb_line_are_recorded_whole_in_pieces_in_bounded_m
     assert max(len(piece) for piece in pieces) <= 64 * 1024
     assert kernel_peak_rss(kernel[0]) < KUBEFLOW_KERNEL_PEAK_RSS_BYTES
     cleanup_jobs(cluster)
+
+
+def test_a_job_past_its_backoff_limit_still_names_the_replica_its_code_and_last_lines(kc, cluster):
+    """The operator deletes every pod when the backoff limit is reached, then says Failed
+    without naming a replica: the verdict comes from what Ciao saw while the pods lived."""
+    cell = (
+        "%framework=pytorch\n%master=1\n%worker=1\nimport os, sys, time\n"
+        "if os.environ['RANK'] == '0':\n"
+        "    print('loading shard 7')\n"
+        "    print('shard 7 is corrupt', file=sys.stderr)\n"
+        "    sys.exit(4)\n"
+        "time.sleep(60)\n"
+    )
+    content, messages = run(kc, cell, timeout=180)
+    assert content["status"] == "error", content
+    assert content["ename"] == "JobFailed"
+    assert "master-0" in content["evalue"] and "code 4" in content["evalue"]
+    error = "\n".join(content["traceback"]) + content["evalue"]
+    assert "shard 7 is corrupt" in error or "loading shard 7" in error, error
+    cleanup_jobs(cluster)
