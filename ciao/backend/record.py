@@ -179,30 +179,22 @@ class RunDir:
         Read and decoded a chunk at a time; memory is bounded by the chunk and the longest
         record, whatever the size of the file.
         """
-        try:
-            handle = self.events_path.open("rb")
-        except FileNotFoundError:
-            return
-        with handle:
-            handle.seek(offset)
-            pending = b""
-            while data := handle.read(chunk):
-                if pending:
-                    data, pending = pending + data, b""
-                end = data.rfind(b"\n")
-                if end < 0:
-                    pending = data
-                    continue
-                pending = data[end + 1 :]
-                for body in data[:end].split(b"\n"):
-                    offset += len(body) + 1
-                    event = _decode(body)
-                    if event is not None:
-                        yield event, offset
+        for bodies, start in self._chunks(offset, chunk):
+            for body in bodies:
+                start += len(body) + 1
+                event = _decode(body)
+                if event is not None:
+                    yield event, start
 
     def read_batches(self, offset: int = 0, chunk: int = 1 << 18) -> Iterator[tuple[Event, int]]:
         """As `read_events`, with consecutive lines of one replica's stream as one
         `LogLines` (how the kernel follows a job: per chunk, not per line)."""
+        for bodies, start in self._chunks(offset, chunk):
+            yield from _grouped(bodies, start)
+
+    def _chunks(self, offset: int, chunk: int) -> Iterator[tuple[list[bytes], int]]:
+        """The complete records of each chunk read (without their newlines), and the
+        offset of the first; a torn last record waits for the rest of it."""
         try:
             handle = self.events_path.open("rb")
         except FileNotFoundError:
@@ -218,7 +210,7 @@ class RunDir:
                     pending = data
                     continue
                 pending = data[end + 1 :]
-                yield from _grouped(data[:end].split(b"\n"), offset)
+                yield data[:end].split(b"\n"), offset
                 offset += end + 1
 
     def final(self) -> JobDone | None:
