@@ -48,6 +48,9 @@ from ciao.interpreter.types import Parameter
 
 #: Bytes read from a pipe at once (a pipe's capacity on Linux).
 READ_BYTES = 64 * 1024
+#: How long a round of reading gathers output once some came, and how much at most.
+COALESCE = 0.005
+BATCH_BYTES = 256 * 1024
 
 CANCEL_REASON = "cancelled by the user"
 
@@ -257,26 +260,51 @@ class ReplicaProcesses:
                     selector.unregister(key.fd)
                     pipe.close()
                     closed.append(rep)
-                for key, _ in selector.select(timeout=0.25):
-                    rep, pipe, stream = key.data
-                    splitter = splitters[key.fd]
-                    try:
-                        data = os.read(key.fd, READ_BYTES)
-                    except OSError as err:
-                        data = b""
-                        message = f"[ciao: reading {stream} failed: {err}]"
-                        batch.append(LogLine(rep.name, message, "stderr"))
-                    if data:
-                        batch += splitter.feed(data)
-                        continue
-                    batch += splitter.close()
-                    selector.unregister(key.fd)
-                    pipe.close()
-                    closed.append(rep)
+                self._read_round(selector, splitters, batch, closed)
                 if batch:
                     self._put(batch)
                 for rep in closed:
                     self._put(_StreamClosed(rep.name))
+
+    def _read_round(
+        self,
+        selector: selectors.BaseSelector,
+        splitters: dict[int, LineSplitter],
+        batch: list[Event],
+        closed: list[_Replica],
+    ) -> None:
+        """Read what the pipes have, for up to COALESCE seconds once the first data came
+        (or BATCH_BYTES), so chatty replicas make few large batches: one record write and
+        one wake-up of the kernel per round, not per line."""
+        received: dict[int, list[bytes]] = {}
+        size = 0
+        deadline: float | None = None
+        ready = selector.select(timeout=0.25)
+        while ready:
+            for key, _ in ready:
+                rep, pipe, stream = key.data
+                try:
+                    data = os.read(key.fd, READ_BYTES)
+                except OSError as err:
+                    data = b""
+                    message = f"[ciao: reading {stream} failed: {err}]"
+                    batch.append(LogLine(rep.name, message, "stderr"))
+                if data:
+                    received.setdefault(key.fd, []).append(data)
+                    size += len(data)
+                    continue
+                batch += splitters[key.fd].feed(b"".join(received.pop(key.fd, [])))
+                batch += splitters[key.fd].close()
+                selector.unregister(key.fd)
+                pipe.close()
+                closed.append(rep)
+            now = time.monotonic()
+            deadline = deadline or now + COALESCE
+            if size >= BATCH_BYTES or now >= deadline or not selector.get_map():
+                break
+            ready = selector.select(timeout=deadline - now)
+        for fd, chunks in received.items():
+            batch += splitters[fd].feed(b"".join(chunks))
 
     @staticmethod
     def _held_open(selector: selectors.BaseSelector) -> list[selectors.SelectorKey]:
