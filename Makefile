@@ -31,9 +31,15 @@ lint: install-test
 	$(PY) -m ruff format --check ciao tests bench examples tools
 	$(PY) -m mypy
 
-bench: install install-test
+$(VENV)/.installed-bench: $(VENV)/.installed-test
+	$(PIP) install -e '.[bench]'
+	touch $@
+
+# bench/fanin.py writes bench/results/fanin.json; docs/performance.md reads the figures.
+bench: install $(VENV)/.installed-bench
 	$(PY) bench/startup.py
 	$(PY) bench/gateway.py
+	$(PY) bench/fanin.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
