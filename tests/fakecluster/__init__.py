@@ -1,4 +1,4 @@
-"""An in-process Kubernetes API server with the Kubeflow training operator, for tests.
+"""An in-process Kubernetes API server with Kubeflow (training operator v1, Trainer v2), for tests.
 
     with FakeCluster() as cluster:
         kubeconfig = cluster.write_kubeconfig(tmp_path / "config")
@@ -6,13 +6,36 @@
             kubernetes.config.new_client_from_config(config_file=str(kubeconfig)))
 
 The real `kubernetes` client talks HTTP/1.1 to a loopback port; a simulated training
-operator (v1.9) turns TFJobs/PyTorchJobs into pods and services; a simulated kubelet runs
-each container's command as a local process, so followed logs are real output.
+operator (v1.9) turns TFJobs/PyTorchJobs into pods and services; a simulated Kubeflow
+Trainer v2 (trainer.py) with JobSet v0.12 and the batch/v1 Job controller (jobset.py) turns
+TrainJobs into JobSets, indexed Jobs and pods; a simulated kubelet runs each container's
+command as a local process, so followed logs are real output.
 
 FakeCluster(namespaces=("default",), capacity=None, strict_schemas=True, *, crds_dir=None,
             token=None, user="system:serviceaccount:default:ciao", history_size=1000,
             bookmark_interval=1.0, grace_cap=2.0, backoff_base=0.2, backoff_cap=1.6,
-            operator=True)
+            operator=True, kubeflow=("v1",), trainer_release="v2.3", runtimes=None,
+            missing_runtime="fail", torchrun=None)
+    kubeflow: the Kubeflow APIs installed: "v1" (kubeflow.org/v1 pytorchjobs, tfjobs), "v2"
+        (trainer.kubeflow.org/v1alpha1 trainjobs, clustertrainingruntimes, trainingruntimes,
+        and jobset.x-k8s.io/v1alpha2 jobsets), both, or neither. Discovery (/apis,
+        /apis/<group>[/<version>]) and OpenAPI v3 list exactly those; batch/v1 and
+        apiextensions.k8s.io/v1 are always served. operator=False runs no Kubeflow, JobSet
+        or Job controller at all.
+    trainer_release: "v2.0" | "v2.1" | "v2.2" | "v2.3": the TrainJob CRD served (v2.2 gets
+        v2.3's) and so its pod-override field: podSpecOverrides, podTemplateOverrides,
+        runtimePatches (v2.2, v2.3).
+    runtimes: runtime manifests created at start with v2 (default: [jobs.torch_runtime()],
+        the ClusterTrainingRuntime `torch-distributed` of v2.3: mlPolicy {numNodes: 1,
+        torch: {}}, replicated job `node`, container `node`, image
+        pytorch/pytorch:2.13.0-cuda13.0-cudnn9-runtime, no backoffLimit: the Job default 6).
+    missing_runtime: "fail" (the TrainJob is admitted and gets Failed, reason
+        TrainingRuntimeNotSupported, message `not found ClusterTrainingRuntime specified in
+        TrainJob: clustertrainingruntimes.trainer.kubeflow.org "x" not found`) or "deny" (as
+        the real validating webhook: 403 `... specified clusterTrainingRuntime must be
+        created before the TrainJob is created`).
+    torchrun: whether `torchrun` exists in images (default: whether torch is importable);
+        without it a `torchrun ...` container fails to start (StartError, exit code 128).
     start() / stop() / context manager; stop() kills every pod process and joins threads.
     url, token, user, resource_version
     write_kubeconfig(path, namespace="default", context="fake") -> Path
@@ -28,9 +51,12 @@ FakeCluster(namespaces=("default",), capacity=None, strict_schemas=True, *, crds
     uninstall_crd(name) / install_crd(name)
     inject(fault, **params_and_match) -> Fault (fault.cancel()); clear_faults()
     drop_watches(after_events=0, abrupt=False) -> int; compact() -> int
+    openapi(path=None) -> the /openapi/v3 index, or the document of "apis/<group>/<version>"
+    trainjob_pods(name, namespace="default") -> a TrainJob's pods by node rank
 
-Faults (match keys: pod= glob, namespace=, container=, job=, replica_type=, labels={}; and
-times= how often, None for until cancelled):
+Faults (match keys: pod= glob, namespace=, container=, job= (a v1 job's or a TrainJob's
+name), replica_type= (a v1 replica type, or `node`), labels={}; and times= how often, None
+for until cancelled):
     unschedulable(resource="cpu")        Pending, FailedScheduling "1 Insufficient <resource>"
     image_pull(cause="not-found"|"manifest-unknown"|"auth")  ErrImagePull / ImagePullBackOff
     oom(after_lines=0, delay=0.0)        killed; terminated OOMKilled, exitCode 137
@@ -40,8 +66,41 @@ times= how often, None for until cancelled):
     watch_expire()                       next watch resuming from a resourceVersion gets 410
 
 validate_job(obj) -> list[str]: schema (strict about unknown fields) + operator webhook
-problems of a TFJob/PyTorchJob manifest, without a server. fakecluster.jobs has small
-manifest builders (pytorchjob(...), tfjob(...)).
+problems of a TFJob/PyTorchJob manifest, without a server; validate_trainjob(obj,
+release="v2.3", runtime=None, strict=True) the same for a TrainJob (schema, CEL rules,
+torch and pod-override webhook rules). fakecluster.jobs has small manifest builders
+(pytorchjob(...), tfjob(...), trainjob(...), torch_runtime(...), and configmap_mount(release,
+configmap, mount_path) -> the release's pod-override field mounting a ConfigMap into `node`).
+
+Kubeflow v1 (operator.py): past runPolicy.backoffLimit (or activeDeadlineSeconds) every pod
+and service of the job is deleted, whatever the cleanPodPolicy, and only then the Failed
+condition is set ("Job NAME has failed because it has reached the specified backoff limit",
+reason PyTorchJobFailed / TFJobFailed; no replica named).
+
+Kubeflow Trainer v2: TrainJob <t> -> JobSet <t> (owner: the TrainJob) -> headless Service <t>
+and Job <t>-node-0 (Indexed, completions = parallelism = numNodes, restartPolicy OnFailure,
+backoffLimit from the runtime's Job template, default 6) -> pods <t>-node-0-<rank>-<5 chars>
+with hostname <t>-node-0-<rank>, subdomain <t>, labels jobset.sigs.k8s.io/jobset-name,
+replicatedjob-name=node, job-index=0, batch.kubernetes.io/job-completion-index=<rank> (the
+ancestor label trainer.kubeflow.org/trainjob-ancestor-step=trainer is on the Job, as JobSet
+copies only its own labels to pods); container `node` with trainer.env, then PET_NNODES,
+PET_NPROC_PER_NODE, PET_NODE_RANK (field ref), PET_MASTER_ADDR=<t>-node-0-0.<t>,
+PET_MASTER_PORT=29500 and the Job's JOB_COMPLETION_INDEX, port 29500. Inside pods, Python
+resolves <t>-node-0-<i>.<t> to that pod's own loopback address (each JobSet pod has one), and
+torch's TCPStore is patched to use it, so `torchrun` (run as `python -m
+torch.distributed.run`) rendezvous across nodes, several jobs at once on one port. Status:
+Complete (AllJobsCompleted, "jobset completed successfully") or Failed (FailedJobs, "jobset
+failed due to one or more job failures (first failed job: <t>-node-0)") copied from the
+JobSet, Suspended, jobsStatus [{name: node, ready, succeeded, failed, active, suspended}]
+(counts of Jobs). A node that keeps failing exhausts the Job's backoffLimit (restarts in
+place count): FailureTarget, its active pods deleted, Failed (BackoffLimitExceeded).
+Foreground deletion propagates in the foreground (TrainJob -> JobSet -> Jobs -> pods, the
+TrainJob goes last); objects owned by the TrainJob (its ConfigMap) are collected.
+Unknown fields of trainer.kubeflow.org / jobset.x-k8s.io objects are dropped (Warn) unless
+fieldValidation=Strict, whatever strict_schemas says. Webhook
+`validator.trainjob.trainer.kubeflow.org`: reserved PET_* in trainer.env, unsupported
+runtime kinds, override targets/containers that the runtime lacks, env for `node` through
+an override; CEL: metadata.name a DNS-1035 label of at most 63 (v2.1+), immutable fields.
 
 Error shapes (kind Status, as the real server): 401 Unauthorized; 403 Forbidden (RBAC
 wording, or `admission webhook "validator.<kind>.training-operator.kubeflow.org" denied the
@@ -56,6 +115,7 @@ Expired as a watch ERROR event; 415 for strategic merge patches of custom resour
 from .cluster import FakeCluster
 from .errors import StatusError
 from .faults import Fault
+from .trainer import validate_trainjob
 from .validation import validate_job
 
-__all__ = ["FakeCluster", "Fault", "StatusError", "validate_job"]
+__all__ = ["FakeCluster", "Fault", "StatusError", "validate_job", "validate_trainjob"]

@@ -20,8 +20,10 @@ from . import errors as E
 from .authz import Authorizer
 from .faults import Faults
 from .logs import ContainerLog, stream_log
+from .openapi import document as openapi_document
+from .openapi import index as openapi_index
 from .registry import Registry
-from .resources import CORE, CRD_RESOURCE, ResourceInfo
+from .resources import BUILTIN, CORE, ResourceInfo
 from .selectors import compile_selectors
 from .store import Expired, Obj, WatchEvent
 from .timeutil import now_ns, parse_rfc3339
@@ -421,10 +423,22 @@ class ApiServer:
                     ],
                 },
             )
+        elif segments[:2] == ["openapi", "v3"]:
+            # OpenAPI v3 discovery: the index, or one group version's document
+            doc = (
+                openapi_index(self.registry)
+                if len(segments) == 2
+                else openapi_document(self.registry, "/".join(segments[2:]))
+            )
+            if doc is None:
+                raise E.PageNotFound()
+            h.send_json(200, doc)
         elif segments == ["api", "v1"]:
             h.send_json(200, self._resource_list("v1", list(CORE.values())))
         elif segments == ["apis"]:
-            groups: dict[str, list[str]] = {CRD_RESOURCE.group: [CRD_RESOURCE.version]}
+            groups: dict[str, list[str]] = {}
+            for gv in BUILTIN:
+                groups.setdefault(gv.split("/")[0], []).append(gv.split("/")[1])
             for info in self.registry.custom_resources():
                 groups.setdefault(info.group, [])
                 if info.version not in groups[info.group]:
@@ -447,7 +461,7 @@ class ApiServer:
         elif len(segments) == 2 and segments[0] == "apis":
             versions = [
                 i.version
-                for i in [*self.registry.custom_resources(), CRD_RESOURCE]
+                for i in [*self.registry.custom_resources(), *sum(BUILTIN.values(), [])]
                 if i.group == segments[1]
             ]
             if not versions:
@@ -469,8 +483,8 @@ class ApiServer:
         elif len(segments) == 3 and segments[0] == "apis":
             gv = f"{segments[1]}/{segments[2]}"
             infos = [i for i in self.registry.custom_resources() if i.api_version == gv]
-            if gv == CRD_RESOURCE.api_version:
-                infos = [CRD_RESOURCE]
+            if gv in BUILTIN:
+                infos = list(BUILTIN[gv])
             if not infos:
                 raise E.PageNotFound()
             h.send_json(200, self._resource_list(gv, infos))

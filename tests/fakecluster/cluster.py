@@ -14,9 +14,11 @@ import yaml
 
 from .apiserver import ApiServer
 from .authz import Authorizer, DenyRule
+from .crds import JOBSET_CRD, RUNTIMES_RELEASE, TRAINER_RELEASES
 from .errors import StatusError
 from .faults import Fault, Faults
 from .garbage import GarbageCollector
+from .jobset import JobController, JobSetController, default_jobset, validate_jobset
 from .kubelet import Kubelet
 from .logs import LogBook, stream_log
 from .operator import TrainingOperator
@@ -25,9 +27,17 @@ from .resources import CORE
 from .runtime import ContainerRuntime
 from .scheduler import parse_capacity
 from .store import Obj, Store
+from .trainer import RELEASES, Trainer, TrainJobController, torch_runtime
 
 T = TypeVar("T")
 DEFAULT_USER = "system:serviceaccount:default:ciao"
+KUBEFLOW_V1_CRDS = ("pytorchjobs.kubeflow.org", "tfjobs.kubeflow.org")
+KUBEFLOW_V2_CRDS = (
+    "trainjobs.trainer.kubeflow.org",
+    "clustertrainingruntimes.trainer.kubeflow.org",
+    "trainingruntimes.trainer.kubeflow.org",
+    JOBSET_CRD,
+)
 
 
 class FakeCluster:
@@ -51,7 +61,21 @@ class FakeCluster:
         backoff_base: float = 0.2,
         backoff_cap: float = 1.6,
         operator: bool = True,
+        kubeflow: Iterable[str] = ("v1",),
+        trainer_release: str = "v2.3",
+        runtimes: Iterable[Obj] | None = None,
+        missing_runtime: str = "fail",
+        torchrun: bool | None = None,
     ) -> None:
+        self.kubeflow = tuple(kubeflow)
+        unknown = set(self.kubeflow) - {"v1", "v2"}
+        if unknown:
+            raise ValueError(f"kubeflow: unknown API(s) {sorted(unknown)}; known: v1, v2")
+        if trainer_release not in RELEASES:
+            raise ValueError(f"trainer_release must be one of {', '.join(RELEASES)}")
+        self.trainer_release = trainer_release
+        self._runtimes = [torch_runtime()] if runtimes is None else list(runtimes)
+        self._torchrun = torchrun
         self.namespaces = tuple(namespaces)
         self.capacity = parse_capacity(capacity)
         self.strict_schemas = strict_schemas
@@ -66,7 +90,14 @@ class FakeCluster:
         self._tmp: Path | None = None
         self._started = False
         self.store = Store(history_size)
-        self.registry = Registry(self.store, crds_dir, strict_schemas)
+        releases = ("kubeflow-v1", TRAINER_RELEASES[trainer_release], RUNTIMES_RELEASE)
+        self.registry = Registry(self.store, crds_dir, strict_schemas, releases)
+        self.registry.add_admission("jobsets", validate=validate_jobset, mutate=default_jobset)
+        self.trainer = Trainer(self.registry, trainer_release, missing_runtime)
+        self._installed = [
+            *(KUBEFLOW_V1_CRDS if "v1" in self.kubeflow else ()),
+            *(KUBEFLOW_V2_CRDS if "v2" in self.kubeflow else ()),
+        ]
         self.faults = Faults()
         self.authorizer = Authorizer(self.token, user)
 
@@ -76,7 +107,7 @@ class FakeCluster:
             return self
         self._tmp = Path(tempfile.mkdtemp(prefix="fakecluster-"))
         self.logbook = LogBook(self._tmp / "logs")
-        self.runtime = ContainerRuntime(self._tmp / "runtime")
+        self.runtime = ContainerRuntime(self._tmp / "runtime", self._torchrun)
         self.kubelet = Kubelet(
             self.registry,
             self.logbook,
@@ -89,6 +120,15 @@ class FakeCluster:
         )
         self.gc = GarbageCollector(self.registry)
         self.operator = TrainingOperator(self.registry) if self._with_operator else None
+        self.controllers = (
+            [
+                TrainJobController(self.registry, self.trainer),
+                JobSetController(self.registry),
+                JobController(self.registry),
+            ]
+            if self._with_operator
+            else []
+        )
         self.apiserver = ApiServer(
             self.registry,
             self.authorizer,
@@ -96,15 +136,25 @@ class FakeCluster:
             self.kubelet,
             bookmark_interval=self._bookmark_interval,
         )
-        for name in self.registry.crds:
+        for name in self._installed:
             self.registry.install_crd(name)
         for ns in self.namespaces:
             self.registry.create(CORE["namespaces"], None, {"metadata": {"name": ns}})
+        if "v2" in self.kubeflow:
+            for runtime in self._runtimes:
+                self.create(
+                    "trainingruntimes"
+                    if runtime.get("kind") == "TrainingRuntime"
+                    else ("clustertrainingruntimes"),
+                    runtime,
+                )
         self.store.insert("nodes", self.kubelet.node_object())
         self.kubelet.start()
         self.gc.start()
         if self.operator is not None:
             self.operator.start()
+        for controller in self.controllers:
+            controller.start()
         self.apiserver.start()
         self._started = True
         return self
@@ -117,6 +167,8 @@ class FakeCluster:
         self.apiserver.stop()
         if self.operator is not None:
             self.operator.stop()
+        for controller in self.controllers:
+            controller.stop()
         self.gc.stop()
         self.kubelet.stop()
         self.logbook.close()
@@ -264,6 +316,24 @@ class FakeCluster:
 
     def install_crd(self, name: str) -> Obj:
         return self.registry.install_crd(name)
+
+    def openapi(self, path: str | None = None) -> Obj | None:
+        """GET /openapi/v3 (path None) or /openapi/v3/<path>, as the server answers them."""
+        from .openapi import document, index
+
+        return index(self.registry) if path is None else document(self.registry, path)
+
+    def trainjob_pods(self, name: str, namespace: str = "default") -> list[Obj]:
+        """A TrainJob's pods (label jobset.sigs.k8s.io/jobset-name), by node rank."""
+        pods = self.list("pods", namespace, f"jobset.sigs.k8s.io/jobset-name={name}")
+        return sorted(
+            pods,
+            key=lambda p: int(
+                (p["metadata"].get("labels") or {}).get(
+                    "batch.kubernetes.io/job-completion-index", 0
+                )
+            ),
+        )
 
     def inject(self, fault: str, **params: Any) -> Fault:
         """Inject a fault (see faults.KINDS); pod faults take match keys pod=, job=, ...."""

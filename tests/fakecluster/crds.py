@@ -1,9 +1,17 @@
 """The CRDs the test cluster serves: compact structural schemas kept in this repository.
 
 `schemas/*.json` hold, per API release, the structural part of each CRD (types, enums,
-required keys, formats, defaults, unknown-field rules), derived from the operators' CRD
-manifests by `tools/derive_crd_schemas.py`, with repeated subtrees shared as definitions.
-A directory of full CRD manifests ($CIAO_CRDS_DIR, or `crds_dir=`) is read instead when given.
+required keys, formats, defaults, unknown-field rules, CEL rules), derived from the
+operators' CRD manifests by `tools/derive_crd_schemas.py`, with repeated subtrees shared as
+definitions. A directory of full CRD manifests ($CIAO_CRDS_DIR, or `crds_dir=`) is read
+instead when given (its CRDs replace the built-in ones of the same name).
+
+Releases: `kubeflow-v1` (training operator v1.9: PyTorchJob, TFJob); `trainer-v2.0`,
+`trainer-v2.1`, `trainer-v2.3` (the TrainJob CRD of each Kubeflow Trainer release; v2.2 is
+served the v2.3 schema: both have `runtimePatches`); `trainer-runtimes` (the v2.3
+ClusterTrainingRuntime and TrainingRuntime CRDs, served with every v2 release). The JobSet
+CRD (jobset.x-k8s.io/v1alpha2) is built here: its spec is the JobSetSpec schema embedded in
+the runtime CRD (`spec.template.spec`), its status is kept as written.
 """
 
 from __future__ import annotations
@@ -19,6 +27,14 @@ import yaml
 
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
 DEFAULT_RELEASES = ("kubeflow-v1",)
+TRAINER_RELEASES = {
+    "v2.0": "trainer-v2.0",
+    "v2.1": "trainer-v2.1",
+    "v2.2": "trainer-v2.3",
+    "v2.3": "trainer-v2.3",
+}
+JOBSET_CRD = "jobsets.jobset.x-k8s.io"
+RUNTIMES_RELEASE = "trainer-runtimes"
 # libyaml's loader reads full CRD manifests in a fraction of the pure-Python time.
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -76,13 +92,57 @@ def _load_dir(directory: str) -> dict[str, dict[str, Any]]:
     return crds
 
 
+def jobset_crd(runtimes: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """jobsets.jobset.x-k8s.io v1alpha2, its spec schema taken from the runtime CRD."""
+    runtime = runtimes["clustertrainingruntimes.trainer.kubeflow.org"]
+    spec = crd_schema(runtime)["properties"]["spec"]["properties"]["template"]["properties"]
+    return _as_crd(
+        {
+            "name": JOBSET_CRD,
+            "group": "jobset.x-k8s.io",
+            "scope": "Namespaced",
+            "names": {
+                "kind": "JobSet",
+                "listKind": "JobSetList",
+                "plural": "jobsets",
+                "singular": "jobset",
+            },
+            "versions": [
+                {
+                    "name": "v1alpha2",
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "apiVersion": {"type": "string"},
+                            "kind": {"type": "string"},
+                            "metadata": {"type": "object"},
+                            "spec": copy.deepcopy(spec["spec"]),
+                            "status": {
+                                "type": "object",
+                                "x-kubernetes-preserve-unknown-fields": True,
+                            },
+                        },
+                    },
+                }
+            ],
+        }
+    )
+
+
 def _load(directory: Path | None, releases: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     chosen = directory or os.environ.get("CIAO_CRDS_DIR")
-    if chosen:
+    if chosen and releases == DEFAULT_RELEASES:
         return _load_dir(str(chosen))
     crds: dict[str, dict[str, Any]] = {}
     for release in releases:
         crds.update(_load_release(release))
+    if RUNTIMES_RELEASE in releases:
+        crds[JOBSET_CRD] = jobset_crd(crds)
+    if chosen:
+        crds.update(_load_dir(str(chosen)))
     return crds
 
 

@@ -1,7 +1,10 @@
 """Injectable faults: what a test wants to go wrong, and for which pods.
 
 A fault matches pods by name (glob), namespace, container, job name, replica type or
-labels, and fires a limited number of `times` (None: until cancelled).
+labels, and fires a limited number of `times` (None: until cancelled). `job=` is a
+TFJob/PyTorchJob's name (training.kubeflow.org/job-name) or a TrainJob's (its JobSet's,
+jobset.sigs.k8s.io/jobset-name); `replica_type=` a v1 replica type or a v2 replicated job
+(`node`).
 """
 
 from __future__ import annotations
@@ -61,11 +64,14 @@ class Fault:
             return False
         if "container" in m and container is not None and container != m["container"]:
             return False
-        if "job" in m and labels.get("training.kubeflow.org/job-name") != m["job"]:
+        if "job" in m and m["job"] not in (
+            labels.get("training.kubeflow.org/job-name"),
+            labels.get("jobset.sigs.k8s.io/jobset-name"),
+        ):
             return False
-        if "replica_type" in m and (
-            labels.get("training.kubeflow.org/replica-type", "").lower()
-            != str(m["replica_type"]).lower()
+        if "replica_type" in m and str(m["replica_type"]).lower() not in (
+            labels.get("training.kubeflow.org/replica-type", "").lower(),
+            labels.get("jobset.sigs.k8s.io/replicatedjob-name", "").lower(),
         ):
             return False
         return all(labels.get(k) == v for k, v in (m.get("labels") or {}).items())

@@ -1,7 +1,9 @@
 """Garbage collector and namespace controller: ownerReferences and finalizers at work.
 
 Background: once an owner is gone, dependents whose owners are all gone are deleted.
-Foreground: the owner keeps `foregroundDeletion` until its dependents are gone.
+Foreground: the owner keeps `foregroundDeletion` until its dependents are gone; a dependent
+that has dependents of its own is deleted in the foreground too (TrainJob -> JobSet -> Jobs
+-> pods: the TrainJob goes last), as the real collector does.
 Orphan: dependents lose their ownerReference, then the owner goes.
 A terminating namespace is emptied, then removed.
 """
@@ -18,7 +20,8 @@ from .errors import StatusError
 from .registry import Registry
 from .store import Obj, WatchEvent
 
-DEPENDENT_RESOURCES = ("pods", "services", "configmaps", "events")
+DEPENDENT_RESOURCES = ("pods", "services", "configmaps", "jobs", "events")
+ORPHAN_SWEEP = ("pods", "services", "configmaps", "jobs")
 
 
 class GarbageCollector:
@@ -152,7 +155,11 @@ class GarbageCollector:
         elif "foregroundDeletion" in finalizers:
             deps = self._dependents(namespace, meta["uid"])
             for dep_plural, dep in deps:
-                self._delete(dep_plural, dep, None)
+                dep_meta = dep["metadata"]
+                if "foregroundDeletion" in (dep_meta.get("finalizers") or []):
+                    continue
+                owns = bool(self._dependents(namespace, dep_meta["uid"]))
+                self._delete(dep_plural, dep, "Foreground" if owns else None)
             blocking = [
                 d
                 for _, d in deps
@@ -191,7 +198,7 @@ class GarbageCollector:
         for ns in namespaces:
             self._namespace(ns)
         # owners that vanished while a dependent was being created
-        for plural in DEPENDENT_RESOURCES[:3]:
+        for plural in ORPHAN_SWEEP:
             items, _ = self.store.list(plural)
             by_ns: dict[str, set[str]] = {}
             for obj in items:

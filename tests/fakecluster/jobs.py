@@ -1,8 +1,10 @@
-"""Small builders of TFJob/PyTorchJob manifests for tests (the shapes the operator expects)."""
+"""Small builders of manifests for tests: TFJob/PyTorchJob (v1), TrainJob and runtimes (v2)."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from .trainer import torch_runtime as torch_runtime  # re-exported for tests
 
 
 def container(name: str, command: list[str], image: str = "python:3.11", **extra: Any) -> dict:
@@ -68,4 +70,92 @@ def tfjob(
                 for rtype, (n, cmd) in replicas.items()
             },
         },
+    }
+
+
+def trainjob(
+    name: str,
+    command: list[str] | None = None,
+    num_nodes: int | None = None,
+    runtime: str = "torch-distributed",
+    runtime_kind: str | None = None,
+    image: str | None = None,
+    env: dict[str, str] | None = None,
+    resources: dict[str, Any] | None = None,
+    num_proc_per_node: int | str | None = None,
+    **spec: Any,
+) -> dict[str, Any]:
+    """A TrainJob (trainer.kubeflow.org/v1alpha1) against `runtime`; extra spec keys as given
+    (e.g. podTemplateOverrides=[...], runtimePatches=[...], suspend=True)."""
+    trainer: dict[str, Any] = {}
+    if image is not None:
+        trainer["image"] = image
+    if command is not None:
+        trainer["command"] = list(command)
+    if num_nodes is not None:
+        trainer["numNodes"] = num_nodes
+    if env:
+        trainer["env"] = [{"name": k, "value": v} for k, v in env.items()]
+    if resources is not None:
+        trainer["resourcesPerNode"] = resources
+    if num_proc_per_node is not None:
+        trainer["numProcPerNode"] = num_proc_per_node
+    ref: dict[str, Any] = {"name": runtime}
+    if runtime_kind:
+        ref["kind"] = runtime_kind
+    body: dict[str, Any] = {"runtimeRef": ref, **spec}
+    if trainer:
+        body["trainer"] = trainer
+    return {
+        "apiVersion": "trainer.kubeflow.org/v1alpha1",
+        "kind": "TrainJob",
+        "metadata": {"name": name},
+        "spec": body,
+    }
+
+
+def configmap_mount(
+    release: str,
+    configmap: str,
+    mount_path: str,
+    volume: str = "code",
+    container: str = "node",
+    job: str = "node",
+    manager: str = "ciao.dev/kernel",
+) -> dict[str, Any]:
+    """The pod-override spec field that mounts a ConfigMap into `container` of the `job`
+    pods, in the shape of the given trainer release: {field name: [one override]}."""
+    volumes = [{"name": volume, "configMap": {"name": configmap}}]
+    containers = [{"name": container, "volumeMounts": [{"name": volume, "mountPath": mount_path}]}]
+    if release == "v2.0":
+        return {
+            "podSpecOverrides": [
+                {"targetJobs": [{"name": job}], "volumes": volumes, "containers": containers}
+            ]
+        }
+    if release == "v2.1":
+        return {
+            "podTemplateOverrides": [
+                {
+                    "targetJobs": [{"name": job}],
+                    "spec": {"volumes": volumes, "containers": containers},
+                }
+            ]
+        }
+    pod = {"spec": {"volumes": volumes, "containers": containers}}
+    return {
+        "runtimePatches": [
+            {
+                "manager": manager,
+                "trainingRuntimeSpec": {
+                    "template": {
+                        "spec": {
+                            "replicatedJobs": [
+                                {"name": job, "template": {"spec": {"template": pod}}}
+                            ]
+                        }
+                    }
+                },
+            }
+        ]
     }

@@ -27,7 +27,7 @@ from .faults import Faults
 from .logs import ContainerLog, LogBook
 from .recorder import EventRecorder
 from .registry import Registry
-from .runtime import ContainerRuntime, MountError, Sandbox
+from .runtime import ContainerRuntime, MountError, Sandbox, dns_records, pod_ip
 from .scheduler import (
     add,
     failed_scheduling_message,
@@ -515,8 +515,8 @@ class PodWorker:
                 "conditions": conds,
                 "hostIP": NODE_IP,
                 "hostIPs": [{"ip": NODE_IP}],
-                "podIP": NODE_IP,
-                "podIPs": [{"ip": NODE_IP}],
+                "podIP": pod_ip(current),
+                "podIPs": [{"ip": pod_ip(current)}],
                 "startTime": status.get("startTime") or self.start_time,
                 "containerStatuses": [w.status() for w in self.workers],
             }
@@ -745,15 +745,16 @@ class Kubelet:
                 traceback.print_exc()
 
     def _write_services(self) -> None:
-        items, _ = self.registry.store.list("services")
-        names: dict[str, list[str]] = {}
-        for svc in items:
-            names.setdefault(svc["metadata"]["namespace"], []).append(svc["metadata"]["name"])
-        self.runtime.write_services(names)
+        """Cluster DNS: service names, and pod names under headless services (JobSet)."""
+        services, _ = self.registry.store.list("services")
+        pods, _ = self.registry.store.list("pods")
+        self.runtime.write_services(dns_records(services, pods))
 
     def _pod_event(self, ev: WatchEvent) -> None:
         pod = ev.obj
         meta = pod["metadata"]
+        if (pod.get("spec") or {}).get("subdomain"):
+            self._write_services()  # its DNS name, before its containers start
         uid = meta["uid"]
         with self._lock:
             worker = self._workers.get(uid)

@@ -7,6 +7,14 @@ for PyTorch workers. Status: Created/Running/Restarting/Succeeded/Failed conditi
 type once; Running flips to False at the end), replicaStatuses with zero counts omitted,
 startTime/completionTime; backoffLimit, activeDeadlineSeconds, ttlSecondsAfterFinished;
 cleanPodPolicy once finished. Messages and event reasons are the operator's own.
+
+Past runPolicy.backoffLimit (restarts of Running/Pending pods of OnFailure/Always replicas)
+or activeDeadlineSeconds, the job has no Failed condition yet, so DeletePodsAndServices
+deletes every pod and service whatever the cleanPodPolicy (its Running-only and None rules
+apply to finished jobs alone); only then is Failed set, reason `<Kind>Failed`, message "Job
+NAME has failed because it has reached the specified backoff limit" (or "... was active
+longer than specified deadline"), naming no replica; replicaStatuses are left as the last
+reconcile counted them.
 """
 
 from __future__ import annotations
@@ -300,11 +308,12 @@ class TrainingOperator:
         failure = self._past_limits(replicas, run_policy, status, pods, name)
         if failure:
             status.setdefault("completionTime", rfc3339())
+            self._delete_pods_and_services(plural, job, pods)
             self._event(plural, job, "Normal", f"{fw.kind}Failed", failure)
             update_condition(status, "Failed", f"{fw.kind}Failed", failure)
-            self._count(fw, replicas, pods, counts)
-            status["replicaStatuses"] = self._render(fw, name, counts)
-            self._clean_up(plural, fw, job, run_policy, status, pods)
+            if "replicaStatuses" not in status:
+                self._count(fw, replicas, pods, counts)
+                status["replicaStatuses"] = self._render(fw, name, counts)
             self._write(plural, job, status, before)
             return
         worker0_completed = False
@@ -377,7 +386,7 @@ class TrainingOperator:
                     labels = pod["metadata"].get("labels") or {}
                     if labels.get(LABEL_TYPE) != rtype.lower():
                         continue
-                    if (pod.get("status") or {}).get("phase") != "Running":
+                    if (pod.get("status") or {}).get("phase") not in ("Running", "Pending"):
                         continue
                     for cs in (pod["status"].get("initContainerStatuses") or []) + (
                         pod["status"].get("containerStatuses") or []
@@ -790,6 +799,27 @@ class TrainingOperator:
                         f"TFJob {namespace}/{name} has failed because {c['failed']} "
                         f"{rtype} replica(s) failed.",
                     )
+
+    def _delete_pods_and_services(self, plural: str, job: Obj, pods: list[Obj]) -> None:
+        """DeletePodsAndServices of a job not yet finished: every pod, whatever the policy."""
+        for pod in pods:
+            meta = pod["metadata"]
+            if meta.get("deletionTimestamp"):
+                continue
+            with contextlib.suppress(StatusError):
+                self.registry.delete(CORE["pods"], meta["namespace"], meta["name"])
+                self._event(
+                    plural, job, "Normal", "SuccessfulDeletePod", f"Deleted pod: {meta['name']}"
+                )
+            with contextlib.suppress(StatusError):
+                self.registry.delete(CORE["services"], meta["namespace"], meta["name"])
+                self._event(
+                    plural,
+                    job,
+                    "Normal",
+                    "SuccessfulDeleteService",
+                    f"Deleted service: {meta['name']}",
+                )
 
     # -- after the end ------------------------------------------------------------------
     def _clean_up(

@@ -18,9 +18,10 @@ from typing import Any
 import yaml
 
 from . import errors as E
-from .crds import crd_schema, load_crds, pod_spec_schema
+from .cel import cel_errors
+from .crds import DEFAULT_RELEASES, crd_schema, load_crds, pod_spec_schema
 from .patches import json_patch, merge_patch, strategic_merge_patch
-from .resources import CORE, CRD_RESOURCE, ResourceInfo, custom_resource
+from .resources import BUILTIN, CORE, CRD_RESOURCE, ResourceInfo, custom_resource
 from .selectors import compile_selectors
 from .store import Obj, Store
 from .timeutil import now_ns, rfc3339
@@ -43,6 +44,12 @@ APPLY_PATCH = "application/apply-patch+yaml"
 # Objects whose DELETE answers with the object rather than a Status (ReturnDeletedObject).
 RETURNS_DELETED_OBJECT = {"pods", "services", "namespaces"}
 _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+# API groups whose unknown fields are dropped (Warn) unless the request asks for Strict,
+# whatever `strict` says: the real rule, which a client of several releases relies on.
+LENIENT_GROUPS = frozenset({"trainer.kubeflow.org", "jobset.x-k8s.io"})
+# An admission hook: (resource info, object, old object or None) -> warnings; raises a
+# StatusError to refuse. Mutating hooks run before schema validation, validating after.
+AdmissionHook = Any
 
 
 def _meta(obj: Obj) -> dict[str, Any]:
@@ -80,11 +87,19 @@ def qos_class(pod: Obj) -> str:
 class Registry:
     """Resource semantics: defaulting, validation, admission, graceful deletion."""
 
-    def __init__(self, store: Store, crds_dir: Path | None = None, strict: bool = True) -> None:
+    def __init__(
+        self,
+        store: Store,
+        crds_dir: Path | None = None,
+        strict: bool = True,
+        releases: tuple[str, ...] = DEFAULT_RELEASES,
+    ) -> None:
         self.store = store
         self.strict = strict
-        self.crds = load_crds(crds_dir)
+        self.crds = load_crds(crds_dir, releases)
         self.pod_schema = pod_spec_schema(crds_dir)
+        self.mutators: dict[str, list[AdmissionHook]] = {}
+        self.validators: dict[str, list[AdmissionHook]] = {}
         self._custom: dict[str, ResourceInfo] = {}
         self._schemas: dict[str, dict[str, Any]] = {}
         self._ips = iter(range(1, 65000))
@@ -135,8 +150,9 @@ class Registry:
     def resource(self, group: str, version: str, plural: str) -> ResourceInfo | None:
         if group == "" and version == "v1":
             return CORE.get(plural)
-        if (group, version, plural) == ("apiextensions.k8s.io", "v1", CRD_RESOURCE.plural):
-            return CRD_RESOURCE
+        for info in BUILTIN.get(f"{group}/{version}", []):
+            if info.plural == plural:
+                return info
         info = self._custom.get(plural)
         if info and info.group == group and info.version == version:
             return info
@@ -144,14 +160,27 @@ class Registry:
 
     def by_plural(self, plural: str) -> ResourceInfo:
         info = CORE.get(plural) or self._custom.get(plural)
-        if info is None and plural == CRD_RESOURCE.plural:
-            return CRD_RESOURCE
+        if info is None:
+            info = next((i for gv in BUILTIN.values() for i in gv if i.plural == plural), None)
         if info is None:
             raise KeyError(f"unknown resource {plural!r}")
         return info
 
     def custom_resources(self) -> list[ResourceInfo]:
         return list(self._custom.values())
+
+    def schema(self, plural: str) -> dict[str, Any] | None:
+        """The served openAPIV3Schema of an installed custom resource."""
+        return self._schemas.get(plural)
+
+    def add_admission(
+        self, plural: str, validate: AdmissionHook = None, mutate: AdmissionHook = None
+    ) -> None:
+        """Register an admission webhook's work for a resource (see AdmissionHook)."""
+        if mutate is not None:
+            self.mutators.setdefault(plural, []).append(mutate)
+        if validate is not None:
+            self.validators.setdefault(plural, []).append(validate)
 
     # -- reads ---------------------------------------------------------------------------
     def get(self, info: ResourceInfo, namespace: str | None, name: str) -> Obj:
@@ -212,7 +241,7 @@ class Registry:
     # -- create --------------------------------------------------------------------------
     def _stamp(self, obj: Obj) -> None:
         meta = _meta(obj)
-        meta["uid"] = str(uuid.uuid4())
+        meta["uid"] = meta.get("uid") or str(uuid.uuid4())  # a Job's selector already names it
         meta["creationTimestamp"] = rfc3339()
 
     def _check_namespace(self, info: ResourceInfo, namespace: str, name: str) -> None:
@@ -310,7 +339,8 @@ class Registry:
         paths = unknown_fields(schema, value, prefix)
         if not paths:
             return []
-        if self.strict or directive == "Strict":
+        strict = self.strict and info.group not in LENIENT_GROUPS
+        if strict or directive == "Strict":
             raise strict_decoding_error(info.kind, info.version, paths)
         unknown_fields(schema, value, prefix, prune=True)
         return [f'unknown field "{p}"' for p in paths] if directive == "Warn" else []
@@ -330,12 +360,35 @@ class Registry:
             schema = self._schemas[info.plural]
             warnings += self._unknown(info, schema, obj, "", directive)
             apply_defaults(schema, obj)
-            errs = schema_errors(schema, obj)
+            for hook in self.mutators.get(info.plural, []):
+                warnings += hook(info, obj, old) or []
+            errs = []
+            reasons = dns1123_subdomain(name)
+            if reasons:
+                errs.append(E.invalid("metadata.name", name, reasons[-1]))
+            errs += schema_errors(schema, obj)
+            errs += cel_errors(schema, obj, old) if old is not None else cel_errors(schema, obj)
             if errs:
                 raise info.invalid(name, errs)
             denial = webhook_denial(obj)
             if denial is not None:
                 raise denial
+            for hook in self.validators.get(info.plural, []):
+                warnings += hook(info, obj, old) or []
+        elif info.plural == "jobs":
+            spec = obj.get("spec")
+            template = (spec or {}).get("template") if isinstance(spec, dict) else None
+            pod_spec = (template or {}).get("spec") if isinstance(template, dict) else None
+            if self.pod_schema is not None and isinstance(pod_spec, dict):
+                warnings += self._unknown(
+                    info, self.pod_schema, pod_spec, "spec.template.spec", directive
+                )
+            self._default_job(obj, old)
+            errs = self._job_errors(obj)
+            if errs:
+                raise info.invalid(name, errs)
+            for hook in self.validators.get(info.plural, []):
+                warnings += hook(info, obj, old) or []
         elif info.plural == "pods":
             if self.pod_schema is not None and isinstance(obj.get("spec"), dict):
                 warnings += self._unknown(info, self.pod_schema, obj["spec"], "spec", directive)
@@ -404,6 +457,80 @@ class Registry:
                 v["configMap"].setdefault("defaultMode", 420)
         if old is None:
             pod["status"] = {"phase": "Pending", "qosClass": qos_class(pod)}
+
+    def _default_job(self, job: Obj, old: Obj | None) -> None:
+        """batch/v1 Job defaults and the generated selector (manualSelector unset)."""
+        spec = job.setdefault("spec", {})
+        if old is not None:
+            for key in ("selector", "completionMode", "completions"):
+                if key in old.get("spec", {}):
+                    spec[key] = copy.deepcopy(old["spec"][key])
+        if "completions" not in spec and "parallelism" not in spec:
+            spec["completions"] = 1
+        spec.setdefault("parallelism", 1)
+        spec.setdefault("completionMode", "NonIndexed")
+        spec.setdefault("backoffLimit", 6)
+        spec.setdefault("suspend", False)
+        spec.setdefault(
+            "podReplacementPolicy",
+            "Failed" if spec.get("podFailurePolicy") else "TerminatingOrFailed",
+        )
+        uid = old["metadata"]["uid"] if old is not None else job["metadata"].get("uid")
+        if uid is None:
+            uid = job["metadata"]["uid"] = str(uuid.uuid4())
+        name = job["metadata"]["name"]
+        generated = {
+            "batch.kubernetes.io/controller-uid": uid,
+            "batch.kubernetes.io/job-name": name,
+            "controller-uid": uid,
+            "job-name": name,
+        }
+        spec.setdefault("selector", {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}})
+        template = spec.setdefault("template", {})
+        tmeta = template.setdefault("metadata", {})
+        tmeta["labels"] = {**(tmeta.get("labels") or {}), **generated}
+        labels = job["metadata"].setdefault("labels", {})
+        for k, v in generated.items():
+            labels.setdefault(k, v)
+        job.setdefault("status", {})
+
+    @staticmethod
+    def _job_errors(job: Obj) -> list[E.FieldError]:
+        errs: list[E.FieldError] = []
+        name = job["metadata"]["name"]
+        reasons = dns1123_subdomain(name)
+        if reasons:
+            errs.append(E.invalid("metadata.name", name, reasons[-1]))
+        if len(name) > 63:
+            errs.append(
+                E.invalid(
+                    "spec.template.labels",
+                    name,
+                    "must be no more than 63 characters",
+                )
+            )
+        spec = job["spec"]
+        policy = ((spec.get("template") or {}).get("spec") or {}).get("restartPolicy")
+        if policy not in ("OnFailure", "Never"):
+            errs.append(
+                E.FieldError(
+                    "spec.template.spec.restartPolicy",
+                    "FieldValueRequired" if policy is None else "FieldValueNotSupported",
+                    policy,
+                    'supported values: "OnFailure", "Never"',
+                )
+            )
+        if spec.get("completionMode") not in ("NonIndexed", "Indexed"):
+            errs.append(
+                E.not_supported(
+                    "spec.completionMode", spec.get("completionMode"), ["NonIndexed", "Indexed"]
+                )
+            )
+        for key in ("parallelism", "completions", "backoffLimit"):
+            v = spec.get(key)
+            if v is not None and (not isinstance(v, int) or v < 0):
+                errs.append(E.invalid(f"spec.{key}", v, "must be greater than or equal to 0"))
+        return errs
 
     def _default_service(self, svc: Obj, old: Obj | None) -> None:
         spec = svc.setdefault("spec", {})

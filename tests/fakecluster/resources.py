@@ -134,6 +134,17 @@ CORE: dict[str, ResourceInfo] = {
     ),
 }
 
+JOBS = ResourceInfo(
+    "jobs",
+    "Job",
+    group="batch",
+    version="v1",
+    subresources=frozenset({"status"}),
+    status_subresource=True,
+)
+# Built-in API groups besides the core one, in the order the real server lists them.
+BUILTIN: dict[str, list[ResourceInfo]] = {"batch/v1": [JOBS]}
+
 CRD_RESOURCE = ResourceInfo(
     "customresourcedefinitions",
     "CustomResourceDefinition",
@@ -142,6 +153,7 @@ CRD_RESOURCE = ResourceInfo(
     verbs=frozenset({"get", "list", "watch"}),
     short_names=("crd", "crds"),
 )
+BUILTIN["apiextensions.k8s.io/v1"] = [CRD_RESOURCE]
 
 
 def custom_resource(crd: dict) -> ResourceInfo:

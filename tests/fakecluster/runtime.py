@@ -8,13 +8,27 @@ What maps to what:
   value or workingDir under a volumeMount's mountPath is rewritten to the local directory.
 - env: `value`, `valueFrom.fieldRef` (metadata.name/namespace/uid/labels/annotations,
   spec.nodeName, spec.serviceAccountName, status.podIP/hostIP), configMapKeyRef and
-  envFrom configMapRef; plus HOSTNAME and a PYTHONPATH with a generated sitecustomize that
-  resolves the cluster's service names (`svc`, `svc.ns`, `svc.ns.svc[.cluster.local]`) and
-  the pod's hostname to 127.0.0.1 inside Python (C-level resolvers are not patched).
+  envFrom configMapRef; plus HOSTNAME (spec.hostname, else the pod's name), PATH with this
+  interpreter's bin directory first (so `python`, `torchrun` in shell commands are this
+  venv's), and a PYTHONPATH with a generated sitecustomize that resolves, inside Python, the
+  cluster's service names (`svc`, `svc.ns`, `svc.ns.svc[.cluster.local]`) to 127.0.0.1 and
+  the DNS names of pods behind a headless service (`<hostname>.<subdomain>[.ns[.svc...]]`,
+  as JobSet pods have) and the pod's own hostname to the pod's IP (C-level resolvers are not
+  patched, but torch's TCPStore is: it is given the resolved address, and a store server
+  whose address is its own pod's binds that address only).
+- pod IPs: 127.0.0.1 for every pod, except pods with spec.hostname and spec.subdomain, which
+  get an address of their own in 127.0.0.0/8 (derived from the UID), so two such pods can
+  both listen on one port (e.g. torchrun's 29500) as on separate nodes.
+- `torchrun ...` (exec form) runs `<this python> -m torch.distributed.run ...`; without an
+  importable torch it fails to start like a missing binary (StartError, exit code 128,
+  `exec: "torchrun": executable file not found in $PATH`).
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -31,10 +45,13 @@ SITECUSTOMIZE = '''"""fakecluster: cluster DNS for this pod (service names resol
 import json as _json
 import os as _os
 import socket as _socket
+import sys as _sys
+import warnings as _warnings
 
 _HOSTS = {hosts!r}
 _NAMESPACE = {namespace!r}
 _HOSTNAME = {hostname!r}
+_POD_IP = {pod_ip!r}
 _cache = [None, {{}}]
 
 
@@ -57,19 +74,20 @@ def _resolve(host):
         return None
     name = host.rstrip(".").lower()
     if name == _HOSTNAME:
-        return "127.0.0.1"
+        return _POD_IP
     if name.endswith(".cluster.local"):
         name = name[: -len(".cluster.local")]
     if name.endswith(".svc"):
         name = name[: -len(".svc")]
     parts = name.split(".")
+    table = _services()
     if len(parts) == 1:
-        svc, ns = parts[0], _NAMESPACE
-    elif len(parts) == 2:
-        svc, ns = parts
-    else:
-        return None
-    return "127.0.0.1" if svc in _services().get(ns, ()) else None
+        return table.get(_NAMESPACE, {{}}).get(name)
+    if len(parts) == 2:
+        return table.get(_NAMESPACE, {{}}).get(name) or table.get(parts[1], {{}}).get(parts[0])
+    if len(parts) == 3:
+        return table.get(parts[2], {{}}).get(parts[0] + "." + parts[1])
+    return None
 
 
 _getaddrinfo = _socket.getaddrinfo
@@ -94,9 +112,111 @@ _socket.getaddrinfo = getaddrinfo
 _socket.gethostbyname = gethostbyname
 _socket.gethostbyname_ex = gethostbyname_ex
 _socket.gethostname = lambda: _HOSTNAME
+
+
+def _patch_c10d(c10d):
+    """torch's TCPStore resolves names in C++: give it the address, bind servers on it."""
+    base = getattr(c10d, "TCPStore", None)
+    if base is None or getattr(base, "_fakecluster", False):
+        return
+
+    class TCPStore(base):
+        _fakecluster = True
+
+        def __init__(self, *args, **kwargs):
+            args = list(args)
+            host = args[0] if args else kwargs.get("host_name")
+            ip = _resolve(host) if isinstance(host, str) else None
+            if ip is not None:
+                if args:
+                    args[0] = ip
+                else:
+                    kwargs["host_name"] = ip
+                port = args[1] if len(args) > 1 else kwargs.get("port")
+                master = args[3] if len(args) > 3 else kwargs.get("is_master", False)
+                if (
+                    master
+                    and port
+                    and ip == _POD_IP
+                    and ip != "127.0.0.1"
+                    and len(args) < 8
+                    and kwargs.get("master_listen_fd") is None
+                ):
+                    sock = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+                    sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+                    sock.bind((ip, int(port)))
+                    sock.listen(2048)
+                    kwargs["master_listen_fd"] = sock.detach()
+            super().__init__(*args, **kwargs)
+
+    TCPStore.__module__ = base.__module__
+    TCPStore.__qualname__ = base.__qualname__
+    c10d.TCPStore = TCPStore
+
+
+class _TorchDistributedHook:
+    """Patch TCPStore once torch.distributed creates it (before anything imports it)."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch.distributed":
+            tc = _sys.modules.get("torch._C")
+            init = getattr(tc, "_c10d_init", None)
+            if init is not None and not getattr(init, "_fakecluster", False):
+
+                def _c10d_init():
+                    ok = init()
+                    c10d = getattr(tc, "_distributed_c10d", None)
+                    if c10d is not None:
+                        _patch_c10d(c10d)
+                    return ok
+
+                _c10d_init._fakecluster = True
+                tc._c10d_init = _c10d_init
+        return None
+
+
+_sys.meta_path.insert(0, _TorchDistributedHook())
+
+# The pytorch/pytorch images ship NumPy; this venv's torch would warn on every import.
+_warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 '''
 
 _PYTHON = re.compile(r"^python(3(\.\d+)?)?$")
+NODE_IP = "127.0.0.1"
+
+
+def pod_ip(pod: dict[str, Any]) -> str:
+    """127.0.0.1, or for a pod with a hostname and subdomain (a JobSet pod) its own address."""
+    spec = pod.get("spec") or {}
+    if not (spec.get("hostname") and spec.get("subdomain")):
+        return NODE_IP
+    h = hashlib.sha256(pod["metadata"].get("uid", "").encode()).digest()
+    return f"127.{1 + h[0] % 254}.{h[1]}.{1 + h[2] % 254}"
+
+
+def torch_importable() -> bool:
+    return importlib.util.find_spec("torch") is not None
+
+
+def dns_records(services: list[dict[str, Any]], pods: list[dict[str, Any]]) -> dict[str, dict]:
+    """What cluster DNS answers, by namespace: service names -> 127.0.0.1, and
+    `<hostname>.<subdomain>` -> the pod's IP for bound pods under a headless service (kept
+    until the pod is gone, finished or not: simpler than endpoints, never flaky)."""
+    table: dict[str, dict[str, str]] = {}
+    for svc in services:
+        table.setdefault(svc["metadata"]["namespace"], {})[svc["metadata"]["name"]] = NODE_IP
+    for pod in pods:
+        spec = pod.get("spec") or {}
+        ns = pod["metadata"].get("namespace", "")
+        hostname, subdomain = spec.get("hostname"), spec.get("subdomain")
+        if not (hostname and subdomain and spec.get("nodeName")):
+            continue
+        if subdomain not in table.get(ns, {}):
+            continue
+        table[ns][f"{hostname}.{subdomain}"] = pod_ip(pod)
+    return table
+
+
 _VAR = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 
 
@@ -141,19 +261,29 @@ ConfigMapLookup = Callable[[str, str], "dict[str, Any] | None"]
 class ContainerRuntime:
     """Builds sandboxes and starts container processes."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, torchrun: bool | None = None) -> None:
         self.root = root
         self.hosts_file = root / "services.json"
         self._hosts_lock = threading.Lock()
+        self._written: Any = None
+        self.torchrun = torch_importable() if torchrun is None else torchrun
         root.mkdir(parents=True, exist_ok=True)
         self.write_services({})
 
-    def write_services(self, services: dict[str, list[str]]) -> None:
-        """The names sitecustomize resolves, by namespace; replaced atomically."""
+    def write_services(self, services: dict[str, Any]) -> None:
+        """The names sitecustomize resolves, by namespace (a list of service names, or a
+        mapping name -> address); replaced atomically, and only when it changes."""
+        table = {
+            ns: names if isinstance(names, dict) else dict.fromkeys(names, NODE_IP)
+            for ns, names in services.items()
+        }
         with self._hosts_lock:
+            if table == self._written:
+                return
             tmp = self.hosts_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(services))
+            tmp.write_text(json.dumps(table))
             os.replace(tmp, self.hosts_file)
+            self._written = table
 
     def create_sandbox(self, pod: dict[str, Any], configmap: ConfigMapLookup) -> Sandbox:
         meta = pod["metadata"]
@@ -162,7 +292,10 @@ class ContainerRuntime:
             (sandbox.root / sub).mkdir(parents=True, exist_ok=True)
         (sandbox.site / "sitecustomize.py").write_text(
             SITECUSTOMIZE.format(
-                hosts=str(self.hosts_file), namespace=meta["namespace"], hostname=meta["name"]
+                hosts=str(self.hosts_file),
+                namespace=meta["namespace"],
+                hostname=(pod.get("spec") or {}).get("hostname") or meta["name"],
+                pod_ip=pod_ip(pod),
             )
         )
         for vol in (pod.get("spec") or {}).get("volumes") or []:
@@ -237,6 +370,10 @@ class ContainerRuntime:
         argv = [self._rewrite(a, mounts) for a in argv]
         if _PYTHON.match(os.path.basename(argv[0])):
             argv[0] = sys.executable
+        elif argv[0] == "torchrun":
+            if not self.torchrun:
+                raise FileNotFoundError(errno.ENOENT, "executable file not found in $PATH")
+            argv = [sys.executable, "-m", "torch.distributed.run", *argv[1:]]
         return argv
 
     def working_dir(self, container: dict[str, Any], sandbox: Sandbox) -> Path:
@@ -258,12 +395,16 @@ class ContainerRuntime:
         configmap: ConfigMapLookup,
     ) -> dict[str, str]:
         meta = pod["metadata"]
+        path = os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")
+        bindir = os.path.dirname(sys.executable)
+        if path.split(os.pathsep)[0] != bindir:
+            path = bindir + os.pathsep + path
         base = {
-            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "PATH": path,
             "HOME": str(sandbox.root / "home"),
             "TMPDIR": str(sandbox.root / "tmp"),
             "LANG": "C.UTF-8",
-            "HOSTNAME": meta["name"],
+            "HOSTNAME": (pod.get("spec") or {}).get("hostname") or meta["name"],
         }
         env: dict[str, str] = {}
         for src in container.get("envFrom") or []:
@@ -305,8 +446,8 @@ class ContainerRuntime:
                 "metadata.uid": meta.get("uid"),
                 "spec.nodeName": (pod.get("spec") or {}).get("nodeName"),
                 "spec.serviceAccountName": (pod.get("spec") or {}).get("serviceAccountName"),
-                "status.podIP": "127.0.0.1",
-                "status.hostIP": "127.0.0.1",
+                "status.podIP": pod_ip(pod),
+                "status.hostIP": NODE_IP,
             }.get(path)
         if "configMapKeyRef" in source:
             ref = source["configMapKeyRef"]

@@ -10,6 +10,7 @@ import kubernetes
 import pytest
 from fakecluster import FakeCluster
 from fakecluster.jobs import pytorchjob, tfjob
+from fakecluster.store import WatchEvent
 
 pytestmark = pytest.mark.timeout(60)
 KF = ("kubeflow.org", "v1")
@@ -203,9 +204,29 @@ def test_a_failed_worker_fails_the_job_and_cleans_up(
     assert "Pod: default.pf-worker-0 exited with code 3" in messages
 
 
-def test_backoff_limit_fails_a_crashlooping_job(
+def test_backoff_limit_deletes_every_pod_then_fails_the_job(
     cluster: FakeCluster, kube: SimpleNamespace
 ) -> None:
+    """As training-operator v1.9: past the backoff limit the job is not finished yet, so
+    DeletePodsAndServices deletes every pod (cleanPodPolicy None notwithstanding), and only
+    then is Failed set, with a message that names no replica."""
+    order: list[tuple[str, str]] = []
+    restarts: list[int] = []
+
+    def watch(ev: WatchEvent) -> None:
+        meta = ev.obj["metadata"]
+        if ev.resource == "pods" and meta["name"].startswith("bo-"):
+            if ev.type == "DELETED" or meta.get("deletionTimestamp"):
+                order.append(("deleted", meta["name"]))
+            for cs in ev.obj.get("status", {}).get("containerStatuses") or []:
+                if meta["name"] == "bo-worker-0":
+                    restarts.append(cs["restartCount"])
+        if ev.resource == "pytorchjobs" and meta["name"] == "bo":
+            conds = ev.obj.get("status", {}).get("conditions") or []
+            if any(c["type"] == "Failed" and c["status"] == "True" for c in conds):
+                order.append(("failed", "bo"))
+
+    cluster.store.add_listener(watch)
     job = pytorchjob(
         "bo",
         SLEEP,
@@ -215,12 +236,22 @@ def test_backoff_limit_fails_a_crashlooping_job(
     )
     kube.custom.create_namespaced_custom_object(*KF, "default", "pytorchjobs", job)
     done = cluster.wait_for(lambda: finished(cluster, "pytorchjobs", "bo"), 30)
-    assert conditions(done)["Failed"]["message"] == (
-        "Job bo has failed because it has reached the specified backoff limit"
+    failed = conditions(done)["Failed"]
+    assert (
+        failed["message"] == "Job bo has failed because it has reached the specified backoff limit"
     )
-    pod = kube.core.read_namespaced_pod("bo-worker-0", "default")
-    assert pod.status.container_statuses[0].restart_count >= 2
-    assert pod.status.container_statuses[0].last_state.terminated.exit_code == 1
+    assert failed["reason"] == "PyTorchJobFailed"
+    assert done["spec"]["runPolicy"]["cleanPodPolicy"] == "None"
+    first_failed = order.index(("failed", "bo"))
+    assert {name for what, name in order[:first_failed] if what == "deleted"} == {
+        "bo-master-0",
+        "bo-worker-0",
+    }
+    assert max(restarts) >= 2
+    cluster.wait_for(lambda: not cluster.list("pods", "default"), 20, "every pod gone")
+    assert cluster.list("services", "default") == []
+    deleted = [e["message"] for e in cluster.events("default", "bo", "SuccessfulDeletePod")]
+    assert sorted(deleted) == ["Deleted pod: bo-master-0", "Deleted pod: bo-worker-0"]
 
 
 def test_foreground_deletion_removes_dependents_and_processes(
