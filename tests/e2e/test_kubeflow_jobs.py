@@ -12,7 +12,7 @@ import time
 from collections import defaultdict
 
 import pytest
-from fakecluster import FakeCluster
+from fakecluster import FakeCluster, StatusError
 from kernel_client import iopub_until_idle, running_kernel, stream_text
 
 pytestmark = pytest.mark.timeout(120)
@@ -93,7 +93,13 @@ def nothing_left(cluster, namespace: str = "team") -> None:
 def cleanup_jobs(cluster, namespace: str = "team") -> None:
     for resource in ("pytorchjobs", "tfjobs", "configmaps"):
         for job in cluster.list(resource, namespace):
-            cluster.delete(resource, namespace, job["metadata"]["name"], propagation="Foreground")
+            try:
+                cluster.delete(
+                    resource, namespace, job["metadata"]["name"], propagation="Foreground"
+                )
+            except StatusError as exc:  # gone meanwhile (a foreground delete finishing)
+                if exc.code != 404:
+                    raise
     cluster.wait_for(lambda: not cluster.list("pods", namespace), timeout=30)
 
 

@@ -75,8 +75,9 @@ def trainjob_manifest(
     resources = _node_resources(parameter)
     if resources:
         trainer["resourcesPerNode"] = {"requests": dict(resources), "limits": dict(resources)}
-    if parameter.procs_per_node:
-        trainer["numProcPerNode"] = parameter.procs_per_node
+    # one process per node unless %procs says more: as on v1 and locally (the runtime's
+    # "auto" would start one per CPU, and the cell would see another world size)
+    trainer["numProcPerNode"] = parameter.procs_per_node or 1
     spec: dict[str, Any] = {
         "runtimeRef": {"name": runtime.name, "apiGroup": TRAINER_GROUP, "kind": runtime.kind},
         "trainer": trainer,

@@ -71,6 +71,9 @@ def test_a_cell_becomes_a_trainjob_that_runs_it_under_torchrun():
     trainer = spec["trainer"]
     assert trainer["numNodes"] == 3 and trainer["numProcPerNode"] == 2
     assert trainer["command"] == ["torchrun", "/opt/ciao/code.py"]
+    plain, shipped = cell("%nodes=2\nprint(1)")
+    one = trainjob_manifest(plain, shipped, "team", Runtime("torch-distributed"), "v2.3")
+    assert one["spec"]["trainer"]["numProcPerNode"] == 1, "one process a node, as on v1"
     assert trainer["resourcesPerNode"]["limits"] == {"cpu": "2", "memory": "4Gi"}
     assert {"name": "PYTHONUNBUFFERED", "value": "1"} in trainer["env"]
     assert not any(e["name"].startswith("PET_") for e in trainer["env"]), "reserved"

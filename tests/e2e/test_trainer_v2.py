@@ -1,0 +1,254 @@
+"""PyTorch cells as Kubeflow Trainer v2 TrainJobs, through the kernel, on the test cluster
+(its trainer controller: TrainJob -> JobSet -> indexed Jobs -> pods), for the v2.1 and v2.3
+pod-override fields."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import time
+from collections import defaultdict
+
+import pytest
+from fakecluster import FakeCluster
+from kernel_client import iopub_until_idle, running_kernel, stream_text
+
+pytestmark = pytest.mark.timeout(300)
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+
+
+@pytest.fixture(scope="module", params=["v2.1", "v2.3"])
+def release(request):
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def cluster(release):
+    with FakeCluster(namespaces=("team",), kubeflow=("v2",), trainer_release=release) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def home(cluster, tmp_path_factory):
+    home = tmp_path_factory.mktemp("v2")
+    kubeconfig = cluster.write_kubeconfig(home / "kubeconfig", namespace="team")
+    (home / "config.yaml").write_text(
+        f"backend: kubeflow\nkubeconfig: {kubeconfig}\nlocal: {{run_dir: {home / 'runs'}}}\n"
+    )
+    return home
+
+
+def kernel_env(home) -> dict[str, str]:
+    return dict(os.environ, CIAO_CONFIG=str(home / "config.yaml"))
+
+
+@pytest.fixture(scope="module")
+def kernel(home):
+    with running_kernel(env=kernel_env(home)) as (km, kc):
+        yield km, kc
+
+
+@pytest.fixture
+def kc(kernel, cluster):
+    cluster.clear_faults()
+    for job in cluster.list("trainjobs", "team"):  # finished jobs stay: start each test empty
+        cluster.delete("trainjobs", "team", job["metadata"]["name"], propagation="Foreground")
+    nothing_left(cluster)
+    yield kernel[1]
+    cluster.clear_faults()
+
+
+def run(kc, code: str, timeout: float = 120) -> tuple[dict, list[dict]]:
+    msg_id = kc.execute(code)
+    reply = kc.get_shell_msg(timeout=timeout)
+    return reply["content"], iopub_until_idle(kc, msg_id, timeout)
+
+
+def by_replica(text: str) -> dict[str, list[str]]:
+    lines = defaultdict(list)
+    for line in text.splitlines():
+        match = re.match(r"\[(node-\d+)\] (.*)$", line)
+        if match:
+            lines[match.group(1)].append(match.group(2))
+    return lines
+
+
+def nothing_left(cluster) -> None:
+    cluster.wait_for(
+        lambda: (
+            not any(cluster.list(kind, "team") for kind in ("trainjobs", "jobsets", "jobs", "pods"))
+        ),
+        60,
+        "no TrainJob, JobSet, Job or pod left",
+    )
+    assert [
+        c["metadata"]["name"]
+        for c in cluster.list("configmaps", "team")
+        if c["metadata"]["name"].endswith("-code")
+    ] == []
+
+
+COUNT = (
+    "import os\n"
+    "rank = os.environ['RANK']\n"
+    "print('env', rank, os.environ['WORLD_SIZE'], os.environ['LOCAL_RANK'], flush=True)\n"
+    "for i in range(200):\n"
+    "    print(f'line {i}', flush=True)\n"
+)
+
+
+def test_an_unschedulable_node_is_explained(kernel, kc, cluster):
+    cluster.inject("unschedulable", pod="*-node-0-1-*", resource="nvidia.com/gpu")
+    msg_id = kc.execute("%framework=pytorch\n%nodes=2;%gpu=1\nprint(1)")
+    deadline = time.monotonic() + 60
+    seen = ""
+    while "FailedScheduling" not in seen and time.monotonic() < deadline:
+        msg = kc.get_iopub_msg(timeout=60)
+        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
+            seen += msg["content"]["text"]
+    kernel[0].interrupt_kernel()
+    kc.get_shell_msg(timeout=60)
+    seen += stream_text(iopub_until_idle(kc, msg_id))
+    assert re.search(r"\[node-\d\] FailedScheduling: ", seen) and "lower %gpu" in seen
+    nothing_left(cluster)
+
+
+def test_a_3_node_cell_runs_under_torchrun_and_every_line_of_every_node_arrives_once(kc, cluster):
+    cluster.inject("log_cut", pod="*-node-0-1-*", after_bytes=300)
+    content, messages = run(kc, "%framework=pytorch\n%nodes=3\n" + COUNT)
+    assert content["status"] == "ok", content
+    lines = by_replica(stream_text(messages))
+    assert sorted(lines) == ["node-0", "node-1", "node-2"]
+    ranks = set()
+    for node, got in lines.items():
+        env = got[0].split()
+        assert env[0] == "env" and env[2] == "3" and env[3] == "0"
+        ranks.add(env[1])
+        assert got[1:] == [f"line {i}" for i in range(200)], node
+    assert ranks == {"0", "1", "2"}
+    (job,) = cluster.list("trainjobs", "team")
+    assert job["spec"]["trainer"]["numNodes"] == 3
+    assert job["spec"]["trainer"]["command"][0] == "torchrun"
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
+def test_a_gloo_allreduce_across_three_nodes(kc, cluster):
+    cell = (
+        "%framework=pytorch\n%nodes=3\n"
+        "import torch, torch.distributed as dist\n"
+        "dist.init_process_group('gloo')\n"
+        "t = torch.tensor([dist.get_rank() + 1.0])\n"
+        "dist.all_reduce(t)\n"
+        "print('sum', int(t.item()), flush=True)\n"
+        "dist.destroy_process_group()\n"
+    )
+    content, messages = run(kc, cell, timeout=240)
+    assert content["status"] == "ok", content
+    lines = by_replica(stream_text(messages))
+    assert all(lines[f"node-{i}"][-1] == "sum 6" for i in range(3)), lines
+
+
+def test_a_dropped_watch_loses_and_repeats_nothing(kc, cluster):
+    msg_id = kc.execute("%framework=pytorch\n%nodes=2\nimport time\ntime.sleep(1.5)\n" + COUNT)
+    cluster.wait_for(lambda: cluster.apiserver.open_watches() >= 3, 60)
+    dropped = cluster.inject("watch_drop", after_events=0, abrupt=True)
+    reply = kc.get_shell_msg(timeout=120)["content"]
+    lines = by_replica(stream_text(iopub_until_idle(kc, msg_id)))
+    assert reply["status"] == "ok", reply
+    assert dropped.fired >= 1
+    for node in ("node-0", "node-1"):
+        assert lines[node][1:] == [f"line {i}" for i in range(200)]
+
+
+def test_interrupt_deletes_the_trainjob_its_pods_and_configmap(kernel, kc, cluster):
+    km = kernel[0]
+    msg_id = kc.execute(
+        "%framework=pytorch\n%nodes=2\nimport time\nprint('up', flush=True)\ntime.sleep(300)"
+    )
+    deadline = time.monotonic() + 60
+    seen = ""
+    while "up" not in seen and time.monotonic() < deadline:
+        msg = kc.get_iopub_msg(timeout=60)
+        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
+            seen += msg["content"]["text"]
+    km.interrupt_kernel()
+    reply = kc.get_shell_msg(timeout=60)["content"]
+    iopub_until_idle(kc, msg_id)
+    assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt"
+    nothing_left(cluster)
+
+
+def test_detach_restart_attach_resumes_with_nothing_lost_or_repeated(kc, cluster, home):
+    cell = (
+        "%detach\n%framework=pytorch\n%nodes=2\nimport time\n"
+        "for i in range(40):\n    print(f'tick {i}', flush=True)\n    time.sleep(0.1)\n"
+    )
+    content, messages = run(kc, cell)
+    name = re.search(r"ciao-[a-z]{5}", stream_text(messages)).group(0)
+    with running_kernel(env=kernel_env(home)) as (_, other):
+        content, messages = run(other, f"%attach {name}")
+    assert content["status"] == "ok", content
+    lines = by_replica(stream_text(messages))
+    for node in ("node-0", "node-1"):
+        assert lines[node] == [f"tick {i}" for i in range(40)]
+
+
+def test_a_runtime_that_does_not_exist_is_named_with_those_that_do(kc, cluster):
+    content, _ = run(kc, "%framework=pytorch\n%nodes=2\n%runtime=no-such-runtime\nprint(1)")
+    assert content["status"] == "error"
+    assert "no training runtime 'no-such-runtime'" in content["evalue"]
+    assert "torch-distributed (ClusterTrainingRuntime)" in content["evalue"]
+    nothing_left(cluster)
+
+
+def test_dryrun_shows_the_trainjob_and_why_v2(kc, cluster, release):
+    content, messages = run(kc, "%dryrun\n%framework=pytorch\n%nodes=2\nprint(1)")
+    assert content["status"] == "ok", content
+    (result,) = [m for m in messages if m["msg_type"] == "execute_result"]
+    text = result["content"]["data"]["text/plain"]
+    assert "a TrainJob in namespace team" in text and "Kubeflow Trainer" in text
+    field = "podTemplateOverrides" if release == "v2.1" else "runtimePatches"
+    assert field in text
+    assert cluster.list("trainjobs", "team") == []
+
+
+def test_jobs_and_status_and_logs_and_delete(kc, cluster):
+    content, messages = run(kc, "%detach\n%framework=pytorch\n%nodes=2\nprint('hello', flush=True)")
+    name = re.search(r"ciao-[a-z]{5}", stream_text(messages)).group(0)
+    cluster.wait_for(
+        lambda: any(
+            c.get("type") == "Complete" and c.get("status") == "True"
+            for c in (cluster.get("trainjobs", "team", name) or {})
+            .get("status", {})
+            .get("conditions", [])
+        ),
+        120,
+    )
+    content, messages = run(kc, "%jobs")
+    assert name in str(messages)
+    content, messages = run(kc, f"%status {name}")
+    assert "node-1" in str(messages)
+    content, messages = run(kc, f"%logs {name}")
+    assert "[node-0] hello" in stream_text(messages) and "[node-1] hello" in stream_text(messages)
+    content, _ = run(kc, f"%delete {name}")
+    assert content["status"] == "ok", content
+    nothing_left(cluster)
+
+
+@pytest.mark.parametrize(
+    ("installed", "words"),
+    [
+        (("v1",), "PyTorchJob"),
+        ((), "neither trainjobs.trainer.kubeflow.org"),
+    ],
+)
+def test_auto_detection_picks_what_is_installed(tmp_path, installed, words):
+    with FakeCluster(namespaces=("team",), kubeflow=installed) as fake:
+        kubeconfig = fake.write_kubeconfig(tmp_path / "kubeconfig", namespace="team")
+        config = tmp_path / "config.yaml"
+        config.write_text(f"backend: kubeflow\nkubeconfig: {kubeconfig}\n")
+        with running_kernel(env=dict(os.environ, CIAO_CONFIG=str(config))) as (_, kc):
+            content, messages = run(kc, "%dryrun\n%framework=pytorch\n%master=1\nprint(1)")
+    text = str(content) + str(messages)
+    assert words in text
