@@ -98,22 +98,6 @@ COUNT = (
 )
 
 
-def test_an_unschedulable_node_is_explained(kernel, kc, cluster):
-    cluster.inject("unschedulable", pod="*-node-0-1-*", resource="nvidia.com/gpu")
-    msg_id = kc.execute("%framework=pytorch\n%nodes=2;%gpu=1\nprint(1)")
-    deadline = time.monotonic() + 60
-    seen = ""
-    while "FailedScheduling" not in seen and time.monotonic() < deadline:
-        msg = kc.get_iopub_msg(timeout=60)
-        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
-            seen += msg["content"]["text"]
-    kernel[0].interrupt_kernel()
-    kc.get_shell_msg(timeout=60)
-    seen += stream_text(iopub_until_idle(kc, msg_id))
-    assert re.search(r"\[node-\d\] FailedScheduling: ", seen) and "lower %gpu" in seen
-    nothing_left(cluster)
-
-
 def test_a_3_node_cell_runs_under_torchrun_and_every_line_of_every_node_arrives_once(kc, cluster):
     cluster.inject("log_cut", pod="*-node-0-1-*", after_bytes=300)
     content, messages = run(kc, "%framework=pytorch\n%nodes=3\n" + COUNT)
