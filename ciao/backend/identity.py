@@ -81,15 +81,23 @@ class ProcessIdentity:
         return False
 
 
-def _start_time(pid: int) -> int | None:
+def stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state first), or None.
+
+    The command name (field 2) may hold spaces and parentheses: the fields start after its
+    last ")"."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return None
     except OSError:
-        return 0 if _exists(pid) else None
-    # the command name (field 2) may hold spaces and parentheses: fields after its last ")"
-    fields = stat[stat.rfind(")") + 2 :].split()
+        return None
+    return stat[stat.rfind(")") + 2 :].split()
+
+
+def _start_time(pid: int) -> int | None:
+    fields = stat_fields(pid)
+    if fields is None:
+        # no /proc (not Linux): a live pid is all there is to go by
+        return 0 if not Path("/proc/self").exists() and _exists(pid) else None
     return int(fields[19])
 
 
@@ -104,11 +112,8 @@ def _exists(pid: int) -> bool:
 
 
 def _zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rfind(")") + 2 :].startswith("Z")
+    fields = stat_fields(pid)
+    return fields is not None and fields[0] == "Z"
 
 
 def _boot_id() -> str:

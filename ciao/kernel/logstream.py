@@ -68,18 +68,16 @@ class LogStream:
 
     def lines(self, replica: str, texts: Sequence[str], stream: str) -> None:
         """Consecutive lines of one replica's stream (a chunk's worth, formatted at once)."""
-        count = len(texts)
-        self.total[replica] += count
+        self.total[replica] += len(texts)
+        shown = texts
         if self.head_limit:
             room = max(0, self.head_limit - self._head)
-            if room < count:
-                if room:
-                    self.lines(replica, texts[:room], stream)
-                    self.total[replica] -= room
-                self._over_the_cap(replica, texts[room:], stream)
-                return
-            self._head += count
-        self._add(replica, stream, self.format(replica, texts), count)
+            shown, rest = texts[:room], texts[room:]
+            self._head += len(shown)
+            if rest:
+                self._over_the_cap(replica, rest, stream)
+        if shown:
+            self._add(replica, stream, self.format(replica, shown), len(shown))
 
     def format(self, replica: str, texts: Sequence[str]) -> str:
         """`[replica] text` lines, each replica's colour carried over from its earlier

@@ -87,6 +87,6 @@ def test_the_role_allows_every_call_ciao_makes_and_grants_no_verb_it_does_not_us
     ]
     assert not not_granted, f"calls the RBAC rules do not allow: {sorted(not_granted)}"
     used = {(group, resource, verb) for verb, group, resource, _ in calls}
-    v2_only = {g for g in ("trainer.kubeflow.org",)}  # exercised by the Trainer v2 suite
+    v2_only = {"trainer.kubeflow.org"}  # exercised by tests/e2e/test_trainer_v2.py
     unused = sorted(rule for rule in namespaced if rule not in used and rule[0] not in v2_only)
     assert not unused, f"the Role grants verbs Ciao never used: {unused}"

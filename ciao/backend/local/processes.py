@@ -24,9 +24,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO, Any
 
+from ciao.backend.identity import stat_fields
 from ciao.backend.lines import LineSplitter
 from ciao.backend.local.policy import (
     exit_message,
@@ -377,10 +377,10 @@ def _kill_session(sid: int) -> None:
     for entry in entries:
         if not entry.isdigit():
             continue
+        fields = stat_fields(int(entry))
         try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            session = int(stat[stat.rfind(")") + 2 :].split()[3])
-        except (OSError, ValueError, IndexError):
+            session = int(fields[3]) if fields else 0
+        except (ValueError, IndexError):
             continue
         if session == sid:
             with contextlib.suppress(ProcessLookupError, PermissionError):
