@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ciao.backend.kubeflow.client import ApiError, Cluster
-from ciao.backend.kubeflow.errors import explain
+from ciao.backend.kubeflow.errors import RUNTIME_HINT, explain
 from ciao.backend.kubeflow.informer import Informer
 from ciao.backend.kubeflow.log_follower import ContainerFollower, ContainerView
 from ciao.backend.kubeflow.manifests import (
@@ -50,6 +50,9 @@ POD_FALLBACK_AFTER = 10.0
 IDLE_AFTER = 0.05
 #: Lines of each replica kept for the verdict of a failed job.
 TAIL_LINES = 20
+#: Bounds on the Warning events held for pods the pod watch has not shown yet.
+MAX_EARLY_PODS = 256
+MAX_EARLY_EVENTS = 8
 
 
 @dataclass
@@ -79,6 +82,9 @@ class KubeflowRun:
     replicas: dict[str, str] = field(default_factory=dict)
     #: Each replica's last lines as they passed, for the verdict.
     tails: dict[str, deque[str]] = field(default_factory=dict)
+    #: Warning events about pods not seen yet (the event watch can outrun the pod watch),
+    #: by pod name, replayed when the pod shows which replica it is.
+    early_events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def job_path(self) -> str:
@@ -338,10 +344,7 @@ class Follow:
                 reason = condition.get("reason") or "Failed"
                 message = _failure_message(condition.get("message", ""), replica, code, why)
                 if reason == "TrainingRuntimeNotSupported":
-                    message += (
-                        " (name an installed runtime with %runtime=NAME or kubeflow.runtime; "
-                        "kubectl get clustertrainingruntimes lists them)"
-                    )
+                    message += f" ({RUNTIME_HINT})"
                 run.outcome = JobDone(
                     False,
                     reason,
@@ -395,6 +398,8 @@ class Follow:
         uid = pod["metadata"].get("uid", pod["metadata"]["name"])
         replica = replica_of(pod)
         run.replicas[pod["metadata"]["name"]] = replica
+        for event in run.early_events.pop(pod["metadata"]["name"], ()):
+            self._diagnose_event(event, replica)
         self._note_exits(replica, pod)
         with run.changed:
             if kind == "DELETED":
@@ -463,8 +468,19 @@ class Follow:
             replica = run.replicas[name]
         elif name.startswith(run.name + "-") and run.kind.api == "v1":
             replica = name[len(run.name) + 1 :]  # v1 pods are named {job}-{type}-{index}
+        elif name.startswith(run.name + "-") and involved.get("kind", "Pod") == "Pod":
+            # A TrainJob's pod not seen yet: its name does not say which node it is.
+            held = run.early_events
+            if name in held or len(held) < MAX_EARLY_PODS:
+                events = held.setdefault(name, [])
+                events.append(event)
+                del events[:-MAX_EARLY_EVENTS]
+            return
         else:
             return
+        self._diagnose_event(event, replica)
+
+    def _diagnose_event(self, event: dict[str, Any], replica: str) -> None:
         diagnosis = diagnose_event(event, replica)
         if diagnosis is not None:
             self._diagnose(diagnosis)

@@ -39,6 +39,16 @@ def diagnose_pod(pod: dict[str, Any], replica: str) -> list[Diagnosis]:
     """Diagnoses read off the pod's container statuses (waiting and terminated reasons)."""
     found = []
     status = pod.get("status") or {}
+    for condition in status.get("conditions") or []:
+        # The scheduler's verdict is on the pod too: no Event needed (missed, expired, or
+        # not readable under the Role) to say why a replica stays Pending.
+        if (
+            condition.get("type") == "PodScheduled"
+            and condition.get("status") == "False"
+            and condition.get("reason") == "Unschedulable"
+        ):
+            hint = scheduling_hint((condition.get("message") or "").strip())
+            found.append(Diagnosis(replica, "FailedScheduling", hint))
     limits = _memory_limit(pod)
     for container in status.get("containerStatuses") or []:
         state = container.get("state") or {}

@@ -112,3 +112,29 @@ def test_kubelet_timestamps_parse_to_nanoseconds(stamp, nanos):
 def test_text_that_is_not_a_timestamp_is_not_one():
     assert parse_timestamp("hello") is None
     assert parse_timestamp("2026-11-22T01:02:03+02:00") is None
+
+
+def test_an_unschedulable_pod_is_explained_from_its_own_condition():
+    """The scheduler's verdict is on the pod: no Event is needed to say why it is Pending."""
+    message = "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
+    pod = {
+        "status": {
+            "phase": "Pending",
+            "conditions": [
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": message,
+                }
+            ],
+        }
+    }
+    [diagnosis] = diagnose_pod(pod, "node-1")
+    assert (diagnosis.replica, diagnosis.reason) == ("node-1", "FailedScheduling")
+    assert "lower %gpu" in diagnosis.hint and message in diagnosis.hint
+
+
+def test_a_scheduled_pod_has_no_scheduling_diagnosis():
+    pod = {"status": {"conditions": [{"type": "PodScheduled", "status": "True"}]}}
+    assert diagnose_pod(pod, "node-0") == []

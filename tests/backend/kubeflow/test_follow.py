@@ -9,7 +9,7 @@ import pytest
 
 from ciao.backend.kubeflow import follow as follow_module
 from ciao.backend.kubeflow.follow import Follow, KubeflowRun
-from ciao.backend.kubeflow.manifests import KINDS
+from ciao.backend.kubeflow.manifests import KINDS, TRAINJOB
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -118,3 +118,58 @@ def test_the_pod_watch_and_the_jobs_last_look_at_its_pods_make_one_follower(foll
     assert len(followers.made) == 1
     assert list(following.run.followers) == [("pod-uid-1", "pytorch")]
     assert following.run.outcome is not None and following.run.outcome.succeeded
+
+
+NODE_POD = {
+    "metadata": {
+        "name": "ciao-v2-node-0-1-x7k2p",
+        "uid": "pod-uid-2",
+        "labels": {
+            "jobset.sigs.k8s.io/jobset-name": "ciao-v2",
+            "jobset.sigs.k8s.io/replicatedjob-name": "node",
+            "batch.kubernetes.io/job-completion-index": "1",
+        },
+    },
+    "status": {"phase": "Pending"},
+}
+FAILED_SCHEDULING = {
+    "type": "Warning",
+    "reason": "FailedScheduling",
+    "message": "0/1 nodes are available: 1 Insufficient nvidia.com/gpu.",
+    "involvedObject": {"kind": "Pod", "name": "ciao-v2-node-0-1-x7k2p"},
+}
+
+
+def diagnoses(following: Follow) -> list:
+    found = []
+    while not following.queue.empty():
+        item = following.queue.get_nowait()
+        if type(item).__name__ == "Diagnosis":
+            found.append((item.replica, item.reason))
+    return found
+
+
+def test_an_event_about_a_trainjob_pod_not_seen_yet_is_kept_until_the_pod_says_its_node(
+    followers,
+):
+    """The event watch can outrun the pod watch, and a TrainJob pod's name does not say
+    which node it is: the event waits for the pod instead of being dropped."""
+    run = KubeflowRun(TRAINJOB, "default", "ciao-v2", "job-uid")
+    following = Follow(OnePod(), run, queue_size=100, fallback_after=10.0)
+
+    following.on_event("ADDED", FAILED_SCHEDULING)
+    assert diagnoses(following) == []
+    following.on_pod("ADDED", NODE_POD)
+
+    assert diagnoses(following) == [("node-1", "FailedScheduling")]
+    assert run.early_events == {}
+
+
+def test_events_about_other_objects_are_not_held():
+    run = KubeflowRun(TRAINJOB, "default", "ciao-v2", "job-uid")
+    following = Follow(OnePod(), run, queue_size=100, fallback_after=10.0)
+    other = dict(FAILED_SCHEDULING, involvedObject={"kind": "Pod", "name": "someone-else-0"})
+
+    following.on_event("ADDED", other)
+
+    assert run.early_events == {} and diagnoses(following) == []
