@@ -257,11 +257,7 @@ class Manager:
     def api_summary(self, config: Config) -> dict[str, str]:
         """For %config: which Kubeflow API cells would run on, and why (when the config
         names a cluster); asks the cluster, so errors are part of the answer."""
-        for backend in self.registry.backends(config):
-            summary = getattr(backend, "api_summary", None)  # only the Kubeflow backend's
-            if summary is not None:
-                return dict(summary())
-        return {}
+        return self.registry.kubeflow_apis(config)
 
     def finished(self, active: ActiveJob) -> None:
         with self._lock:

@@ -4,13 +4,16 @@ config alone, without connecting to a cluster (the Kubeflow backend connects on 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ciao.backend.record import RunDir
 from ciao.backend.types import Backend
 from ciao.config import DEFAULT_MAX_REPLICAS, Config
 from ciao.errors import BackendError, ConfigError
 from ciao.s2i.types import S2IClient
+
+if TYPE_CHECKING:  # the Kubeflow backend (and the kubernetes client) load on first use
+    from ciao.backend.kubeflow.backend import KubeflowBackend
 
 #: `backend:` values and `%backend=` choices.
 BACKENDS = ("local", "kubeflow")
@@ -54,18 +57,20 @@ class Registry:
         return LocalBackend(config.run_dir)
 
     def kubeflow(self, config: Config) -> AnyBackend:
-        from ciao.backend.kubeflow.backend import KubeflowBackend
-        from ciao.backend.kubeflow.client import connect
-
-        return KubeflowBackend(lambda: connect(config), config.run_dir, settings=config.kubeflow)
+        return _kubeflow_backend(config)
 
     def backends(self, config: Config) -> list[AnyBackend]:
         """The backends whose jobs the job commands (%jobs, %status...) look at: the local
         one always, the cluster's when the config names a cluster."""
         found = [self.local(config)] if "local" in config.backends else []
-        if "kubeflow" in config.backends and (config.backend == "kubeflow" or config.kubeconfig):
+        if _names_a_cluster(config):
             found.append(self.kubeflow(config))
         return found
+
+    def kubeflow_apis(self, config: Config) -> dict[str, str]:
+        """For %config: the Kubeflow API each framework's cells would run on, and why;
+        nothing when the config names no cluster. Asks the cluster: errors are answers."""
+        return _kubeflow_backend(config).api_summary() if _names_a_cluster(config) else {}
 
     def backend_of(self, config: Config, name: str) -> AnyBackend:
         """The backend that ran job `name`: its run record says; else the cluster's."""
@@ -79,6 +84,18 @@ class Registry:
                     return backend
         allowed(config, "local")
         return self.local(config)
+
+
+def _kubeflow_backend(config: Config) -> KubeflowBackend:
+    """Connects on first use, not here: choosing a backend needs no cluster."""
+    from ciao.backend.kubeflow.backend import KubeflowBackend
+    from ciao.backend.kubeflow.client import connect
+
+    return KubeflowBackend(lambda: connect(config), config.run_dir, settings=config.kubeflow)
+
+
+def _names_a_cluster(config: Config) -> bool:
+    return "kubeflow" in config.backends and bool(config.backend == "kubeflow" or config.kubeconfig)
 
 
 def check_replicas(config: Config, backend: str, replicas: int) -> None:
