@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import time
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from jupyter_client.manager import start_new_kernel
@@ -53,6 +55,20 @@ def execute(kc, code: str, timeout: float = TIMEOUT, **kwargs: Any) -> tuple[dic
     while reply["parent_header"].get("msg_id") != msg_id:
         reply = kc.get_shell_msg(timeout=timeout)
     return reply, iopub_until_idle(kc, msg_id, timeout)
+
+
+def run(kc, code: str, timeout: float = 90) -> tuple[dict, list[dict]]:
+    """Run a cell; its reply's content and its IOPub messages."""
+    reply, messages = execute(kc, code, timeout)
+    return reply["content"], messages
+
+
+def kubeflow_env(cluster: Any, directory: Path, namespace: str = "team", extra: str = "") -> dict:
+    """The environment of a kernel whose config sends cells to `cluster` (a FakeCluster)."""
+    kubeconfig = cluster.write_kubeconfig(directory / "kubeconfig", namespace=namespace)
+    config = directory / "config.yaml"
+    config.write_text(f"backend: kubeflow\nkubeconfig: {kubeconfig}\n{extra}")
+    return dict(os.environ, CIAO_CONFIG=str(config))
 
 
 def stream_text(messages: list[dict], name: str = "stdout") -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from fakecluster import FakeCluster
-from kernel_client import iopub_until_idle, running_kernel, stream_text
+from kernel_client import iopub_until_idle, run, running_kernel, stream_text
 from standin_tools import StandinTools, alive
 
 pytestmark = pytest.mark.timeout(120)
@@ -77,12 +77,6 @@ def configure(setup, s2i: str) -> None:
     setup["config"].write_text(
         f"backend: kubeflow\nkubeconfig: {setup['kubeconfig']}\nnamespace: default\ns2i: {s2i}\n"
     )
-
-
-def run(kc, code: str, timeout: float = 90) -> tuple[dict, list[dict]]:
-    msg_id = kc.execute(code)
-    reply = kc.get_shell_msg(timeout=timeout)
-    return reply["content"], iopub_until_idle(kc, msg_id, timeout)
 
 
 def container_of(job: dict) -> dict:

@@ -13,7 +13,7 @@ from collections import defaultdict
 
 import pytest
 from fakecluster import FakeCluster, StatusError
-from kernel_client import iopub_until_idle, running_kernel, stream_text
+from kernel_client import iopub_until_idle, kubeflow_env, run, running_kernel, stream_text
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -35,11 +35,7 @@ def cluster(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def kernel(cluster, tmp_path_factory):
-    home = tmp_path_factory.mktemp("kf")
-    kubeconfig = cluster.write_kubeconfig(home / "kubeconfig", namespace="team")
-    config = home / "config.yaml"
-    config.write_text(f"backend: kubeflow\nkubeconfig: {kubeconfig}\n")
-    env = dict(os.environ, CIAO_CONFIG=str(config))
+    env = kubeflow_env(cluster, tmp_path_factory.mktemp("kf"))
     with running_kernel(env=env) as (km, kc):
         yield km, kc
 
@@ -52,12 +48,6 @@ def kc(kernel, cluster):
     yield kernel[1]
     cluster.clear_faults()
     cluster.allow()
-
-
-def run(kc, code: str, timeout: float = 90) -> tuple[dict, list[dict]]:
-    msg_id = kc.execute(code)
-    reply = kc.get_shell_msg(timeout=timeout)
-    return reply["content"], iopub_until_idle(kc, msg_id, timeout)
 
 
 def by_replica(text: str) -> dict[str, list[str]]:
