@@ -4,15 +4,18 @@ attach, delete, dryrun) is allowed by its rules, and every verb it grants was us
 
 from __future__ import annotations
 
-import os
+import importlib.util
 import re
 import time
 from pathlib import Path
 
+import kernel_client
 import pytest
 import yaml
 from fakecluster import FakeCluster
-from kernel_client import iopub_until_idle, running_kernel, stream_text
+from kernel_client import iopub_until_idle, kubeflow_env, running_kernel, stream_text
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None  # v2 cells run under torchrun
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -35,58 +38,98 @@ def granted() -> tuple[set[tuple[str, str, str]], set[tuple[str, str, str]]]:
 
 
 def run(kc, code: str, timeout: float = 90) -> tuple[dict, str]:
+    content, messages = kernel_client.run(kc, code, timeout)
+    return content, stream_text(messages)
+
+
+Calls = set[tuple[str, str, str, bool]]  # (verb, group, resource, namespaced)
+
+
+def session(cluster: FakeCluster, tmp_path: Path, script) -> Calls:
+    """Every API call a kernel on `cluster` makes while `script(km, kc)` runs."""
+    with running_kernel(env=kubeflow_env(cluster, tmp_path)) as (km, kc):
+        script(km, kc)
+    return set(cluster.authorizer.calls)
+
+
+def interrupted(km, kc, code: str, after: float = 2.0) -> None:
     msg_id = kc.execute(code)
-    reply = kc.get_shell_msg(timeout=timeout)
-    return reply["content"], stream_text(iopub_until_idle(kc, msg_id, timeout))
+    time.sleep(after)
+    km.interrupt_kernel()
+    kc.get_shell_msg(timeout=60)
+    iopub_until_idle(kc, msg_id)
 
 
-def test_the_role_allows_every_call_ciao_makes_and_grants_no_verb_it_does_not_use(tmp_path):
+def everything_on_v1(km, kc) -> None:
+    content, _ = run(kc, "%framework=pytorch\n%master=1\n%worker=1\nprint('hi')")
+    assert content["status"] == "ok", content
+    content, _ = run(kc, "%framework=tensorflow\n%worker=1\nimport sys\nsys.exit(3)")
+    assert content["status"] == "error"
+    content, _ = run(kc, "%dryrun\n%framework=pytorch\n%master=1\nprint(1)")
+    assert content["status"] == "ok"
+    detached_job_commands(km, kc, "%framework=pytorch\n%master=1")
+    content, text = run(
+        kc, "%detach\n%framework=tensorflow\n%worker=1\nimport time\ntime.sleep(120)"
+    )
+    content, _ = run(kc, f"%delete {re.search(r'ciao-[a-z]{5}', text).group(0)}")
+    assert content["status"] == "ok", content
+    # cancels: deletes the job and its ConfigMap
+    interrupted(km, kc, "%framework=pytorch\n%master=1\nimport time\ntime.sleep(120)")
+
+
+def everything_on_v2(km, kc) -> None:
+    content, _ = run(kc, "%framework=pytorch\n%nodes=2\nprint('hi')")
+    assert content["status"] == ("ok" if HAS_TORCH else "error"), content
+    content, _ = run(kc, "%framework=pytorch\n%nodes=1\n%runtime=no-such\nprint(1)")
+    assert "no training runtime 'no-such'" in content["evalue"], content
+    content, _ = run(kc, "%dryrun\n%framework=pytorch\n%nodes=2\nprint(1)")
+    assert content["status"] == "ok"
+    detached_job_commands(km, kc, "%framework=pytorch\n%nodes=2")
+    interrupted(km, kc, "%framework=pytorch\n%nodes=2\nimport time\ntime.sleep(120)")
+
+
+def detached_job_commands(km, kc, magics: str) -> None:
+    """A detached job seen through every job command, attached, then deleted."""
+    content, text = run(kc, f"%detach\n{magics}\nimport time\ntime.sleep(120)")
+    name = re.search(r"ciao-[a-z]{5}", text).group(0)
+    for command in (f"%status {name}", f"%logs {name}", "%jobs"):
+        content, _ = run(kc, command)
+        assert content["status"] == "ok", (command, content)
+    interrupted(km, kc, f"%attach {name}")  # after %attach an interrupt detaches
+    content, _ = run(kc, f"%delete {name}")
+    assert content["status"] == "ok", content
+
+
+@pytest.fixture(scope="module")
+def v1_calls(tmp_path_factory) -> Calls:
     with FakeCluster(namespaces=("team",)) as cluster:
-        kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig", namespace="team")
-        config = tmp_path / "config.yaml"
-        config.write_text(f"backend: kubeflow\nkubeconfig: {kubeconfig}\n")
-        env = dict(os.environ, CIAO_CONFIG=str(config))
-        with running_kernel(env=env) as (km, kc):
-            content, _ = run(kc, "%framework=pytorch\n%master=1\n%worker=1\nprint('hi')")
-            assert content["status"] == "ok", content
-            content, _ = run(kc, "%framework=tensorflow\n%worker=1\nimport sys\nsys.exit(3)")
-            assert content["status"] == "error"
-            content, _ = run(kc, "%dryrun\n%framework=pytorch\n%master=1\nprint(1)")
-            assert content["status"] == "ok"
-            content, text = run(
-                kc,
-                "%detach\n%framework=pytorch\n%master=1\nimport time\ntime.sleep(120)",
-            )
-            name = re.search(r"ciao-[a-z]{5}", text).group(0)
-            for command in (f"%status {name}", f"%logs {name}", "%jobs"):
-                content, _ = run(kc, command)
-                assert content["status"] == "ok", (command, content)
-            msg_id = kc.execute(f"%attach {name}")
-            time.sleep(2)
-            km.interrupt_kernel()  # after %attach an interrupt detaches
-            kc.get_shell_msg(timeout=60)
-            iopub_until_idle(kc, msg_id)
-            content, _ = run(kc, f"%delete {name}")
-            assert content["status"] == "ok", content
-            content, text = run(
-                kc, "%detach\n%framework=tensorflow\n%worker=1\nimport time\ntime.sleep(120)"
-            )
-            content, _ = run(kc, f"%delete {re.search(r'ciao-[a-z]{5}', text).group(0)}")
-            assert content["status"] == "ok", content
-            msg_id = kc.execute("%framework=pytorch\n%master=1\nimport time\ntime.sleep(120)")
-            time.sleep(2)
-            km.interrupt_kernel()  # cancels: deletes the job and its ConfigMap
-            kc.get_shell_msg(timeout=60)
-            iopub_until_idle(kc, msg_id)
-        calls = set(cluster.authorizer.calls)
+        return session(cluster, tmp_path_factory.mktemp("v1"), everything_on_v1)
+
+
+@pytest.fixture(scope="module")
+def v2_calls(tmp_path_factory) -> Calls:
+    with FakeCluster(namespaces=("team",), kubeflow=("v2",)) as cluster:
+        return session(cluster, tmp_path_factory.mktemp("v2"), everything_on_v2)
+
+
+def not_granted(calls: Calls) -> list[tuple[str, str, str, bool]]:
     namespaced, cluster_wide = granted()
-    not_granted = [
+    return sorted(
         call
         for call in calls
         if (call[1], call[2], call[0]) not in (namespaced if call[3] else cluster_wide)
-    ]
-    assert not not_granted, f"calls the RBAC rules do not allow: {sorted(not_granted)}"
-    used = {(group, resource, verb) for verb, group, resource, _ in calls}
-    v2_only = {"trainer.kubeflow.org"}  # exercised by tests/e2e/test_trainer_v2.py
-    unused = sorted(rule for rule in namespaced if rule not in used and rule[0] not in v2_only)
-    assert not unused, f"the Role grants verbs Ciao never used: {unused}"
+    )
+
+
+def test_the_rules_allow_every_call_ciao_makes_on_training_operator_v1(v1_calls):
+    assert not not_granted(v1_calls), "calls the RBAC rules do not allow"
+
+
+def test_the_rules_allow_every_call_ciao_makes_on_kubeflow_trainer_v2(v2_calls):
+    assert not not_granted(v2_calls), "calls the RBAC rules do not allow"
+
+
+def test_the_rules_grant_no_verb_ciao_does_not_use(v1_calls, v2_calls):
+    used = {(group, resource, verb) for verb, group, resource, _ in v1_calls | v2_calls}
+    namespaced, cluster_wide = granted()
+    assert sorted((namespaced | cluster_wide) - used) == [], "granted but never used"

@@ -10,12 +10,18 @@ import re
 import time
 from collections import defaultdict
 
+import kernel_client
 import pytest
 from fakecluster import FakeCluster
-from kernel_client import iopub_until_idle, running_kernel, stream_text
+from kernel_client import iopub_until_idle, kubeflow_env, running_kernel, stream_text
 
 pytestmark = pytest.mark.timeout(300)
 HAS_TORCH = importlib.util.find_spec("torch") is not None
+#: Trainer v2 runs every cell under `torchrun`, which the test cluster's images have only
+#: where torch is installed (without it the container fails to start, exit code 128).
+needs_torchrun = pytest.mark.skipif(
+    not HAS_TORCH, reason="cells run under torchrun: pip install torch (.ci/run does)"
+)
 
 
 @pytest.fixture(scope="module", params=["v2.1", "v2.3"])
@@ -32,10 +38,7 @@ def cluster(release):
 @pytest.fixture(scope="module")
 def home(cluster, tmp_path_factory):
     home = tmp_path_factory.mktemp("v2")
-    kubeconfig = cluster.write_kubeconfig(home / "kubeconfig", namespace="team")
-    (home / "config.yaml").write_text(
-        f"backend: kubeflow\nkubeconfig: {kubeconfig}\nlocal: {{run_dir: {home / 'runs'}}}\n"
-    )
+    kubeflow_env(cluster, home, extra=f"local: {{run_dir: {home / 'runs'}}}\n")
     return home
 
 
@@ -60,9 +63,7 @@ def kc(kernel, cluster):
 
 
 def run(kc, code: str, timeout: float = 120) -> tuple[dict, list[dict]]:
-    msg_id = kc.execute(code)
-    reply = kc.get_shell_msg(timeout=timeout)
-    return reply["content"], iopub_until_idle(kc, msg_id, timeout)
+    return kernel_client.run(kc, code, timeout)
 
 
 def by_replica(text: str) -> dict[str, list[str]]:
@@ -98,6 +99,29 @@ COUNT = (
 )
 
 
+def streamed_until(kc, msg_id: str, text: str, timeout: float = 60) -> str:
+    """What the cell streamed until `text` appeared (or `timeout` passed)."""
+    deadline = time.monotonic() + timeout
+    seen = ""
+    while text not in seen and time.monotonic() < deadline:
+        msg = kc.get_iopub_msg(timeout=timeout)
+        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
+            seen += msg["content"]["text"]
+    return seen
+
+
+def test_an_unschedulable_node_is_explained(kernel, kc, cluster):
+    cluster.inject("unschedulable", pod="*-node-0-1-*", resource="nvidia.com/gpu")
+    msg_id = kc.execute("%framework=pytorch\n%nodes=2;%gpu=1\nprint(1)")
+    seen = streamed_until(kc, msg_id, "FailedScheduling")
+    kernel[0].interrupt_kernel()
+    kc.get_shell_msg(timeout=60)
+    seen += stream_text(iopub_until_idle(kc, msg_id))
+    assert re.search(r"\[node-\d\] FailedScheduling: ", seen) and "lower %gpu" in seen
+    nothing_left(cluster)
+
+
+@needs_torchrun
 def test_a_3_node_cell_runs_under_torchrun_and_every_line_of_every_node_arrives_once(kc, cluster):
     cluster.inject("log_cut", pod="*-node-0-1-*", after_bytes=300)
     content, messages = run(kc, "%framework=pytorch\n%nodes=3\n" + COUNT)
@@ -116,7 +140,7 @@ def test_a_3_node_cell_runs_under_torchrun_and_every_line_of_every_node_arrives_
     assert job["spec"]["trainer"]["command"][0] == "torchrun"
 
 
-@pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
+@needs_torchrun
 def test_a_gloo_allreduce_across_three_nodes(kc, cluster):
     cell = (
         "%framework=pytorch\n%nodes=3\n"
@@ -133,6 +157,7 @@ def test_a_gloo_allreduce_across_three_nodes(kc, cluster):
     assert all(lines[f"node-{i}"][-1] == "sum 6" for i in range(3)), lines
 
 
+@needs_torchrun
 def test_a_dropped_watch_loses_and_repeats_nothing(kc, cluster):
     msg_id = kc.execute("%framework=pytorch\n%nodes=2\nimport time\ntime.sleep(1.5)\n" + COUNT)
     cluster.wait_for(lambda: cluster.apiserver.open_watches() >= 3, 60)
@@ -145,17 +170,13 @@ def test_a_dropped_watch_loses_and_repeats_nothing(kc, cluster):
         assert lines[node][1:] == [f"line {i}" for i in range(200)]
 
 
+@needs_torchrun
 def test_interrupt_deletes_the_trainjob_its_pods_and_configmap(kernel, kc, cluster):
     km = kernel[0]
     msg_id = kc.execute(
         "%framework=pytorch\n%nodes=2\nimport time\nprint('up', flush=True)\ntime.sleep(300)"
     )
-    deadline = time.monotonic() + 60
-    seen = ""
-    while "up" not in seen and time.monotonic() < deadline:
-        msg = kc.get_iopub_msg(timeout=60)
-        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
-            seen += msg["content"]["text"]
+    streamed_until(kc, msg_id, "up")
     km.interrupt_kernel()
     reply = kc.get_shell_msg(timeout=60)["content"]
     iopub_until_idle(kc, msg_id)
@@ -163,6 +184,7 @@ def test_interrupt_deletes_the_trainjob_its_pods_and_configmap(kernel, kc, clust
     nothing_left(cluster)
 
 
+@needs_torchrun
 def test_detach_restart_attach_resumes_with_nothing_lost_or_repeated(kc, cluster, home):
     cell = (
         "%detach\n%framework=pytorch\n%nodes=2\nimport time\n"
@@ -186,6 +208,44 @@ def test_a_runtime_that_does_not_exist_is_named_with_those_that_do(kc, cluster):
     nothing_left(cluster)
 
 
+def test_a_runtime_ciao_may_not_look_up_is_explained_by_the_trainjobs_failure(kc, cluster):
+    """Without the ClusterRole (a namespace-only install) Ciao cannot check the runtime
+    first: the TrainJob's TrainingRuntimeNotSupported failure says what to do."""
+    rules = [
+        cluster.deny("get", "clustertrainingruntimes"),
+        cluster.deny("get", "trainingruntimes"),
+    ]
+    try:
+        content, _ = run(kc, "%framework=pytorch\n%nodes=2\n%runtime=no-such-runtime\nprint(1)")
+    finally:
+        for rule in rules:
+            cluster.allow(rule)
+    assert content["status"] == "error"
+    assert "no-such-runtime" in content["evalue"] and "%runtime=NAME" in content["evalue"]
+    (job,) = cluster.list("trainjobs", "team")  # kept, as every finished job, for %status
+    content, _ = run(kc, f"%delete {job['metadata']['name']}")
+    assert content["status"] == "ok", content
+    nothing_left(cluster)
+
+
+def test_a_trainjob_the_webhook_refuses_leaves_nothing_behind(tmp_path):
+    """A trainer whose webhook refuses an unknown runtime at admission: the refusal is the
+    cell's error, and the ConfigMap shipped for the job is not left behind."""
+    with (
+        FakeCluster(namespaces=("team",), kubeflow=("v2",), missing_runtime="deny") as fake,
+        running_kernel(env=kubeflow_env(fake, tmp_path)) as (_, kc),
+    ):
+        fake.deny("get", "clustertrainingruntimes")
+        fake.deny("get", "trainingruntimes")
+        content, _ = run(kc, "%framework=pytorch\n%nodes=2\n%runtime=no-such-runtime\nprint(1)")
+        assert content["status"] == "error"
+        assert "Kubeflow Trainer's webhook rejected" in content["evalue"], content["evalue"]
+        assert "%runtime=NAME" in content["evalue"]
+        assert "no-such-runtime" in content["evalue"]
+        assert "create" in content["evalue"] and "trainjobs" in content["evalue"]
+        nothing_left(fake)
+
+
 def test_dryrun_shows_the_trainjob_and_why_v2(kc, cluster, release):
     content, messages = run(kc, "%dryrun\n%framework=pytorch\n%nodes=2\nprint(1)")
     assert content["status"] == "ok", content
@@ -197,6 +257,7 @@ def test_dryrun_shows_the_trainjob_and_why_v2(kc, cluster, release):
     assert cluster.list("trainjobs", "team") == []
 
 
+@needs_torchrun
 def test_jobs_and_status_and_logs_and_delete(kc, cluster):
     content, messages = run(kc, "%detach\n%framework=pytorch\n%nodes=2\nprint('hello', flush=True)")
     name = re.search(r"ciao-[a-z]{5}", stream_text(messages)).group(0)
@@ -228,11 +289,10 @@ def test_jobs_and_status_and_logs_and_delete(kc, cluster):
     ],
 )
 def test_auto_detection_picks_what_is_installed(tmp_path, installed, words):
-    with FakeCluster(namespaces=("team",), kubeflow=installed) as fake:
-        kubeconfig = fake.write_kubeconfig(tmp_path / "kubeconfig", namespace="team")
-        config = tmp_path / "config.yaml"
-        config.write_text(f"backend: kubeflow\nkubeconfig: {kubeconfig}\n")
-        with running_kernel(env=dict(os.environ, CIAO_CONFIG=str(config))) as (_, kc):
-            content, messages = run(kc, "%dryrun\n%framework=pytorch\n%master=1\nprint(1)")
+    with (
+        FakeCluster(namespaces=("team",), kubeflow=installed) as fake,
+        running_kernel(env=kubeflow_env(fake, tmp_path)) as (_, kc),
+    ):
+        content, messages = run(kc, "%dryrun\n%framework=pytorch\n%master=1\nprint(1)")
     text = str(content) + str(messages)
     assert words in text

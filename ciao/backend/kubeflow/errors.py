@@ -5,6 +5,12 @@ from __future__ import annotations
 from ciao.backend.kubeflow.client import ApiError
 from ciao.errors import BackendError
 
+#: What to do about a TrainJob whose runtime does not exist.
+RUNTIME_HINT = (
+    "name an installed runtime with %runtime=NAME or kubeflow.runtime; "
+    "kubectl get clustertrainingruntimes lists them"
+)
+
 
 def explain(
     error: ApiError, verb: str, resource: str, namespace: str, group: str = "", kind: str = ""
@@ -18,7 +24,13 @@ def explain(
     where = f" in namespace {namespace}" if namespace else ""
     status, message = error.status, str(error)
     if "admission webhook" in message:  # 403 from controller-runtime's Denied(), or 400/422
-        text = f"{verb} {full}: the training operator's webhook rejected the job: {message}"
+        owner = {
+            "trainer.kubeflow.org": "Kubeflow Trainer's webhook",
+            "kubeflow.org": "the training operator's webhook",
+        }.get(group, "an admission webhook")
+        text = f"{verb} {full}: {owner} rejected the job: {message}"
+        if "TrainingRuntime must be created" in message or "trainingruntimes" in message:
+            text += f" ({RUNTIME_HINT})"
     elif status == 401:
         text = (
             f"{verb} {full}{where}: the API server refused the credentials (401 Unauthorized); "
