@@ -29,7 +29,7 @@ class Job(Generic[HandleT]):
     replicas: dict[str, int]
     backend: str
     handle: HandleT = field(repr=False, compare=False)
-    #: Where it runs, for people: "local", "kubeflow (namespace team)".
+    #: Where it runs, for people: "local", "kubeflow (TrainJob, namespace team)".
     location: str = ""
 
     @property

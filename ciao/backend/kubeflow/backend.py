@@ -162,7 +162,7 @@ class KubeflowBackend:
             self._delete_config_map(namespace, made_config_map)
             raise
         replicas = replicas_of(kind, plan.job)
-        location = f"kubeflow (namespace {namespace})"
+        location = where(kind, namespace)
         return Job(plan.parameter.framework, run.name, replicas, self.name, run, location)
 
     def _create(
@@ -285,8 +285,7 @@ class KubeflowBackend:
                         "owner": {},
                     }
                 )
-        location = f"kubeflow (namespace {run.namespace})"
-        return Job(framework, name, replicas, self.name, run, location)
+        return Job(framework, name, replicas, self.name, run, where(run.kind, run.namespace))
 
     def jobs(self) -> list[JobInfo]:
         jobs = []
@@ -325,7 +324,7 @@ class KubeflowBackend:
             created=isoparse(created).timestamp() if created else 0.0,
             replicas=replicas_of(kind, obj),
             owner={k[len(prefix) :]: v for k, v in labels.items() if k.startswith(prefix)},
-            location=f"kubeflow (namespace {self.cluster.namespace})",
+            location=where(kind, self.cluster.namespace),
             message=message,
         )
 
@@ -481,3 +480,8 @@ class KubeflowBackend:
 def _last(events: Iterable[LogLine], tail: int | None) -> Iterator[LogLine]:
     """The last `tail` lines (all without one, streamed), holding no more than that."""
     return iter(deque(events, maxlen=tail)) if tail else iter(events)
+
+
+def where(kind: JobKind, namespace: str) -> str:
+    """Where a job runs, for people: the resource it is, so a TrainJob reads as one."""
+    return f"kubeflow ({kind.kind}, namespace {namespace})"

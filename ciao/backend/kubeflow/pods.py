@@ -107,7 +107,8 @@ def oom_hint(limit: str) -> str:
 
 _CRASH_HINT = (
     "the container keeps exiting soon after it starts (CrashLoopBackOff); its output is "
-    "above, and the operator restarts it until runPolicy.backoffLimit"
+    "above, and it is restarted until the job's backoff limit (runPolicy.backoffLimit; on "
+    "Trainer v2, the runtime's)"
 )
 
 
