@@ -426,6 +426,19 @@ def test_logs_of_a_job_whose_pods_are_gone(kc, cluster):
     assert "Succeeded" in status["text/plain"].splitlines()[0]
 
 
+def test_job_commands_work_for_a_role_with_no_rules_for_an_api_the_cluster_lacks(kc, cluster):
+    """Authorization comes before routing: asking a v1-only cluster for TrainJobs is a 403
+    under a Role without trainer.kubeflow.org rules, so Ciao asks only for what is served."""
+    for verb in ("get", "list", "watch"):
+        cluster.deny(verb, "trainjobs")
+    content, messages = run(kc, "%detach\n" + COUNTING.format(n=3, pause=0.1))
+    assert content["status"] == "ok", content
+    name = job_name(stream_text(messages))
+    for command in ("%jobs", f"%status {name}", f"%logs {name}", f"%delete {name}"):
+        content, _ = run(kc, command)
+        assert content["status"] == "ok", (command, content)
+
+
 def test_shutdown_cancels_a_followed_job_but_not_a_detached_one(cluster, tmp_path):
     kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig", namespace="team")
     config = tmp_path / "config.yaml"

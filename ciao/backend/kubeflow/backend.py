@@ -255,9 +255,15 @@ class KubeflowBackend:
     def _jobs_path(self, kind: JobKind, name: str = "") -> str:
         return kind.path(self.cluster.namespace, name)
 
+    def _served_kinds(self) -> list[JobKind]:
+        """The job kinds this cluster serves: asking for one it does not serve would be a
+        403, not a 404, for a Role without rules for it (authorization comes first)."""
+        served = served_apis(self.cluster)
+        return [kind for kind in ALL_KINDS if served.serves(kind)]
+
     def _find(self, name: str) -> tuple[JobKind, dict[str, Any]]:
-        """The job called `name`, of whichever kind (a kind not installed answers 404)."""
-        for kind in ALL_KINDS:
+        """The job called `name`, of whichever kind the cluster serves."""
+        for kind in self._served_kinds():
             try:
                 return kind, self.cluster.request("GET", self._jobs_path(kind, name))
             except ApiError as exc:
@@ -289,7 +295,7 @@ class KubeflowBackend:
 
     def jobs(self) -> list[JobInfo]:
         jobs = []
-        for kind in ALL_KINDS:
+        for kind in self._served_kinds():
             try:
                 answer = self.cluster.request(
                     "GET",

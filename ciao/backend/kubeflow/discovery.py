@@ -19,6 +19,7 @@ from ciao.backend.kubeflow.manifests import (
     KINDS,
     TRAINER_GROUP,
     TRAINER_VERSION,
+    JobKind,
 )
 from ciao.backend.kubeflow.trainjob import OVERRIDE_FIELDS, Runtime
 from ciao.errors import BackendError
@@ -46,6 +47,9 @@ class ServedApis:
         if self.v2:
             served.insert(0, f"trainjobs.{TRAINER_GROUP}/{TRAINER_VERSION}")
         return ", ".join(served) or "no Kubeflow training API"
+
+    def serves(self, kind: JobKind) -> bool:
+        return self.v2 if kind.api == "v2" else kind.plural in self.v1
 
 
 @dataclass(frozen=True)
