@@ -71,6 +71,17 @@ def kubeflow_env(cluster: Any, directory: Path, namespace: str = "team", extra: 
     return dict(os.environ, CIAO_CONFIG=str(config))
 
 
+def streamed_until(kc, msg_id: str, needle: str, timeout: float = 60) -> str:
+    """What the cell `msg_id` streamed until `needle` appeared (or `timeout` passed)."""
+    deadline = time.monotonic() + timeout
+    seen = ""
+    while needle not in seen and time.monotonic() < deadline:
+        msg = kc.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
+            seen += msg["content"]["text"]
+    return seen
+
+
 def stream_text(messages: list[dict], name: str = "stdout") -> str:
     return "".join(
         m["content"]["text"]

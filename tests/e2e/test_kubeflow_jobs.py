@@ -13,7 +13,14 @@ from collections import defaultdict
 
 import pytest
 from fakecluster import FakeCluster, StatusError
-from kernel_client import iopub_until_idle, kubeflow_env, run, running_kernel, stream_text
+from kernel_client import (
+    iopub_until_idle,
+    kubeflow_env,
+    run,
+    running_kernel,
+    stream_text,
+    streamed_until,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -203,12 +210,7 @@ def running_pods(cluster, namespace: str = "team") -> int:
 def interrupt_after(kc, km, code: str, needle: str, timeout: float = 30) -> tuple[dict, str]:
     """Run `code`, interrupt once `needle` appears in the cell's output."""
     msg_id = kc.execute(code)
-    seen = ""
-    deadline = time.monotonic() + timeout
-    while needle not in seen and time.monotonic() < deadline:
-        msg = kc.get_iopub_msg(timeout=deadline - time.monotonic())
-        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
-            seen += msg["content"]["text"]
+    seen = streamed_until(kc, msg_id, needle, timeout)
     assert needle in seen, seen
     km.interrupt_kernel()
     reply = kc.get_shell_msg(timeout=60)["content"]
@@ -227,6 +229,21 @@ def test_an_unschedulable_replica_says_why_and_interrupt_deletes_everything(
     reply, text = interrupt_after(kc, kernel[0], cell, advice)
     assert "[worker-0] FailedScheduling: " in text and advice in text
     assert fault.fired
+    assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt"
+    nothing_left(cluster)
+
+
+def test_a_namespace_quota_that_refuses_the_pods_is_explained(kernel, kc, cluster):
+    """No pod exists to be Pending: the operator's FailedCreatePod is the explanation."""
+    quota = {"metadata": {"name": "small"}, "spec": {"hard": {"requests.cpu": "3"}}}
+    cluster.create("resourcequotas", quota, "team")
+    try:
+        cell = "%framework=pytorch\n%master=1\n%worker=1;%cpu=4\nimport time\ntime.sleep(300)"
+        reply, text = interrupt_after(kc, kernel[0], cell, "exceeded quota")
+    finally:
+        cluster.delete("resourcequotas", "team", "small")
+    assert "[job] FailedCreatePod: the namespace's ResourceQuota does not allow the pod" in text
+    assert "exceeded quota: small, requested: requests.cpu=4" in text, text
     assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt"
     nothing_left(cluster)
 

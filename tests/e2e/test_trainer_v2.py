@@ -7,13 +7,18 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-import time
 from collections import defaultdict
 
 import kernel_client
 import pytest
 from fakecluster import FakeCluster
-from kernel_client import iopub_until_idle, kubeflow_env, running_kernel, stream_text
+from kernel_client import (
+    iopub_until_idle,
+    kubeflow_env,
+    running_kernel,
+    stream_text,
+    streamed_until,
+)
 
 pytestmark = pytest.mark.timeout(300)
 HAS_TORCH = importlib.util.find_spec("torch") is not None
@@ -97,17 +102,6 @@ COUNT = (
     "for i in range(200):\n"
     "    print(f'line {i}', flush=True)\n"
 )
-
-
-def streamed_until(kc, msg_id: str, text: str, timeout: float = 60) -> str:
-    """What the cell streamed until `text` appeared (or `timeout` passed)."""
-    deadline = time.monotonic() + timeout
-    seen = ""
-    while text not in seen and time.monotonic() < deadline:
-        msg = kc.get_iopub_msg(timeout=timeout)
-        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
-            seen += msg["content"]["text"]
-    return seen
 
 
 def test_an_unschedulable_node_is_explained(kernel, kc, cluster):
@@ -208,9 +202,10 @@ def test_a_runtime_that_does_not_exist_is_named_with_those_that_do(kc, cluster):
     nothing_left(cluster)
 
 
-def test_a_runtime_ciao_may_not_look_up_is_explained_by_the_trainjobs_failure(kc, cluster):
+def test_a_runtime_ciao_may_not_look_up_is_refused_by_the_webhook_leaving_nothing(kc, cluster):
     """Without the ClusterRole (a namespace-only install) Ciao cannot check the runtime
-    first: the TrainJob's TrainingRuntimeNotSupported failure says what to do."""
+    first: Trainer's webhook refuses the TrainJob, the refusal is the cell's error, and the
+    ConfigMap shipped for the job is not left behind."""
     rules = [
         cluster.deny("get", "clustertrainingruntimes"),
         cluster.deny("get", "trainingruntimes"),
@@ -221,29 +216,46 @@ def test_a_runtime_ciao_may_not_look_up_is_explained_by_the_trainjobs_failure(kc
         for rule in rules:
             cluster.allow(rule)
     assert content["status"] == "error"
-    assert "no-such-runtime" in content["evalue"] and "%runtime=NAME" in content["evalue"]
-    (job,) = cluster.list("trainjobs", "team")  # kept, as every finished job, for %status
-    content, _ = run(kc, f"%delete {job['metadata']['name']}")
-    assert content["status"] == "ok", content
+    assert "Kubeflow Trainer's webhook rejected" in content["evalue"], content["evalue"]
+    assert "%runtime=NAME" in content["evalue"] and "no-such-runtime" in content["evalue"]
+    assert "create" in content["evalue"] and "trainjobs" in content["evalue"]
     nothing_left(cluster)
 
 
-def test_a_trainjob_the_webhook_refuses_leaves_nothing_behind(tmp_path):
-    """A trainer whose webhook refuses an unknown runtime at admission: the refusal is the
-    cell's error, and the ConfigMap shipped for the job is not left behind."""
+def test_a_runtime_gone_after_admission_is_explained_while_the_cell_waits(tmp_path):
+    """The controller cannot build the JobSet and retries (no condition is set): the cell
+    says why, and Ctrl-C leaves nothing."""
     with (
-        FakeCluster(namespaces=("team",), kubeflow=("v2",), missing_runtime="deny") as fake,
-        running_kernel(env=kubeflow_env(fake, tmp_path)) as (_, kc),
+        FakeCluster(namespaces=("team",), kubeflow=("v2",), missing_runtime="admit") as fake,
+        running_kernel(env=kubeflow_env(fake, tmp_path)) as (km, kc),
     ):
         fake.deny("get", "clustertrainingruntimes")
-        fake.deny("get", "trainingruntimes")
-        content, _ = run(kc, "%framework=pytorch\n%nodes=2\n%runtime=no-such-runtime\nprint(1)")
-        assert content["status"] == "error"
-        assert "Kubeflow Trainer's webhook rejected" in content["evalue"], content["evalue"]
-        assert "%runtime=NAME" in content["evalue"]
-        assert "no-such-runtime" in content["evalue"]
-        assert "create" in content["evalue"] and "trainjobs" in content["evalue"]
+        msg_id = kc.execute("%framework=pytorch\n%nodes=2\n%runtime=gone\nprint(1)")
+        seen = streamed_until(kc, msg_id, "TrainJobResourcesCreationFailed")
+        km.interrupt_kernel()
+        assert kc.get_shell_msg(timeout=60)["content"]["ename"] == "KeyboardInterrupt"
+        iopub_until_idle(kc, msg_id)
+        assert "[job] TrainJobResourcesCreationFailed: " in seen, seen
+        assert 'clustertrainingruntimes.trainer.kubeflow.org "gone" not found' in seen
+        assert "%runtime=NAME" in seen
         nothing_left(fake)
+
+
+def test_a_namespace_quota_that_refuses_the_pods_is_explained(kernel, kc, cluster):
+    """No pod exists to be Pending: the Job controller's FailedCreate is the explanation."""
+    quota = {"metadata": {"name": "gpus"}, "spec": {"hard": {"requests.nvidia.com/gpu": "1"}}}
+    cluster.create("resourcequotas", quota, "team")
+    try:
+        msg_id = kc.execute("%framework=pytorch\n%nodes=2;%gpu=2\nprint(1)")
+        seen = streamed_until(kc, msg_id, "exceeded quota")
+        kernel[0].interrupt_kernel()
+        kc.get_shell_msg(timeout=60)
+        iopub_until_idle(kc, msg_id)
+    finally:
+        cluster.delete("resourcequotas", "team", "gpus")
+    assert "[job] FailedCreate: the namespace's ResourceQuota does not allow the pod" in seen
+    assert "exceeded quota: gpus, requested: requests.nvidia.com/gpu=2" in seen, seen
+    nothing_left(cluster)
 
 
 def test_dryrun_shows_the_trainjob_and_why_v2(kc, cluster, release):

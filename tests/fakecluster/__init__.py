@@ -15,7 +15,7 @@ FakeCluster(namespaces=("default",), capacity=None, strict_schemas=True, *, crds
             token=None, user="system:serviceaccount:default:ciao", history_size=1000,
             bookmark_interval=1.0, grace_cap=2.0, backoff_base=0.2, backoff_cap=1.6,
             operator=True, kubeflow=("v1",), trainer_release="v2.3", runtimes=None,
-            missing_runtime="fail", torchrun=None)
+            missing_runtime="deny", torchrun=None)
     kubeflow: the Kubeflow APIs installed: "v1" (kubeflow.org/v1 pytorchjobs, tfjobs), "v2"
         (trainer.kubeflow.org/v1alpha1 trainjobs, clustertrainingruntimes, trainingruntimes,
         and jobset.x-k8s.io/v1alpha2 jobsets), both, or neither. Discovery (/apis,
@@ -29,11 +29,14 @@ FakeCluster(namespaces=("default",), capacity=None, strict_schemas=True, *, crds
         the ClusterTrainingRuntime `torch-distributed` of v2.3: mlPolicy {numNodes: 1,
         torch: {}}, replicated job `node`, container `node`, image
         pytorch/pytorch:2.13.0-cuda13.0-cudnn9-runtime, no backoffLimit: the Job default 6).
-    missing_runtime: "fail" (the TrainJob is admitted and gets Failed, reason
-        TrainingRuntimeNotSupported, message `not found ClusterTrainingRuntime specified in
-        TrainJob: clustertrainingruntimes.trainer.kubeflow.org "x" not found`) or "deny" (as
-        the real validating webhook: 403 `... specified clusterTrainingRuntime must be
-        created before the TrainJob is created`).
+    missing_runtime: "deny" (as the real validating webhook: 403 `... specified
+        clusterTrainingRuntime must be created before the TrainJob is created`) or "admit"
+        (a runtime gone after admission: the controller records Warning
+        TrainJobResourcesCreationFailed `TrainJob resources reconciliation failed: not found
+        ClusterTrainingRuntime specified in TrainJob: clustertrainingruntimes.trainer.
+        kubeflow.org "x" not found` and sets no condition, as upstream's).
+    A ResourceQuota in a namespace limits the pods created there (`exceeded quota: ...`,
+    403), so the controller creating them records FailedCreate / FailedCreatePod.
     torchrun: whether `torchrun` exists in images (default: whether torch is importable);
         without it a `torchrun ...` container fails to start (StartError, exit code 128).
     start() / stop() / context manager; stop() kills every pod process and joins threads.

@@ -64,7 +64,7 @@ class FakeCluster:
         kubeflow: Iterable[str] = ("v1",),
         trainer_release: str = "v2.3",
         runtimes: Iterable[Obj] | None = None,
-        missing_runtime: str = "fail",
+        missing_runtime: str = "deny",
         torchrun: bool | None = None,
     ) -> None:
         self.kubeflow = tuple(kubeflow)

@@ -21,6 +21,7 @@ from . import errors as E
 from .cel import cel_errors
 from .crds import DEFAULT_RELEASES, crd_schema, load_crds, pod_spec_schema
 from .patches import json_patch, merge_patch, strategic_merge_patch
+from .quota import check_pod_quota
 from .resources import BUILTIN, CORE, CRD_RESOURCE, ResourceInfo, custom_resource
 from .selectors import compile_selectors
 from .store import Obj, Store
@@ -399,6 +400,12 @@ class Registry:
                 errs.insert(0, E.invalid("metadata.name", name, name_errs[-1]))
             if errs:
                 raise info.invalid(name, errs)
+            if old is None:  # the ResourceQuota admission plugin
+                namespace = obj["metadata"]["namespace"]
+                quotas, _ = self.store.list("resourcequotas", namespace)
+                if quotas:
+                    pods, _ = self.store.list("pods", namespace)
+                    check_pod_quota(quotas, pods, obj)
         elif info.plural == "services":
             reasons = dns1035_label(name)
             if reasons:

@@ -116,6 +116,7 @@ CORE: dict[str, ResourceInfo] = {
     ),
     "configmaps": ResourceInfo("configmaps", "ConfigMap", short_names=("cm",)),
     "events": ResourceInfo("events", "Event", short_names=("ev",)),
+    "resourcequotas": ResourceInfo("resourcequotas", "ResourceQuota", short_names=("quota",)),
     "namespaces": ResourceInfo(
         "namespaces",
         "Namespace",

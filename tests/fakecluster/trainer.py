@@ -22,8 +22,9 @@ Webhook `validator.trainjob.trainer.kubeflow.org` (403 `admission webhook "..." 
 request: ...`): an unsupported runtime kind; the runtime must exist (missing_runtime="deny",
 as the real webhook: `spec.RuntimeRef: Invalid value: ...: clustertrainingruntimes...
 "x" not found: specified clusterTrainingRuntime must be created before the TrainJob is
-created`); with missing_runtime="fail" the create is admitted and the TrainJob gets Failed,
-reason TrainingRuntimeNotSupported, its message naming the runtime); the torch plugin's
+created`); with missing_runtime="admit" (a runtime deleted after admission, or a webhook
+that failed open) the controller records Warning TrainJobResourcesCreationFailed and
+retries, setting no condition, as upstream's does); the torch plugin's
 reserved env (PET_*) and numProcPerNode values; override targets and containers must exist
 in the runtime, no env for the `node` container through an override; overrides change only
 while suspended.
@@ -274,11 +275,11 @@ def resolve_nproc(npp: Any, resources: Obj | None) -> str:
 class Trainer:
     """The trainer's webhook (registered on the registry) and its TrainJob controller."""
 
-    def __init__(self, registry: Registry, release: str = "v2.3", missing_runtime: str = "fail"):
+    def __init__(self, registry: Registry, release: str = "v2.3", missing_runtime: str = "deny"):
         if release not in RELEASES:
             raise ValueError(f"trainer_release must be one of {', '.join(RELEASES)}")
-        if missing_runtime not in ("fail", "deny"):
-            raise ValueError('missing_runtime must be "fail" or "deny"')
+        if missing_runtime not in ("deny", "admit"):
+            raise ValueError('missing_runtime must be "deny" or "admit"')
         self.registry = registry
         self.release = release
         self.override_field = OVERRIDE_FIELD[release]
@@ -338,7 +339,7 @@ class Trainer:
             raise self.denial(f"unsupported runtime: {key}")
         errs: list[FieldError] = []
         if runtime is None:
-            if self.missing_runtime == "fail":
+            if self.missing_runtime == "admit":
                 return []
             ref = tj["spec"].get("runtimeRef") or {}
             kind = ref.get("kind") or "ClusterTrainingRuntime"
@@ -668,16 +669,6 @@ class TrainJobController(Controller):
                 "TrainJobResourcesCreationFailed",
                 f"TrainJob resources reconciliation failed: {text}",
             )
-            if self.trainer.missing_runtime == "fail":
-                set_condition(
-                    status,
-                    {
-                        "type": "Failed",
-                        "status": "True",
-                        "reason": "TrainingRuntimeNotSupported",
-                        "message": text,
-                    },
-                )
         else:
             self._reconcile_jobset(tj, runtime)
         self._suspended(tj, status)

@@ -466,6 +466,8 @@ class Follow:
             replica = "job"
         elif name in run.replicas:
             replica = run.replicas[name]
+        elif name.startswith(run.name + "-") and involved.get("kind") == "Job":
+            replica = "job"  # a TrainJob's batch Job: it makes every node's pods
         elif name.startswith(run.name + "-") and run.kind.api == "v1":
             replica = name[len(run.name) + 1 :]  # v1 pods are named {job}-{type}-{index}
         elif name.startswith(run.name + "-") and involved.get("kind", "Pod") == "Pod":

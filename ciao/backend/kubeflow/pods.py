@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ciao.backend.kubeflow.errors import RUNTIME_HINT
 from ciao.backend.kubeflow.manifests import replica_of
 from ciao.backend.types import Diagnosis, ReplicaState
 
@@ -32,7 +33,38 @@ def diagnose_event(event: dict[str, Any], replica: str) -> Diagnosis | None:
         return Diagnosis(replica, reason, f"a volume could not be mounted: {message}")
     if reason == "Evicted":
         return Diagnosis(replica, reason, f"the node evicted the pod: {message}")
+    if reason in CREATION_FAILURES:
+        return Diagnosis(replica, reason, creation_hint(message))
     return None
+
+
+#: Warning reasons of controllers that cannot create what runs the job (nothing is Pending
+#: to explain it): the v1 operator's, the batch Job controller's, JobSet's, Trainer's.
+CREATION_FAILURES = frozenset(
+    {
+        "FailedCreate",
+        "FailedCreatePod",
+        "FailedCreateService",
+        "JobCreationFailed",
+        "HeadlessServiceCreationFailed",
+        "TrainJobResourcesCreationFailed",
+    }
+)
+
+
+def creation_hint(message: str) -> str:
+    """Why the job's pods (or Jobs) cannot be made, and what to do; the controller retries."""
+    lowered = message.lower()
+    if "exceeded quota" in lowered:
+        return (
+            "the namespace's ResourceQuota does not allow the pod: lower %cpu, %memory or "
+            f"%gpu, or the number of replicas, or ask for more quota ({message})"
+        )
+    if "podsecurity" in lowered:
+        return f"the namespace's Pod Security level refuses the pod ({message})"
+    if "trainingruntime" in lowered and "not found" in lowered:
+        return f"{message} ({RUNTIME_HINT})"
+    return f"the job's resources cannot be created (the controller keeps trying): {message}"
 
 
 def diagnose_pod(pod: dict[str, Any], replica: str) -> list[Diagnosis]:

@@ -138,3 +138,45 @@ def test_an_unschedulable_pod_is_explained_from_its_own_condition():
 def test_a_scheduled_pod_has_no_scheduling_diagnosis():
     pod = {"status": {"conditions": [{"type": "PodScheduled", "status": "True"}]}}
     assert diagnose_pod(pod, "node-0") == []
+
+
+@pytest.mark.parametrize(
+    "reason, message, says",
+    [
+        (
+            "FailedCreate",
+            'Error creating: pods "t-node-0-1-abcde" is forbidden: exceeded quota: gpus, '
+            "requested: requests.nvidia.com/gpu=2, used: requests.nvidia.com/gpu=0, "
+            "limited: requests.nvidia.com/gpu=1",
+            "ResourceQuota does not allow the pod: lower %cpu, %memory or %gpu",
+        ),
+        (
+            "FailedCreatePod",
+            'Error creating: pods "j-worker-0" is forbidden: violates PodSecurity '
+            '"restricted:latest": allowPrivilegeEscalation != false',
+            "Pod Security level refuses the pod",
+        ),
+        (
+            "TrainJobResourcesCreationFailed",
+            "TrainJob resources reconciliation failed: not found ClusterTrainingRuntime "
+            'specified in TrainJob: clustertrainingruntimes.trainer.kubeflow.org "x" not found',
+            "%runtime=NAME",
+        ),
+        (
+            "JobCreationFailed",
+            'admission webhook "vjob.kb.io" denied the request: something else',
+            "cannot be created (the controller keeps trying): admission webhook",
+        ),
+    ],
+)
+def test_a_controller_that_cannot_create_the_jobs_pods_says_why(reason, message, says):
+    """Nothing is Pending to explain these: the controller's Warning is the explanation."""
+    diagnosis = diagnose_event(warning(reason, message), "job")
+    assert (diagnosis.replica, diagnosis.reason) == ("job", reason)
+    assert says in diagnosis.hint and message in diagnosis.hint
+
+
+def test_a_normal_creation_is_no_diagnosis():
+    assert (
+        diagnose_event(warning("SuccessfulCreate", "Created pod: t-node-0-0-abcde"), "job") is None
+    )

@@ -173,3 +173,19 @@ def test_events_about_other_objects_are_not_held():
     following.on_event("ADDED", other)
 
     assert run.early_events == {} and diagnoses(following) == []
+
+
+def test_a_warning_about_a_trainjobs_batch_job_is_about_the_whole_job():
+    """The batch Job makes every node's pods: its FailedCreate explains them all."""
+    run = KubeflowRun(TRAINJOB, "default", "ciao-v2", "job-uid")
+    following = Follow(OnePod(), run, queue_size=100, fallback_after=10.0)
+    event = {
+        "type": "Warning",
+        "reason": "FailedCreate",
+        "message": 'Error creating: pods "ciao-v2-node-0-0-abcde" is forbidden: exceeded quota',
+        "involvedObject": {"kind": "Job", "name": "ciao-v2-node-0"},
+    }
+
+    following.on_event("ADDED", event)
+
+    assert diagnoses(following) == [("job", "FailedCreate")]

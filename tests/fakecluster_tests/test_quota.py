@@ -1,0 +1,44 @@
+"""The test cluster's ResourceQuota admission: pods past a quota are refused as the real
+plugin refuses them, and what is done no longer counts."""
+
+from __future__ import annotations
+
+import pytest
+from fakecluster import FakeCluster, StatusError
+
+
+def pod(name: str, cpu: str, command: tuple[str, ...] = ("sleep", "30")) -> dict:
+    container = {"name": "c", "image": "busybox", "command": list(command)}
+    container["resources"] = {"requests": {"cpu": cpu}}
+    return {
+        "metadata": {"name": name},
+        "spec": {"containers": [container], "restartPolicy": "Never"},
+    }
+
+
+def phase(cluster: FakeCluster, name: str) -> str:
+    return (cluster.get("pods", "default", name).get("status") or {}).get("phase", "")
+
+
+@pytest.fixture
+def cluster():
+    with FakeCluster(kubeflow=(), operator=False) as fake:
+        fake.create("resourcequotas", {"metadata": {"name": "q"}, "spec": {"hard": {"cpu": "3"}}})
+        yield fake
+
+
+def test_a_pod_past_the_quota_is_forbidden_with_the_plugins_words(cluster):
+    cluster.create("pods", pod("a", "2"))
+    with pytest.raises(StatusError) as refused:
+        cluster.create("pods", pod("b", "1500m"))
+    assert refused.value.code == 403
+    assert refused.value.message == (
+        'pods "b" is forbidden: exceeded quota: q, requested: cpu=1.5, used: cpu=2, limited: cpu=3'
+    )
+    cluster.create("pods", pod("c", "1"))  # what fits is admitted
+
+
+def test_a_finished_pod_no_longer_counts(cluster):
+    cluster.create("pods", pod("a", "3", command=("true",)))
+    cluster.wait_for(lambda: phase(cluster, "a") == "Succeeded")
+    cluster.create("pods", pod("b", "3"))
