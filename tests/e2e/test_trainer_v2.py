@@ -132,6 +132,9 @@ def test_a_3_node_cell_runs_under_torchrun_and_every_line_of_every_node_arrives_
     (job,) = cluster.list("trainjobs", "team")
     assert job["spec"]["trainer"]["numNodes"] == 3
     assert job["spec"]["trainer"]["command"][0] == "torchrun"
+    pods = cluster.list("pods", "team")
+    assert len(pods) == 3
+    assert all(p["metadata"]["annotations"]["sidecar.istio.io/inject"] == "false" for p in pods)
 
 
 @needs_torchrun

@@ -141,11 +141,16 @@ def config_map_manifest(parameter: Parameter, shipment: Shipment, namespace: str
     }
 
 
+#: On every pod: an Istio sidecar (Kubeflow profile namespaces inject one) keeps a pod Running
+#: after its training container exits, so the job would never finish.
+POD_ANNOTATIONS = {"sidecar.istio.io/inject": "false"}
+
+
 def job_manifest(parameter: Parameter, shipment: Shipment, namespace: str) -> dict[str, Any]:
     """The TFJob / PyTorchJob that runs `shipment` with the cell's roles and resources."""
     kind = KINDS[parameter.framework]
     labels = ciao_labels(parameter)
-    annotations = {"sidecar.istio.io/inject": "false"}
+    annotations = POD_ANNOTATIONS
     specs = {
         REPLICA_TYPES[role]: {
             "replicas": spec.count,

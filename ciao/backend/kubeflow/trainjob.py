@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ciao.backend.kubeflow.manifests import (
+    POD_ANNOTATIONS,
     TRAINER_GROUP,
     TRAINER_VERSION,
     ciao_labels,
@@ -110,7 +111,9 @@ def _node_resources(parameter: Parameter) -> dict[str, str]:
 def _pod_override(
     parameter: Parameter, shipment: Shipment, release: str, labels: dict[str, str]
 ) -> dict[str, Any]:
-    """The code's ConfigMap mount (and Ciao's pod labels), in the release's shape."""
+    """The code's ConfigMap mount, Ciao's pod labels and the no-sidecar annotation, in the
+    release's shape (v2.0's podSpecOverrides has no pod metadata: there the runtime must
+    carry the annotation in an Istio namespace)."""
     volumes, mounts = [], []
     if shipment.files:
         name = config_map_name(parameter.generate_name)
@@ -127,9 +130,10 @@ def _pod_override(
     target = [{"name": TRAINER_JOB}]
     if release == "v2.0":
         return {"targetJobs": target, **pod_spec}
+    metadata = {"labels": dict(labels), "annotations": dict(POD_ANNOTATIONS)}
     if release == "v2.1":
-        return {"targetJobs": target, "metadata": {"labels": dict(labels)}, "spec": pod_spec}
-    pod_template = {"metadata": {"labels": dict(labels)}, "spec": pod_spec}
+        return {"targetJobs": target, "metadata": metadata, "spec": pod_spec}
+    pod_template = {"metadata": metadata, "spec": pod_spec}
     return {
         "manager": PATCH_MANAGER,
         "trainingRuntimeSpec": {

@@ -102,6 +102,21 @@ def test_the_code_is_mounted_through_the_field_of_the_installed_release(release)
     ]
 
 
+@pytest.mark.parametrize("release", ["v2.1", "v2.3"])
+def test_every_node_pod_opts_out_of_an_istio_sidecar(release):
+    """A sidecar keeps the pod Running after the trainer exits: the job would never end."""
+    parameter, shipment = cell("%nodes=2\nprint(1)")
+    job = trainjob_manifest(parameter, shipment, "team", Runtime("torch-distributed"), release)
+    (override,) = job["spec"][OVERRIDE_FIELDS[release]]
+    if release == "v2.1":
+        metadata = override["metadata"]
+    else:
+        (replicated,) = override["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"]
+        metadata = replicated["template"]["spec"]["template"]["metadata"]
+    assert metadata["annotations"] == {"sidecar.istio.io/inject": "false"}
+    assert metadata["labels"]["app.kubernetes.io/managed-by"] == "ciao"
+
+
 def test_requirements_are_installed_before_torchrun_starts():
     parameter, shipment = cell("%nodes=2\n%requirements=pandas\nprint(1)")
     job = trainjob_manifest(parameter, shipment, "team", Runtime("torch-distributed"), "v2.1")
