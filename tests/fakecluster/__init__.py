@@ -35,6 +35,8 @@ FakeCluster(namespaces=("default",), capacity=None, strict_schemas=True, *, crds
         TrainJobResourcesCreationFailed `TrainJob resources reconciliation failed: not found
         ClusterTrainingRuntime specified in TrainJob: clustertrainingruntimes.trainer.
         kubeflow.org "x" not found` and sets no condition, as upstream's).
+    An ownerReference with blockOwnerDeletion needs `update` on the owner's finalizers
+    (OwnerReferencesPermissionEnforcement), checked and recorded like any other call.
     A ResourceQuota in a namespace limits the pods created there (`exceeded quota: ...`,
     403), so the controller creating them records FailedCreate / FailedCreatePod.
     torchrun: whether `torchrun` exists in images (default: whether torch is importable);

@@ -277,6 +277,8 @@ class ApiServer:
         }[method]
         resource = f"{plural}/{sub}" if sub else plural
         self.authorizer.check(verb, group, resource, namespace, name)
+        if verb in ("create", "update", "patch"):
+            self._check_blocking_owners(body, namespace)
         info = self.registry.resource(group, version, plural)
         if info is None:
             raise E.PageNotFound()
@@ -293,6 +295,27 @@ class ApiServer:
         if method == "POST" and name:
             raise E.method_not_allowed()
         self._serve(h, method, verb, info, namespace, name, sub, query, body)
+
+    def _check_blocking_owners(self, body: bytes, namespace: str | None) -> None:
+        """The OwnerReferencesPermissionEnforcement admission plugin (on in OpenShift and many
+        hardened clusters): an ownerReference with blockOwnerDeletion needs `update` on the
+        owner's `finalizers` subresource."""
+        try:
+            obj = json.loads(body or b"{}")
+        except ValueError:
+            return  # the handler answers the bad body
+        meta = obj.get("metadata") if isinstance(obj, dict) else None
+        refs = meta.get("ownerReferences") if isinstance(meta, dict) else None
+        for ref in refs if isinstance(refs, list) else []:
+            if not isinstance(ref, dict) or ref.get("blockOwnerDeletion") is not True:
+                continue
+            owner = self.registry.by_kind(str(ref.get("apiVersion")), str(ref.get("kind")))
+            if owner is not None:
+                scope = namespace if owner.namespaced else None
+                name = str(ref.get("name", ""))
+                self.authorizer.check(
+                    "update", owner.group, f"{owner.plural}/finalizers", scope, name
+                )
 
     def _serve(
         self,

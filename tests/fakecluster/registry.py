@@ -159,6 +159,15 @@ class Registry:
             return info
         return None
 
+    def by_kind(self, api_version: str, kind: str) -> ResourceInfo | None:
+        """The resource of `kind` objects under `api_version` ("v1", "group/version")."""
+        infos = [
+            *CORE.values(),
+            *(i for gv in BUILTIN.values() for i in gv),
+            *self._custom.values(),
+        ]
+        return next((i for i in infos if i.api_version == api_version and i.kind == kind), None)
+
     def by_plural(self, plural: str) -> ResourceInfo:
         info = CORE.get(plural) or self._custom.get(plural)
         if info is None:

@@ -102,6 +102,32 @@ def test_unauthorized_without_the_token(shared_cluster: FakeCluster) -> None:
     api.close()
 
 
+def test_blocking_an_owners_deletion_needs_update_on_its_finalizers(
+    shared_cluster: FakeCluster, shared_kube: SimpleNamespace
+) -> None:
+    """OwnerReferencesPermissionEnforcement: a plain ownerReference needs nothing more."""
+    owner = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "name": "j", "uid": "u"}
+    rule = shared_cluster.deny("update", "pytorchjobs/finalizers")
+    try:
+        with pytest.raises(ApiException) as exc:
+            shared_kube.core.create_namespaced_config_map(
+                "default",
+                {
+                    "metadata": {
+                        "name": "b",
+                        "ownerReferences": [{**owner, "blockOwnerDeletion": True}],
+                    }
+                },
+            )
+        assert exc.value.status == 403
+        assert 'cannot update resource "pytorchjobs/finalizers"' in status_of(exc.value)["message"]
+        plain = {"metadata": {"name": "p", "ownerReferences": [owner]}}
+        shared_kube.core.create_namespaced_config_map("default", plain)
+        shared_kube.core.delete_namespaced_config_map("p", "default")
+    finally:
+        shared_cluster.allow(rule)
+
+
 def test_forbidden_has_the_rbac_message(
     shared_cluster: FakeCluster, shared_kube: SimpleNamespace
 ) -> None:

@@ -207,12 +207,14 @@ class KubeflowBackend:
         return record
 
     def _adopt_config_map(self, run: KubeflowRun) -> None:
+        """The job owns its ConfigMap, so the garbage collector takes it with the job. Not
+        blockOwnerDeletion: where OwnerReferencesPermissionEnforcement is on (OpenShift),
+        that needs `update` on the job's finalizers, and cancel deletes the ConfigMap itself."""
         owner = {
             "apiVersion": f"{run.kind.group}/{run.kind.version}",
             "kind": run.kind.kind,
             "name": run.name,
             "uid": run.uid,
-            "blockOwnerDeletion": True,
         }
         try:
             self.cluster.request(
