@@ -244,6 +244,37 @@ def test_a_runtime_gone_after_admission_is_explained_while_the_cell_waits(tmp_pa
         nothing_left(fake)
 
 
+@needs_torchrun
+def test_a_job_a_queue_holds_suspended_is_explained_and_runs_when_admitted(kc, cluster):
+    """Kueue's webhook suspends a queued TrainJob at creation and its controller resumes it
+    on admission: the cell says why nothing starts, then streams the run as usual."""
+
+    def queue_it(info, job, old):  # what Kueue's mutating webhook does
+        if old is None:
+            job["spec"]["suspend"] = True
+        return []
+
+    cluster.registry.add_admission("trainjobs", mutate=queue_it)
+    try:
+        msg_id = kc.execute("%framework=pytorch\n%nodes=2\nprint('admitted', flush=True)")
+        seen = streamed_until(kc, msg_id, "Suspended")
+    finally:
+        cluster.registry.mutators["trainjobs"].remove(queue_it)
+    assert "[job] Suspended: the job is suspended" in seen and "Kueue" in seen, seen
+    assert cluster.list("pods", "team") == []
+    (job,) = cluster.list("trainjobs", "team")
+
+    def admit(obj):
+        obj["spec"]["suspend"] = False
+
+    cluster.registry.mutate("trainjobs", "team", job["metadata"]["name"], admit)
+    reply = kc.get_shell_msg(timeout=120)["content"]
+    lines = by_replica(stream_text(iopub_until_idle(kc, msg_id)))
+    assert reply["status"] == "ok", reply
+    assert lines["node-0"] == ["admitted"] and lines["node-1"] == ["admitted"]
+    assert "NoPods" not in seen
+
+
 def test_a_namespace_quota_that_refuses_the_pods_is_explained(kernel, kc, cluster):
     """No pod exists to be Pending: the Job controller's FailedCreate is the explanation."""
     quota = {"metadata": {"name": "gpus"}, "spec": {"hard": {"requests.nvidia.com/gpu": "1"}}}

@@ -67,6 +67,8 @@ class KubeflowRun:
     record: RunDir | None = None
     cancelled: bool = False
     detached: bool = False
+    #: The job's Suspended condition is True (a queue such as Kueue holds it): no pods yet.
+    suspended: bool = False
     followed: bool = False
     outcome: JobDone | None = None
     pods: dict[str, dict[str, Any]] = field(default_factory=dict)  # uid -> pod
@@ -246,10 +248,24 @@ class Follow:
             return True
         return not pending
 
+    def _note_suspension(self, condition: dict[str, Any]) -> None:
+        run = self.run
+        run.suspended = condition.get("status") == "True"
+        if run.suspended:
+            message = condition.get("message") or condition.get("reason") or "suspended"
+            hint = (
+                "the job is suspended, so no pod starts until it is resumed: by its queue when "
+                "it admits the job (Kueue: kubectl get workloads), or by whoever set "
+                f"spec.suspend ({message})"
+            )
+            self._diagnose(Diagnosis("job", "Suspended", hint))
+
     def _maybe_fall_back(self, started: float) -> None:
         """Old operators label pods differently: if the operator's labels find no pod for a
         while, try the older labels, then the pods whose ownerReference is the job."""
         if self.run.pods or self.fell_back or time.monotonic() - started < self.fallback_after:
+            return
+        if self.run.suspended:  # no pods is what a suspended job has
             return
         self.fell_back = True
         path = f"/api/v1/namespaces/{self.run.namespace}/pods"
@@ -335,6 +351,8 @@ class Follow:
         if run.outcome is None and any(_finished(c, succeeded) for c in conditions):
             self._sync_pods()  # the pods' last states (exit codes, OOMKilled) before the verdict
         for condition in conditions:
+            if condition.get("type") == "Suspended":
+                self._note_suspension(condition)
             if condition.get("status") != "True":
                 continue
             if condition.get("type") == succeeded and run.outcome is None:

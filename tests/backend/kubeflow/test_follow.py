@@ -189,3 +189,33 @@ def test_a_warning_about_a_trainjobs_batch_job_is_about_the_whole_job():
     following.on_event("ADDED", event)
 
     assert diagnoses(following) == [("job", "FailedCreate")]
+
+
+class NoPodsYet:
+    """A cluster where no label and no ownerReference finds a pod of the job."""
+
+    namespace = "default"
+
+    def request(self, method, path, query=None, **options):
+        return {"items": []}
+
+
+def suspended(status: str) -> dict:
+    condition = {"type": "Suspended", "status": status, "message": "TrainJob is suspended"}
+    return {
+        "metadata": {"name": "ciao-v2", "uid": "job-uid"},
+        "status": {"conditions": [condition]},
+    }
+
+
+def test_a_suspended_job_is_said_to_be_waiting_not_to_lack_a_controller():
+    run = KubeflowRun(TRAINJOB, "default", "ciao-v2", "job-uid")
+    following = Follow(NoPodsYet(), run, queue_size=100, fallback_after=0.0)
+
+    following.on_job("ADDED", suspended("True"))
+    following._maybe_fall_back(started=0.0)
+    assert diagnoses(following) == [("job", "Suspended")]
+
+    following.on_job("MODIFIED", suspended("False"))  # resumed, and still no pod: say so
+    following._maybe_fall_back(started=0.0)
+    assert diagnoses(following) == [("job", "NoPods")]
