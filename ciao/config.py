@@ -63,6 +63,7 @@ _KUBEFLOW_KEYS = {
     "runtime": "the Trainer v2 runtime of PyTorch cells (default torch-distributed)",
     "release": "the Trainer v2 release, for its pod-override field (default: read from the "
     "API server's OpenAPI)",
+    "queue": "the Kueue LocalQueue jobs wait in (label kueue.x-k8s.io/queue-name; default none)",
 }
 _OUTPUT_KEYS = {
     "max_bytes_per_second": "log output a cell may send, averaged over 3 s (0: unlimited)",
@@ -134,6 +135,8 @@ class KubeflowConfig:
     api: str = "auto"
     runtime: str = "torch-distributed"
     release: str = "auto"
+    #: The Kueue LocalQueue of every job (label kueue.x-k8s.io/queue-name); empty: none.
+    queue: str = ""
 
 
 @dataclass(frozen=True)
@@ -281,6 +284,9 @@ def parse_config(data: Any, source: Path | None, home: str | None = None) -> Con
     runtime = _string(kubeflow, "runtime", where, "kubeflow.") or "torch-distributed"
     if not re.fullmatch(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", runtime):
         raise ConfigError(f"{where}: kubeflow.runtime: {runtime!r} is not a runtime name")
+    queue = _string(kubeflow, "queue", where, "kubeflow.")
+    if queue and not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", queue):
+        raise ConfigError(f"{where}: kubeflow.queue: {queue!r} is not a queue name")
     defaults = {}
     for role in ALL_ROLES:
         if role in data:
@@ -319,6 +325,7 @@ def parse_config(data: Any, source: Path | None, home: str | None = None) -> Con
             api=_choice(kubeflow, "api", KUBEFLOW_APIS, where, "auto", "kubeflow."),
             runtime=runtime,
             release=_choice(kubeflow, "release", TRAINER_RELEASES, where, "auto", "kubeflow."),
+            queue=queue,
         ),
         output=OutputConfig(
             **{key: _count(output, key, getattr(OutputConfig, key), where) for key in _OUTPUT_KEYS}

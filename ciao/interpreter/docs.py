@@ -156,6 +156,17 @@ _DOCS = (
         "<name>",
     ),
     MagicDoc(
+        "queue",
+        "job",
+        (),
+        "Kubeflow: the Kueue LocalQueue the job waits in until the queue admits it.",
+        "Sets the job's label kueue.x-k8s.io/queue-name, on every Kubeflow API (TrainJob,\n"
+        "PyTorchJob, TFJob); while the queue holds the job the cell says it is suspended.\n"
+        "Overrides `kubeflow.queue` of the config; local runs do not queue.\n"
+        "Example:\n    %queue=team-gpus",
+        "<name>",
+    ),
+    MagicDoc(
         "requirements",
         "job",
         (),

@@ -78,6 +78,7 @@ class _Reading:
     on_interrupt: str = ""
     procs: tuple[int, int] | None = None  # (line, count)
     runtime: tuple[int, str] | None = None  # (line, name)
+    queue: str = ""
     flags: set[str] = field(default_factory=set)
     #: `%requirements` items in cell order, and the line that named each project first.
     requirements: list[str] = field(default_factory=list)
@@ -152,6 +153,7 @@ class MagicInterpreter:
             requirements=list(reading.requirements),
             procs_per_node=reading.procs[1] if reading.procs else None,
             runtime=reading.runtime[1] if reading.runtime else "",
+            queue=reading.queue,
         )
 
     def _role_specs(
@@ -267,6 +269,11 @@ def _read_magic(token: Token, doc: MagicDoc, value: str, reading: _Reading) -> N
             reading.error(token.line, magic, message)
         else:
             reading.runtime = (token.line, value)
+    elif doc.name == "queue":
+        if not _JOB_NAME.fullmatch(value):
+            reading.error(token.line, magic, f"{value!r} is not a queue name (like team-gpus)")
+        else:
+            reading.queue = value
     elif doc.name == "cleanPolicy":
         reading.clean_policy = _POLICIES.get(value.lower())
         if reading.clean_policy is None:

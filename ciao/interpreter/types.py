@@ -79,6 +79,8 @@ class Parameter:
     procs_per_node: int | None = None
     #: `%runtime`: the Kubeflow Trainer v2 training runtime; empty: the config's.
     runtime: str = ""
+    #: `%queue`: the Kueue LocalQueue of a Kubeflow job; empty: the config's (or none).
+    queue: str = ""
 
     def count(self, role: str) -> int:
         spec = self.roles.get(role)

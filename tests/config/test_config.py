@@ -86,6 +86,7 @@ def test_the_original_keys_and_backend_are_read():
         ({"worker": {"cpu": "lots"}}, r"worker.cpu: 'lots' is not a Kubernetes quantity"),
         ({"ps": {"memory": "100m"}}, r"ps.memory: .*did you mean 100Mi\?"),
         ({"master": {"gpu": -1}}, r"master.gpu: expected a whole number >= 0"),
+        ({"kubeflow": {"queue": "Team GPUs"}}, r"kubeflow.queue: 'Team GPUs' is not a queue name"),
         ({"worker": "big"}, r"worker: expected a mapping"),
         (["a", "list"], r"expected a mapping of keys"),
     ],
@@ -94,6 +95,11 @@ def test_bad_keys_and_values_name_the_file_and_the_key(data, message):
     with pytest.raises(ConfigError, match=message) as info:
         parse_config(data, Path("/etc/ciao/config.yaml"))
     assert "/etc/ciao/config.yaml" in str(info.value)
+
+
+def test_kubeflow_queue_is_read_and_none_by_default():
+    assert parse_config({"kubeflow": {"queue": "team-gpus"}}, None).kubeflow.queue == "team-gpus"
+    assert parse_config({}, None).kubeflow.queue == ""
 
 
 def test_a_password_is_never_repeated_in_the_error():

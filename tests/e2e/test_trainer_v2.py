@@ -246,17 +246,21 @@ def test_a_runtime_gone_after_admission_is_explained_while_the_cell_waits(tmp_pa
 
 @needs_torchrun
 def test_a_job_a_queue_holds_suspended_is_explained_and_runs_when_admitted(kc, cluster):
-    """Kueue's webhook suspends a queued TrainJob at creation and its controller resumes it
-    on admission: the cell says why nothing starts, then streams the run as usual."""
+    """%queue labels the TrainJob for Kueue, whose webhook suspends a queued job at creation
+    and whose controller resumes it on admission: the cell says why nothing starts, then
+    streams the run as usual."""
 
     def queue_it(info, job, old):  # what Kueue's mutating webhook does
-        if old is None:
+        queue = job["metadata"].get("labels", {}).get("kueue.x-k8s.io/queue-name")
+        if old is None and queue == "team-gpus":
             job["spec"]["suspend"] = True
         return []
 
     cluster.registry.add_admission("trainjobs", mutate=queue_it)
     try:
-        msg_id = kc.execute("%framework=pytorch\n%nodes=2\nprint('admitted', flush=True)")
+        msg_id = kc.execute(
+            "%framework=pytorch\n%nodes=2\n%queue=team-gpus\nprint('admitted', flush=True)"
+        )
         seen = streamed_until(kc, msg_id, "Suspended")
     finally:
         cluster.registry.mutators["trainjobs"].remove(queue_it)

@@ -500,6 +500,7 @@ def test_the_table_documents_every_magic() -> None:
         "backend": "job",
         "procs": "job",
         "runtime": "job",
+        "queue": "job",
         "requirements": "job",
         "onInterrupt": "job",
         "dryrun": "flag",
@@ -632,6 +633,7 @@ def test_one_node_is_a_master_alone(interp) -> None:
         ("%framework=tensorflow\n%procs=2", "%procs", "for PyTorch cells"),
         ("%framework=tensorflow\n%runtime=torch-distributed", "%runtime", "no TensorFlow"),
         ("%runtime=Torch_Distributed", "%runtime", "not a runtime name"),
+        ("%queue=Team GPUs", "%queue", "not a queue name"),
     ],
 )
 def test_nodes_procs_and_runtime_are_checked_where_they_are_written(
@@ -641,7 +643,8 @@ def test_nodes_procs_and_runtime_are_checked_where_they_are_written(
     assert error.magic == magic and words in error.message, error
 
 
-def test_procs_and_runtime_reach_the_parameter(interp) -> None:
-    p = interp.preprocess("%nodes=2\n%procs=4\n%runtime=my-torch\nx")
-    assert (p.procs_per_node, p.runtime) == (4, "my-torch")
+def test_procs_runtime_and_queue_reach_the_parameter(interp) -> None:
+    p = interp.preprocess("%nodes=2\n%procs=4\n%runtime=my-torch\n%queue=team-gpus\nx")
+    assert (p.procs_per_node, p.runtime, p.queue) == (4, "my-torch", "team-gpus")
+    assert interp.preprocess("%framework=tensorflow\n%queue=q\nx").queue == "q"
     assert interp.preprocess("x").procs_per_node is None

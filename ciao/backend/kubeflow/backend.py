@@ -101,16 +101,17 @@ class KubeflowBackend:
     def target(self, parameter: Parameter) -> Target:
         """Which API a cell goes to (and why); for v2, its runtime and release."""
         choice = choose_api(parameter.framework, self.settings.api, served_apis(self.cluster))
+        queue = parameter.queue or self.settings.queue
         if choice.api == "v1":
             if parameter.runtime:
                 raise BackendError(
                     f"%runtime={parameter.runtime} names a Kubeflow Trainer v2 runtime, but "
                     f"this cell runs as a {KINDS[parameter.framework].kind} ({choice.why})"
                 )
-            return Target("v1", choice.why)
+            return Target("v1", choice.why, queue=queue)
         runtime = find_runtime(self.cluster, parameter.runtime or self.settings.runtime)
         release, release_why = trainer_release(self.cluster, self.settings.release)
-        return Target("v2", choice.why, runtime, release, release_why)
+        return Target("v2", choice.why, runtime, release, release_why, queue)
 
     def api_summary(self) -> dict[str, str]:
         """For %config: the API each framework's cells would run on here, and why."""

@@ -23,6 +23,8 @@ JOBSET_NAME_LABEL = "jobset.sigs.k8s.io/jobset-name"
 REPLICATED_JOB_LABEL = "jobset.sigs.k8s.io/replicatedjob-name"
 COMPLETION_INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
 MANAGED_BY = "app.kubernetes.io/managed-by"
+#: Kueue's label: the LocalQueue a job waits in.
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 LABEL_PREFIX = "ciao.kubeflow.org"
 #: Restarts the operator allows before it fails a job (sent explicitly: PyTorch replicas
 #: restart OnFailure, and without a limit a crashing replica would loop forever).

@@ -12,6 +12,7 @@ from typing import Any
 
 from ciao.backend.kubeflow.manifests import (
     KINDS,
+    QUEUE_LABEL,
     TRAINJOB,
     JobKind,
     config_map_manifest,
@@ -31,6 +32,8 @@ class Target:
     runtime: Runtime | None = None
     release: str = ""
     release_why: str = ""
+    #: The Kueue LocalQueue the job waits in; empty: none.
+    queue: str = ""
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ class KubeflowPlan:
                 f", runtime {target.runtime.name} ({target.runtime.kind}), Kubeflow Trainer "
                 f"{target.release} ({target.release_why})"
             )
+        if target.queue:
+            what += f", queued in {target.queue} (Kueue)"
         return f"{what}; {target.why}" if target.why else what
 
     def documents(self) -> list[Any]:
@@ -91,4 +96,6 @@ def plan_job(
         job = trainjob_manifest(parameter, shipment, namespace, target.runtime, target.release)
     else:
         job = job_manifest(parameter, shipment, namespace)
+    if target.queue:  # on the job only: Kueue would take a labelled pod for one of its own
+        job["metadata"]["labels"][QUEUE_LABEL] = target.queue
     return KubeflowPlan(parameter, shipment, namespace, job, objects, target)

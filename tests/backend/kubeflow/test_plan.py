@@ -3,7 +3,7 @@ its shipment; a taken name gives a renamed plan, never an edited one."""
 
 from __future__ import annotations
 
-from ciao.backend.kubeflow.plan import plan_job
+from ciao.backend.kubeflow.plan import Target, plan_job
 from ciao.interpreter.magics import MagicInterpreter
 from ciao.s2i.types import Shipment
 
@@ -59,3 +59,16 @@ def test_a_renamed_plan_renames_the_job_its_configmap_and_every_reference_to_the
     assert "ciao-first" not in repr((renamed.job, renamed.objects))
     assert plan.name == "ciao-first" and plan.config_map == "ciao-first-code", "not edited"
     assert plan.parameter.generate_name == "ciao-first"
+
+
+def test_a_queue_labels_the_job_for_kueue_but_not_its_pods():
+    """Kueue reads the job's label; on a pod it would take the pod for one of its own."""
+    plan = plan_job(parameter(), CODE_BESIDE, "team", Target("v1", queue="team-gpus"))
+
+    assert plan.job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-gpus"
+    for spec in plan.job["spec"]["pytorchReplicaSpecs"].values():
+        assert "kueue.x-k8s.io/queue-name" not in spec["template"]["metadata"]["labels"]
+    assert "queued in team-gpus (Kueue)" in plan.description
+    assert plan.renamed("ciao-other").job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"]
+    unqueued = plan_job(parameter(), CODE_BESIDE, "team")
+    assert "kueue.x-k8s.io/queue-name" not in unqueued.job["metadata"]["labels"]
