@@ -138,6 +138,26 @@ def test_a_3_node_cell_runs_under_torchrun_and_every_line_of_every_node_arrives_
 
 
 @needs_torchrun
+def test_a_failing_node_is_named_with_its_processs_exit_code_and_its_own_last_lines(kc, cluster):
+    """The node's container is torchrun, whose report of the failed process (30-odd lines)
+    ends its log: the verdict shows the process's exit code and the lines before it."""
+    cell = (
+        "%framework=pytorch\n%nodes=2\nimport os, sys, time\n"
+        "print('starting', os.environ['RANK'], flush=True)\n"
+        "if os.environ['RANK'] == '1':\n"
+        "    print('shard 7 is corrupt', file=sys.stderr, flush=True)\n"
+        "    sys.exit(4)\n"
+        "time.sleep(60)\n"
+    )
+    content, _ = run(kc, cell, timeout=180)
+    assert content["status"] == "error" and content["ename"] == "JobFailed", content
+    assert "node-1 exited with code 1" in content["evalue"], content["evalue"]
+    assert "local rank 0 exited with code 4" in content["evalue"]
+    last_lines = "\n".join(content["traceback"]).split("last lines of node-1:")[1]
+    assert "shard 7 is corrupt" in last_lines and "ChildFailedError" not in last_lines
+
+
+@needs_torchrun
 def test_a_gloo_allreduce_across_three_nodes(kc, cluster):
     cell = (
         "%framework=pytorch\n%nodes=3\n"

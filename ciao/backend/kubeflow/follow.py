@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import queue
+import re
 import threading
 import time
 from collections import deque
@@ -53,6 +54,9 @@ TAIL_LINES = 20
 #: Bounds on the Warning events held for pods the pod watch has not shown yet.
 MAX_EARLY_PODS = 256
 MAX_EARLY_EVENTS = 8
+#: torchrun's line when a process it started fails; its report (a traceback of its own and a
+#: table) follows and would push the cell's own last lines out of the verdict's tail.
+_TORCHRUN_FAILED = re.compile(r"\] failed \(exitcode: (-?\d+)\) local_rank: (\d+) \(pid: \d+\)")
 
 
 @dataclass
@@ -84,6 +88,9 @@ class KubeflowRun:
     replicas: dict[str, str] = field(default_factory=dict)
     #: Each replica's last lines as they passed, for the verdict.
     tails: dict[str, deque[str]] = field(default_factory=dict)
+    #: A replica whose torchrun reported a failed process: (local rank, its exit code, the
+    #: lines before torchrun's report), the first time.
+    torchrun_failures: dict[str, tuple[int, int, tuple[str, ...]]] = field(default_factory=dict)
     #: Warning events about pods not seen yet (the event watch can outrun the pod watch),
     #: by pod name, replayed when the pod shows which replica it is.
     early_events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -308,6 +315,11 @@ class Follow:
             tail = self.run.tails.get(item.replica)
             if tail is None:
                 tail = self.run.tails.setdefault(item.replica, deque(maxlen=TAIL_LINES))
+            if item.replica not in self.run.torchrun_failures:
+                failed = _TORCHRUN_FAILED.search(item.text)
+                if failed:
+                    code, rank = int(failed.group(1)), int(failed.group(2))
+                    self.run.torchrun_failures[item.replica] = (rank, code, tuple(tail))
             tail.append(item.text)
         while not self.stopping.is_set():
             try:
@@ -363,13 +375,20 @@ class Follow:
                 message = _failure_message(condition.get("message", ""), replica, code, why)
                 if reason == "TrainingRuntimeNotSupported":
                     message += f" ({RUNTIME_HINT})"
+                tail = tuple(run.tails.get(replica, ())) if replica else ()
+                if replica in run.torchrun_failures:
+                    rank, child_code, tail = run.torchrun_failures[replica]
+                    message += (
+                        f"; under torchrun its process of local rank {rank} exited with code "
+                        f"{child_code} (its last lines are below, torchrun's report above)"
+                    )
                 run.outcome = JobDone(
                     False,
                     reason,
                     message,
                     failed_replica=replica,
                     exit_code=code,
-                    tail=tuple(run.tails.get(replica, ())) if replica else (),
+                    tail=tail,
                 )
         with run.changed:
             run.changed.notify_all()

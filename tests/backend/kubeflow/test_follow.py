@@ -10,6 +10,7 @@ import pytest
 from ciao.backend.kubeflow import follow as follow_module
 from ciao.backend.kubeflow.follow import Follow, KubeflowRun
 from ciao.backend.kubeflow.manifests import KINDS, TRAINJOB
+from ciao.backend.types import LogLine
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -219,3 +220,19 @@ def test_a_suspended_job_is_said_to_be_waiting_not_to_lack_a_controller():
     following.on_job("MODIFIED", suspended("False"))  # resumed, and still no pod: say so
     following._maybe_fall_back(started=0.0)
     assert diagnoses(following) == [("job", "NoPods")]
+
+
+def test_torchruns_report_does_not_push_the_failed_processs_lines_out_of_the_verdict():
+    run = KubeflowRun(TRAINJOB, "default", "ciao-v2", "job-uid")
+    following = Follow(NoPodsYet(), run, queue_size=1000, fallback_after=10.0)
+    lines = ["starting 1", "ValueError: bad batch"]
+    lines.append(
+        "E1203 12:44:01.058000 9101 torch/distributed/elastic/multiprocessing/api.py:1002] "
+        "failed (exitcode: 4) local_rank: 0 (pid: 9116) of binary: /usr/bin/python"
+    )
+    lines += [f"torchrun report line {i}" for i in range(40)]
+    for text in lines:
+        following.put(LogLine("node-1", text))
+
+    assert run.torchrun_failures["node-1"] == (0, 4, ("starting 1", "ValueError: bad batch"))
+    assert list(run.tails["node-1"])[-1] == "torchrun report line 39"
