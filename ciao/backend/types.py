@@ -94,6 +94,8 @@ class Diagnosis:
     replica: str
     reason: str
     hint: str
+    #: The condition is over (a suspended job was resumed): the view drops it.
+    resolved: bool = False
 
 
 @dataclass(frozen=True)

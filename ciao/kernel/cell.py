@@ -111,7 +111,8 @@ class CellRunner:
                     if stream.due_in() <= 0:
                         stream.flush()
                 elif isinstance(event, Diagnosis):
-                    stream.notice(f"[{event.replica}] {event.reason}: {event.hint}\n")
+                    over = " is over" if event.resolved else ""
+                    stream.notice(f"[{event.replica}] {event.reason}{over}: {event.hint}\n")
                 elif isinstance(event, ReplicaState):
                     log.debug("%s: %s %s", event.replica, event.phase, event.reason)
                 elif isinstance(event, JobDone):

@@ -105,7 +105,10 @@ class JobView:
                 self.state = "Running"
             return True
         if isinstance(event, Diagnosis):
-            self.diagnoses[(event.replica, event.reason)] = event.hint
+            if event.resolved:
+                self.diagnoses.pop((event.replica, event.reason), None)
+            else:
+                self.diagnoses[(event.replica, event.reason)] = event.hint
             return True
         if isinstance(event, JobDone):
             self.state = (

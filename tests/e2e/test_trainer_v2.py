@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import time
 from collections import defaultdict
 
 import kernel_client
@@ -19,6 +20,8 @@ from kernel_client import (
     stream_text,
     streamed_until,
 )
+
+from ciao.backend.kubeflow.follow import POD_FALLBACK_AFTER
 
 pytestmark = pytest.mark.timeout(300)
 HAS_TORCH = importlib.util.find_spec("torch") is not None
@@ -285,6 +288,7 @@ def test_a_job_a_queue_holds_suspended_is_explained_and_runs_when_admitted(kc, c
     finally:
         cluster.registry.mutators["trainjobs"].remove(queue_it)
     assert "[job] Suspended: the job is suspended" in seen and "Kueue" in seen, seen
+    time.sleep(POD_FALLBACK_AFTER + 1)  # queued longer than Ciao waits for pods to appear
     assert cluster.list("pods", "team") == []
     (job,) = cluster.list("trainjobs", "team")
 
@@ -293,10 +297,13 @@ def test_a_job_a_queue_holds_suspended_is_explained_and_runs_when_admitted(kc, c
 
     cluster.registry.mutate("trainjobs", "team", job["metadata"]["name"], admit)
     reply = kc.get_shell_msg(timeout=120)["content"]
-    lines = by_replica(stream_text(iopub_until_idle(kc, msg_id)))
+    messages = iopub_until_idle(kc, msg_id)
+    lines = by_replica(stream_text(messages))
+    notices = seen + stream_text(messages, "stderr")
     assert reply["status"] == "ok", reply
     assert lines["node-0"] == ["admitted"] and lines["node-1"] == ["admitted"]
-    assert "NoPods" not in seen
+    assert "[job] Suspended is over: the job was resumed" in notices, notices
+    assert "NoPods" not in notices
 
 
 def test_a_namespace_quota_that_refuses_the_pods_is_explained(kernel, kc, cluster):

@@ -71,8 +71,10 @@ class KubeflowRun:
     record: RunDir | None = None
     cancelled: bool = False
     detached: bool = False
-    #: The job's Suspended condition is True (a queue such as Kueue holds it): no pods yet.
+    #: The job is suspended (a queue such as Kueue holds it): no pods yet. When it was
+    #: last resumed (monotonic), to give its pods time to appear from then.
     suspended: bool = False
+    resumed_at: float | None = None
     followed: bool = False
     outcome: JobDone | None = None
     pods: dict[str, dict[str, Any]] = field(default_factory=dict)  # uid -> pod
@@ -255,22 +257,40 @@ class Follow:
             return True
         return not pending
 
-    def _note_suspension(self, condition: dict[str, Any]) -> None:
+    def _note_suspension(self, job: dict[str, Any], conditions: list[dict[str, Any]]) -> None:
+        """Suspended by its spec (Kueue's webhook sets it at creation, before any condition)
+        or by its Suspended condition; said when it starts, and when it is over."""
         run = self.run
-        run.suspended = condition.get("status") == "True"
-        if run.suspended:
-            message = condition.get("message") or condition.get("reason") or "suspended"
+        spec = job.get("spec") or {}
+        flag = (
+            spec.get("suspend")
+            if run.kind.api == "v2"
+            else (spec.get("runPolicy") or {}).get("suspend")
+        )
+        condition = next((c for c in conditions if c.get("type") == "Suspended"), {})
+        suspended = bool(flag) or condition.get("status") == "True"
+        was, run.suspended = run.suspended, suspended
+        key = ("job", "Suspended")
+        if suspended and not was:
+            run.diagnosed.discard(key)  # suspended again (Kueue preempted it): say so again
+            message = condition.get("message") or "spec.suspend is true"
+            field_name = "spec.suspend" if run.kind.api == "v2" else "spec.runPolicy.suspend"
             hint = (
                 "the job is suspended, so no pod starts until it is resumed: by its queue when "
                 "it admits the job (Kueue: kubectl get workloads), or by whoever set "
-                f"spec.suspend ({message})"
+                f"{field_name} ({message})"
             )
             self._diagnose(Diagnosis("job", "Suspended", hint))
+        elif was and not suspended:
+            run.resumed_at = time.monotonic()
+            run.diagnosed.discard(key)
+            self.put(Diagnosis("job", "Suspended", "the job was resumed", resolved=True))
 
     def _maybe_fall_back(self, started: float) -> None:
         """Old operators label pods differently: if the operator's labels find no pod for a
         while, try the older labels, then the pods whose ownerReference is the job."""
-        if self.run.pods or self.fell_back or time.monotonic() - started < self.fallback_after:
+        since = max(started, self.run.resumed_at or started)
+        if self.run.pods or self.fell_back or time.monotonic() - since < self.fallback_after:
             return
         if self.run.suspended:  # no pods is what a suspended job has
             return
@@ -287,7 +307,7 @@ class Follow:
             self.by_owner = True
             self._switch_pods(None)
             return
-        waited = int(time.monotonic() - started)
+        waited = int(time.monotonic() - since)
         controller = (
             "Kubeflow Trainer's controller (and JobSet's)"
             if self.run.kind.api == "v2"
@@ -362,9 +382,8 @@ class Follow:
         succeeded = run.kind.succeeded
         if run.outcome is None and any(_finished(c, succeeded) for c in conditions):
             self._sync_pods()  # the pods' last states (exit codes, OOMKilled) before the verdict
+        self._note_suspension(job, conditions)
         for condition in conditions:
-            if condition.get("type") == "Suspended":
-                self._note_suspension(condition)
             if condition.get("status") != "True":
                 continue
             if condition.get("type") == succeeded and run.outcome is None:

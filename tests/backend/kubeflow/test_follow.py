@@ -4,6 +4,7 @@ at a time, so a pod that several of them report at once still gets exactly one l
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -146,7 +147,7 @@ def diagnoses(following: Follow) -> list:
     while not following.queue.empty():
         item = following.queue.get_nowait()
         if type(item).__name__ == "Diagnosis":
-            found.append((item.replica, item.reason))
+            found.append((item.replica, item.reason) + (("resolved",) if item.resolved else ()))
     return found
 
 
@@ -211,15 +212,35 @@ def suspended(status: str) -> dict:
 
 def test_a_suspended_job_is_said_to_be_waiting_not_to_lack_a_controller():
     run = KubeflowRun(TRAINJOB, "default", "ciao-v2", "job-uid")
-    following = Follow(NoPodsYet(), run, queue_size=100, fallback_after=0.0)
+    following = Follow(NoPodsYet(), run, queue_size=100, fallback_after=5.0)
+    long_ago = time.monotonic() - 100
 
     following.on_job("ADDED", suspended("True"))
-    following._maybe_fall_back(started=0.0)
+    following._maybe_fall_back(started=long_ago)
     assert diagnoses(following) == [("job", "Suspended")]
 
-    following.on_job("MODIFIED", suspended("False"))  # resumed, and still no pod: say so
-    following._maybe_fall_back(started=0.0)
+    following.on_job("MODIFIED", suspended("False"))  # admitted: its pods get time from now
+    following._maybe_fall_back(started=long_ago)
+    assert diagnoses(following) == [("job", "Suspended", "resolved")]
+
+    run.resumed_at -= 10  # and still no pod, long after: say so
+    following._maybe_fall_back(started=long_ago)
     assert diagnoses(following) == [("job", "NoPods")]
+
+
+def test_a_job_suspended_by_its_spec_is_suspended_before_any_condition_says_so():
+    """Kueue's webhook sets spec.suspend at creation; the controller's condition comes later.
+    Suspended again later (preempted), it is said again."""
+    run = KubeflowRun(TRAINJOB, "default", "ciao-v2", "job-uid")
+    following = Follow(NoPodsYet(), run, queue_size=100, fallback_after=5.0)
+    job = {"metadata": {"name": "ciao-v2", "uid": "job-uid"}, "spec": {"suspend": True}}
+
+    following.on_job("ADDED", job)
+    following.on_job("MODIFIED", suspended("True"))
+    assert diagnoses(following) == [("job", "Suspended")]
+    following.on_job("MODIFIED", suspended("False"))
+    following.on_job("MODIFIED", suspended("True"))
+    assert diagnoses(following) == [("job", "Suspended", "resolved"), ("job", "Suspended")]
 
 
 def test_torchruns_report_does_not_push_the_failed_processs_lines_out_of_the_verdict():
