@@ -238,7 +238,9 @@ def test_a_namespace_quota_that_refuses_the_pods_is_explained(kernel, kc, cluste
     quota = {"metadata": {"name": "small"}, "spec": {"hard": {"requests.cpu": "3"}}}
     cluster.create("resourcequotas", quota, "team")
     try:
-        cell = "%framework=pytorch\n%master=1\n%worker=1;%cpu=4\nimport time\ntime.sleep(300)"
+        cell = (
+            "%framework=pytorch\n%master=1;%cpu=1\n%worker=1;%cpu=4\nimport time\ntime.sleep(300)"
+        )
         reply, text = interrupt_after(kc, kernel[0], cell, "exceeded quota")
     finally:
         cluster.delete("resourcequotas", "team", "small")

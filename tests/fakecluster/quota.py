@@ -1,6 +1,7 @@
 """The ResourceQuota admission plugin, for pods: a pod whose requests would take the
-namespace past a quota's `spec.hard` is refused with the real server's 403, so the
-controller creating it (the v1 operator, the batch Job controller) records FailedCreate.
+namespace past a quota's `spec.hard`, or that does not state a cpu or memory request or
+limit a quota tracks, is refused with the real server's 403, so the controller creating it
+(the v1 operator, the batch Job controller) records FailedCreate.
 
 Usage is counted live from the namespace's pods that are not terminal (the real plugin
 reads `status.used`, which the quota controller keeps equal to that).
@@ -37,6 +38,35 @@ def _amounts(pod: Obj) -> dict[str, Decimal]:
     return usage
 
 
+#: Quota keys every container must state a value for (requests default to limits).
+_MUST_STATE = {
+    "cpu": ("requests", "cpu"),
+    "requests.cpu": ("requests", "cpu"),
+    "memory": ("requests", "memory"),
+    "requests.memory": ("requests", "memory"),
+    "limits.cpu": ("limits", "cpu"),
+    "limits.memory": ("limits", "memory"),
+}
+
+
+def _unstated(hard: dict[str, Any], pod: Obj) -> str:
+    """`limits.cpu for: a; requests.cpu for: a,b`: what the containers leave unsaid."""
+    missing: dict[str, list[str]] = {}
+    for key in hard:
+        if key not in _MUST_STATE:
+            continue
+        kind, name = _MUST_STATE[key]
+        shown = f"{kind}.{name}"
+        for container in (pod.get("spec") or {}).get("containers") or []:
+            resources = container.get("resources") or {}
+            stated = resources.get("limits") or {}
+            if kind == "requests":
+                stated = {**stated, **(resources.get("requests") or {})}
+            if name not in stated and container.get("name") not in missing.get(shown, []):
+                missing.setdefault(shown, []).append(container.get("name", ""))
+    return "; ".join(f"{key} for: {','.join(names)}" for key, names in sorted(missing.items()))
+
+
 def _live(pod: Obj) -> bool:
     return (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
 
@@ -51,6 +81,12 @@ def check_pod_quota(quotas: list[Obj], pods: list[Obj], pod: Obj) -> None:
                 used[key] = used.get(key, Decimal(0)) + amount
     for quota in sorted(quotas, key=lambda q: q["metadata"]["name"]):
         hard_spec = (quota.get("spec") or {}).get("hard") or {}
+        unstated = _unstated(hard_spec, pod)
+        if unstated:
+            raise CORE["pods"].forbidden(
+                pod["metadata"]["name"],
+                f"failed quota: {quota['metadata']['name']}: must specify {unstated}",
+            )
         hard = {key: parse_quantity(value) for key, value in hard_spec.items()}
         over = sorted(
             key

@@ -42,3 +42,15 @@ def test_a_finished_pod_no_longer_counts(cluster):
     cluster.create("pods", pod("a", "3", command=("true",)))
     cluster.wait_for(lambda: phase(cluster, "a") == "Succeeded")
     cluster.create("pods", pod("b", "3"))
+
+
+def test_a_pod_that_does_not_state_what_a_quota_tracks_is_forbidden(cluster):
+    cluster.create(
+        "resourcequotas", {"metadata": {"name": "m"}, "spec": {"hard": {"limits.memory": "1Gi"}}}
+    )
+    bare = pod("bare", "1")
+    with pytest.raises(StatusError) as refused:
+        cluster.create("pods", bare)
+    assert refused.value.message == (
+        'pods "bare" is forbidden: failed quota: m: must specify limits.memory for: c'
+    )

@@ -55,6 +55,12 @@ CREATION_FAILURES = frozenset(
 def creation_hint(message: str) -> str:
     """Why the job's pods (or Jobs) cannot be made, and what to do; the controller retries."""
     lowered = message.lower()
+    if "failed quota" in lowered and "must specify" in lowered:
+        return (
+            "the namespace's ResourceQuota wants every container to state its resources: set "
+            "%cpu and %memory for every role (or ask for a LimitRange that gives defaults) "
+            f"({message})"
+        )
     if "exceeded quota" in lowered:
         return (
             "the namespace's ResourceQuota does not allow the pod: lower %cpu, %memory or "

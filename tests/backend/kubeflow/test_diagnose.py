@@ -151,6 +151,12 @@ def test_a_scheduled_pod_has_no_scheduling_diagnosis():
             "ResourceQuota does not allow the pod: lower %cpu, %memory or %gpu",
         ),
         (
+            "FailedCreate",
+            'Error creating: pods "t-node-0-0-abcde" is forbidden: failed quota: compute: '
+            "must specify limits.cpu for: node; requests.memory for: node",
+            "set %cpu and %memory for every role",
+        ),
+        (
             "FailedCreatePod",
             'Error creating: pods "j-worker-0" is forbidden: violates PodSecurity '
             '"restricted:latest": allowPrivilegeEscalation != false',
