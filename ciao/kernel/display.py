@@ -34,6 +34,7 @@ _STATE_COLOURS = {
     "Running": "#1a7f37",
     "Succeeded": "#1a7f37",
     "Pending": "#9a6700",
+    "Suspended": "#9a6700",
     "Failed": "#cf222e",
     "Cancelled": "#cf222e",
     "Stopped": "#57606a",

@@ -306,6 +306,39 @@ def test_a_job_a_queue_holds_suspended_is_explained_and_runs_when_admitted(kc, c
     assert "NoPods" not in notices
 
 
+def test_a_queued_detached_job_shows_as_suspended_in_jobs_and_status(kc, cluster):
+    def queue_it(info, job, old):  # Kueue's webhook: every queued job starts suspended
+        if old is None and "kueue.x-k8s.io/queue-name" in job["metadata"].get("labels", {}):
+            job["spec"]["suspend"] = True
+        return []
+
+    cluster.registry.add_admission("trainjobs", mutate=queue_it)
+    try:
+        _, messages = run(kc, "%detach\n%framework=pytorch\n%nodes=2\n%queue=team-gpus\nprint(1)")
+    finally:
+        cluster.registry.mutators["trainjobs"].remove(queue_it)
+    name = re.search(r"ciao-[a-z]{5}", stream_text(messages)).group(0)
+    cluster.wait_for(
+        lambda: any(
+            c["type"] == "Suspended" and c["status"] == "True"
+            for c in (cluster.get("trainjobs", "team", name).get("status") or {}).get(
+                "conditions", []
+            )
+        ),
+        30,
+    )
+    for command in ("%jobs", f"%status {name}"):
+        _, messages = run(kc, command)
+        (result,) = [m for m in messages if m["msg_type"] == "execute_result"]
+        rows = [
+            line for line in result["content"]["data"]["text/plain"].splitlines() if name in line
+        ]
+        assert rows and "Suspended" in rows[0], (command, rows)
+    content, _ = run(kc, f"%delete {name}")
+    assert content["status"] == "ok", content
+    nothing_left(cluster)
+
+
 def test_a_namespace_quota_that_refuses_the_pods_is_explained(kernel, kc, cluster):
     """No pod exists to be Pending: the Job controller's FailedCreate is the explanation."""
     quota = {"metadata": {"name": "gpus"}, "spec": {"hard": {"requests.nvidia.com/gpu": "1"}}}

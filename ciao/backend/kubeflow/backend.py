@@ -321,7 +321,7 @@ class KubeflowBackend:
         for condition in (obj.get("status") or {}).get("conditions") or []:
             if condition.get("status") == "True":
                 state, message = condition.get("type", state), condition.get("message", "")
-        state = {"Complete": "Succeeded", "Suspended": "Pending"}.get(state, state)
+        state = {"Complete": "Succeeded"}.get(state, state)  # Suspended: queued, say so
         if meta.get("deletionTimestamp"):
             state = "Deleting"
         created = meta.get("creationTimestamp")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from ciao.backend.kubeflow.client import ApiError
 from ciao.errors import BackendError
 
@@ -10,6 +12,17 @@ RUNTIME_HINT = (
     "name an installed runtime with %runtime=NAME or kubeflow.runtime; "
     "kubectl get clustertrainingruntimes lists them"
 )
+
+
+def _webhook(message: str, group: str) -> str:
+    """Whose webhook refused: its name says (Kueue's and JobSet's act on these groups too)."""
+    named = re.search(r'admission webhook "([^"]+)"', message)
+    name = named.group(1) if named else ""
+    if "trainer.kubeflow.org" in name or (not name and group == "trainer.kubeflow.org"):
+        return "Kubeflow Trainer's webhook"
+    if "training-operator" in name or (not name and group == "kubeflow.org"):
+        return "the training operator's webhook"
+    return f'the admission webhook "{name}"' if name else "an admission webhook"
 
 
 def explain(
@@ -24,11 +37,7 @@ def explain(
     where = f" in namespace {namespace}" if namespace else ""
     status, message = error.status, str(error)
     if "admission webhook" in message:  # 403 from controller-runtime's Denied(), or 400/422
-        owner = {
-            "trainer.kubeflow.org": "Kubeflow Trainer's webhook",
-            "kubeflow.org": "the training operator's webhook",
-        }.get(group, "an admission webhook")
-        text = f"{verb} {full}: {owner} rejected the job: {message}"
+        text = f"{verb} {full}: {_webhook(message, group)} rejected the job: {message}"
         if "TrainingRuntime must be created" in message or "trainingruntimes" in message:
             text += f" ({RUNTIME_HINT})"
     elif status == 401:

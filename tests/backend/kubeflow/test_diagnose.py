@@ -186,3 +186,27 @@ def test_a_normal_creation_is_no_diagnosis():
     assert (
         diagnose_event(warning("SuccessfulCreate", "Created pod: t-node-0-0-abcde"), "job") is None
     )
+
+
+@pytest.mark.parametrize(
+    "webhook, group, owner",
+    [
+        (
+            "validator.trainjob.trainer.kubeflow.org",
+            "trainer.kubeflow.org",
+            "Kubeflow Trainer's webhook",
+        ),
+        (
+            "validator.pytorchjob.training-operator.kubeflow.org",
+            "kubeflow.org",
+            "the training operator's webhook",
+        ),
+        ("vpytorchjob.kb.io", "kubeflow.org", 'the admission webhook "vpytorchjob.kb.io"'),
+    ],
+)
+def test_a_webhook_refusal_names_whose_webhook_refused(webhook, group, owner):
+    """Kueue's webhooks act on Kubeflow's jobs too: the webhook's name says whose it is."""
+    message = f'admission webhook "{webhook}" denied the request: queue not found'
+    text = str(explain(ApiError(message, 403), "create", "pytorchjobs", "ns", group))
+    assert f"create pytorchjobs.{group}: {owner} rejected the job" in text
+    assert message in text
