@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ciao.errors import ConfigError
-from ciao.interpreter.types import ALL_ROLES, FRAMEWORKS, Resources
+from ciao.interpreter.types import ALL_ROLES, FRAMEWORKS, QUEUE_NAME, Resources
 from ciao.s2i.secrets import redact
 
 BACKENDS = ("local", "kubeflow")
@@ -285,7 +285,7 @@ def parse_config(data: Any, source: Path | None, home: str | None = None) -> Con
     if not re.fullmatch(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", runtime):
         raise ConfigError(f"{where}: kubeflow.runtime: {runtime!r} is not a runtime name")
     queue = _string(kubeflow, "queue", where, "kubeflow.")
-    if queue and not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", queue):
+    if queue and not QUEUE_NAME.fullmatch(queue):
         raise ConfigError(f"{where}: kubeflow.queue: {queue!r} is not a queue name")
     defaults = {}
     for role in ALL_ROLES:

@@ -24,6 +24,7 @@ from ciao.interpreter.types import (
     CLEAN_POLICIES,
     FRAMEWORKS,
     MAX_PROCS_PER_NODE,
+    QUEUE_NAME,
     ROLES,
     CleanPolicy,
     Command,
@@ -270,7 +271,7 @@ def _read_magic(token: Token, doc: MagicDoc, value: str, reading: _Reading) -> N
         else:
             reading.runtime = (token.line, value)
     elif doc.name == "queue":
-        if not _JOB_NAME.fullmatch(value):
+        if not QUEUE_NAME.fullmatch(value):
             reading.error(token.line, magic, f"{value!r} is not a queue name (like team-gpus)")
         else:
             reading.queue = value

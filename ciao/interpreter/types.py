@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, Protocol
 
@@ -29,6 +30,10 @@ REPLICA_TYPES: dict[str, str] = {
     "worker": "Worker",
     "evaluator": "Evaluator",
 }
+
+
+#: A Kueue LocalQueue name as a label value takes it: a DNS-1123 subdomain of at most 63.
+QUEUE_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?")
 
 
 @dataclass(frozen=True)

@@ -153,7 +153,7 @@ def find_runtime(cluster: Cluster, name: str) -> Runtime:
                 forbidden = True
             elif exc.status != 404:
                 raise explain(exc, "get", path.rsplit("/", 1)[-1], ns, TRAINER_GROUP) from None
-    if forbidden:  # cannot look: the TrainJob's own status will say if it is missing
+    if forbidden:  # cannot look: Trainer's webhook refuses a runtime that does not exist
         return Runtime(name)
     known = []
     for kind, path in places:

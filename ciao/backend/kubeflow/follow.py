@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ciao.backend.kubeflow.client import ApiError, Cluster
-from ciao.backend.kubeflow.errors import RUNTIME_HINT, explain
+from ciao.backend.kubeflow.errors import explain
 from ciao.backend.kubeflow.informer import Informer
 from ciao.backend.kubeflow.log_follower import ContainerFollower, ContainerView
 from ciao.backend.kubeflow.manifests import (
@@ -392,8 +392,6 @@ class Follow:
                 replica, code, why = self._failed_replica()
                 reason = condition.get("reason") or "Failed"
                 message = _failure_message(condition.get("message", ""), replica, code, why)
-                if reason == "TrainingRuntimeNotSupported":
-                    message += f" ({RUNTIME_HINT})"
                 tail = tuple(run.tails.get(replica, ())) if replica else ()
                 if replica in run.torchrun_failures:
                     rank, child_code, tail = run.torchrun_failures[replica]
