@@ -42,6 +42,9 @@ dist.destroy_process_group()
 """
 
 
+WEBHOOK = 'admission webhook "validator.trainjob.trainer.kubeflow.org" denied the request:'
+
+
 def clients(kubeconfig: Path) -> SimpleNamespace:
     api = kubernetes.config.new_client_from_config(config_file=str(kubeconfig))
     return SimpleNamespace(
@@ -339,8 +342,7 @@ def test_reserved_pet_env_and_bad_names_are_refused(kube: SimpleNamespace) -> No
     assert status_of(exc.value)["reason"] == "Forbidden"
     message = status_of(exc.value)["message"]
     assert message.startswith(
-        'admission webhook "validator.trainjob.trainer.kubeflow.org" denied the request: '
-        'spec.trainer.env: Invalid value: []v1.EnvVar{v1.EnvVar{Name:"PET_NNODES"'
+        f'{WEBHOOK} spec.trainer.env: Invalid value: []v1.EnvVar{{v1.EnvVar{{Name:"PET_NNODES"'
     )
     assert message.endswith(
         ": must not have reserved envs, invalid envs configured: [PET_MASTER_PORT PET_NNODES]"
@@ -374,16 +376,12 @@ def test_reserved_pet_env_and_bad_names_are_refused(kube: SimpleNamespace) -> No
 
 
 def test_runtime_not_found(v2: FakeCluster, kube: SimpleNamespace, tmp_path: Path) -> None:
+    lost = trainjob("lost", SLEEP, runtime="no-such-runtime")
     with pytest.raises(ApiException) as exc:
-        kube.custom.create_namespaced_custom_object(
-            *TR, "default", "trainjobs", trainjob("lost", SLEEP, runtime="no-such-runtime")
-        )
+        kube.custom.create_namespaced_custom_object(*TR, "default", "trainjobs", lost)
     assert exc.value.status == 403
     message = status_of(exc.value)["message"]
-    assert message.startswith(
-        'admission webhook "validator.trainjob.trainer.kubeflow.org" denied the request: '
-        'spec.RuntimeRef: Invalid value: v1alpha1.RuntimeRef{Name:"no-such-runtime"'
-    )
+    assert message.startswith(f"{WEBHOOK} spec.RuntimeRef: Invalid value: v1alpha1.RuntimeRef{{")
     assert message.endswith(
         ': clustertrainingruntimes.trainer.kubeflow.org "no-such-runtime" not found: '
         "specified clusterTrainingRuntime must be created before the TrainJob is created"
