@@ -74,6 +74,12 @@ def run(kc, code: str, timeout: float = 120) -> tuple[dict, list[dict]]:
     return kernel_client.run(kc, code, timeout)
 
 
+def job_condition(job: dict, kind: str) -> str:
+    """The message of the job's condition of this kind."""
+    (condition,) = [c for c in job["status"]["conditions"] if c["type"] == kind]
+    return condition["message"]
+
+
 def by_replica(text: str) -> dict[str, list[str]]:
     lines = defaultdict(list)
     for line in text.splitlines():
@@ -154,7 +160,10 @@ def test_a_failing_node_is_named_with_its_processs_exit_code_and_its_own_last_li
     )
     content, _ = run(kc, cell, timeout=180)
     assert content["status"] == "error" and content["ename"] == "JobFailed", content
-    assert "node-1 exited with code 1" in content["evalue"], content["evalue"]
+    (job,) = cluster.list("trainjobs", "team")
+    first = f"job {job['metadata']['name']} failed: node-1 exited with code 1: under torchrun"
+    assert content["evalue"].startswith(first), content["evalue"]
+    assert content["evalue"].endswith("; Kubeflow says: " + job_condition(job, "Failed"))
     assert "local rank 0 exited with code 4" in content["evalue"]
     last_lines = "\n".join(content["traceback"]).split("last lines of node-1:")[1]
     assert "shard 7 is corrupt" in last_lines and "ChildFailedError" not in last_lines

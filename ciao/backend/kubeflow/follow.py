@@ -391,14 +391,13 @@ class Follow:
             elif condition.get("type") == "Failed" and run.outcome is None:
                 replica, code, why = self._failed_replica()
                 reason = condition.get("reason") or "Failed"
-                message = _failure_message(condition.get("message", ""), replica, code, why)
                 tail = tuple(run.tails.get(replica, ())) if replica else ()
-                if replica in run.torchrun_failures:
-                    rank, child_code, tail = run.torchrun_failures[replica]
-                    message += (
-                        f"; under torchrun its process of local rank {rank} exited with code "
-                        f"{child_code} (its last lines are below, torchrun's report above)"
-                    )
+                torchrun = run.torchrun_failures.get(replica)
+                if torchrun is not None:
+                    tail = torchrun[2]
+                message = _failure_message(
+                    condition.get("message", ""), replica, code, why, torchrun
+                )
                 run.outcome = JobDone(
                     False,
                     reason,
@@ -558,11 +557,24 @@ def _finished(condition: dict[str, Any], succeeded: str) -> bool:
     return condition.get("type") in (succeeded, "Failed") and condition.get("status") == "True"
 
 
-def _failure_message(message: str, replica: str, code: int | None, reason: str = "") -> str:
+def _failure_message(
+    message: str,
+    replica: str,
+    code: int | None,
+    reason: str = "",
+    torchrun: tuple[int, int, tuple[str, ...]] | None = None,
+) -> str:
+    """What failed, first, in the cell's words (the replica and its exit), then what
+    Kubeflow said (which may name only a Job, or no replica at all)."""
     if not replica:
         return message
     how = f"was {reason}, exit code {code}" if reason == "OOMKilled" else f"exited with code {code}"
-    return f"{message} ({replica} {how})".strip()
+    if torchrun is not None:
+        how += (
+            f": under torchrun its process of local rank {torchrun[0]} exited with code "
+            f"{torchrun[1]} (its last lines are below, torchrun's report above)"
+        )
+    return f"{replica} {how}; Kubeflow says: {message}" if message else f"{replica} {how}"
 
 
 def _cursor(saved: list[int] | None) -> tuple[int, ...] | None:
