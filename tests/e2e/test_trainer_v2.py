@@ -161,10 +161,10 @@ def test_a_failing_node_is_named_with_its_processs_exit_code_and_its_own_last_li
     content, _ = run(kc, cell, timeout=180)
     assert content["status"] == "error" and content["ename"] == "JobFailed", content
     (job,) = cluster.list("trainjobs", "team")
-    first = f"job {job['metadata']['name']} failed: node-1 exited with code 1: under torchrun"
+    first = f"job {job['metadata']['name']} failed: node-1 exited with code 1 (torchrun: "
     assert content["evalue"].startswith(first), content["evalue"]
     assert content["evalue"].endswith("; Kubeflow says: " + job_condition(job, "Failed"))
-    assert "local rank 0 exited with code 4" in content["evalue"]
+    assert "its process of local rank 0 exited with 4)" in content["evalue"]
     last_lines = "\n".join(content["traceback"]).split("last lines of node-1:")[1]
     assert "shard 7 is corrupt" in last_lines and "ChildFailedError" not in last_lines
 

@@ -570,10 +570,7 @@ def _failure_message(
         return message
     how = f"was {reason}, exit code {code}" if reason == "OOMKilled" else f"exited with code {code}"
     if torchrun is not None:
-        how += (
-            f": under torchrun its process of local rank {torchrun[0]} exited with code "
-            f"{torchrun[1]} (its last lines are below, torchrun's report above)"
-        )
+        how += f" (torchrun: its process of local rank {torchrun[0]} exited with {torchrun[1]})"
     return f"{replica} {how}; Kubeflow says: {message}" if message else f"{replica} {how}"
 
 
