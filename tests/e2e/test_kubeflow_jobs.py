@@ -5,6 +5,7 @@ loopback, a simulated training operator v1.9, pods run as local processes).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -264,6 +265,24 @@ def test_a_job_its_queue_holds_is_explained_and_runs_when_admitted(kc, cluster):
         "worker-0": ["admitted"],
     }
     assert "[job] Suspended is over" in seen + stream_text(messages, "stderr")
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("torch") is None, reason="%procs runs torchrun: pip install torch"
+)
+def test_procs_run_that_many_processes_per_replica_under_torchrun(kc, cluster):
+    cell = (
+        "%master=1\n%worker=1\n%procs=2\nimport os\n"
+        "print('rank', os.environ['RANK'], os.environ['LOCAL_RANK'], os.environ['WORLD_SIZE'])"
+    )
+    content, messages = run(kc, cell, timeout=180)
+    assert content["status"] == "ok", content
+    lines = by_replica(stream_text(messages))  # and torchrun's OMP_NUM_THREADS warning
+    ranks = {role: sorted(x for x in got if x.startswith("rank ")) for role, got in lines.items()}
+    assert ranks == {
+        "master-0": ["rank 0 0 4", "rank 1 1 4"],
+        "worker-0": ["rank 2 0 4", "rank 3 1 4"],
+    }
 
 
 def test_a_namespace_quota_that_refuses_the_pods_is_explained(kernel, kc, cluster):

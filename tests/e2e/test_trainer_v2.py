@@ -170,6 +170,22 @@ def test_a_failing_node_is_named_with_its_processs_exit_code_and_its_own_last_li
 
 
 @needs_torchrun
+def test_procs_start_that_many_processes_per_node_with_torchruns_ranks(kc, cluster):
+    cell = (
+        "%framework=pytorch\n%nodes=2\n%procs=2\nimport os\n"
+        "print('rank', os.environ['RANK'], os.environ['LOCAL_RANK'], os.environ['WORLD_SIZE'],"
+        " flush=True)\n"
+    )
+    content, messages = run(kc, cell, timeout=180)
+    assert content["status"] == "ok", content
+    lines = by_replica(stream_text(messages))  # and torchrun's OMP_NUM_THREADS warning
+    ranks = {node: sorted(x for x in got if x.startswith("rank ")) for node, got in lines.items()}
+    assert ranks == {"node-0": ["rank 0 0 4", "rank 1 1 4"], "node-1": ["rank 2 0 4", "rank 3 1 4"]}
+    (job,) = cluster.list("trainjobs", "team")
+    assert job["spec"]["trainer"]["numProcPerNode"] == 2
+
+
+@needs_torchrun
 def test_a_gloo_allreduce_across_three_nodes(kc, cluster):
     cell = (
         "%framework=pytorch\n%nodes=3\n"
