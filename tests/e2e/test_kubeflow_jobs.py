@@ -238,25 +238,13 @@ def test_a_job_its_queue_holds_is_explained_and_runs_when_admitted(kc, cluster):
     """%queue labels the PyTorchJob for Kueue, which suspends it (runPolicy.suspend) until
     its queue admits it."""
 
-    def queue_it(info, job, old):  # Kueue's mutating webhook
-        if old is None and "kueue.x-k8s.io/queue-name" in job["metadata"].get("labels", {}):
-            job["spec"]["runPolicy"]["suspend"] = True
-        return []
-
-    cluster.registry.add_admission("pytorchjobs", mutate=queue_it)
-    try:
+    with cluster.kueue() as kueue:
         msg_id = kc.execute("%queue=team-gpus\n%master=1\n%worker=1\nprint('admitted')")
         seen = streamed_until(kc, msg_id, "Suspended", timeout=30)
-    finally:
-        cluster.registry.mutators["pytorchjobs"].remove(queue_it)
     assert "[job] Suspended: " in seen and "spec.runPolicy.suspend" in seen, seen
     (job,) = cluster.list("pytorchjobs", "team")
     assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-gpus"
-
-    def admit(obj):
-        obj["spec"]["runPolicy"]["suspend"] = False
-
-    cluster.registry.mutate("pytorchjobs", "team", job["metadata"]["name"], admit)
+    kueue.admit("pytorchjobs", "team", job["metadata"]["name"])
     reply = kc.get_shell_msg(timeout=60)["content"]
     messages = iopub_until_idle(kc, msg_id)
     assert reply["status"] == "ok", reply

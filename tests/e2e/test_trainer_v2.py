@@ -298,29 +298,17 @@ def test_a_job_a_queue_holds_suspended_is_explained_and_runs_when_admitted(kc, c
     and whose controller resumes it on admission: the cell says why nothing starts, then
     streams the run as usual."""
 
-    def queue_it(info, job, old):  # what Kueue's mutating webhook does
-        queue = job["metadata"].get("labels", {}).get("kueue.x-k8s.io/queue-name")
-        if old is None and queue == "team-gpus":
-            job["spec"]["suspend"] = True
-        return []
-
-    cluster.registry.add_admission("trainjobs", mutate=queue_it)
-    try:
+    with cluster.kueue() as kueue:
         msg_id = kc.execute(
             "%framework=pytorch\n%nodes=2\n%queue=team-gpus\nprint('admitted', flush=True)"
         )
         seen = streamed_until(kc, msg_id, "Suspended")
-    finally:
-        cluster.registry.mutators["trainjobs"].remove(queue_it)
     assert "[job] Suspended: the job is suspended" in seen and "Kueue" in seen, seen
     time.sleep(POD_FALLBACK_AFTER + 1)  # queued longer than Ciao waits for pods to appear
     assert cluster.list("pods", "team") == []
-    (job,) = cluster.list("trainjobs", "team")
-
-    def admit(obj):
-        obj["spec"]["suspend"] = False
-
-    cluster.registry.mutate("trainjobs", "team", job["metadata"]["name"], admit)
+    (queued,) = kueue.queued
+    assert queued[0] == "trainjobs"
+    kueue.admit(*queued)
     reply = kc.get_shell_msg(timeout=120)["content"]
     messages = iopub_until_idle(kc, msg_id)
     lines = by_replica(stream_text(messages))
@@ -332,16 +320,8 @@ def test_a_job_a_queue_holds_suspended_is_explained_and_runs_when_admitted(kc, c
 
 
 def test_a_queued_detached_job_shows_as_suspended_in_jobs_and_status(kc, cluster):
-    def queue_it(info, job, old):  # Kueue's webhook: every queued job starts suspended
-        if old is None and "kueue.x-k8s.io/queue-name" in job["metadata"].get("labels", {}):
-            job["spec"]["suspend"] = True
-        return []
-
-    cluster.registry.add_admission("trainjobs", mutate=queue_it)
-    try:
+    with cluster.kueue():
         _, messages = run(kc, "%detach\n%framework=pytorch\n%nodes=2\n%queue=team-gpus\nprint(1)")
-    finally:
-        cluster.registry.mutators["trainjobs"].remove(queue_it)
     name = re.search(r"ciao-[a-z]{5}", stream_text(messages)).group(0)
     cluster.wait_for(
         lambda: any(

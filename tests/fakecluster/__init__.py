@@ -35,6 +35,9 @@ FakeCluster(namespaces=("default",), capacity=None, strict_schemas=True, *, crds
         TrainJobResourcesCreationFailed `TrainJob resources reconciliation failed: not found
         ClusterTrainingRuntime specified in TrainJob: clustertrainingruntimes.trainer.
         kubeflow.org "x" not found` and sets no condition, as upstream's).
+    kueue() -> a context manager in which Kueue's job integration is stood in for: a job
+        labelled kueue.x-k8s.io/queue-name is suspended at creation (spec.suspend;
+        v1: spec.runPolicy.suspend) until kueue.admit(plural, namespace, name).
     An ownerReference with blockOwnerDeletion needs `update` on the owner's finalizers
     (OwnerReferencesPermissionEnforcement), checked and recorded like any other call.
     A ResourceQuota in a namespace limits the pods created there (`exceeded quota: ...`,

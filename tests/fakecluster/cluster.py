@@ -6,7 +6,8 @@ import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,6 +21,7 @@ from .faults import Fault, Faults
 from .garbage import GarbageCollector
 from .jobset import JobController, JobSetController, default_jobset, validate_jobset
 from .kubelet import Kubelet
+from .kueue import Kueue
 from .logs import LogBook, stream_log
 from .operator import TrainingOperator
 from .registry import Registry
@@ -309,6 +311,16 @@ class FakeCluster:
 
     def allow(self, rule: DenyRule | None = None) -> None:
         self.authorizer.allow(rule)
+
+    @contextmanager
+    def kueue(self) -> Iterator[Kueue]:
+        """Kueue's job integration while inside: queued jobs start suspended until
+        `kueue.admit(plural, namespace, name)`."""
+        kueue = Kueue(self.registry)
+        try:
+            yield kueue
+        finally:
+            kueue.uninstall()
 
     def uninstall_crd(self, name: str) -> None:
         """`pytorchjobs.kubeflow.org` disappears: its paths 404, its objects are gone."""

@@ -576,3 +576,22 @@ def test_validate_trainjob_without_a_server() -> None:
         and p.startswith("spec.trainer.numProcPerNode: Invalid value: intstr.IntOrString{")
         for p in problems
     )
+
+
+def test_kueue_holds_a_queued_trainjob_until_admitted(v2: FakeCluster, kube: SimpleNamespace):
+    queued = trainjob("queued", SLEEP)
+    queued["metadata"]["labels"] = {"kueue.x-k8s.io/queue-name": "q"}
+    with v2.kueue() as kueue:
+        kube.custom.create_namespaced_custom_object(*TR, "default", "trainjobs", queued)
+        kube.custom.create_namespaced_custom_object(
+            *TR, "default", "trainjobs", trainjob("free", SLEEP)
+        )
+    assert kueue.queued == [("trainjobs", "default", "queued")]
+    assert v2.get("trainjobs", "default", "queued")["spec"]["suspend"] is True
+    assert not v2.get("trainjobs", "default", "free")["spec"].get("suspend")
+    v2.wait_for(lambda: conditions(v2.get("trainjobs", "default", "queued"))["Suspended"])
+    assert v2.trainjob_pods("queued") == []
+    kueue.admit("trainjobs", "default", "queued")
+    v2.wait_for(lambda: len(v2.trainjob_pods("queued")) == 1, 20, "the admitted job's pod")
+    for name in ("queued", "free"):
+        v2.delete("trainjobs", "default", name, propagation="Foreground")
