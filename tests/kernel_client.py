@@ -82,6 +82,15 @@ def streamed_until(kc, msg_id: str, needle: str, timeout: float = 60) -> str:
     return seen
 
 
+def process_lines(lines: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Each replica's lines from its processes under `torchrun --tee 3`, which marks them
+    `[default<local rank>]:`, in order of rank; torchrun's own lines are left out."""
+    return {
+        replica: sorted(line for line in got if line.startswith("[default"))
+        for replica, got in lines.items()
+    }
+
+
 def stream_text(messages: list[dict], name: str = "stdout") -> str:
     return "".join(
         m["content"]["text"]

@@ -17,6 +17,7 @@ from fakecluster import FakeCluster, StatusError
 from kernel_client import (
     iopub_until_idle,
     kubeflow_env,
+    process_lines,
     run,
     running_kernel,
     stream_text,
@@ -265,11 +266,9 @@ def test_procs_run_that_many_processes_per_replica_under_torchrun(kc, cluster):
     )
     content, messages = run(kc, cell, timeout=180)
     assert content["status"] == "ok", content
-    lines = by_replica(stream_text(messages))  # and torchrun's OMP_NUM_THREADS warning
-    ranks = {role: sorted(x for x in got if x.startswith("rank ")) for role, got in lines.items()}
-    assert ranks == {
-        "master-0": ["rank 0 0 4", "rank 1 1 4"],
-        "worker-0": ["rank 2 0 4", "rank 3 1 4"],
+    assert process_lines(by_replica(stream_text(messages))) == {
+        "master-0": ["[default0]:rank 0 0 4", "[default1]:rank 1 1 4"],
+        "worker-0": ["[default0]:rank 2 0 4", "[default1]:rank 3 1 4"],
     }
 
 

@@ -16,6 +16,7 @@ from fakecluster import FakeCluster
 from kernel_client import (
     iopub_until_idle,
     kubeflow_env,
+    process_lines,
     running_kernel,
     stream_text,
     streamed_until,
@@ -178,9 +179,10 @@ def test_procs_start_that_many_processes_per_node_with_torchruns_ranks(kc, clust
     )
     content, messages = run(kc, cell, timeout=180)
     assert content["status"] == "ok", content
-    lines = by_replica(stream_text(messages))  # and torchrun's OMP_NUM_THREADS warning
-    ranks = {node: sorted(x for x in got if x.startswith("rank ")) for node, got in lines.items()}
-    assert ranks == {"node-0": ["rank 0 0 4", "rank 1 1 4"], "node-1": ["rank 2 0 4", "rank 3 1 4"]}
+    assert process_lines(by_replica(stream_text(messages))) == {
+        "node-0": ["[default0]:rank 0 0 4", "[default1]:rank 1 1 4"],
+        "node-1": ["[default0]:rank 2 0 4", "[default1]:rank 3 1 4"],
+    }, "whole lines, each marked with its process's local rank (torchrun --tee 3)"
     (job,) = cluster.list("trainjobs", "team")
     assert job["spec"]["trainer"]["numProcPerNode"] == 2
 

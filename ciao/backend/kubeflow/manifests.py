@@ -116,6 +116,14 @@ def replicas_of(kind: JobKind, job: dict[str, Any]) -> dict[str, int]:
     return {t.lower(): int(r.get("replicas", 1)) for t, r in replica_specs.items()}
 
 
+def torchrun(parameter: Parameter) -> list[str]:
+    """torchrun, as a node runs the cell. Several processes share the container's output
+    and would cut each other's lines mid-line: `--tee 3` has torchrun write each process's
+    lines whole, prefixed `[default<local rank>]:` (the local backend writes the same)."""
+    procs = parameter.procs_per_node or 1
+    return ["torchrun", "--tee", "3"] if procs > 1 else ["torchrun"]
+
+
 def ciao_labels(parameter: Parameter) -> dict[str, str]:
     """Labels that tie the job and its pods to Ciao, the kernel and the cell."""
     labels = {MANAGED_BY: "ciao"}
@@ -206,7 +214,7 @@ def _pod_spec(
         "ports": [{"name": kind.port_name, "containerPort": kind.port}],
     }
     if parameter.procs_per_node and shipment.script:  # torchrun starts the processes
-        container["command"] = list(shipment.run_with(["torchrun"]))
+        container["command"] = list(shipment.run_with(torchrun(parameter)))
     elif shipment.command:
         container["command"] = list(shipment.command)
     amounts = resource_amounts(resources)

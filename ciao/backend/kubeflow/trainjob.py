@@ -20,6 +20,7 @@ from ciao.backend.kubeflow.manifests import (
     ciao_labels,
     config_map_name,
     resource_amounts,
+    torchrun,
 )
 from ciao.constants import CODE_DIR
 from ciao.errors import BackendError
@@ -65,7 +66,7 @@ def trainjob_manifest(
         raise BackendError(f"unknown Kubeflow Trainer release {release!r}")
     trainer: dict[str, Any] = {
         "numNodes": parameter.total_replicas,
-        "command": list(shipment.run_with(["torchrun"])),
+        "command": list(shipment.run_with(torchrun(parameter))),
         "env": [
             {"name": "PYTHONUNBUFFERED", "value": "1"},
             {"name": "CIAO_JOB_NAME", "value": parameter.generate_name},

@@ -4,8 +4,9 @@ torchrun starts them on a node (`%procs=N`).
 Each process gets the variables torchrun gives its workers: LOCAL_RANK, RANK (node rank x
 N + local rank), WORLD_SIZE (nodes x N), LOCAL_WORLD_SIZE, GROUP_RANK, and the replica's
 MASTER_ADDR / MASTER_PORT. Their output goes to the replica's stdout and stderr a whole
-line at a time (in a pod their writes would interleave mid-line). When one fails the others
-are stopped and this exits with its code, as torchrun does; SIGTERM stops them all.
+line at a time, prefixed `[default<local rank>]:` as torchrun's `--tee 3` writes it on a
+cluster (without it their writes would interleave mid-line). When one fails the others are
+stopped and this exits with its code, as torchrun does; SIGTERM stops them all.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def run(procs: int, command: list[str]) -> int:
         )
         for rank in range(procs)
     ]
-    relay = threading.Thread(target=_relay, args=(children,), daemon=True)
+    relay = threading.Thread(target=_relay, args=(children, procs > 1), daemon=True)
     relay.start()
     stopping = False
 
@@ -84,37 +85,60 @@ def run(procs: int, command: list[str]) -> int:
     return code
 
 
-def _relay(children: list[subprocess.Popen[bytes]]) -> None:
+class _Relayed:
+    """One child's stream: where it goes, what waits for its line's end, its prefix."""
+
+    def __init__(self, target: BinaryIO, prefix: bytes) -> None:
+        self.target, self.prefix = target, prefix
+        self.pending = b""
+        self.at_line_start = True
+
+    def write(self, data: bytes) -> None:
+        """Whole lines (or up to a `\r`: progress stays live), each prefixed once."""
+        if not data:
+            return
+        if self.prefix:
+            pieces = data.split(b"\n")
+            out = []
+            for i, piece in enumerate(pieces):
+                last = i == len(pieces) - 1
+                if not piece and last:
+                    break
+                if self.at_line_start:
+                    out.append(self.prefix)
+                out.append(piece if last else piece + b"\n")
+                self.at_line_start = not last
+            data = b"".join(out)
+        self.target.write(data)
+        self.target.flush()
+
+
+def _relay(children: list[subprocess.Popen[bytes]], prefixed: bool) -> None:
     """Copy the children's output up to each line's end (or `\r`: progress stays live)."""
-    targets: dict[int, BinaryIO] = {}
-    pending: dict[int, bytes] = {}
+    streams: dict[int, _Relayed] = {}
     with selectors.DefaultSelector() as selector:
-        for child in children:
+        for rank, child in enumerate(children):
+            prefix = f"[default{rank}]:".encode() if prefixed else b""
             for pipe, target in (
                 (child.stdout, sys.stdout.buffer),
                 (child.stderr, sys.stderr.buffer),
             ):
                 assert pipe is not None
                 selector.register(pipe.fileno(), selectors.EVENT_READ)
-                targets[pipe.fileno()], pending[pipe.fileno()] = target, b""
+                streams[pipe.fileno()] = _Relayed(target, prefix)
         while selector.get_map():
             for key, _ in selector.select():
                 data = os.read(key.fd, 65536)
-                target = targets[key.fd]
+                stream = streams[key.fd]
                 if not data:
                     selector.unregister(key.fd)
                     os.close(key.fd)
-                    rest = pending.pop(key.fd)
-                    if rest:
-                        target.write(rest)
-                        target.flush()
+                    stream.write(stream.pending)
                     continue
-                data = pending[key.fd] + data
+                data = stream.pending + data
                 end = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
-                pending[key.fd] = data[end:]
-                if end:
-                    target.write(data[:end])
-                    target.flush()
+                stream.pending = data[end:]
+                stream.write(data[:end])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -70,7 +70,7 @@ def test_a_cell_becomes_a_trainjob_that_runs_it_under_torchrun():
     }
     trainer = spec["trainer"]
     assert trainer["numNodes"] == 3 and trainer["numProcPerNode"] == 2
-    assert trainer["command"] == ["torchrun", "/opt/ciao/code.py"]
+    assert trainer["command"] == ["torchrun", "--tee", "3", "/opt/ciao/code.py"]
     plain, shipped = cell("%nodes=2\nprint(1)")
     one = trainjob_manifest(plain, shipped, "team", Runtime("torch-distributed"), "v2.3")
     assert one["spec"]["trainer"]["numProcPerNode"] == 1, "one process a node, as on v1"
@@ -150,4 +150,4 @@ def test_on_v1_procs_are_the_operators_nproc_per_node_and_the_code_runs_under_to
     assert job["spec"]["nprocPerNode"] == "4"
     for replica in job["spec"]["pytorchReplicaSpecs"].values():
         (container,) = replica["template"]["spec"]["containers"]
-        assert container["command"] == ["torchrun", "/opt/ciao/code.py"]
+        assert container["command"] == ["torchrun", "--tee", "3", "/opt/ciao/code.py"]

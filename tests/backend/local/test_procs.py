@@ -28,12 +28,15 @@ def run(tmp_path, cell: str, code: str) -> list:
 
 
 def test_every_process_gets_torchruns_ranks_and_whole_lines(tmp_path):
+    """Whole lines, each prefixed with its process's local rank as torchrun --tee 3 does."""
     events = run(tmp_path, "%nodes=2\n%procs=3\nx", PRINT_RANKS)
     lines = [e for e in events if isinstance(e, LogLine)]
     assert all(len(e.text.split()) == 6 for e in lines), "no line is cut by another process"
     seen = collections.defaultdict(set)
     for line in lines:
-        rank, local, world, local_world, group, _ = line.text.split()
+        prefix, text = line.text.split(":", 1)
+        rank, local, world, local_world, group, _ = text.split()
+        assert prefix == f"[default{local}]"
         assert (world, local_world) == ("6", "3")
         assert int(rank) == int(group) * 3 + int(local)
         seen[line.replica].add(int(rank))
