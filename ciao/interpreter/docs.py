@@ -142,6 +142,7 @@ _DOCS = (
         "Every node runs the cell N times, with RANK, LOCAL_RANK and WORLD_SIZE as torchrun\n"
         "sets them (world size = nodes x N). Trainer v2: numProcPerNode; v1:\n"
         "PET_NPROC_PER_NODE; locally N processes per replica. Default: one per node.\n"
+        "With N > 1 each line comes whole, marked with its process: [default<local rank>]:.\n"
         "Example:\n    %framework=pytorch\n    %nodes=2\n    %procs=4",
         "<count>",
     ),
