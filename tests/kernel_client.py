@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import re
 import time
+from collections import defaultdict
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from jupyter_client.manager import start_new_kernel
 
 TIMEOUT = 60
+#: Cells under `torchrun` (every Trainer v2 node, `%procs`) run only where torch is
+#: installed: the test cluster's images have torchrun only then.
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+needs_torchrun = pytest.mark.skipif(
+    not HAS_TORCH, reason="the cell runs under torchrun: pip install torch (.ci/run does)"
+)
 
 
 @contextmanager
@@ -80,6 +90,28 @@ def streamed_until(kc, msg_id: str, needle: str, timeout: float = 60) -> str:
         if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
             seen += msg["content"]["text"]
     return seen
+
+
+def interrupt_after(kc, km, code: str, needle: str, timeout: float = 30) -> tuple[dict, str]:
+    """Run `code`, interrupt once `needle` appears in the cell's output; the reply's
+    content and all the cell streamed."""
+    msg_id = kc.execute(code)
+    seen = streamed_until(kc, msg_id, needle, timeout)
+    assert needle in seen, seen
+    km.interrupt_kernel()
+    reply = kc.get_shell_msg(timeout=60)["content"]
+    seen += stream_text(iopub_until_idle(kc, msg_id))
+    return reply, seen
+
+
+def by_replica(text: str) -> dict[str, list[str]]:
+    """A job's streamed lines by replica (`[worker-0] text`, `[node-1] text`)."""
+    lines = defaultdict(list)
+    for line in text.splitlines():
+        match = re.match(r"\[([a-z]+-\d+)\] (.*)$", line)
+        if match:
+            lines[match.group(1)].append(match.group(2))
+    return dict(lines)
 
 
 def process_lines(lines: dict[str, list[str]]) -> dict[str, list[str]]:

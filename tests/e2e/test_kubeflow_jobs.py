@@ -5,18 +5,19 @@ loopback, a simulated training operator v1.9, pods run as local processes).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
 import time
-from collections import defaultdict
 
 import pytest
 from fakecluster import FakeCluster, StatusError
 from kernel_client import (
+    by_replica,
+    interrupt_after,
     iopub_until_idle,
     kubeflow_env,
+    needs_torchrun,
     process_lines,
     run,
     running_kernel,
@@ -57,15 +58,6 @@ def kc(kernel, cluster):
     yield kernel[1]
     cluster.clear_faults()
     cluster.allow()
-
-
-def by_replica(text: str) -> dict[str, list[str]]:
-    lines = defaultdict(list)
-    for line in text.splitlines():
-        match = re.match(r"\[([a-z]+-\d+)\] (.*)$", line)
-        if match:
-            lines[match.group(1)].append(match.group(2))
-    return dict(lines)
 
 
 def job_objects(cluster, namespace: str = "team") -> dict[str, list]:
@@ -209,17 +201,6 @@ def running_pods(cluster, namespace: str = "team") -> int:
     return sum(p["status"].get("phase") == "Running" for p in cluster.list("pods", namespace))
 
 
-def interrupt_after(kc, km, code: str, needle: str, timeout: float = 30) -> tuple[dict, str]:
-    """Run `code`, interrupt once `needle` appears in the cell's output."""
-    msg_id = kc.execute(code)
-    seen = streamed_until(kc, msg_id, needle, timeout)
-    assert needle in seen, seen
-    km.interrupt_kernel()
-    reply = kc.get_shell_msg(timeout=60)["content"]
-    seen += stream_text(iopub_until_idle(kc, msg_id))
-    return reply, seen
-
-
 @pytest.mark.parametrize(
     "resource, advice", [("cpu", "lower %cpu"), ("nvidia.com/gpu", "lower %gpu")]
 )
@@ -256,9 +237,7 @@ def test_a_job_its_queue_holds_is_explained_and_runs_when_admitted(kc, cluster):
     assert "[job] Suspended is over" in seen + stream_text(messages, "stderr")
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("torch") is None, reason="%procs runs torchrun: pip install torch"
-)
+@needs_torchrun
 def test_procs_run_that_many_processes_per_replica_under_torchrun(kc, cluster):
     cell = (
         "%master=1\n%worker=1\n%procs=2\nimport os\n"

@@ -4,7 +4,6 @@ attach, delete, dryrun) is allowed by its rules, and every verb it grants was us
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import time
 from pathlib import Path
@@ -13,9 +12,7 @@ import kernel_client
 import pytest
 import yaml
 from fakecluster import FakeCluster
-from kernel_client import iopub_until_idle, kubeflow_env, running_kernel, stream_text
-
-HAS_TORCH = importlib.util.find_spec("torch") is not None  # v2 cells run under torchrun
+from kernel_client import HAS_TORCH, iopub_until_idle, kubeflow_env, running_kernel, stream_text
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -4,18 +4,19 @@ pod-override fields."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import time
-from collections import defaultdict
 
 import kernel_client
 import pytest
 from fakecluster import FakeCluster
 from kernel_client import (
+    by_replica,
+    interrupt_after,
     iopub_until_idle,
     kubeflow_env,
+    needs_torchrun,
     process_lines,
     running_kernel,
     stream_text,
@@ -25,12 +26,6 @@ from kernel_client import (
 from ciao.backend.kubeflow.follow import POD_FALLBACK_AFTER
 
 pytestmark = pytest.mark.timeout(300)
-HAS_TORCH = importlib.util.find_spec("torch") is not None
-#: Trainer v2 runs every cell under `torchrun`, which the test cluster's images have only
-#: where torch is installed (without it the container fails to start, exit code 128).
-needs_torchrun = pytest.mark.skipif(
-    not HAS_TORCH, reason="cells run under torchrun: pip install torch (.ci/run does)"
-)
 
 
 @pytest.fixture(scope="module", params=["v2.1", "v2.3"])
@@ -75,19 +70,19 @@ def run(kc, code: str, timeout: float = 120) -> tuple[dict, list[dict]]:
     return kernel_client.run(kc, code, timeout)
 
 
-def job_condition(job: dict, kind: str) -> str:
-    """The message of the job's condition of this kind."""
-    (condition,) = [c for c in job["status"]["conditions"] if c["type"] == kind]
-    return condition["message"]
+def condition(job: dict | None, kind: str) -> dict:
+    """The TrainJob's condition of this type ({} when it has none)."""
+    conditions = ((job or {}).get("status") or {}).get("conditions", [])
+    return next((c for c in conditions if c["type"] == kind), {})
 
 
-def by_replica(text: str) -> dict[str, list[str]]:
-    lines = defaultdict(list)
-    for line in text.splitlines():
-        match = re.match(r"\[(node-\d+)\] (.*)$", line)
-        if match:
-            lines[match.group(1)].append(match.group(2))
-    return lines
+def wait_until_true(cluster, name: str, kind: str, timeout: float) -> None:
+    """Until the TrainJob `name` has condition `kind` True."""
+
+    def true() -> bool:
+        return condition(cluster.get("trainjobs", "team", name), kind).get("status") == "True"
+
+    cluster.wait_for(true, timeout, f"{kind} on {name}")
 
 
 def nothing_left(cluster) -> None:
@@ -116,11 +111,8 @@ COUNT = (
 
 def test_an_unschedulable_node_is_explained(kernel, kc, cluster):
     cluster.inject("unschedulable", pod="*-node-0-1-*", resource="nvidia.com/gpu")
-    msg_id = kc.execute("%framework=pytorch\n%nodes=2;%gpu=1\nprint(1)")
-    seen = streamed_until(kc, msg_id, "FailedScheduling")
-    kernel[0].interrupt_kernel()
-    kc.get_shell_msg(timeout=60)
-    seen += stream_text(iopub_until_idle(kc, msg_id))
+    cell = "%framework=pytorch\n%nodes=2;%gpu=1\nprint(1)"
+    _, seen = interrupt_after(kc, kernel[0], cell, "FailedScheduling", timeout=60)
     assert re.search(r"\[node-\d\] FailedScheduling: ", seen) and "lower %gpu" in seen
     nothing_left(cluster)
 
@@ -164,7 +156,7 @@ def test_a_failing_node_is_named_with_its_processs_exit_code_and_its_own_last_li
     (job,) = cluster.list("trainjobs", "team")
     first = f"job {job['metadata']['name']} failed: node-1 exited with code 1 (torchrun: "
     assert content["evalue"].startswith(first), content["evalue"]
-    assert content["evalue"].endswith("; Kubeflow says: " + job_condition(job, "Failed"))
+    assert content["evalue"].endswith("; Kubeflow says: " + condition(job, "Failed")["message"])
     assert "its process of local rank 0 exited with 4)" in content["evalue"]
     last_lines = "\n".join(content["traceback"]).split("last lines of node-1:")[1]
     assert "shard 7 is corrupt" in last_lines and "ChildFailedError" not in last_lines
@@ -219,14 +211,8 @@ def test_a_dropped_watch_loses_and_repeats_nothing(kc, cluster):
 
 @needs_torchrun
 def test_interrupt_deletes_the_trainjob_its_pods_and_configmap(kernel, kc, cluster):
-    km = kernel[0]
-    msg_id = kc.execute(
-        "%framework=pytorch\n%nodes=2\nimport time\nprint('up', flush=True)\ntime.sleep(300)"
-    )
-    streamed_until(kc, msg_id, "up")
-    km.interrupt_kernel()
-    reply = kc.get_shell_msg(timeout=60)["content"]
-    iopub_until_idle(kc, msg_id)
+    cell = "%framework=pytorch\n%nodes=2\nimport time\nprint('up', flush=True)\ntime.sleep(300)"
+    reply, _ = interrupt_after(kc, kernel[0], cell, "up", timeout=60)
     assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt"
     nothing_left(cluster)
 
@@ -283,11 +269,9 @@ def test_a_runtime_gone_after_admission_is_explained_while_the_cell_waits(tmp_pa
         running_kernel(env=kubeflow_env(fake, tmp_path)) as (km, kc),
     ):
         fake.deny("get", "clustertrainingruntimes")
-        msg_id = kc.execute("%framework=pytorch\n%nodes=2\n%runtime=gone\nprint(1)")
-        seen = streamed_until(kc, msg_id, "TrainJobResourcesCreationFailed")
-        km.interrupt_kernel()
-        assert kc.get_shell_msg(timeout=60)["content"]["ename"] == "KeyboardInterrupt"
-        iopub_until_idle(kc, msg_id)
+        cell = "%framework=pytorch\n%nodes=2\n%runtime=gone\nprint(1)"
+        reply, seen = interrupt_after(kc, km, cell, "TrainJobResourcesCreationFailed", 60)
+        assert reply["ename"] == "KeyboardInterrupt"
         assert "[job] TrainJobResourcesCreationFailed: " in seen, seen
         assert 'clustertrainingruntimes.trainer.kubeflow.org "gone" not found' in seen
         assert "%runtime=NAME" in seen
@@ -325,15 +309,7 @@ def test_a_queued_detached_job_shows_as_suspended_in_jobs_and_status(kc, cluster
     with cluster.kueue():
         _, messages = run(kc, "%detach\n%framework=pytorch\n%nodes=2\n%queue=team-gpus\nprint(1)")
     name = re.search(r"ciao-[a-z]{5}", stream_text(messages)).group(0)
-    cluster.wait_for(
-        lambda: any(
-            c["type"] == "Suspended" and c["status"] == "True"
-            for c in (cluster.get("trainjobs", "team", name).get("status") or {}).get(
-                "conditions", []
-            )
-        ),
-        30,
-    )
+    wait_until_true(cluster, name, "Suspended", 30)
     for command in ("%jobs", f"%status {name}"):
         _, messages = run(kc, command)
         (result,) = [m for m in messages if m["msg_type"] == "execute_result"]
@@ -351,11 +327,8 @@ def test_a_namespace_quota_that_refuses_the_pods_is_explained(kernel, kc, cluste
     quota = {"metadata": {"name": "gpus"}, "spec": {"hard": {"requests.nvidia.com/gpu": "1"}}}
     cluster.create("resourcequotas", quota, "team")
     try:
-        msg_id = kc.execute("%framework=pytorch\n%nodes=2;%gpu=2\nprint(1)")
-        seen = streamed_until(kc, msg_id, "exceeded quota")
-        kernel[0].interrupt_kernel()
-        kc.get_shell_msg(timeout=60)
-        iopub_until_idle(kc, msg_id)
+        cell = "%framework=pytorch\n%nodes=2;%gpu=2\nprint(1)"
+        _, seen = interrupt_after(kc, kernel[0], cell, "exceeded quota", timeout=60)
     finally:
         cluster.delete("resourcequotas", "team", "gpus")
     assert "[job] FailedCreate: the namespace's ResourceQuota does not allow the pod" in seen
@@ -378,15 +351,7 @@ def test_dryrun_shows_the_trainjob_and_why_v2(kc, cluster, release):
 def test_jobs_and_status_and_logs_and_delete(kc, cluster):
     content, messages = run(kc, "%detach\n%framework=pytorch\n%nodes=2\nprint('hello', flush=True)")
     name = re.search(r"ciao-[a-z]{5}", stream_text(messages)).group(0)
-    cluster.wait_for(
-        lambda: any(
-            c.get("type") == "Complete" and c.get("status") == "True"
-            for c in (cluster.get("trainjobs", "team", name) or {})
-            .get("status", {})
-            .get("conditions", [])
-        ),
-        120,
-    )
+    wait_until_true(cluster, name, "Complete", 120)
     content, messages = run(kc, "%jobs")
     assert name in str(messages)
     content, messages = run(kc, f"%status {name}")

@@ -15,26 +15,25 @@ from typing import Any
 from kubernetes.utils import parse_quantity
 
 from .resources import CORE
-from .scheduler import format_quantity
+from .scheduler import format_quantity, pod_requests
 
 Obj = dict[str, Any]
 
 
 def _amounts(pod: Obj) -> dict[str, Decimal]:
-    """A pod's usage under every name a quota may use: `cpu` = `requests.cpu`, ...."""
-    spec = pod.get("spec") or {}
-    usage: dict[str, Decimal] = {"pods": Decimal(1)}
-    for container in spec.get("containers") or []:
-        resources = container.get("resources") or {}
-        limits = resources.get("limits") or {}
-        requests = {**limits, **(resources.get("requests") or {})}  # requests default to limits
-        for prefix, values in (("requests.", requests), ("limits.", limits)):
-            for name, value in values.items():
-                key = prefix + name
-                usage[key] = usage.get(key, Decimal(0)) + parse_quantity(value)
-    for name in ("cpu", "memory", "ephemeral-storage"):
-        if f"requests.{name}" in usage:
-            usage[name] = usage[f"requests.{name}"]
+    """A pod's usage under every name a quota may use: `requests.cpu` (also `cpu`: the
+    scheduler's effective requests), `limits.cpu`, `pods`, ...."""
+    requests = pod_requests(pod)
+    usage: dict[str, Decimal] = {"pods": requests.pop("pods")}
+    for name, amount in requests.items():
+        usage[f"requests.{name}"] = amount
+        if name in ("cpu", "memory", "ephemeral-storage"):
+            usage[name] = amount
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        limits = (container.get("resources") or {}).get("limits") or {}
+        for name, value in limits.items():
+            key = f"limits.{name}"
+            usage[key] = usage.get(key, Decimal(0)) + parse_quantity(value)
     return usage
 
 

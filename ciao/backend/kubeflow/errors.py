@@ -38,7 +38,7 @@ def explain(
     status, message = error.status, str(error)
     if "admission webhook" in message:  # 403 from controller-runtime's Denied(), or 400/422
         text = f"{verb} {full}: {_webhook(message, group)} rejected the job: {message}"
-        if "TrainingRuntime must be created" in message or "trainingruntimes" in message:
+        if "trainingruntime" in message.lower():  # the runtime named does not exist
             text += f" ({RUNTIME_HINT})"
     elif status == 401:
         text = (

@@ -59,6 +59,16 @@ MAX_EARLY_EVENTS = 8
 _TORCHRUN_FAILED = re.compile(r"\] failed \(exitcode: (-?\d+)\) local_rank: (\d+) \(pid: \d+\)")
 
 
+@dataclass(frozen=True)
+class TorchrunFailure:
+    """torchrun said one of its processes failed: which, how, and the lines before its
+    report (the process's own last lines)."""
+
+    local_rank: int
+    exit_code: int
+    lines_before: tuple[str, ...]
+
+
 @dataclass
 class KubeflowRun:
     """Everything known about one submitted job while it is followed."""
@@ -90,9 +100,8 @@ class KubeflowRun:
     replicas: dict[str, str] = field(default_factory=dict)
     #: Each replica's last lines as they passed, for the verdict.
     tails: dict[str, deque[str]] = field(default_factory=dict)
-    #: A replica whose torchrun reported a failed process: (local rank, its exit code, the
-    #: lines before torchrun's report), the first time.
-    torchrun_failures: dict[str, tuple[int, int, tuple[str, ...]]] = field(default_factory=dict)
+    #: The first failed process each replica's torchrun reported.
+    torchrun_failures: dict[str, TorchrunFailure] = field(default_factory=dict)
     #: Warning events about pods not seen yet (the event watch can outrun the pod watch),
     #: by pod name, replayed when the pod shows which replica it is.
     early_events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -338,8 +347,9 @@ class Follow:
             if item.replica not in self.run.torchrun_failures:
                 failed = _TORCHRUN_FAILED.search(item.text)
                 if failed:
-                    code, rank = int(failed.group(1)), int(failed.group(2))
-                    self.run.torchrun_failures[item.replica] = (rank, code, tuple(tail))
+                    self.run.torchrun_failures[item.replica] = TorchrunFailure(
+                        int(failed.group(2)), int(failed.group(1)), tuple(tail)
+                    )
             tail.append(item.text)
         while not self.stopping.is_set():
             try:
@@ -391,10 +401,11 @@ class Follow:
             elif condition.get("type") == "Failed" and run.outcome is None:
                 replica, code, why = self._failed_replica()
                 reason = condition.get("reason") or "Failed"
-                tail = tuple(run.tails.get(replica, ())) if replica else ()
                 torchrun = run.torchrun_failures.get(replica)
                 if torchrun is not None:
-                    tail = torchrun[2]
+                    tail = torchrun.lines_before
+                else:
+                    tail = tuple(run.tails.get(replica, ())) if replica else ()
                 message = _failure_message(
                     condition.get("message", ""), replica, code, why, torchrun
                 )
@@ -562,7 +573,7 @@ def _failure_message(
     replica: str,
     code: int | None,
     reason: str = "",
-    torchrun: tuple[int, int, tuple[str, ...]] | None = None,
+    torchrun: TorchrunFailure | None = None,
 ) -> str:
     """What failed, first, in the cell's words (the replica and its exit), then what
     Kubeflow said (which may name only a Job, or no replica at all)."""
@@ -570,7 +581,8 @@ def _failure_message(
         return message
     how = f"was {reason}, exit code {code}" if reason == "OOMKilled" else f"exited with code {code}"
     if torchrun is not None:
-        how += f" (torchrun: its process of local rank {torchrun[0]} exited with {torchrun[1]})"
+        rank, exit_code = torchrun.local_rank, torchrun.exit_code
+        how += f" (torchrun: its process of local rank {rank} exited with {exit_code})"
     return f"{replica} {how}; Kubeflow says: {message}" if message else f"{replica} {how}"
 
 

@@ -160,7 +160,7 @@ def job_manifest(parameter: Parameter, shipment: Shipment, namespace: str) -> di
     """The TFJob / PyTorchJob that runs `shipment` with the cell's roles and resources."""
     kind = KINDS[parameter.framework]
     labels = ciao_labels(parameter)
-    annotations = POD_ANNOTATIONS
+    annotations = dict(POD_ANNOTATIONS)  # the manifest's own: a plan may be changed
     specs = {
         REPLICA_TYPES[role]: {
             "replicas": spec.count,

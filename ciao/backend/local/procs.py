@@ -86,35 +86,38 @@ def run(procs: int, command: list[str]) -> int:
 
 
 class _Relayed:
-    """One child's stream: where it goes, what waits for its line's end, its prefix."""
+    """One child's stream: copied on at each line's end (or `\r`: progress stays live),
+    every line starting with `prefix`."""
 
     def __init__(self, target: BinaryIO, prefix: bytes) -> None:
         self.target, self.prefix = target, prefix
-        self.pending = b""
+        self.pending = b""  # the start of a line still being written
         self.at_line_start = True
 
-    def write(self, data: bytes) -> None:
-        """Whole lines (or up to a `\r`: progress stays live), each prefixed once."""
+    def feed(self, data: bytes) -> None:
+        data = self.pending + data
+        end = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
+        self.pending = data[end:]
+        self._write(data[:end])
+
+    def close(self) -> None:
+        self._write(self.pending)
+
+    def _write(self, data: bytes) -> None:
         if not data:
             return
         if self.prefix:
-            pieces = data.split(b"\n")
-            out = []
-            for i, piece in enumerate(pieces):
-                last = i == len(pieces) - 1
-                if not piece and last:
-                    break
-                if self.at_line_start:
-                    out.append(self.prefix)
-                out.append(piece if last else piece + b"\n")
-                self.at_line_start = not last
-            data = b"".join(out)
+            marked = data.replace(b"\n", b"\n" + self.prefix)  # the next line's, after each end
+            if self.at_line_start:
+                marked = self.prefix + marked
+            self.at_line_start = data.endswith(b"\n")
+            data = marked[: -len(self.prefix)] if self.at_line_start else marked
         self.target.write(data)
         self.target.flush()
 
 
 def _relay(children: list[subprocess.Popen[bytes]], prefixed: bool) -> None:
-    """Copy the children's output up to each line's end (or `\r`: progress stays live)."""
+    """Copy the children's output a whole line at a time, marked by local rank if asked."""
     streams: dict[int, _Relayed] = {}
     with selectors.DefaultSelector() as selector:
         for rank, child in enumerate(children):
@@ -129,16 +132,12 @@ def _relay(children: list[subprocess.Popen[bytes]], prefixed: bool) -> None:
         while selector.get_map():
             for key, _ in selector.select():
                 data = os.read(key.fd, 65536)
-                stream = streams[key.fd]
-                if not data:
-                    selector.unregister(key.fd)
-                    os.close(key.fd)
-                    stream.write(stream.pending)
+                if data:
+                    streams[key.fd].feed(data)
                     continue
-                data = stream.pending + data
-                end = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
-                stream.pending = data[end:]
-                stream.write(data[:end])
+                selector.unregister(key.fd)
+                os.close(key.fd)
+                streams[key.fd].close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,9 +9,9 @@ import time
 import pytest
 
 from ciao.backend.kubeflow import follow as follow_module
-from ciao.backend.kubeflow.follow import Follow, KubeflowRun
+from ciao.backend.kubeflow.follow import Follow, KubeflowRun, TorchrunFailure
 from ciao.backend.kubeflow.manifests import KINDS, TRAINJOB
-from ciao.backend.types import LogLine
+from ciao.backend.types import Diagnosis, LogLine
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -146,7 +146,7 @@ def diagnoses(following: Follow) -> list:
     found = []
     while not following.queue.empty():
         item = following.queue.get_nowait()
-        if type(item).__name__ == "Diagnosis":
+        if isinstance(item, Diagnosis):
             found.append((item.replica, item.reason) + (("resolved",) if item.resolved else ()))
     return found
 
@@ -255,5 +255,7 @@ def test_torchruns_report_does_not_push_the_failed_processs_lines_out_of_the_ver
     for text in lines:
         following.put(LogLine("node-1", text))
 
-    assert run.torchrun_failures["node-1"] == (0, 4, ("starting 1", "ValueError: bad batch"))
+    assert run.torchrun_failures["node-1"] == TorchrunFailure(
+        local_rank=0, exit_code=4, lines_before=("starting 1", "ValueError: bad batch")
+    )
     assert list(run.tails["node-1"])[-1] == "torchrun report line 39"

@@ -109,3 +109,17 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return not stat[stat.rfind(")") + 2 :].startswith("Z")
+
+
+def test_relayed_output_marks_each_line_once_and_keeps_progress_live():
+    import io
+
+    from ciao.backend.local.procs import _Relayed
+
+    out = io.BytesIO()
+    stream = _Relayed(out, b"[default1]:")
+    for chunk in (b"a\nb", b"c\n", b"10%\r", b"20%\r", b"done\n", b"no end"):
+        stream.feed(chunk)
+    assert out.getvalue() == b"[default1]:a\n[default1]:bc\n[default1]:10%\r20%\rdone\n"
+    stream.close()
+    assert out.getvalue().endswith(b"done\n[default1]:no end")
