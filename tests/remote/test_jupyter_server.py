@@ -14,10 +14,11 @@ import re
 import subprocess
 import sys
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 
 import pytest
 import websocket_client
+from kernel_client import by_replica
 
 from ciao.backend.local.env import free_ports
 
@@ -82,15 +83,6 @@ def streams(outputs: list[dict]) -> str:
     return "".join(m["content"]["text"] for m in outputs if m["msg_type"] == "stream")
 
 
-def shown_lines(text: str) -> dict[str, list[str]]:
-    lines = defaultdict(list)
-    for line in text.splitlines():
-        match = re.match(r"\[([a-z]+-\d+)\] (.*)$", line)
-        if match:
-            lines[match.group(1)].append(match.group(2))
-    return lines
-
-
 def last_view(outputs: list[dict]) -> str:
     views = [
         m["content"]["data"]["text/plain"]
@@ -110,7 +102,7 @@ def test_a_flood_of_output_is_never_dropped_by_the_server_and_every_line_is_acco
     assert not SERVER_NOTICE.search(text), "the server dropped output"
     view = last_view(outputs)
     assert "  Succeeded  " in view.split("\n")[0], view
-    shown = shown_lines(text)
+    shown = by_replica(text)
     for replica in REPLICAS:
         assert f"{replica} DONE" in shown[replica]
     not_shown = {m[1]: int(m[2].replace(",", "")) for m in NOT_SHOWN.finditer(text)}
@@ -129,7 +121,7 @@ def test_a_flood_of_output_is_never_dropped_by_the_server_and_every_line_is_acco
     assert reply["content"]["status"] == "ok", reply["content"]
     text = streams(outputs)
     assert not SERVER_NOTICE.search(text), "the server dropped %logs output"
-    logged = shown_lines(text)
+    logged = by_replica(text)
     for replica in REPLICAS:
         expected = [f"{replica} line {i:05d} " + "x" * 52 for i in range(LINES)]
         assert logged[replica] == [*expected, f"{replica} DONE"]
@@ -158,4 +150,4 @@ def test_a_progress_bar_updates_the_view_in_place_and_leaves_one_final_line(serv
     text = streams(outputs)
     assert "[master-0] progress 100%\n[master-0] after\n" in text
     assert not re.search(r"\[[a-z]+-\d+\] [^\n]*\r", text), "a \\r after a prefix"
-    assert Counter(shown_lines(text)["master-0"]) == Counter(["progress 100%", "after"])
+    assert Counter(by_replica(text)["master-0"]) == Counter(["progress 100%", "after"])
