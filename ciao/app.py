@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -16,6 +17,20 @@ log = logging.getLogger("ciao")
 
 
 def run_kernel(connection_file: str) -> int:
+    try:
+        kernel, server = start_kernel(connection_file)
+    except Exception as exc:  # before serving: one line, no traceback, in the server's log
+        print(f"ciao kernel: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        server.serve_shell()
+    finally:
+        _shutdown(kernel, server)
+    return 0
+
+
+def start_kernel(connection_file: str) -> tuple[CiaoKernel, KernelServer]:
+    """The kernel wired to its sockets, its threads started and `starting` published."""
     level = os.environ.get("CIAO_LOG_LEVEL", "WARNING").upper()
     logging.basicConfig(
         level=level if isinstance(logging.getLevelName(level), int) else "WARNING",
@@ -36,11 +51,7 @@ def run_kernel(connection_file: str) -> int:
     ).start()
     _watch_parent(kernel)
     server.status("starting")
-    try:
-        server.serve_shell()
-    finally:
-        _shutdown(kernel, server)
-    return 0
+    return kernel, server
 
 
 def _kernel_id(connection_file: str) -> str:

@@ -9,13 +9,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ciao.launch import module_argv
+
 
 def kernelspec(display_name: str | None = None, python: str | None = None) -> dict:
-    """kernel.json with the absolute interpreter path, so the kernel runs in this env."""
+    """kernel.json with the absolute interpreter path, so the kernel runs in this env, and
+    a command line no `ciao/` folder in the notebook's directory can shadow."""
     spec: dict[str, Any] = json.loads(
         resources.files("ciao").joinpath("kernelspec/kernel.json").read_text()
     )
-    spec["argv"][0] = python or sys.executable
+    spec["argv"] = module_argv(python or sys.executable, "ciao", *spec["argv"][3:])
     if display_name:
         spec["display_name"] = display_name
     return spec

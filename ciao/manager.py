@@ -200,10 +200,11 @@ class Manager:
             active.interrupt()
         return active
 
-    def attach(self, config: Config, name: str) -> ActiveJob:
-        """Follow a job submitted earlier (by any kernel); interrupt then detaches again."""
+    def attach(self, config: Config, name: str, viewer: str = "") -> ActiveJob:
+        """Follow a job submitted earlier (by any kernel) from where `viewer` left off;
+        interrupt then detaches again."""
         backend = self.registry.backend_of(config, name)
-        active = ActiveJob(backend, backend.attach(name), on_interrupt="detach")
+        active = ActiveJob(backend, backend.attach(name, viewer), on_interrupt="detach")
         with self._lock:
             self.active = active
         return active

@@ -2,7 +2,8 @@
 
     spec.json     what was submitted (framework, replicas, owner, backend, created, plan)
     events.jsonl  every event of the job, one record a line, in order (see `encode`)
-    shown         how far into events.jsonl a notebook has shown (bytes), for %attach
+    shown.json    how far into events.jsonl each notebook has shown (bytes), for %attach;
+                  the only file reading a job writes (its events, spec and verdict never)
     supervisor    a local job's supervisor process: [pid, start time, boot id]
     replicas.json its replicas' processes, the same way
     work/         the job's own directory: its code (local jobs) and what it writes
@@ -35,6 +36,9 @@ from ciao.backend.types import (
     ReplicaState,
     StreamName,
 )
+
+#: How many notebooks' "shown" marks a job keeps.
+MAX_VIEWERS = 32
 
 _EVENT_TYPES = {cls.__name__: cls for cls in (LogLine, Progress, ReplicaState, Diagnosis, JobDone)}
 #: Compact records: `o<replica>\t<text>` (a stdout line), `e…` (stderr), `p…` (progress of
@@ -232,16 +236,22 @@ class RunDir:
             skip = handle.read().find(b"\n")
         return size - 8192 + skip + 1 if skip >= 0 else 0
 
-    # ---- how far a notebook has shown ----------------------------------------------
+    # ---- how far each notebook has shown --------------------------------------------
 
-    def shown(self) -> int:
-        try:
-            return int((self.path / "shown").read_text() or 0)
-        except (OSError, ValueError):
-            return 0
+    def shown(self, viewer: str) -> int:
+        """How far into the record `viewer` (a notebook, see `viewer_of`) has shown."""
+        marks = self._json("shown.json")
+        mark = marks.get(viewer) if isinstance(marks, dict) else None
+        return mark if isinstance(mark, int) and mark >= 0 else 0
 
-    def set_shown(self, offset: int) -> None:
-        _write_atomic(self.path / "shown", str(offset))
+    def set_shown(self, viewer: str, offset: int) -> None:
+        """Remember how far `viewer` has shown, beside the record (never in it)."""
+        marks = self._json("shown.json")
+        marks = marks if isinstance(marks, dict) else {}
+        marks[viewer] = offset
+        if len(marks) > MAX_VIEWERS:  # the newest marks: a job is seldom watched by many
+            marks = dict(list(marks.items())[-MAX_VIEWERS:])
+        _write_atomic(self.path / "shown.json", json.dumps(marks))
 
     # ---- the supervisor and replicas (local jobs) --------------------------------------
 
@@ -270,6 +280,13 @@ class RunDir:
 
     def created(self) -> float:
         return float(self.spec().get("created") or _mtime(self.path))
+
+
+def viewer_of(owner: dict[str, str]) -> str:
+    """Who is watching, for "shown" marks: the notebook (its file, as the frontend names
+    it), else the kernel; a restarted or new kernel of the same notebook goes on where it
+    left off."""
+    return owner.get("notebook") or owner.get("kernel-id") or ""
 
 
 def list_run_dirs(root: Path) -> list[RunDir]:

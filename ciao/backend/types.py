@@ -8,12 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar, cast
 
 from ciao.interpreter.types import Framework, Parameter
 from ciao.s2i.types import Shipment
 
 StreamName = Literal["stdout", "stderr"]
+#: A job's state in every view. Lost: its record has no verdict and nothing runs it any
+#: more (a local job's supervisor was killed); said, never written into the record.
+JobState = Literal[
+    "Pending", "Suspended", "Running", "Deleting", "Succeeded", "Failed", "Cancelled", "Lost"
+]
 
 
 HandleT = TypeVar("HandleT")
@@ -31,6 +36,8 @@ class Job(Generic[HandleT]):
     handle: HandleT = field(repr=False, compare=False)
     #: Where it runs, for people: "local", "kubeflow (TrainJob, namespace team)".
     location: str = ""
+    #: Followed from where this notebook left off (an %attach after lines were shown).
+    resumed: bool = False
 
     @property
     def ps(self) -> int:
@@ -111,11 +118,14 @@ class JobDone:
     tail: tuple[str, ...] = ()
 
     @property
-    def state(self) -> str:
-        """The job's final state for people and lists: Succeeded, Cancelled or Failed."""
+    def state(self) -> JobState:
+        """The job's final state, the one word every view of a job (the live view, %jobs,
+        %status, %attach) shows for it."""
         if self.succeeded:
             return "Succeeded"
-        return "Cancelled" if self.reason == "Cancelled" else "Failed"
+        if self.reason in ("Cancelled", "Lost"):
+            return cast(JobState, self.reason)
+        return "Failed"
 
 
 @dataclass(frozen=True)
@@ -167,7 +177,7 @@ class JobInfo:
     name: str
     framework: str
     backend: str
-    state: str  # Running, Succeeded, Failed, Cancelled, Lost, Pending
+    state: JobState
     created: float  # seconds since the epoch
     replicas: dict[str, int]
     owner: dict[str, str]
@@ -205,8 +215,9 @@ class Backend(Protocol[PlanT, HandleT]):
         """Stop following the job (it goes on); get_logs ends after what it yielded."""
         ...
 
-    def attach(self, name: str) -> Job[HandleT]:
-        """A job submitted earlier (by this or another kernel), to follow again."""
+    def attach(self, name: str, viewer: str = "") -> Job[HandleT]:
+        """A job submitted earlier (by this or another kernel), to follow again from where
+        `viewer` (a notebook: record.viewer_of) left off; never changes its record."""
         ...
 
     def jobs(self) -> list[JobInfo]:

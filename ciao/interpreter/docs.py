@@ -213,9 +213,13 @@ _DOCS = (
         "jobs",
         "command",
         (),
-        "List your Ciao jobs (this kernel's and earlier ones'), newest first.",
-        "Local jobs come from the run directory, Kubeflow jobs from the cluster (by label).\n"
-        "Example:\n    %jobs",
+        "List this notebook's recent Ciao jobs, newest first (--all: everyone's).",
+        "By default the last 20 jobs this notebook ran (or, where the frontend does not\n"
+        "name the notebook, this kernel). --limit N shows N; --all lists the jobs of every\n"
+        "notebook and kernel, marking each job's notebook. Local jobs come from the run\n"
+        "directory, Kubeflow jobs from the cluster (by label).\n"
+        "Example:\n    %jobs\n    %jobs --all --limit 50",
+        "[--all] [--limit N]",
     ),
     MagicDoc(
         "status",

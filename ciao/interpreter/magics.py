@@ -22,6 +22,7 @@ from ciao.interpreter.requirements import (
 )
 from ciao.interpreter.types import (
     CLEAN_POLICIES,
+    DEFAULT_JOBS_LIMIT,
     FRAMEWORKS,
     MAX_PROCS_PER_NODE,
     QUEUE_NAME,
@@ -388,7 +389,7 @@ def _command(code: str, tokens: dict[int, list[Token]], reading: _Reading) -> Co
         magic = f"%{doc.name}"
         if not alone or len(tokens[token.line]) > 1 or len(reading.commands) > 1:
             reading.error(token.line, magic, "a kernel command: run it alone in its cell")
-        elif doc.name in ("config", "jobs") and arg:
+        elif doc.name == "config" and arg:
             reading.error(token.line, magic, f"takes no argument, got {arg!r}")
         elif doc.name in ("status", "attach", "delete", "logs"):
             parsed = _job_command(doc.name, arg.split())
@@ -405,8 +406,34 @@ def _command(code: str, tokens: dict[int, list[Token]], reading: _Reading) -> Co
         elif doc.name == "config":
             return ConfigCommand()
         else:
-            return JobsCommand()
+            jobs = _jobs_command(arg.split())
+            if isinstance(jobs, str):
+                reading.error(token.line, magic, f"{jobs}; write {doc.usage}")
+            else:
+                return jobs
     return None
+
+
+def _jobs_command(args: list[str]) -> JobsCommand | str:
+    """`%jobs [--all] [--limit N]`, or what is wrong with its arguments."""
+    everyone, limit = False, DEFAULT_JOBS_LIMIT
+    while args:
+        option, args = args[0], args[1:]
+        if option == "--all":
+            everyone = True
+        elif option == "--limit":
+            count = args[0] if args else ""
+            if not _small_whole_number(count) or int(count) < 1:
+                return "--limit needs a whole number >= 1"
+            limit, args = int(count), args[1:]
+        else:
+            return f"unexpected {option!r}"
+    return JobsCommand(everyone, limit)
+
+
+def _small_whole_number(text: str) -> bool:
+    """ASCII digits only, few enough for int() to be cheap."""
+    return 0 < len(text) <= 9 and text.isascii() and text.isdigit()
 
 
 _JOB_NAME = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
@@ -429,7 +456,7 @@ def _job_command(name: str, args: list[str]) -> JobCommand | LogsCommand | str:
     if rest and _REPLICA.fullmatch(rest[0]):
         replica, rest = rest[0], rest[1:]
     if rest[:1] == ["--tail"]:
-        if len(rest) < 2 or not rest[1].isdigit() or int(rest[1]) < 1:
+        if len(rest) < 2 or not _small_whole_number(rest[1]) or int(rest[1]) < 1:
             return "--tail needs a whole number >= 1"
         tail, rest = int(rest[1]), rest[2:]
     if rest:

@@ -149,10 +149,17 @@ class ConfigCommand:
     magic: ClassVar[str] = "%config"
 
 
+#: How many jobs `%jobs` lists unless told otherwise.
+DEFAULT_JOBS_LIMIT = 20
+
+
 @dataclass(frozen=True)
 class JobsCommand:
-    """`%jobs`: this user's jobs, from this kernel and earlier ones."""
+    """`%jobs [--all] [--limit N]`: this notebook's latest jobs (every notebook's with
+    --all), at most `limit` of them."""
 
+    everyone: bool = False
+    limit: int = DEFAULT_JOBS_LIMIT
     magic: ClassVar[str] = "%jobs"
 
 

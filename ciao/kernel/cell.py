@@ -11,6 +11,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ciao.backend.record import viewer_of
 from ciao.backend.types import Diagnosis, JobDone, LogLine, LogLines, ReplicaState
 from ciao.config import Config
 from ciao.errors import CiaoError, JobCancelled, JobDetached, JobFailed
@@ -89,6 +90,13 @@ class CellRunner:
         stream = LogStream(out, job.name, sum(job.replicas.values()), config.output.max_lines)
         view = LiveView(JobView(job), out)
         done: JobDone | None = None
+        lines_shown = False
+        if job.resumed:
+            stream.notice(
+                f"[ciao] {job.name}: going on from where this notebook left off "
+                f"(%logs {job.name} shows the whole log)\n",
+                "stdout",
+            )
         try:
             while True:
                 try:
@@ -103,6 +111,7 @@ class CellRunner:
                 view.apply(event)
                 if isinstance(event, LogLines | LogLine):
                     texts = event.lines if isinstance(event, LogLines) else (event.text,)
+                    lines_shown = True
                     stream.lines(event.replica, texts, event.stream)
                     tail = tails.get(event.replica)
                     if tail is None:
@@ -117,6 +126,8 @@ class CellRunner:
                     log.debug("%s: %s %s", event.replica, event.phase, event.reason)
                 elif isinstance(event, JobDone):
                     done = event
+            if job.resumed and not lines_shown and done is not None:
+                stream.notice(f"[ciao] {job.name}: every line was already shown here\n", "stdout")
         finally:
             view.refresh(force=True)  # the final state first: it is what matters most
             stream.close()
@@ -152,13 +163,8 @@ class CellRunner:
             chosen = self.manager.api_summary(prepared.config)
             if chosen:
                 effective["kubeflow"]["chosen"] = chosen
-            out.result(
-                count,
-                {
-                    "text/plain": yaml.safe_dump(effective, sort_keys=False).rstrip(),
-                    "application/json": json.loads(json.dumps(effective)),
-                },
-            )
+            text = yaml.safe_dump(effective, sort_keys=False).rstrip()
+            out.result(count, readable_yaml(text, effective))
             return []
         self._job_command(prepared, command, out, count)
         return []
@@ -178,7 +184,8 @@ class CellRunner:
             jobs, problems = self.manager.jobs(config)
             for problem in problems:
                 out.stream("stderr", f"[ciao] could not list jobs of {problem}\n")
-            out.result(count, jobs_table(jobs, self.kernel_id))
+            owner = self.owner(count)
+            out.result(count, jobs_table(jobs, owner, command.everyone, command.limit))
             return
         name = command.job
         backend = self.manager.backend_of(config, name)
@@ -188,7 +195,8 @@ class CellRunner:
             info, events = backend.describe(name)
             out.result(count, status_view(info, events))
         elif command.action == "attach":
-            self.follow(self.manager.attach(config, name), out, config)
+            viewer = viewer_of(self.owner(count))
+            self.follow(self.manager.attach(config, name, viewer), out, config)
         elif command.action == "delete":
             backend.delete(name)
             out.stream("stdout", f"Deleted job {name} and what it created.\n")
@@ -218,15 +226,22 @@ class CellRunner:
         note = (
             f"# %dryrun on {plan.backend}: {plan.description}\n# nothing was built or submitted\n"
         )
-        out.result(
-            count,
-            {
-                "text/plain": note + text,
-                "application/json": json.loads(
-                    json.dumps({"objects": documents[:-1], "job": documents[-1]})
-                ),
-            },
-        )
+        data = {"objects": documents[:-1], "job": documents[-1]}
+        out.result(count, readable_yaml(note + text, data))
+
+
+def readable_yaml(text: str, data: Any) -> dict[str, Any]:
+    """A YAML text as the notebook shows it first (highlighted Markdown, which frontends
+    rank above JSON, so no collapsed JSON tree hides it), plain text for terminals and
+    nbconvert, and the same data as JSON for programs reading the output."""
+    fence = "```"
+    while fence in text:  # a fence no line of the text can close
+        fence += "`"
+    return {
+        "text/markdown": f"{fence}yaml\n{text}\n{fence}",
+        "text/plain": text,
+        "application/json": json.loads(json.dumps(data)),
+    }
 
 
 def budget_of(config: Config) -> OutputBudget:

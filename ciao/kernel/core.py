@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import os
 import platform
 import queue
 import signal
@@ -79,6 +80,7 @@ class CiaoKernel:
         self.server = server
         self.manager = manager
         self.kernel_id = kernel_id
+        self.notebook = notebook_name()
         from ciao.kernel.cell import CellRunner
 
         self.cells = CellRunner(manager, kernel_id, self._owner)
@@ -279,12 +281,16 @@ class CiaoKernel:
             )
 
     def _owner(self, count: int) -> dict[str, str]:
-        """Who submits a job: this kernel, its session and the cell (for the job's labels)."""
-        return {
+        """Who submits a job: this kernel, its session, the cell, and the notebook when
+        the frontend names it (for the job's labels, `%jobs`, and "shown" marks)."""
+        owner = {
             "kernel-id": self.kernel_id,
             "session": self.server.session[:16],
             "cell": str(count),
         }
+        if self.notebook:
+            owner["notebook"] = self.notebook
+        return owner
 
     def _expressions(self, expressions: dict[str, Any]) -> dict[str, Any]:
         """Ciao cells run elsewhere: there is no kernel namespace to evaluate in."""
@@ -307,6 +313,17 @@ class CiaoKernel:
         error = {"ename": ename, "evalue": evalue, "traceback": traceback}
         out.error(error)
         return {"status": "error", **error}
+
+
+def notebook_name() -> str:
+    """The notebook this kernel runs, as Jupyter Server names it to its kernels
+    (JPY_SESSION_NAME: its path): its file name, which a person recognises, in the
+    characters a Kubernetes label value may hold (it labels the notebook's jobs), so it
+    reads back the same from every backend."""
+    path = os.environ.get("JPY_SESSION_NAME", "").strip().rstrip("/")
+    name = os.path.basename(path)
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "-" for c in name)
+    return safe[:63].strip("._-")
 
 
 def _cursor(request: Request, code: str) -> int:

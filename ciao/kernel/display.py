@@ -37,6 +37,7 @@ _STATE_COLOURS = {
     "Suspended": "#9a6700",
     "Failed": "#cf222e",
     "Cancelled": "#cf222e",
+    "Lost": "#cf222e",
     "Stopped": "#57606a",
     "Deleted": "#57606a",
 }
@@ -112,11 +113,7 @@ class JobView:
                 self.diagnoses[(event.replica, event.reason)] = event.hint
             return True
         if isinstance(event, JobDone):
-            self.state = (
-                "Succeeded"
-                if event.succeeded
-                else ("Cancelled" if event.reason == "Cancelled" else "Failed")
-            )
+            self.state = event.state
             self.message = event.message
             self.ended = now
             return True
@@ -207,20 +204,53 @@ def _duration(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def jobs_table(jobs: list[JobInfo], kernel_id: str = "") -> dict[str, str]:
-    """`%jobs`: one row a job, this kernel's marked, as text and HTML."""
+def is_mine(job: JobInfo, owner: dict[str, str]) -> bool:
+    """Whether `job` is this notebook's: run from it (any of its kernels, when the frontend
+    names it), or from this very kernel."""
+    notebook = owner.get("notebook")
+    if notebook and job.owner.get("notebook") == notebook:
+        return True
+    kernel = owner.get("kernel-id")
+    return bool(kernel) and job.owner.get("kernel-id") == kernel
+
+
+def _notebook_of(job: JobInfo, owner: dict[str, str]) -> str:
+    """The column that says whose a job is: its notebook, else its kernel."""
+    mine = " (this)" if is_mine(job, owner) else ""
+    if job.owner.get("notebook"):
+        return job.owner["notebook"] + mine
+    kernel = job.owner.get("kernel-id", "")
+    return f"kernel {kernel[:8]}{mine}" if kernel else "-"
+
+
+def jobs_table(
+    jobs: list[JobInfo], owner: dict[str, str], everyone: bool = False, limit: int = 20
+) -> dict[str, str]:
+    """`%jobs`: the newest `limit` of this notebook's jobs (everyone's with `everyone`), a
+    row a job, as text and HTML, and a line saying what else there is."""
     now = time.time()
-    header = ["NAME", "STATE", "KIND", "REPLICAS", "WHERE", "AGE", "KERNEL"]
+    chosen = jobs if everyone else [job for job in jobs if is_mine(job, owner)]
+    shown = chosen[:limit]
+    header = ["NAME", "STATE", "KIND", "REPLICAS", "WHERE", "AGE", "NOTEBOOK"]
     rows = []
-    for job in jobs:
+    for job in shown:
         replicas = " ".join(f"{role}={n}" for role, n in job.replicas.items())
-        kernel = job.owner.get("kernel-id", "")
-        mine = "this one" if kernel and kernel == kernel_id else kernel[:8]
         kind = {"pytorch": "PyTorch", "tensorflow": "TensorFlow"}.get(job.framework, "")
         age = _duration(now - job.created) if job.created else "-"
-        rows.append([job.name, job.state, kind, replicas, job.location, age, mine])
+        rows.append(
+            [job.name, job.state, kind, replicas, job.location, age, _notebook_of(job, owner)]
+        )
+    whose = "" if everyone else " from this notebook"
+    more = []
+    if len(chosen) > len(shown):
+        more.append(f"{len(shown)} of {len(chosen)} jobs{whose}; %jobs --limit N shows more")
+    others = len(jobs) - len(chosen)
+    if others:
+        more.append(f"{others} job(s) of other notebooks: %jobs --all")
+    footer = "; ".join(more)
     if not rows:
-        return {"text/plain": "No Ciao jobs yet.", "text/html": "<p>No Ciao jobs yet.</p>"}
+        empty = f"No Ciao jobs{whose} yet." + (f" {footer}." if footer else "")
+        return {"text/plain": empty, "text/html": f"<p>{html.escape(empty)}</p>"}
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     text = "\n".join(
         "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
@@ -240,7 +270,11 @@ def jobs_table(jobs: list[JobInfo], kernel_id: str = "") -> dict[str, str]:
         for r in rows
     )
     table = f"<table style='border-collapse:collapse;font-size:90%'><thead><tr>{head}</tr>"
-    return {"text/plain": text, "text/html": f"{table}</thead><tbody>{body}</tbody></table>"}
+    note = f"<p style='color:#57606a'>{e(footer)}</p>" if footer else ""
+    return {
+        "text/plain": text + (f"\n({footer})" if footer else ""),
+        "text/html": f"{table}</thead><tbody>{body}</tbody></table>{note}",
+    }
 
 
 def status_view(info: JobInfo, events: list[Event]) -> dict[str, str]:

@@ -123,7 +123,7 @@ def test_a_detached_job_outlives_the_kernel_and_a_followed_one_does_not():
                 break
     time.sleep(0.5)
     with running_kernel() as (_, kc):
-        _, messages = execute(kc, "%jobs")
+        _, messages = execute(kc, "%jobs --all")
         table = of_type(messages, "execute_result")[0]["content"]["data"]["text/plain"]
         states = {line.split()[0]: line.split()[1] for line in table.splitlines()[1:]}
         assert states[detached] == "Running"

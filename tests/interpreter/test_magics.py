@@ -579,6 +579,8 @@ def test_dryrun_and_detach_are_flags_and_oninterrupt_a_choice():
     "cell, command",
     [
         ("%jobs", JobsCommand()),
+        ("%jobs --all", JobsCommand(everyone=True)),
+        ("%jobs --limit 5 --all", JobsCommand(everyone=True, limit=5)),
         ("%status ciao-abcde", JobCommand("status", "ciao-abcde")),
         ("%attach ciao-abcde", JobCommand("attach", "ciao-abcde")),
         ("%delete ciao-abcde", JobCommand("delete", "ciao-abcde")),
@@ -599,7 +601,11 @@ def test_job_commands_parse(cell, command):
         ("%delete a b", "unexpected 'b'"),
         ("%logs ciao-abcde --tail x", "--tail needs a whole number"),
         ("%logs ciao-abcde worker", "a replica is like worker-0"),
-        ("%jobs all", "takes no argument"),
+        ("%jobs all", "unexpected 'all'; write %jobs [--all] [--limit N]"),
+        ("%jobs --limit 0", "--limit needs a whole number >= 1"),
+        ("%jobs --limit " + "9" * 5000, "--limit needs a whole number >= 1"),
+        ("%logs ciao-abcde --tail " + "9" * 5000, "--tail needs a whole number"),
+        ("%config x", "takes no argument"),
     ],
 )
 def test_job_commands_say_what_is_wrong_with_their_arguments(cell, problem):

@@ -187,7 +187,7 @@ def test_a_detach_cell_submits_the_job_and_marks_nothing_as_shown(tmp_path):
     events = one_per_line(backend.get_logs(attached))
     lines = [e for e in events if getattr(e, "text", None) == "for later"]
     assert len(lines) == 1  # %attach shows the job's whole output: the cell consumed none
-    assert RunDir(tmp_path, active.job.name).shown() > 0
+    assert RunDir(tmp_path, active.job.name).shown("") > 0
 
 
 def test_a_cell_with_more_replicas_than_its_backend_runs_is_refused_before_anything(tmp_path):

@@ -28,6 +28,7 @@ from ciao.backend.kubeflow.discovery import (
 )
 from ciao.backend.kubeflow.errors import explain
 from ciao.backend.kubeflow.follow import POD_FALLBACK_AFTER, Follow, KubeflowRun
+from ciao.backend.kubeflow.job_state import job_state
 from ciao.backend.kubeflow.manifests import (
     ALL_KINDS,
     KINDS,
@@ -275,7 +276,9 @@ class KubeflowBackend:
                     raise explain(exc, "get", kind.plural, ns, kind.group) from None
         raise BackendError(f"no job {name!r} in namespace {self.cluster.namespace}")
 
-    def attach(self, name: str) -> Job[KubeflowRun]:
+    def attach(self, name: str, viewer: str = "") -> Job[KubeflowRun]:
+        """The job, followed from the cluster; lines delivered before (to any notebook:
+        the containers' cursors are per job) are not repeated."""
         kind, obj = self._find(name)
         framework = framework_of(kind)
         replicas = replicas_of(kind, obj)
@@ -317,19 +320,13 @@ class KubeflowBackend:
         meta = obj.get("metadata") or {}
         labels = meta.get("labels") or {}
         prefix = "ciao.kubeflow.org/"
-        state, message = "Pending", ""
-        for condition in (obj.get("status") or {}).get("conditions") or []:
-            if condition.get("status") == "True":
-                state, message = condition.get("type", state), condition.get("message", "")
-        state = {"Complete": "Succeeded"}.get(state, state)  # Suspended: queued, say so
-        if meta.get("deletionTimestamp"):
-            state = "Deleting"
+        state, message = job_state(kind, obj)
         created = meta.get("creationTimestamp")
         return JobInfo(
             name=meta.get("name", ""),
             framework=framework_of(kind),
             backend=self.name,
-            state="Running" if state in ("Created", "Restarting") else state,
+            state=state,
             created=isoparse(created).timestamp() if created else 0.0,
             replicas=replicas_of(kind, obj),
             owner={k[len(prefix) :]: v for k, v in labels.items() if k.startswith(prefix)},

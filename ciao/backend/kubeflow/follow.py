@@ -164,9 +164,12 @@ class Follow:
         started = time.monotonic()
         ended_at: float | None = None
         record = self.run.record.open_for_append() if self.run.record else None
+        # A record that has its verdict (the job was followed to its end before) is read,
+        # never written again: an %attach of a finished job changes nothing.
+        finished = self.run.record is not None and self.run.record.final() is not None
         try:
             for event in self._events(started, ended_at):
-                if record is not None and not isinstance(event, Idle):
+                if record is not None and not finished and not isinstance(event, Idle):
                     os.write(record, encode(event))
                 yield event
         finally:

@@ -25,10 +25,11 @@ from ciao.backend.identity import ProcessIdentity
 from ciao.backend.local.engine import ReplicaEngine
 from ciao.backend.local.plan import LocalPlan
 from ciao.backend.local.watch import RecordWatch
-from ciao.backend.record import RunDir, list_run_dirs
-from ciao.backend.types import IDLE, Event, Idle, Job, JobDone, JobInfo, LogLine
+from ciao.backend.record import RunDir, list_run_dirs, viewer_of
+from ciao.backend.types import IDLE, Event, Idle, Job, JobDone, JobInfo, LogLine, Progress
 from ciao.errors import BackendError
 from ciao.interpreter.types import Parameter
+from ciao.launch import module_argv
 from ciao.s2i.types import Shipment
 
 #: With nothing new in the record for this long, the reader gets IDLE (to flush, to notice).
@@ -37,11 +38,18 @@ IDLE_AFTER = 0.05
 SAVE_SHOWN_EVERY = 0.5
 
 
+#: A job whose supervisor ended without writing a verdict (it was killed): said, never
+#: written, so reading the record leaves it as it is.
+LOST = JobDone(False, "Lost", "its supervisor process ended without a verdict")
+
+
 @dataclass
 class _Handle:
     run: RunDir
     process: subprocess.Popen | None = None
     offset: int = 0
+    #: Whose "shown" mark this follow advances (see record.viewer_of).
+    viewer: str = ""
     detached: bool = False
     cancelling: bool = False
     supervisor: ProcessIdentity | None = field(default=None)
@@ -85,7 +93,7 @@ class LocalBackend:
         with (run.path / "supervisor.log").open("ab") as log:
             try:
                 process = subprocess.Popen(
-                    [self.python, "-m", "ciao.backend.local.supervisor", str(run.path)],
+                    module_argv(self.python, "ciao.backend.local.supervisor", str(run.path)),
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=log,
@@ -97,40 +105,49 @@ class LocalBackend:
         identity = ProcessIdentity.of(process.pid) or ProcessIdentity(process.pid, 0)
         run.set_supervisor(identity)
         threading.Thread(target=_reap, args=(process,), name="ciao-reap", daemon=True).start()
-        return self._job(run, _Handle(run, process, supervisor=identity))
+        viewer = viewer_of(plan.parameter.owner)
+        return self._job(run, _Handle(run, process, supervisor=identity, viewer=viewer))
 
-    def _job(self, run: RunDir, handle: _Handle) -> Job[_Handle]:
+    def _job(self, run: RunDir, handle: _Handle, resumed: bool = False) -> Job[_Handle]:
         parameter = _recorded_parameter(run)
         replicas = {role: r["count"] for role, r in parameter["roles"].items() if r["count"]}
-        return Job(parameter["framework"], run.name, replicas, self.name, handle, "local")
+        return Job(parameter["framework"], run.name, replicas, self.name, handle, "local", resumed)
 
     # ---- follow --------------------------------------------------------------------
 
     def get_logs(self, job: Job[_Handle]) -> Iterator[Event | Idle]:
-        """The job's recorded events from where this notebook left off, to its JobDone."""
+        """The job's recorded events from where this notebook left off, to its verdict;
+        the states before that first, so the view starts as the job is. Only the
+        notebook's "shown" mark is written."""
         with RecordWatch(job.handle.run.path) as watch:
             yield from self._follow(job.handle, watch)
 
     def _follow(self, handle: _Handle, watch: RecordWatch) -> Iterator[Event | Idle]:
         run = handle.run
+        verdict = None
+        if handle.offset:
+            states, verdict = _states_before(run, handle.offset)
+            yield from states
         saved = time.monotonic()
         gone_since: float | None = None
-        while True:
+        while verdict is None:
             progressed = False
             for event, offset in run.read_batches(handle.offset):
                 handle.offset = offset
                 progressed = True
-                yield event
                 if isinstance(event, JobDone):
-                    run.set_shown(offset)
-                    return
+                    verdict = event
+                    break
+                yield event
                 if time.monotonic() - saved > SAVE_SHOWN_EVERY:
-                    run.set_shown(offset)
+                    run.set_shown(handle.viewer, offset)
                     saved = time.monotonic()
                 if handle.detached:  # a chatty job must not hold a detach up
                     break
+            if verdict is not None:
+                break
             if handle.detached:
-                run.set_shown(handle.offset)
+                run.set_shown(handle.viewer, handle.offset)
                 return
             if not progressed and not self._alive(handle):
                 if any(True for _ in run.read_events(handle.offset)):
@@ -141,13 +158,13 @@ class LocalBackend:
                     yield IDLE
                     watch.wait(IDLE_AFTER)  # cancel() writes the verdict
                     continue
-                lost = JobDone(False, "Lost", "its supervisor process ended without a verdict")
-                _append(run, lost)
-                yield lost
-                return
+                verdict = LOST
+                break
             if not progressed:
                 yield IDLE
                 watch.wait(IDLE_AFTER)
+        run.set_shown(handle.viewer, handle.offset)
+        yield verdict
 
     def detach(self, job: Job[_Handle]) -> None:
         """Stop following (the job goes on); get_logs returns after what it has yielded."""
@@ -183,10 +200,13 @@ class LocalBackend:
 
     # ---- jobs of any kernel ------------------------------------------------------------
 
-    def attach(self, name: str) -> Job[_Handle]:
+    def attach(self, name: str, viewer: str = "") -> Job[_Handle]:
+        """The job, to follow from where `viewer` left off (from its start for a notebook
+        that never showed it)."""
         run = self._existing(name)
-        handle = _Handle(run, None, offset=run.shown(), supervisor=run.supervisor())
-        return self._job(run, handle)
+        offset = run.shown(viewer)
+        handle = _Handle(run, None, offset, viewer, supervisor=run.supervisor())
+        return self._job(run, handle, resumed=offset > 0)
 
     def jobs(self) -> list[JobInfo]:
         """Local jobs only: run directories of Kubeflow jobs are listed by their backend."""
@@ -198,7 +218,19 @@ class LocalBackend:
         """The job and its replicas' states (not its log lines), for %status."""
         run = self._existing(name)
         states: list[Event] = [e for e, _ in run.read_events() if not isinstance(e, LogLine)]
-        return self._info(run), states
+        info = self._info(run)
+        if info.state == "Lost":
+            states.append(LOST)
+        return info, states
+
+    def _verdict(self, run: RunDir) -> JobDone | None:
+        """The job's verdict: the recorded one, Lost when nothing runs it any more and
+        none was written, None while it runs. What every view of a local job says."""
+        final = run.final()
+        if final is not None:
+            return final
+        supervisor = run.supervisor()
+        return None if supervisor is not None and supervisor.is_running() else LOST
 
     def logs(
         self, name: str, replica: str | None = None, tail: int | None = None
@@ -233,13 +265,8 @@ class LocalBackend:
 
     def _info(self, run: RunDir) -> JobInfo:
         parameter = _recorded_parameter(run)
-        final = run.final()
-        if final is not None:
-            state, message = final.state, final.message
-        elif (supervisor := run.supervisor()) is not None and supervisor.is_running():
-            state, message = "Running", ""
-        else:
-            state, message = "Lost", "its supervisor process is gone"
+        verdict = self._verdict(run)
+        state, message = (verdict.state, verdict.message) if verdict else ("Running", "")
         return JobInfo(
             name=run.name,
             framework=parameter.get("framework", ""),
@@ -251,6 +278,21 @@ class LocalBackend:
             location="local",
             message=message,
         )
+
+
+def _states_before(run: RunDir, offset: int) -> tuple[list[Event], JobDone | None]:
+    """The replicas' states and diagnoses recorded before `offset` (what the view needs
+    to start as the job is), and the verdict if it is among them."""
+    states: list[Event] = []
+    verdict = None
+    for event, end in run.read_events():
+        if end > offset:
+            break
+        if isinstance(event, JobDone):
+            verdict = event
+        elif not isinstance(event, LogLine | Progress):
+            states.append(event)
+    return states, verdict
 
 
 def _recorded_parameter(run: RunDir) -> dict:

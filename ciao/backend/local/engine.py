@@ -22,6 +22,7 @@ from ciao.backend.local.processes import ReplicaProcesses
 from ciao.backend.types import Event, Job
 from ciao.errors import BackendError
 from ciao.interpreter.types import Parameter
+from ciao.launch import module_argv
 
 
 class ReplicaEngine:
@@ -44,8 +45,8 @@ class ReplicaEngine:
         envs = local_env.environment(parameter, local_env.planned_ports(parameter))
         argv: tuple[str, ...] = (self.python, "-u", str(code))
         if parameter.procs_per_node:  # %procs=N: N processes per replica, as torchrun starts
-            argv = (self.python, "-m", "ciao.backend.local.procs", str(parameter.procs_per_node))
-            argv += (self.python, "-u", str(code))
+            procs = str(parameter.procs_per_node)
+            argv = (*module_argv(self.python, "ciao.backend.local.procs", procs), *argv)
         launches = tuple(
             ReplicaLaunch(
                 replica=name,
