@@ -378,3 +378,30 @@ def test_auto_detection_picks_what_is_installed(tmp_path, installed, words):
         content, messages = run(kc, "%dryrun\n%framework=pytorch\n%master=1\nprint(1)")
     text = str(content) + str(messages)
     assert words in text
+
+
+@needs_torchrun
+def test_a_running_detached_trainjob_is_listed_running(kc, cluster):
+    """A TrainJob has no Running condition: %jobs and %status say Running from its
+    jobsStatus (ready nodes), as the live view does from its pods, not Pending."""
+    cell = (
+        "%detach\n%framework=pytorch\n%nodes=2\nimport time\n"
+        "for i in range(600):\n    print(i, flush=True)\n    time.sleep(0.1)"
+    )
+    _, messages = run(kc, cell)
+    name = re.search(r"ciao-[a-z]{5}", stream_text(messages)).group(0)
+
+    def ready() -> bool:
+        status = (cluster.get("trainjobs", "team", name) or {}).get("status") or {}
+        return any(job.get("ready", 0) > 0 for job in status.get("jobsStatus") or [])
+
+    cluster.wait_for(ready, 60, f"a ready node of {name}")
+    for command in ("%jobs", f"%status {name}"):
+        _, messages = run(kc, command)
+        (result,) = [m for m in messages if m["msg_type"] == "execute_result"]
+        rows = [
+            line for line in result["content"]["data"]["text/plain"].splitlines() if name in line
+        ]
+        assert rows and "Running" in rows[0] and "Pending" not in rows[0], (command, rows)
+    content, _ = run(kc, f"%delete {name}")
+    assert content["status"] == "ok", content

@@ -264,3 +264,43 @@ def test_a_wrapper_between_launcher_and_kernel_is_no_reason_to_exit(tmp_path):
 def test_an_unknown_log_level_does_not_stop_the_kernel_from_starting():
     with running_kernel(env={**os.environ, "CIAO_LOG_LEVEL": "chatty"}) as (km, kc):
         assert execute(kc, "pass")[0]["content"]["status"] == "ok"
+
+
+def test_a_ciao_folder_beside_the_notebook_does_not_shadow_the_kernel(tmp_path):
+    """`python -m` would import ./ciao first: a clone of Ciao beside the notebook (a
+    `ciao/` package without what the kernel needs) must not stop the kernel, its local
+    jobs' supervisors, or the %procs launcher."""
+    shadow = tmp_path / "ciao"
+    (shadow / "backend" / "local").mkdir(parents=True)
+    for package in (shadow, shadow / "backend", shadow / "backend" / "local"):
+        (package / "__init__.py").write_text("raise ImportError('the shadow was imported')\n")
+    with running_kernel(cwd=str(tmp_path)) as (_, kc):
+        reply, messages = execute(
+            kc,
+            "%framework=pytorch\n%master=1\n%procs=2\nimport os\nprint('rank', os.environ['RANK'])",
+        )
+    assert reply["content"]["status"] == "ok", reply["content"]
+    text = stream_text(messages)
+    assert "rank 0" in text and "rank 1" in text
+
+
+def test_a_kernel_that_cannot_start_says_why_in_one_line(tmp_path):
+    missing = tmp_path / "kernel-nothing.json"
+    done = subprocess.run(
+        [sys.executable, "-P", "-m", "ciao", "kernel", "-f", str(missing)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ciao kernel: cannot start:"), done.stderr
+    assert str(missing) in lines[0]
+
+
+def test_the_kernelspec_runs_the_kernel_unshadowed():
+    from ciao.install import kernelspec
+
+    argv = kernelspec()["argv"]
+    assert argv[0] == sys.executable and argv[-3:] == ["kernel", "-f", "{connection_file}"]
+    assert argv[1:4] == ["-P", "-m", "ciao"] if sys.version_info >= (3, 11) else argv[1] == "-c"

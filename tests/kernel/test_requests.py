@@ -182,8 +182,11 @@ def test_config_shows_the_effective_configuration_as_a_result(kc):
     reply, messages = execute(kc, "%config")
     assert reply["content"]["status"] == "ok"
     (result,) = of_type(messages, "execute_result")
-    assert "backend: local" in result["content"]["data"]["text/plain"]
-    assert result["content"]["data"]["application/json"]["backend"] == "local"
+    data = result["content"]["data"]
+    assert "backend: local" in data["text/plain"]
+    assert data["application/json"]["backend"] == "local"
+    # JupyterLab ranks Markdown above JSON: the YAML is what a notebook shows, not a tree
+    assert data["text/markdown"] == f"```yaml\n{data['text/plain']}\n```"
 
 
 def test_history_tail_range_and_search_over_this_session(kc):
