@@ -57,15 +57,20 @@ class JobFailed(CiaoError):
 
     ename = "JobFailed"
 
-    def __init__(self, message: str, replica: str = "", tail: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, message: str, replica: str = "", tail: tuple[str, ...] = (), hint: str = ""
+    ) -> None:
         super().__init__(message)
         self.replica = replica
         self.tail = tuple(tail)
+        #: What to do about it, when the failure is a known one (a missing package).
+        self.hint = hint
 
     def lines(self) -> list[str]:
-        if not self.tail:
-            return super().lines()
-        return [*super().lines(), f"last lines of {self.replica}:", *self.tail]
+        lines = super().lines()
+        if self.tail:
+            lines += [f"last lines of {self.replica}:", *self.tail]
+        return [*lines, f"hint: {self.hint}"] if self.hint else lines
 
 
 class JobCancelled(CiaoError):

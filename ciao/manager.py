@@ -11,14 +11,14 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ciao.backend.registry import AnyBackend, Registry, check_replicas
+from ciao.backend.registry import AnyBackend, Registry, allowed, check_replicas
 from ciao.backend.types import Event, Idle, Job, JobDone, JobInfo, Plan
 from ciao.config import Config
 from ciao.errors import BackendError, CiaoError, JobCancelled
 from ciao.interpreter.types import Command, Parameter
-from ciao.s2i.types import Progress, S2IClient
+from ciao.s2i.types import Progress
 
 if TYPE_CHECKING:
     from ciao.interpreter.magics import MagicInterpreter
@@ -31,6 +31,12 @@ def interpreter_for(config: Config) -> MagicInterpreter:
     from ciao.interpreter.magics import MagicInterpreter
 
     return MagicInterpreter(defaults=config.defaults, default_framework=config.framework)
+
+
+class Stoppable(Protocol):
+    """A step before a job exists (a build, %pip) that an interrupt stops."""
+
+    def cancel(self) -> None: ...
 
 
 @dataclass
@@ -151,7 +157,8 @@ class Manager:
         self.registry = registry if registry is not None else Registry()
         self._lock = threading.Lock()
         self.active: ActiveJob | None = None
-        self._building: S2IClient | None = None
+        #: What phase 2 (or %pip) is running, to stop on an interrupt.
+        self._building: Stoppable | None = None
         self._cancel_pending = False
 
     def begin(self) -> None:
@@ -218,6 +225,30 @@ class Manager:
         check_replicas(prepared.config, backend.name, parameter.total_replicas)
         plan: Plan = backend.dry_run(parameter, s2i.plan(parameter.code, parameter))
         return plan
+
+    def pip(self, config: Config, args: tuple[str, ...], progress: Progress | None) -> str:
+        """`%pip`: pip in the local replicas' Python; returns which Python that was. On a
+        cluster, packages go with the job (%requirements) or in its image instead."""
+        if config.backend != "local":
+            raise CiaoError(
+                f"cells run on {config.backend} here, in their image, not in this kernel's "
+                "Python: list the packages in %requirements=... (installed in every replica), "
+                "or use an image that has them (images: in the config)"
+            )
+        allowed(config, "local")
+        from ciao.backend.local.packages import Pip
+
+        pip = Pip(args)
+        with self._lock:
+            if self._cancel_pending:
+                raise JobCancelled("the cell was interrupted before pip started")
+            self._building = pip
+        try:
+            pip.run(progress)
+        finally:
+            with self._lock:
+                self._building = None
+        return pip.argv[0]
 
     def backend_of(self, config: Config, name: str) -> AnyBackend:
         return self.registry.backend_of(config, name)

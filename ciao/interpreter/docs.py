@@ -256,6 +256,18 @@ _DOCS = (
         "NAME",
     ),
     MagicDoc(
+        "pip",
+        "command",
+        (),
+        "Install packages where the local replicas get them: the kernel's Python.",
+        "Runs pip (any of its commands: install, uninstall -y, list, show) in the Python\n"
+        "that local jobs run, with its output in the cell; the next job has the packages.\n"
+        "On Kubernetes, cells run in the image: use %requirements (installed in every\n"
+        "replica) or an image that has them. `!pip` does not run: cells are jobs, not\n"
+        "IPython.\nExample:\n    %pip install torch==2.13.0",
+        "install PACKAGE...",
+    ),
+    MagicDoc(
         "help",
         "command",
         (),

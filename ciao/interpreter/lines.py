@@ -19,6 +19,19 @@ def split_cell(code: str) -> list[str]:
     return code.split("\n")
 
 
+def find_shell_lines(lines: list[str]) -> list[int]:
+    """Indices (0-based) of IPython shell escapes (`!pip install x`): a statement that
+    starts with `!`, which Python cannot run."""
+    found: list[int] = []
+    scanner = _Scanner()
+    for index, line in enumerate(lines):
+        if scanner.at_statement_start() and line.lstrip().startswith("!"):
+            found.append(index)
+            continue
+        scanner.feed(line)
+    return found
+
+
 def find_magic_lines(lines: list[str]) -> list[int]:
     """Indices (0-based) of the magic lines: the first non-blank character is `%`.
 

@@ -8,13 +8,20 @@ time, and some only after the image was built.
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from ciao.errors import MagicError, MagicErrors
 from ciao.interpreter.docs import MAGICS, MagicDoc, describe, help_text, lookup, unknown_magic
-from ciao.interpreter.lines import Token, find_magic_lines, magic_tokens, split_cell
+from ciao.interpreter.lines import (
+    Token,
+    find_magic_lines,
+    find_shell_lines,
+    magic_tokens,
+    split_cell,
+)
 from ciao.interpreter.requirements import (
     requirement_name,
     requirement_problem,
@@ -36,6 +43,7 @@ from ciao.interpreter.types import (
     JobsCommand,
     LogsCommand,
     Parameter,
+    PipCommand,
     Resources,
     RoleSpec,
 )
@@ -131,6 +139,7 @@ class MagicInterpreter:
         for tokens_of_line in tokens.values():
             _read_line(tokens_of_line, reading)
         command = _command(code, tokens, reading)
+        _check_shell_escapes(code, reading)
         framework = (
             (reading.framework or self.default_framework) if reading.framework_valid else None
         )
@@ -405,6 +414,12 @@ def _command(code: str, tokens: dict[int, list[Token]], reading: _Reading) -> Co
                 return HelpCommand(topic.name if topic else None)
         elif doc.name == "config":
             return ConfigCommand()
+        elif doc.name == "pip":
+            args = _pip_args(arg)
+            if isinstance(args, str):
+                reading.error(token.line, magic, f"{args}; write {doc.usage}")
+            else:
+                return PipCommand(args)
         else:
             jobs = _jobs_command(arg.split())
             if isinstance(jobs, str):
@@ -412,6 +427,34 @@ def _command(code: str, tokens: dict[int, list[Token]], reading: _Reading) -> Co
             else:
                 return jobs
     return None
+
+
+def _check_shell_escapes(code: str, reading: _Reading) -> None:
+    """`!command` lines are IPython's, not Python: found here, before a job is made, with
+    what to do instead (the job would end in a SyntaxError)."""
+    lines = split_cell(code)
+    for index in find_shell_lines(lines):
+        text = lines[index].strip()
+        pip = re.match(r"!\s*(?:python3?\s+-m\s+)?pip3?\s+(.*)$", text)
+        if pip:
+            hint = f"to install packages for the replicas write %pip {pip.group(1).strip()}"
+        else:
+            hint = "run it in a terminal, or from Python with subprocess.run([...])"
+        reading.error(
+            index + 1,
+            text.split()[0][:40],
+            f"shell commands do not run in Ciao cells (each cell is a job, not IPython): {hint}",
+        )
+
+
+def _pip_args(arg: str) -> tuple[str, ...] | str:
+    """pip's arguments as a shell would split them (quotes kept together), or what is
+    wrong; they become an argument list, never a shell command."""
+    try:
+        args = tuple(shlex.split(arg))
+    except ValueError as exc:
+        return f"cannot read the arguments: {exc}"
+    return args if args else "missing pip's command"
 
 
 def _jobs_command(args: list[str]) -> JobsCommand | str:

@@ -185,8 +185,16 @@ class LogsCommand:
     magic: ClassVar[str] = "%logs"
 
 
+@dataclass(frozen=True)
+class PipCommand:
+    """`%pip install PACKAGE...`: pip, run in the Python the local replicas run."""
+
+    args: tuple[str, ...]
+    magic: ClassVar[str] = "%pip"
+
+
 #: A cell that is a kernel command, not a job; each alone in its cell, checked once here.
-Command = HelpCommand | ConfigCommand | JobsCommand | JobCommand | LogsCommand
+Command = HelpCommand | ConfigCommand | JobsCommand | JobCommand | LogsCommand | PipCommand
 
 
 class Interpreter(Protocol):

@@ -22,9 +22,11 @@ from ciao.interpreter.types import (
     JobCommand,
     JobsCommand,
     LogsCommand,
+    PipCommand,
 )
 from ciao.kernel.budget import OutputBudget
 from ciao.kernel.display import JobView
+from ciao.kernel.hints import failure_hint
 from ciao.kernel.logstream import LogStream
 from ciao.kernel.view import LiveView, Output
 from ciao.manager import ActiveJob, Manager, Prepared
@@ -146,7 +148,8 @@ class CellRunner:
             raise JobCancelled(f"job {name} was cancelled: {done.message}")
         where = done.failed_replica
         seen = done.tail or (tuple(tails.get(where, ())) if where else ())
-        raise JobFailed(f"job {name} failed: {done.message or done.reason}", where, seen)
+        hint = failure_hint(job.backend, seen)
+        raise JobFailed(f"job {name} failed: {done.message or done.reason}", where, seen, hint)
 
     # ---- commands ----------------------------------------------------------------------
 
@@ -156,6 +159,15 @@ class CellRunner:
 
             text = help_text(command.topic)
             return [{"source": "page", "data": {"text/plain": text}, "start": 0}]
+        if isinstance(command, PipCommand):
+            python = self.manager.pip(prepared.config, command.args, out.progress)
+            if command.args[:1] in (("install",), ("uninstall",)):
+                out.stream(
+                    "stdout",
+                    f"[ciao] pip ran in {python}, the Python local replicas run: the next "
+                    "local jobs see the change\n",
+                )
+            return []
         if isinstance(command, ConfigCommand):
             import yaml
 
