@@ -15,13 +15,17 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(PIP) install -e '.[test]'
 	touch $@
 
+# A user kernelspec (~/.local/share/jupyter/kernels/ciao, running this venv's Python), so a
+# JupyterLab installed anywhere else lists Ciao too.
 install: $(VENV)/.installed
-	$(PY) -m ciao install --sys-prefix
+	$(PY) -m ciao install --user
 
 install-test: $(VENV)/.installed-test
 
 demo: install
 	$(PY) -m ciao run examples/hello-distributed.ipynb
+	@echo "Ciao is installed: in JupyterLab (any installation) choose the kernel" \
+	  "'Ciao (distributed training)'; the README's Quick start shows a first cell."
 
 test: install-test
 	$(PY) -m pytest $(PYTEST_ARGS)
