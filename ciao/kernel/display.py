@@ -26,10 +26,19 @@ from ciao.backend.types import (
     ReplicaState,
 )
 from ciao.interpreter.types import Framework
+from ciao.kernel.lastline import fit, is_progress, progress_parts
 
 _PERCENT = re.compile(r"(\d{1,3})(?:\.\d+)?\s?%")
-#: Longest last-log-line shown in a row (the full line is in the stream below).
+#: Longest last-log-line shown in a row of text/plain (the full line is in the stream
+#: below); the HTML view gives it what the other columns leave, up to HTML_LINE_WIDTH.
 LAST_LINE_WIDTH = 60
+HTML_LINE_WIDTH = 300
+#: Cells of the HTML table other than the last line: one line each, never wrapped (a long
+#: last line made JupyterLab wrap them: "master-/0", "pid/6050").
+_TD = "padding:2px 8px;text-align:left;white-space:nowrap"
+#: The last line's cell takes the rest of the width (max-width:0 lets it shrink to it).
+_LAST_TD = "padding:2px 8px;text-align:left;width:100%;max-width:0;font-family:monospace"
+_CLIP = "overflow:hidden;text-overflow:ellipsis;white-space:pre;min-width:0"
 _STATE_COLOURS = {
     "Running": "#1a7f37",
     "Succeeded": "#1a7f37",
@@ -54,6 +63,8 @@ class Row:
     last_line: str = ""
     #: The percentage of the replica's open progress line, when it shows one.
     percent: int | None = None
+    #: The last line is an open progress line (rewritten with `\r`).
+    progress: bool = False
 
 
 @dataclass
@@ -88,14 +99,14 @@ class JobView:
         now = time.monotonic() if now is None else now
         if isinstance(event, Progress):
             row = self._row(event.replica)
-            row.last_line = event.text
+            row.last_line, row.progress = event.text, True
             found = _PERCENT.findall(event.text)
             row.percent = min(100, int(found[-1])) if found else None
             return True
         if isinstance(event, LogLine | LogLines):
             row = self._row(event.replica)
             last = event.lines[-1] if isinstance(event, LogLines) else event.text
-            row.last_line, row.percent = last, None
+            row.last_line, row.percent, row.progress = last, None, False
             return True
         if isinstance(event, ReplicaState):
             row = self._row(event.replica)
@@ -130,11 +141,9 @@ class JobView:
         now = time.monotonic() if now is None else now
         return {"text/plain": self.text(now), "text/html": self.html(now)}
 
-    def _cells(self, row: Row, now: float) -> list[str]:
+    def _cells(self, row: Row, now: float, width: int = LAST_LINE_WIDTH) -> list[str]:
         age = _duration(now - row.started) if row.started is not None else "-"
-        last = row.last_line
-        if len(last) > LAST_LINE_WIDTH:
-            last = last[: LAST_LINE_WIDTH - 1] + "…"
+        last = fit(row.last_line, width, row.progress)
         return [row.replica, row.phase, row.reason, str(row.restarts), row.where, age, last]
 
     def headline(self, now: float) -> str:
@@ -159,25 +168,21 @@ class JobView:
         colour = _STATE_COLOURS.get(self.state, "inherit")
         e = html.escape
         head = "".join(
-            f"<th style='text-align:left;padding:2px 8px'>{h}</th>"
-            for h in ("replica", "phase", "reason", "restarts", "where", "age", "last line")
+            f"<th style='{_TD}'>{h}</th>"
+            for h in ("replica", "phase", "reason", "restarts", "where", "age")
         )
+        head += f"<th style='{_LAST_TD}'>last line</th>"
         body = []
         for row in self.rows.values():
-            cells = self._cells(row, now)
+            cells = self._cells(row, now, HTML_LINE_WIDTH)
             phase_colour = _STATE_COLOURS.get(row.phase, "inherit")
-            tds = []
-            for i, cell in enumerate(cells):
-                style = "padding:2px 8px"
-                if i == 1:
-                    style += f";color:{phase_colour}"
-                if i == len(cells) - 1:
-                    style += ";font-family:monospace;white-space:pre"
-                    if row.percent is not None:  # an open progress line: a bar, in place
-                        bar = f"<progress max='100' value='{row.percent}'></progress> "
-                        tds.append(f"<td style='{style}'>{bar}{e(cell)}</td>")
-                        continue
-                tds.append(f"<td style='{style}'>{e(cell)}</td>")
+            tds = [
+                f"<td style='{_TD};color:{phase_colour}'>{e(c)}</td>"
+                if i == 1
+                else f"<td style='{_TD}'>{e(c)}</td>"
+                for i, c in enumerate(cells[:-1])
+            ]
+            tds.append(_last_line_td(cells[-1], row))
             body.append("<tr>" + "".join(tds) + "</tr>")
         notes = "".join(
             f"<li><b>{e(replica)}</b> {e(reason)}: {e(hint)}</li>"
@@ -190,11 +195,46 @@ class JobView:
             "<div class='ciao-job'>"
             f"<div><b>{e(self.job.name)}</b> {e(self.kind)}{where} · "
             f"<b style='color:{colour}'>{e(self.state)}</b> · {elapsed}{message}</div>"
-            f"<table style='border-collapse:collapse;font-size:90%'><thead><tr>{head}</tr>"
-            f"</thead><tbody>{''.join(body)}</tbody></table>"
+            "<table style='border-collapse:collapse;font-size:90%;width:100%;table-layout:auto'>"
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
             + (f"<ul style='color:#cf222e;margin:4px 0'>{notes}</ul>" if notes else "")
             + "</div>"
         )
+
+
+def _last_line_td(text: str, row: Row) -> str:
+    """The last line's cell: cut to the width JupyterLab leaves it, at its end, or for a
+    progress line (open, or with a drawn bar) before its counts, rate and ETA, which stay;
+    an open line with a percentage gets a real bar instead of its drawn one."""
+    e = html.escape
+    title = f" title='{e(text)}'" if text else ""
+    if not row.progress and not is_progress(text):
+        return f"<td style='{_LAST_TD}'{title}><div style='{_CLIP}'>{e(text)}</div></td>"
+    parts = progress_parts(text)
+    if row.percent is not None:  # an open progress line: a real bar, not the drawn one
+        bar = f"<progress max='100' value='{row.percent}' style='flex:none'></progress> "
+        head, drawn, tail = parts.head.strip() + " ", "", parts.tail.lstrip()
+    else:
+        bar, head, drawn, tail = "", parts.head, parts.bar, parts.tail
+    # the drawn bar gives way first, then the head down to its percentage, then the tail;
+    # head and tail lose their start, not their end
+    spans = (
+        bar
+        + _keep_end(head, "flex:0 20 auto;min-width:7ch")
+        + (f"<span style='{_CLIP};flex:0 1000 auto'>{e(drawn)}</span>" if drawn else "")
+        + _keep_end(tail, "flex:0 1 auto")
+    )
+    flex = "display:flex;align-items:center;overflow:hidden"
+    return f"<td style='{_LAST_TD}'{title}><div style='{flex}'>{spans}</div></td>"
+
+
+def _keep_end(text: str, style: str) -> str:
+    """Text cut at its start when it does not fit (right-to-left overflow, left-to-right
+    text): `…1: 45%`, `…100 [00:01<00:02, 30.0it/s]`."""
+    return (
+        f"<span style='{_CLIP};{style};direction:rtl'>"
+        f"<span dir='ltr'>{html.escape(text)}</span></span>"
+    )
 
 
 def _duration(seconds: float) -> str:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 from kernel_client import execute, of_type, running_kernel
 
-from ciao.backend.types import Diagnosis, Job, JobDone, LogLine, ReplicaState
+from ciao.backend.types import Diagnosis, Job, JobDone, LogLine, Progress, ReplicaState
 from ciao.kernel.display import JobView
 
 
@@ -90,6 +92,41 @@ def test_an_open_progress_line_is_the_rows_last_line_with_a_bar_until_the_line_e
 
     view = JobView(Job("pytorch", "j", {"master": 1}, "local", None))
     view.apply(Progress("master-0", " 42%|████      | 42/100"))
-    assert "42%|" in view.text(0) and "<progress max='100' value='42'>" in view.html(0)
+    assert "42%|" in view.text(0) and "<progress max='100' value='42'" in view.html(0)
     view.apply(LogLine("master-0", "100%|██████████| 100/100"))
     assert "<progress" not in view.html(0) and "100/100" in view.text(0)
+
+
+def test_a_long_line_is_cut_at_its_end_and_a_progress_line_keeps_its_end():
+    from ciao.kernel.lastline import fit
+
+    assert fit("x" * 100, 20) == "x" * 19 + "…"
+    tqdm = "loss 0.25: 100%|██████████| 100/100 [00:05<00:00, 19.87it/s]"
+    assert fit(tqdm, len(tqdm)) == tqdm
+    shorter = fit(tqdm, len(tqdm) - 5)
+    assert shorter == "loss 0.25: 100%|█████| 100/100 [00:05<00:00, 19.87it/s]"  # as full
+    assert fit(tqdm, 48) == "loss 0.25: 100% 100/100 [00:05<00:00, 19.87it/s]"[:48]
+    narrow = fit(tqdm, 30)
+    assert len(narrow) == 30 and narrow.endswith("19.87it/s]") and "…" in narrow
+    keras = "1/10 [==>...........................] - ETA: 3s - loss: 0.25"
+    assert fit(keras, 40).endswith("ETA: 3s - loss: 0.25")
+    assert fit("Epoch 3: 45% " + "x" * 80, 30, progress=True).endswith("x" * 19)
+
+
+def test_html_cells_never_wrap_and_the_last_line_takes_the_rest():
+    v = view()
+    v.apply(ReplicaState("master-0", "Running", "", "", 0, None, "pid 6050"), now=100.0)
+    v.apply(LogLine("master-0", "x" * 500), now=100.0)
+    v.apply(Progress("worker-0", "epoch 1:  45%|████▌     | 45/100 [00:01<00:02, 30.0it/s]"))
+    html = v.html(now=100.0)
+    assert "table-layout:auto" in html  # JupyterLab's tables are fixed: the columns would be 0
+    cells = re.findall(r"<t[hd] style='([^']*)'", html)
+    assert len(cells) == 7 * 4
+    for i, style in enumerate(cells):
+        last = i % 7 == 6
+        assert ("white-space:nowrap" in style) != last and ("max-width:0" in style) == last
+    assert "x" * 299 + "…" in html and "x" * 300 not in html  # bounded; the browser cuts it
+    (worker,) = [row for row in html.split("<tr>") if "worker-0" in row]
+    shown = re.sub(r" title='[^']*'", "", worker)  # the whole line is in its tooltip
+    assert "<progress max='100' value='45'" in shown and "████" not in shown
+    assert ">45/100 [00:01&lt;00:02, 30.0it/s]<" in worker  # the tail, whole, kept at its end

@@ -1,0 +1,69 @@
+"""What a new user sees of a job in the notebook, through the installed kernel (issue 18,
+item 9): the live view's columns, progress bars of `%procs` processes, a failed replica's
+last lines, `%status` of a finished job, `%help`, resource magics on the local backend."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from kernel_client import execute, of_type, running_kernel
+
+from ciao.kernel.display import LAST_LINE_WIDTH
+
+pytestmark = pytest.mark.timeout(300)
+
+#: A tqdm-like bar on stderr: `\r` rewrites, then a newline (the final text stays).
+BAR = (
+    "import os, sys, time\n"
+    "def bar(label, steps=30, pause=0.05):\n"
+    "    for i in range(steps + 1):\n"
+    "        done = i * 10 // steps\n"
+    "        sys.stderr.write(f'\\r{label}: {i * 100 // steps:3d}%|{\"█\" * done:<10}| '\n"
+    "                         f'{i}/{steps} [00:01<00:02, 19.87it/s, loss=0.{i:03d}]')\n"
+    "        sys.stderr.flush()\n"
+    "        time.sleep(pause)\n"
+    "    sys.stderr.write('\\n')\n"
+)
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    config = runs / "config.yaml"
+    config.write_text(f"local: {{run_dir: {runs}}}\n")
+    with running_kernel(env=dict(os.environ, CIAO_CONFIG=str(config))) as (_, kc):
+        yield kc, config
+
+
+def last_view(messages: list[dict]) -> dict[str, str]:
+    """The live view as the cell left it."""
+    views = of_type(messages, "display_data") + of_type(messages, "update_display_data")
+    return views[-1]["content"]["data"]
+
+
+def last_lines(text: str) -> dict[str, str]:
+    """Each row's LAST LINE column of the view's text/plain."""
+    lines = text.splitlines()
+    column = lines[1].index("LAST LINE")
+    return {line.split()[0]: line[column:] for line in lines[2:] if not line.startswith("!")}
+
+
+def test_the_views_columns_never_wrap_and_a_progress_line_keeps_its_rate(kernel):
+    kc, _ = kernel
+    cell = (
+        "%framework=pytorch\n%master=1\n"
+        + BAR
+        + "print('a rather long line of training output ' * 4, flush=True)\nbar('epoch 1')\n"
+    )
+    reply, messages = execute(kc, cell)
+    assert reply["content"]["status"] == "ok", reply["content"]
+    view = last_view(messages)
+    last = last_lines(view["text/plain"])["master-0"]
+    assert len(last) <= LAST_LINE_WIDTH
+    assert last.startswith("epoch 1: 100%")  # its drawn bar gave way to what follows it:
+    assert last.endswith("30/30 [00:01<00:02, 19.87it/s, loss=0.030]")
+    html = view["text/html"]
+    assert html.count("white-space:nowrap") >= 12  # every header and cell but the last line
+    assert "text-overflow:ellipsis" in html and "max-width:0" in html
+    assert "19.87it/s, loss=0.030]" in html
