@@ -6,9 +6,15 @@ latest state is a `Progress`, and when it ends its final text (what a terminal s
 one `LogLine`. A line longer than `MAX_LINE_BYTES` is cut into pieces of that size, each a
 `LogLine` of its own, and a `Diagnosis` says so once per stream. Invalid UTF-8 becomes
 U+FFFD; a multi-byte character is never cut in two.
+
+A line that starts with a launcher's process marker (torchrun's `[default<local rank>]:`)
+keeps it in its progress and its final text, though it is written once, before the `\\r`
+rewrites: which process wrote a line is what tells %procs > 1 processes apart.
 """
 
 from __future__ import annotations
+
+import re
 
 from ciao.backend.types import Diagnosis, Event, LogLine, LogLines, Progress, StreamName
 
@@ -16,6 +22,9 @@ from ciao.backend.types import Diagnosis, Event, LogLine, LogLines, Progress, St
 MAX_LINE_BYTES = 64 * 1024
 
 LONG_LINE = "LongLine"
+
+#: A process marker at a line's start: torchrun's `[<role><local rank>]:` (`[default0]:`).
+_MARKER = re.compile(rb"\[[A-Za-z_][\w-]*?\d+\]:")
 
 
 class LineSplitter:
@@ -25,7 +34,16 @@ class LineSplitter:
     speed); else each is a `LogLine`.
     """
 
-    __slots__ = ("replica", "stream", "max_line", "batch", "_pending", "_pieces", "_said_long")
+    __slots__ = (
+        "replica",
+        "stream",
+        "max_line",
+        "batch",
+        "_pending",
+        "_pieces",
+        "_said_long",
+        "_marker",
+    )
 
     def __init__(
         self,
@@ -41,6 +59,8 @@ class LineSplitter:
         self._pending = b""  # the open line so far: at most max_line bytes after any `\r`
         self._pieces = 0  # pieces of the open line already given out
         self._said_long = False
+        #: The open line's marker (b"" for none) once its start was dropped at a `\r`.
+        self._marker: bytes | None = None
 
     def feed(self, data: bytes) -> list[Event]:
         """The lines `data` ends, pieces of an over-long open line, and the open line's
@@ -76,15 +96,19 @@ class LineSplitter:
 
     def _plain(self, block: bytes, lines: list[bytes]) -> bool:
         """Whether the block's lines need no care: no `\r`, none too long, no piece open."""
-        if self._pieces or b"\r" in block:
+        if self._pieces or self._marker is not None or b"\r" in block:
             return False
         return len(block) <= self.max_line or max(map(len, lines)) <= self.max_line
 
     def _line(self, raw: bytes, events: list[Event]) -> None:
         if raw.endswith(b"\r"):
             raw = raw[:-1]
+        marker, self._marker = self._marker, None
         if b"\r" in raw:
+            marker = _marker_of(raw) if marker is None else marker
             raw = _final_state(raw)
+        if marker:
+            raw = _marked(marker, raw)
         if len(raw) > self.max_line:
             self._cut(raw, events, closing=True)
             return
@@ -99,9 +123,12 @@ class LineSplitter:
         cr = pending.rfind(b"\r", 0, len(pending) - 1)  # a `\r` that is not the last byte
         if cr >= 0:
             # rewritten in place: only the state after the last `\r` can still be shown
+            if self._marker is None:
+                self._marker = _marker_of(pending)
             pending = self._pending = pending[cr + 1 :]
             shown = pending.rstrip(b"\r")
             if shown:
+                shown = _marked(self._marker, shown)
                 text = shown[: self.max_line].decode("utf-8", "replace")
                 events.append(Progress(self.replica, text, self.stream))
         elif len(pending) > self.max_line:
@@ -140,6 +167,17 @@ def final_text(text: str) -> str:
         return text
     segments = text.rstrip("\r").split("\r")
     return next((s for s in reversed(segments) if s), "")
+
+
+def _marker_of(line: bytes) -> bytes:
+    """The process marker `line` starts with, or b""."""
+    found = _MARKER.match(line) if line.startswith(b"[") else None
+    return found.group() if found else b""
+
+
+def _marked(marker: bytes, state: bytes) -> bytes:
+    """A state of a marked line, with the marker (unless it carries one already)."""
+    return state if not marker or _MARKER.match(state) else marker + state
 
 
 def _final_state(raw: bytes) -> bytes:

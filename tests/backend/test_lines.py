@@ -38,6 +38,25 @@ def test_a_rewritten_line_that_ends_in_one_chunk_is_its_final_state():
     assert final_text("a\rbb\rccc\r") == "ccc"
 
 
+def test_a_process_marker_written_once_stays_on_the_lines_progress_and_final_text():
+    """torchrun-style launchers mark a line once, at its start, before its `\\r` rewrites:
+    the marker says which process's bar it is, so its states and final text keep it."""
+    for batch in (False, True):
+        events = split(
+            b"[default1]:", b" 10%\r", b" 20%", b"\r 30%", b"\r100%", b"\nnext\n", batch=batch
+        )
+        progress = [e.text for e in events if isinstance(e, Progress)]
+        assert progress == ["[default1]: 20%", "[default1]: 30%", "[default1]:100%"]
+        assert texts(events) == ["[default1]:100%", "next"]
+    assert texts(split(b"[default0]:a 1%\ra 2%\n[default2]:b\rb!\r\n")) == [
+        "[default0]:a 2%",
+        "[default2]:b!",
+    ]
+    marked_each_time = texts(split(b"[default0]:1%\r[default0]:2%\n"))
+    assert marked_each_time == ["[default0]:2%"]
+    assert texts(split(b"[not a marker]:1%\r2%\n")) == ["2%"]
+
+
 def test_a_progress_line_holds_only_its_latest_state():
     splitter = LineSplitter("worker-0", "stdout")
     for i in range(10_000):

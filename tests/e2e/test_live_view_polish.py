@@ -5,9 +5,10 @@ last lines, `%status` of a finished job, `%help`, resource magics on the local b
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
-from kernel_client import execute, of_type, running_kernel
+from kernel_client import execute, of_type, running_kernel, stream_text
 
 from ciao.kernel.display import LAST_LINE_WIDTH
 
@@ -67,3 +68,20 @@ def test_the_views_columns_never_wrap_and_a_progress_line_keeps_its_rate(kernel)
     assert html.count("white-space:nowrap") >= 12  # every header and cell but the last line
     assert "text-overflow:ellipsis" in html and "max-width:0" in html
     assert "19.87it/s, loss=0.030]" in html
+
+
+def test_procs_show_one_steady_bar_per_node_and_every_final_line_keeps_its_marker(kernel):
+    kc, _ = kernel
+    cell = "%framework=pytorch\n%master=1\n%procs=2\n" + BAR + "bar('epoch 1', steps=40)\n"
+    reply, messages = execute(kc, cell)
+    assert reply["content"]["status"] == "ok", reply["content"]
+    live = []  # the process whose open progress line each view update shows
+    for update in of_type(messages, "update_display_data"):
+        html = update["content"]["data"]["text/html"]
+        if "<progress" in html:
+            live += re.findall(r"\[default(\d)\]:epoch", html)
+    assert "0" in live and "1" not in live[live.index("0") :], live  # never back to rank 1
+    stderr = stream_text(messages, "stderr")
+    for rank in (0, 1):
+        final = f"[master-0] [default{rank}]:epoch 1: 100%|██████████| 40/40 [00:01<00:02"
+        assert stderr.count(final) == 1, stderr

@@ -5,8 +5,11 @@ Each process gets the variables torchrun gives its workers: LOCAL_RANK, RANK (no
 N + local rank), WORLD_SIZE (nodes x N), LOCAL_WORLD_SIZE, GROUP_RANK, and the replica's
 MASTER_ADDR / MASTER_PORT. Their output goes to the replica's stdout and stderr a whole
 line at a time, prefixed `[default<local rank>]:` as torchrun's `--tee 3` writes it on a
-cluster (without it their writes would interleave mid-line). When one fails the others are
-stopped and this exits with its code, as torchrun does; SIGTERM stops them all.
+cluster (without it their writes would interleave mid-line). A progress line (tqdm's `\\r`
+rewrites) is live for one process only, the lowest local rank that draws one, so the
+node's view shows one steady bar; every process's final progress text comes once, marked.
+When one fails the others are stopped and this exits with its code, as torchrun does;
+SIGTERM stops them all.
 """
 
 from __future__ import annotations
@@ -85,40 +88,93 @@ def run(procs: int, command: list[str]) -> int:
     return code
 
 
-class _Relayed:
-    """One child's stream: copied on at each line's end (or `\r`: progress stays live),
-    every line starting with `prefix`."""
+class _Progress:
+    """Which process of the node shows its progress live: the lowest local rank that has
+    drawn one. Every process's progress line would otherwise take turns in the node's
+    single open line, and the live view would flicker between them."""
 
-    def __init__(self, target: BinaryIO, prefix: bytes) -> None:
-        self.target, self.prefix = target, prefix
-        self.pending = b""  # the start of a line still being written
-        self.at_line_start = True
+    def __init__(self) -> None:
+        self.owner: int | None = None
+
+    def claim(self, rank: int) -> bool:
+        if self.owner is None or rank < self.owner:
+            self.owner = rank
+        return self.owner == rank
+
+
+class _Relayed:
+    """One child's stream, copied on in whole pieces so processes never cut each other's
+    lines: each line with `prefix` at its start, each `\\r` rewrite too (so the final text
+    of a progress line keeps its marker); live progress only from the process `progress`
+    chose; the others' progress lines come once, as their final text, when they end."""
+
+    def __init__(
+        self,
+        target: BinaryIO,
+        prefix: bytes,
+        rank: int = 0,
+        progress: _Progress | None = None,
+    ) -> None:
+        self.target, self.prefix, self.rank = target, prefix, rank
+        self.progress = progress or _Progress()
+        self.pending = b""  # the start of a line (or of a `\r` rewrite) still being written
+        self.rewritten = False  # the open line was rewritten with `\r`: a progress line
+        self.latest = b""  # its latest non-empty state, its final text if it ends empty
+        self.live = b""  # the state written before its `\r` came (not to write it twice)
 
     def feed(self, data: bytes) -> None:
         data = self.pending + data
         end = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
         self.pending = data[end:]
-        self._write(data[:end])
+        if not self.prefix:
+            self._write(data[:end])
+        elif b"\r" in data or self.rewritten:
+            self._segments(data[:end])
+            self._live()
+        elif end:
+            self._write(self.prefix + data[: end - 1].replace(b"\n", b"\n" + self.prefix) + b"\n")
 
     def close(self) -> None:
-        self._write(self.pending)
+        if not self.prefix:
+            self._write(self.pending)
+        elif self.pending or self.rewritten:  # the last line, ended so no other joins it
+            self._segments(self.pending + b"\n")
+        self.pending = b""
+
+    def _segments(self, data: bytes) -> None:
+        """Pieces that each end in `\\n` or `\\r`: marked, and written as one."""
+        out = []
+        for piece in data.replace(b"\r\n", b"\n").splitlines(keepends=True):
+            text, end = piece[:-1], piece[-1:]
+            if end == b"\n":
+                final = (text or self.latest) if self.rewritten else text
+                out.append(self.prefix + final + b"\n")
+                self.rewritten, self.latest = False, b""
+                continue
+            self.rewritten = True
+            if text:
+                self.latest = text
+                if text != self.live and self.progress.claim(self.rank):
+                    out.append(self.prefix + text + b"\r")
+            self.live = b""
+        self._write(b"".join(out))
+
+    def _live(self) -> None:
+        """The progress state being written, shown now (it ends at the next `\\r`)."""
+        if self.rewritten and self.pending and self.progress.claim(self.rank):
+            self._write(self.prefix + self.pending + b"\r")
+            self.live = self.pending
 
     def _write(self, data: bytes) -> None:
-        if not data:
-            return
-        if self.prefix:
-            marked = data.replace(b"\n", b"\n" + self.prefix)  # the next line's, after each end
-            if self.at_line_start:
-                marked = self.prefix + marked
-            self.at_line_start = data.endswith(b"\n")
-            data = marked[: -len(self.prefix)] if self.at_line_start else marked
-        self.target.write(data)
-        self.target.flush()
+        if data:
+            self.target.write(data)
+            self.target.flush()
 
 
 def _relay(children: list[subprocess.Popen[bytes]], prefixed: bool) -> None:
     """Copy the children's output a whole line at a time, marked by local rank if asked."""
     streams: dict[int, _Relayed] = {}
+    progress = _Progress()
     with selectors.DefaultSelector() as selector:
         for rank, child in enumerate(children):
             prefix = f"[default{rank}]:".encode() if prefixed else b""
@@ -128,7 +184,7 @@ def _relay(children: list[subprocess.Popen[bytes]], prefixed: bool) -> None:
             ):
                 assert pipe is not None
                 selector.register(pipe.fileno(), selectors.EVENT_READ)
-                streams[pipe.fileno()] = _Relayed(target, prefix)
+                streams[pipe.fileno()] = _Relayed(target, prefix, rank, progress)
         while selector.get_map():
             for key, _ in selector.select():
                 data = os.read(key.fd, 65536)

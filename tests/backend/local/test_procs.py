@@ -6,7 +6,8 @@ import collections
 
 from ciao.backend.local.backend import LocalBackend
 from ciao.backend.local.procs import worker_environment
-from ciao.backend.types import Idle, JobDone, LogLine, one_per_line
+from ciao.backend.lines import LineSplitter
+from ciao.backend.types import Idle, JobDone, LogLine, Progress, one_per_line
 from ciao.interpreter.magics import MagicInterpreter
 from ciao.s2i.types import Shipment
 
@@ -111,15 +112,62 @@ def alive(pid: int) -> bool:
     return not stat[stat.rfind(")") + 2 :].startswith("Z")
 
 
+class Writes(list):
+    """A target that keeps each write apart, as the replica's pipe passes them on."""
+
+    def write(self, data: bytes) -> None:
+        self.append(data)
+
+    def flush(self) -> None:
+        pass
+
+
+def relayed(*chunks_by_rank: tuple[int, bytes]) -> list[bytes]:
+    """What the launcher writes for chunks each process writes, in this order."""
+    from ciao.backend.local.procs import _Progress, _Relayed
+
+    out = Writes()
+    progress = _Progress()
+    streams: dict[int, _Relayed] = {}
+    for rank, chunk in chunks_by_rank:
+        if rank not in streams:
+            streams[rank] = _Relayed(out, f"[default{rank}]:".encode(), rank, progress)
+        streams[rank].feed(chunk)
+    for stream in streams.values():
+        stream.close()
+    return out
+
+
 def test_relayed_output_marks_each_line_once_and_keeps_progress_live():
-    import io
+    got = relayed((1, b"a\nb"), (1, b"c\n"), (1, b"\r10%"), (1, b"\r20%"), (1, b"\rdone\n"))
+    assert b"".join(got) == (
+        b"[default1]:a\n[default1]:bc\n[default1]:10%\r[default1]:20%\r[default1]:done\n"
+    )
+    assert relayed((0, b"no end")) == [b"[default0]:no end\n"]  # ended: no other joins it
 
-    from ciao.backend.local.procs import _Relayed
 
-    out = io.BytesIO()
-    stream = _Relayed(out, b"[default1]:")
-    for chunk in (b"a\nb", b"c\n", b"10%\r", b"20%\r", b"done\n", b"no end"):
-        stream.feed(chunk)
-    assert out.getvalue() == b"[default1]:a\n[default1]:bc\n[default1]:10%\r20%\rdone\n"
-    stream.close()
-    assert out.getvalue().endswith(b"done\n[default1]:no end")
+def test_a_progress_lines_final_text_keeps_its_marker_however_it_ends():
+    lines = LineSplitter("master-0", "stdout")
+    writes = relayed((1, b"\r 50%"), (1, b"\r100%"), (1, b"\n"), (1, b"x 1%\r\n"))
+    events = [event for data in writes for event in lines.feed(data)] + lines.close()
+    assert [e.text for e in events if isinstance(e, LogLine)] == [
+        "[default1]:100%",
+        "[default1]:x 1%",
+    ]
+
+
+def test_only_one_process_shows_its_progress_live_and_each_final_line_comes_once():
+    """Two processes' bars would take turns in the node's one open line: the lowest rank
+    that draws one is live, the other's bar comes once, as its final text."""
+    chunks = []
+    for step in range(1, 4):
+        chunks += [(1, f"\rB {step}/3".encode()), (0, f"\rA {step}/3".encode())]
+    chunks += [(1, b"\n"), (0, b"\n")]
+    lines = LineSplitter("master-0", "stderr")
+    events = [event for data in relayed(*chunks) for event in lines.feed(data)] + lines.close()
+    progress = [e.text for e in events if isinstance(e, Progress)]
+    assert len(progress) == 3 and all(text.startswith("[default0]:A") for text in progress)
+    assert [e.text for e in events if isinstance(e, LogLine)] == [
+        "[default1]:B 3/3",
+        "[default0]:A 3/3",
+    ]
