@@ -176,7 +176,7 @@ class CellRunner:
             if chosen:
                 effective["kubeflow"]["chosen"] = chosen
             text = yaml.safe_dump(effective, sort_keys=False).rstrip()
-            out.result(count, readable_yaml(text, effective))
+            out.result(count, readable_yaml(text, effective, "config"))
             return []
         self._job_command(prepared, command, out, count)
         return []
@@ -239,20 +239,20 @@ class CellRunner:
             f"# %dryrun on {plan.backend}: {plan.description}\n# nothing was built or submitted\n"
         )
         data = {"objects": documents[:-1], "job": documents[-1]}
-        out.result(count, readable_yaml(note + text, data))
+        out.result(count, readable_yaml(note + text, data, "plan"))
 
 
-def readable_yaml(text: str, data: Any) -> dict[str, Any]:
-    """A YAML text as the notebook shows it first (highlighted Markdown, which frontends
-    rank above JSON, so no collapsed JSON tree hides it), plain text for terminals and
-    nbconvert, and the same data as JSON for programs reading the output."""
+def readable_yaml(text: str, data: Any, kind: str) -> dict[str, Any]:
+    """A YAML text as a notebook shows it (highlighted Markdown), plain text for terminals
+    and nbconvert, and the same data for programs as `application/vnd.ciao.<kind>+json`:
+    not `application/json`, which JupyterLab ranks first and shows as a collapsed tree."""
     fence = "```"
     while fence in text:  # a fence no line of the text can close
         fence += "`"
     return {
         "text/markdown": f"{fence}yaml\n{text}\n{fence}",
         "text/plain": text,
-        "application/json": json.loads(json.dumps(data)),
+        f"application/vnd.ciao.{kind}+json": json.loads(json.dumps(data)),
     }
 
 

@@ -33,7 +33,8 @@ class CiaoKernelTests(jupyter_kernel_test.KernelTests):
     code_generate_error = "%framework=jax"
     code_execute_result = [
         {"code": "%config", "mime": "text/plain"},
-        {"code": "%config", "mime": "application/json"},
+        {"code": "%config", "mime": "text/markdown"},
+        {"code": "%config", "mime": "application/vnd.ciao.config+json"},
     ]
     code_history_pattern = "%conf*"
     supported_history_operations = ("tail", "range", "search")

@@ -41,7 +41,7 @@ def test_dryrun_shows_each_replicas_command_and_environment_and_runs_nothing():
     assert text.startswith("# %dryrun on local: 3 local process(es) on this machine\n")
     assert "# nothing was built or submitted" in text
     assert result["content"]["data"]["text/markdown"] == f"```yaml\n{text}\n```"
-    plan = result["content"]["data"]["application/json"]["job"]
+    plan = result["content"]["data"]["application/vnd.ciao.plan+json"]["job"]
     assert [launch["replica"] for launch in plan] == ["master-0", "worker-0", "worker-1"]
     assert plan[2]["env"]["RANK"] == "2" and plan[0]["argv"][1:2] == ["-u"]
     assert not of_type(messages, "display_data")

@@ -398,8 +398,8 @@ def test_dryrun_shows_the_configmap_and_job_and_submits_nothing(kc, cluster):
     (result,) = [m for m in messages if m["msg_type"] == "execute_result"]
     data = result["content"]["data"]
     assert data["text/plain"].startswith("# %dryrun on kubeflow")
-    job = data["application/json"]["job"]
-    (config_map,) = data["application/json"]["objects"]
+    job = data["application/vnd.ciao.plan+json"]["job"]
+    (config_map,) = data["application/vnd.ciao.plan+json"]["objects"]
     assert job["kind"] == "TFJob" and job["spec"]["runPolicy"]["cleanPodPolicy"] == "Running"
     assert config_map["kind"] == "ConfigMap" and config_map["data"]["code.py"].endswith("print(1)")
     assert not any(job_objects(cluster).values())

@@ -184,8 +184,8 @@ def test_config_shows_the_effective_configuration_as_a_result(kc):
     (result,) = of_type(messages, "execute_result")
     data = result["content"]["data"]
     assert "backend: local" in data["text/plain"]
-    assert data["application/json"]["backend"] == "local"
-    # JupyterLab ranks Markdown above JSON: the YAML is what a notebook shows, not a tree
+    assert data["application/vnd.ciao.config+json"]["backend"] == "local"
+    # the YAML is what a notebook shows (JupyterLab showed application/json as a tree)
     assert data["text/markdown"] == f"```yaml\n{data['text/plain']}\n```"
 
 
