@@ -257,7 +257,10 @@ def test_dryrun_shows_the_build_and_the_job_with_its_image_and_runs_no_tool(setu
 
     assert content["status"] == "ok", content
     (result,) = [m["content"]["data"] for m in messages if m["msg_type"] == "execute_result"]
-    build_plan, job = result["application/vnd.ciao.plan+json"]["objects"][0], result["application/vnd.ciao.plan+json"]["job"]
+    build_plan, job = (
+        result["application/vnd.ciao.plan+json"]["objects"][0],
+        result["application/vnd.ciao.plan+json"]["job"],
+    )
     assert build_plan["buildCommand"][:2] == ["s2i", "build"]
     assert build_plan["files"]["requirements.txt"] == "pip\n"
     assert container_of(job)["image"] == build_plan["image"]
