@@ -162,7 +162,7 @@ class RunDir:
 
     def write_spec(self, spec: dict[str, Any]) -> None:
         self.create()
-        _write_atomic(self.path / "spec.json", json.dumps(spec, indent=1))
+        write_atomic(self.path / "spec.json", json.dumps(spec, indent=1))
 
     def spec(self) -> dict[str, Any]:
         try:
@@ -251,7 +251,7 @@ class RunDir:
         marks[viewer] = offset
         if len(marks) > MAX_VIEWERS:  # the newest marks: a job is seldom watched by many
             marks = dict(list(marks.items())[-MAX_VIEWERS:])
-        _write_atomic(self.path / "shown.json", json.dumps(marks))
+        write_atomic(self.path / "shown.json", json.dumps(marks))
 
     # ---- the supervisor and replicas (local jobs) --------------------------------------
 
@@ -259,7 +259,7 @@ class RunDir:
         return ProcessIdentity.from_list(self._json("supervisor"))
 
     def set_supervisor(self, identity: ProcessIdentity) -> None:
-        _write_atomic(self.path / "supervisor", json.dumps(identity.as_list()))
+        write_atomic(self.path / "supervisor", json.dumps(identity.as_list()))
 
     def replicas(self) -> dict[str, ProcessIdentity]:
         recorded = self._json("replicas.json")
@@ -270,7 +270,7 @@ class RunDir:
 
     def set_replicas(self, identities: dict[str, ProcessIdentity]) -> None:
         data = {name: identity.as_list() for name, identity in identities.items()}
-        _write_atomic(self.path / "replicas.json", json.dumps(data))
+        write_atomic(self.path / "replicas.json", json.dumps(data))
 
     def _json(self, name: str) -> Any:
         try:
@@ -308,7 +308,8 @@ def private_dirs(root: Path) -> None:
             directory.chmod(0o700)
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
+    """`text` as the whole of `path` (readers see the old or the new, never half), 0600."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:

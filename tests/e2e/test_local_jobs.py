@@ -127,8 +127,10 @@ def test_replicas_share_the_jobs_own_working_directory(kc):
     assert (record / "spec.json").is_file() and not (Path(cwd) / "spec.json").exists()
     for path in (record, Path(cwd)):
         assert path.stat().st_mode & 0o777 == 0o700
-    for path in (record / "spec.json", record / "events.jsonl", Path(cwd) / "code.py"):
-        assert path.stat().st_mode & 0o777 == 0o600
+    files = [p for p in record.iterdir() if p.is_file()] + [Path(cwd) / "code.py"]
+    assert {"spec.json", "events.jsonl", "supervisor.log", "supervisor"} <= {p.name for p in files}
+    for path in files:  # every file of the run record, supervisor.log included
+        assert path.stat().st_mode & 0o777 == 0o600, path
     assert record.parent.parent.stat().st_mode & 0o777 == 0o700  # ~/.ciao
 
 
@@ -169,7 +171,8 @@ def test_a_replica_that_exits_1_fails_the_cell_naming_it(kc):
     assert content["status"] == "error"
     assert content["ename"] == "JobFailed"
     assert "worker-1 exited with code 1" in content["evalue"]
-    assert "giving up" in content["traceback"]
+    assert "worker-1's last lines are above, marked [worker-1]" in "\n".join(content["traceback"])
+    assert "giving up" not in content["traceback"]  # shown once, in the stream
     (error,) = of_type(messages, "error")
     assert error["content"]["evalue"] == content["evalue"]
     assert "[worker-1] giving up" in stream_text(messages, "stderr")

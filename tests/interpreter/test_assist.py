@@ -84,6 +84,7 @@ def test_roles_are_those_of_the_cells_framework() -> None:
         "%logs",
         "%attach",
         "%delete",
+        "%pip",
         "%help",
         "%config",
     ]

@@ -236,3 +236,15 @@ def test_an_unknown_request_gets_an_error_reply_and_the_kernel_goes_on(kc):
     assert reply["msg_type"] == "frobnicate_reply"
     assert reply["content"]["status"] == "error"
     assert execute(kc, "pass")[0]["content"]["status"] == "ok"
+
+
+def test_full_width_digits_and_endless_numbers_are_refused_before_any_job(kc):
+    for cell, magic in (
+        ("%framework=pytorch\n%master=1;%cpu=１\nprint(1)", "%cpu"),
+        ("%framework=pytorch\n%master=1\n%worker=" + "9" * 5000 + "\nprint(1)", "%worker"),
+    ):
+        reply, messages = execute(kc, cell)
+        content = reply["content"]
+        assert content["status"] == "error" and content["ename"] == "MagicError", content
+        assert magic in content["evalue"] and len(content["evalue"]) < 1024
+        assert not of_type(messages, "display_data")  # nothing ran

@@ -90,7 +90,8 @@ class LocalBackend:
             }
         )
         env = {k: v for k, v in os.environ.items() if not k.startswith("JPY_")}
-        with (run.path / "supervisor.log").open("ab") as log:
+        log_fd = os.open(run.path / "supervisor.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(log_fd, "ab") as log:  # 0600, as every file of a run
             try:
                 process = subprocess.Popen(
                     module_argv(self.python, "ciao.backend.local.supervisor", str(run.path)),
