@@ -53,22 +53,36 @@ class MagicErrors(CiaoError):
 
 class JobFailed(CiaoError):
     """The job ran and failed: names the replica that failed and how, and shows its last
-    lines next to the verdict."""
+    lines next to the verdict, unless the cell showed them just above (`shown`): then it
+    points at them, so a traceback is not printed twice."""
 
     ename = "JobFailed"
 
     def __init__(
-        self, message: str, replica: str = "", tail: tuple[str, ...] = (), hint: str = ""
+        self,
+        message: str,
+        replica: str = "",
+        tail: tuple[str, ...] = (),
+        hint: str = "",
+        *,
+        shown: bool = False,
+        job: str = "",
     ) -> None:
         super().__init__(message)
         self.replica = replica
         self.tail = tuple(tail)
         #: What to do about it, when the failure is a known one (a missing package).
         self.hint = hint
+        #: The tail's lines are all in the cell's output above, marked `[replica]`.
+        self.shown = shown
+        self.job = job
 
     def lines(self) -> list[str]:
         lines = super().lines()
-        if self.tail:
+        if self.tail and self.shown:
+            logs = f"; `%logs {self.job} {self.replica}` shows its whole log" if self.job else ""
+            lines.append(f"{self.replica}'s last lines are above, marked [{self.replica}]{logs}")
+        elif self.tail:
             lines += [f"last lines of {self.replica}:", *self.tail]
         return [*lines, f"hint: {self.hint}"] if self.hint else lines
 

@@ -148,8 +148,12 @@ class CellRunner:
             raise JobCancelled(f"job {name} was cancelled: {done.message}")
         where = done.failed_replica
         seen = done.tail or (tuple(tails.get(where, ())) if where else ())
+        if where and not done.tail and job.resumed and len(seen) < ERROR_TAIL_LINES:
+            seen = recorded_tail(active, where) or seen  # some came before this %attach
         hint = failure_hint(job.backend, seen)
-        raise JobFailed(f"job {name} failed: {done.message or done.reason}", where, seen, hint)
+        shown = bool(where) and stream.showed(where, seen)  # then the error points at them
+        message = f"job {name} failed: {done.message or done.reason}"
+        raise JobFailed(message, where, seen, hint, shown=shown, job=name)
 
     # ---- commands ----------------------------------------------------------------------
 
@@ -240,6 +244,17 @@ class CellRunner:
         )
         data = {"objects": documents[:-1], "job": documents[-1]}
         out.result(count, readable_yaml(note + text, data, "plan"))
+
+
+def recorded_tail(active: ActiveJob, replica: str) -> tuple[str, ...]:
+    """A replica's last lines from its job's record (none when it cannot be read): for a
+    verdict whose replica wrote them before this notebook attached."""
+    try:
+        lines = active.backend.logs(active.job.name, replica, ERROR_TAIL_LINES)
+        return tuple(line.text for line in lines)
+    except CiaoError as exc:
+        log.info("no recorded tail of %s: %s", replica, exc)
+        return ()
 
 
 def readable_yaml(text: str, data: Any, kind: str) -> dict[str, Any]:

@@ -26,6 +26,9 @@ FLUSH_BYTES = 64 * 1024
 TAIL_BYTES = 1 << 20
 #: At the end of the cell, how long the last lines may wait for the budget.
 FINAL_WAIT = 10.0
+#: Each replica's latest lines remembered (as fingerprints) to tell whether the last lines
+#: a failed replica's verdict quotes were shown: torchrun's report (~30 lines) can follow.
+RECENT_LINES = 64
 
 #: SGR (colour) sequences: they are carried across a replica's lines and never cover its
 #: prefix.
@@ -48,6 +51,10 @@ class LogStream:
         self.tail_bytes_per_replica = max(FLUSH_BYTES, TAIL_BYTES // max(1, replicas))
         self.total: Counter[str] = Counter()
         self.not_shown: Counter[str] = Counter()
+        #: Per replica, the number of its latest line not shown (at most: lines dropped
+        #: in one batch count from the batch's end).
+        self._last_dropped: Counter[str] = Counter()
+        self._recent: dict[str, deque[int]] = {}
         self._head = 0
         self._tails: dict[str, deque[tuple[str, str]]] = {}
         self._tail_sizes: Counter[str] = Counter()
@@ -69,6 +76,10 @@ class LogStream:
     def lines(self, replica: str, texts: Sequence[str], stream: str) -> None:
         """Consecutive lines of one replica's stream (a chunk's worth, formatted at once)."""
         self.total[replica] += len(texts)
+        recent = self._recent.get(replica)
+        if recent is None:
+            recent = self._recent[replica] = deque(maxlen=RECENT_LINES)
+        recent.extend(map(hash, texts[-RECENT_LINES:]))
         shown = texts
         if self.head_limit:
             room = max(0, self.head_limit - self._head)
@@ -129,6 +140,8 @@ class LogStream:
             return
         self.not_shown.update(batch)
         self._skipped += sum(batch.values())
+        for replica in batch:
+            self._last_dropped[replica] = self.total[replica]
 
     def close(self) -> None:
         """The job ended (or is no longer followed): the waiting text, the latest lines
@@ -152,6 +165,20 @@ class LogStream:
                     f"[ciao] {replica}: {missing:,} of its {self.total[replica]:,} lines "
                     f"not shown here; `%logs {self.job} {replica}` shows them all\n"
                 )
+
+    def showed(self, replica: str, lines: Sequence[str]) -> bool:
+        """Whether `lines` are among `replica`'s latest lines and this cell showed every one
+        of them (asked after `close`): a failed replica's verdict then points at them
+        instead of printing them twice."""
+        recent = list(self._recent.get(replica, ()))
+        wanted = [hash(text) for text in lines]
+        if not wanted or self.out.silent:
+            return False
+        for start in range(len(recent) - len(wanted), -1, -1):  # the latest run first
+            if recent[start : start + len(wanted)] == wanted:
+                first = self.total[replica] - len(recent) + start + 1
+                return self._last_dropped[replica] < first
+        return False
 
     # ---- internals -------------------------------------------------------------------
 
@@ -185,3 +212,4 @@ class LogStream:
         while len(tail) > limit or (self._tail_sizes[replica] > size_limit and len(tail) > 1):
             self._tail_sizes[replica] -= len(tail.popleft()[1])
             self.not_shown[replica] += 1
+            self._last_dropped[replica] = self.total[replica] - len(tail)

@@ -591,5 +591,7 @@ def test_a_job_past_its_backoff_limit_still_names_the_replica_its_code_and_last_
     assert content["ename"] == "JobFailed"
     assert "master-0" in content["evalue"] and "code 4" in content["evalue"]
     error = "\n".join(content["traceback"]) + content["evalue"]
-    assert "shard 7 is corrupt" in error or "loading shard 7" in error, error
+    # its last lines: in the error, or (all shown in the cell already) pointed at there
+    assert "shard 7 is corrupt" in error or "master-0's last lines are above" in error, error
+    assert "[master-0] shard 7 is corrupt" in stream_text(messages)  # a pod's log: stdout
     cleanup_jobs(cluster)

@@ -85,3 +85,50 @@ def test_procs_show_one_steady_bar_per_node_and_every_final_line_keeps_its_marke
     for rank in (0, 1):
         final = f"[master-0] [default{rank}]:epoch 1: 100%|██████████| 40/40 [00:01<00:02"
         assert stderr.count(final) == 1, stderr
+
+
+FAILING = (
+    "%framework=pytorch\n%master=1\n%worker=1\nimport os, sys, time\n"
+    "if os.environ['RANK'] == '1':\n"
+    "    for i in range({lines}):\n"
+    "        print(f'shard {{i}} read', flush=True)\n"
+    "    print('Traceback (most recent call last):\\nValueError: shard 7 is corrupt')\n"
+    "    sys.exit(3)\n"
+    "time.sleep(60)\n"
+)
+
+
+def test_a_failed_replicas_last_lines_shown_above_are_pointed_at_not_repeated(kernel):
+    kc, _ = kernel
+    reply, messages = execute(kc, FAILING.format(lines=3))
+    content = reply["content"]
+    assert content["status"] == "error" and content["ename"] == "JobFailed"
+    assert "worker-0 exited with code 3" in content["evalue"]
+    name = content["evalue"].split()[1]
+    traceback = "\n".join(content["traceback"])
+    assert (
+        f"worker-0's last lines are above, marked [worker-0]; `%logs {name} worker-0` shows "
+        "its whole log" in traceback
+    )
+    everything = stream_text(messages) + traceback
+    assert everything.count("shard 7 is corrupt") == 1, everything
+    assert everything.count("shard 2 read") == 1
+
+
+def test_a_failed_replicas_last_lines_not_all_shown_are_repeated_in_the_error(kernel):
+    """Over the cell's cap (output.max_lines) only a few of the replica's last lines were
+    shown: the error has them all."""
+    kc, config = kernel
+    saved = config.read_text()
+    config.write_text(saved + "output: {max_lines: 10}\n")
+    try:
+        reply, messages = execute(kc, FAILING.format(lines=100))
+    finally:
+        config.write_text(saved)
+    content = reply["content"]
+    assert content["status"] == "error" and "worker-0 exited with code 3" in content["evalue"]
+    traceback = content["traceback"]
+    assert "last lines of worker-0:" in traceback
+    repeated = traceback[traceback.index("last lines of worker-0:") + 1 :]
+    assert {"shard 99 read", "shard 90 read", "ValueError: shard 7 is corrupt"} <= set(repeated)
+    assert "shard 85 read" not in stream_text(messages)  # not shown above: only here

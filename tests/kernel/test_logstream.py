@@ -12,6 +12,8 @@ from ciao.kernel.logstream import LogStream
 class FakeOutput:
     """Records what would be published, with a budget on a clock the test moves."""
 
+    silent = False
+
     def __init__(self, budget: OutputBudget) -> None:
         self.budget = budget
         self.sent: list[tuple[str, str]] = []
@@ -126,3 +128,34 @@ def test_the_end_of_a_cell_waits_for_the_budget_rather_than_drop_its_last_lines(
     stream.close()
     assert "[master-0] after\n" in out.text()
     assert reported(out.text()) == {"master-0": 1}
+
+
+def test_it_knows_whether_a_replicas_last_lines_were_all_shown():
+    """So a failed replica's verdict points at its last lines instead of repeating them."""
+    out = FakeOutput(OutputBudget(0, 0))
+    stream = LogStream(out, "job", replicas=2, max_lines=40)
+    stream.lines("master-0", tuple(f"m {i}" for i in range(10)), "stdout")
+    stream.lines("worker-0", tuple(f"w {i}" for i in range(100)), "stdout")
+    stream.lines("master-0", ("Traceback", "ValueError: bad"), "stderr")
+    stream.close()
+    assert stream.showed("master-0", ("m 9", "Traceback", "ValueError: bad"))
+    assert stream.showed("master-0", ("m 0", "m 1"))  # though other lines follow them
+    assert not stream.showed("master-0", ("not", "its lines"))
+    assert not stream.showed("master-0", ())
+    assert stream.showed("worker-0", tuple(f"w {i}" for i in range(95, 100)))  # its last
+    assert not stream.showed("worker-0", tuple(f"w {i}" for i in range(80, 100)))  # capped
+
+
+def test_lines_over_the_budget_were_not_shown():
+    clock = Clock()
+    budget = OutputBudget(1_000, 0, window=3.0, clock=clock)
+    budget.spend(2_000)
+    out = FakeOutput(budget)
+    stream = LogStream(out, "job", replicas=1)
+    stream.lines("master-0", ("Traceback", "ValueError: bad"), "stderr")
+    stream.flush()  # over the budget: dropped
+    stream.line("master-0", "after", "stdout")
+    clock.now += 3.0
+    stream.close()
+    assert stream.showed("master-0", ("after",))
+    assert not stream.showed("master-0", ("ValueError: bad", "after"))
