@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import collections
 
+from ciao.backend.lines import LineSplitter
 from ciao.backend.local.backend import LocalBackend
 from ciao.backend.local.procs import worker_environment
-from ciao.backend.lines import LineSplitter
 from ciao.backend.types import Idle, JobDone, LogLine, Progress, one_per_line
 from ciao.interpreter.magics import MagicInterpreter
 from ciao.s2i.types import Shipment
