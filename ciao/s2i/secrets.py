@@ -1,7 +1,8 @@
 """Build arguments that may be secrets: never on a command line, never echoed.
 
-`--build-arg NAME=VALUE` from the config reaches the build tool as `--build-arg NAME` with
-NAME=VALUE in the tool's environment (docker and podman read it from there), so the value
+`--build-arg NAME=VALUE` (and `-e`/`--env NAME=VALUE`) from the config reaches the build
+tool as `--build-arg NAME` with NAME=VALUE in the tool's environment (docker, podman and
+buildah read it from there), so the value
 is not in the process list; everything Ciao shows (the `[build]` line, %config, %dryrun,
 logs) has `NAME=***`. BuildKit's `--secret id=...,src=FILE|env=VAR` names a secret without
 holding it, and is passed as written.
@@ -35,30 +36,33 @@ def redact(argv: Sequence[str]) -> list[str]:
 
 
 def values_to_environment(argv: Sequence[str]) -> tuple[list[str], dict[str, str]]:
-    """`--build-arg NAME=VALUE` → `--build-arg NAME` and {NAME: VALUE} for the tool's
-    environment (other options untouched)."""
+    """`--build-arg NAME=VALUE` (also `-e`/`--env NAME=VALUE`, and the `--opt=NAME=VALUE`
+    forms) → the option with NAME alone, and {NAME: VALUE} for the tool's environment, from
+    which docker, podman and buildah take a value given by name; other options untouched."""
     out: list[str] = []
     env: dict[str, str] = {}
     pending = False
     for arg in argv:
         if pending:
             pending = False
-            name, equals, value = arg.partition("=")
-            if equals:
-                env[name] = value
-                arg = name
-            out.append(arg)
+            out.append(_to_environment(arg, env))
             continue
         option, equals, rest = arg.partition("=")
-        if option == "--build-arg" and equals:
-            name, has_value, value = rest.partition("=")
-            if has_value:
-                env[name] = value
-            out.append(f"--build-arg={name}")
+        if option in VALUE_OPTIONS and equals:
+            out.append(f"{option}={_to_environment(rest, env)}")
             continue
         out.append(arg)
-        pending = arg == "--build-arg"
+        pending = arg in VALUE_OPTIONS
     return out, env
+
+
+def _to_environment(assignment: str, env: dict[str, str]) -> str:
+    """NAME for `NAME=VALUE` (VALUE moved into `env`); anything else as it is."""
+    name, equals, value = assignment.partition("=")
+    if not equals:
+        return assignment
+    env[name] = value
+    return name
 
 
 def _masked(assignment: str) -> str:

@@ -32,6 +32,15 @@ def test_build_arg_values_move_to_the_tools_environment():
     assert env == {"A": "1", "B": "x=y"}
 
 
+def test_env_values_move_to_the_tools_environment_like_build_args():
+    argv, env = values_to_environment(
+        ["podman", "build", "-e", "TOKEN=s3cr3t", "--env=KEY=k=v", "--env", "PLAIN", "-t", "x"]
+    )
+    assert argv == ["podman", "build", "-e", "TOKEN", "--env=KEY", "--env", "PLAIN", "-t", "x"]
+    assert env == {"TOKEN": "s3cr3t", "KEY": "k=v"}
+    assert not any("s3cr3t" in arg for arg in argv)
+
+
 def test_a_build_arg_named_like_a_token_and_a_buildkit_secret_are_accepted():
     config = parse_config(
         {
