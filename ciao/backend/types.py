@@ -183,6 +183,10 @@ class JobInfo:
     owner: dict[str, str]
     location: str = ""
     message: str = ""
+    #: When its replicas started, and when it ended (seconds since the epoch), where the
+    #: backend knows (for %status's ages); None where it does not.
+    started: float | None = None
+    ended: float | None = None
 
 
 class Backend(Protocol[PlanT, HandleT]):

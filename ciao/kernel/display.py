@@ -142,7 +142,7 @@ class JobView:
         return {"text/plain": self.text(now), "text/html": self.html(now)}
 
     def _cells(self, row: Row, now: float, width: int = LAST_LINE_WIDTH) -> list[str]:
-        age = _duration(now - row.started) if row.started is not None else "-"
+        age = _duration((self.ended or now) - row.started) if row.started is not None else "-"
         last = fit(row.last_line, width, row.progress)
         return [row.replica, row.phase, row.reason, str(row.restarts), row.where, age, last]
 
@@ -318,14 +318,27 @@ def jobs_table(
 
 
 def status_view(info: JobInfo, events: list[Event]) -> dict[str, str]:
-    """`%status NAME`: the job's view, folded from what the backend knows now."""
+    """`%status NAME`: the job's view, folded from what the backend knows now.
+
+    Its events carry no times, so folding them now started every replica's clock now (a
+    finished job showed 0:00 under its 0:13): a replica's age runs from when the job's
+    replicas started, where the backend knows it ("-" where not), to the job's end."""
     framework = cast(Framework, info.framework)
     job = Job(framework, info.name, dict(info.replicas), info.backend, None, info.location)
-    submitted = time.monotonic() - max(0.0, time.time() - info.created)
-    view = JobView(job, submitted=submitted)
+    wall, now = time.time(), time.monotonic()
+
+    def monotonic(epoch: float) -> float:
+        return now - max(0.0, wall - epoch)
+
+    view = JobView(job, submitted=monotonic(info.created))
     view.state = info.state
     for event in events:
-        view.apply(event)
+        view.apply(event, now)
+    started = monotonic(info.started) if info.started is not None else None
+    for row in view.rows.values():
+        row.started = started if row.phase not in ("Pending", "Suspended") else None
+    if info.ended is not None:
+        view.ended = monotonic(info.ended)
     if info.message and not view.message:
         view.message = info.message
-    return view.bundle()
+    return view.bundle(now)

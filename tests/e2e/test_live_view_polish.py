@@ -4,6 +4,7 @@ last lines, `%status` of a finished job, `%help`, resource magics on the local b
 
 from __future__ import annotations
 
+import json
 import os
 import re
 
@@ -132,3 +133,29 @@ def test_a_failed_replicas_last_lines_not_all_shown_are_repeated_in_the_error(ke
     repeated = traceback[traceback.index("last lines of worker-0:") + 1 :]
     assert {"shard 99 read", "shard 90 read", "ValueError: shard 7 is corrupt"} <= set(repeated)
     assert "shard 85 read" not in stream_text(messages)  # not shown above: only here
+
+
+def test_status_of_a_finished_job_shows_each_replicas_last_line_and_how_long_it_ran(kernel):
+    """The record's events carry no times: the ages come from when the supervisor wrote
+    the replicas' identities (as it started them) and the verdict (set here to known ones)."""
+    kc, config = kernel
+    cell = (
+        "%framework=pytorch\n%master=1\n%worker=1\nimport os\n"
+        "print('first')\nprint('last of', os.environ['RANK'])\n"
+    )
+    reply, messages = execute(kc, cell)
+    assert reply["content"]["status"] == "ok", reply["content"]
+    name = last_view(messages)["text/plain"].split()[0]
+    run = config.parent / name
+    spec = json.loads((run / "spec.json").read_text())
+    created = spec["created"] = spec["created"] - 3600  # an hour ago
+    (run / "spec.json").write_text(json.dumps(spec))
+    os.utime(run / "replicas.json", (created + 2, created + 2))
+    os.utime(run / "events.jsonl", (created + 75, created + 75))
+    reply, messages = execute(kc, f"%status {name}")
+    (result,) = of_type(messages, "execute_result")
+    text = result["content"]["data"]["text/plain"]
+    assert text.splitlines()[0].startswith(f"{name}  PyTorch job on local  Succeeded  1:15")
+    assert last_lines(text) == {"master-0": "last of 0", "worker-0": "last of 1"}
+    ages = {line.split()[0]: line.split()[-4] for line in text.splitlines()[2:]}
+    assert ages == {"master-0": "1:13", "worker-0": "1:13"}

@@ -130,3 +130,21 @@ def test_html_cells_never_wrap_and_the_last_line_takes_the_rest():
     shown = re.sub(r" title='[^']*'", "", worker)  # the whole line is in its tooltip
     assert "<progress max='100' value='45'" in shown and "████" not in shown
     assert ">45/100 [00:01&lt;00:02, 30.0it/s]<" in worker  # the tail, whole, kept at its end
+
+
+def test_the_rows_clocks_stop_with_the_job():
+    v = view()
+    v.apply(ReplicaState("master-0", "Running"), now=101.0)
+    v.apply(JobDone(True, "Succeeded"), now=130.0)
+    (row,) = [line for line in v.text(now=999.0).splitlines() if line.startswith("master-0")]
+    assert "0:29" in row.split()
+
+
+def test_status_shows_no_age_where_the_backend_does_not_know_when_replicas_started():
+    from ciao.backend.types import JobInfo
+    from ciao.kernel.display import status_view
+
+    info = JobInfo("ciao-abcde", "pytorch", "kubeflow", "Running", 0.0, {"master": 1}, {})
+    text = status_view(info, [ReplicaState("master-0", "Running"), LogLine("master-0", "hi")])
+    (row,) = [line for line in text["text/plain"].splitlines() if line.startswith("master-0")]
+    assert row.split()[-2:] == ["-", "hi"]  # not 0:00, as if it had just started

@@ -18,7 +18,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ciao.backend.identity import ProcessIdentity
@@ -26,7 +26,17 @@ from ciao.backend.local.engine import ReplicaEngine
 from ciao.backend.local.plan import LocalPlan
 from ciao.backend.local.watch import RecordWatch
 from ciao.backend.record import RunDir, list_run_dirs, viewer_of
-from ciao.backend.types import IDLE, Event, Idle, Job, JobDone, JobInfo, LogLine, Progress
+from ciao.backend.types import (
+    IDLE,
+    Event,
+    Idle,
+    Job,
+    JobDone,
+    JobInfo,
+    LogLine,
+    LogLines,
+    Progress,
+)
 from ciao.errors import BackendError
 from ciao.interpreter.types import Parameter
 from ciao.launch import module_argv
@@ -216,13 +226,23 @@ class LocalBackend:
         return [self._info(run) for run in mine]
 
     def describe(self, name: str) -> tuple[JobInfo, list[Event]]:
-        """The job and its replicas' states (not its log lines), for %status."""
+        """The job, its replicas' states and each one's last line, for %status; and when
+        its replicas started and it ended: the record's events carry no times, but the
+        supervisor wrote replicas.json as it started them and the verdict last."""
         run = self._existing(name)
-        states: list[Event] = [e for e, _ in run.read_events() if not isinstance(e, LogLine)]
+        states: list[Event] = []
+        last_lines: dict[str, Event] = {}
+        for event, _ in run.read_events():
+            if isinstance(event, LogLine | LogLines | Progress):
+                last_lines[event.replica] = event
+            else:
+                states.append(event)
         info = self._info(run)
         if info.state == "Lost":
             states.append(LOST)
-        return info, states
+        ended = _modified(run.events_path) if run.final() is not None else None
+        info = replace(info, started=_modified(run.path / "replicas.json"), ended=ended)
+        return info, [*last_lines.values(), *states]
 
     def _verdict(self, run: RunDir) -> JobDone | None:
         """The job's verdict: the recorded one, Lost when nothing runs it any more and
@@ -311,6 +331,14 @@ def _append(run: RunDir, event: Event) -> None:
         os.write(fd, encode(event))
     finally:
         os.close(fd)
+
+
+def _modified(path: Path) -> float | None:
+    """When `path` was last written (seconds since the epoch); None if it is not there."""
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
 
 
 def _reap(process: subprocess.Popen) -> None:
