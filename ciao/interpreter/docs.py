@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import difflib
+import html
+import re
+import textwrap
 from dataclasses import dataclass
 from typing import Literal
 
@@ -340,11 +343,8 @@ def describe(doc: MagicDoc) -> str:
 
 def help_text(name: str | None = None) -> str:
     """The magic reference (`%help`), or one magic's doc (`%help worker`)."""
-    if name is not None and name.strip():
-        doc = lookup(name)
-        if doc is None:
-            bare = name.strip().removeprefix("%")
-            raise MagicErrors([MagicError(1, "%help", unknown_magic(bare))])
+    doc = _topic(name)
+    if doc is not None:
         return describe(doc)
     parts = ["Ciao magics (%help <magic> for details)", ""]
     for kind, title in _GROUPS:
@@ -354,3 +354,63 @@ def help_text(name: str | None = None) -> str:
         parts.append("")
     parts.append(_EXAMPLES)
     return "\n".join(parts)
+
+
+def help_page(name: str | None = None) -> dict[str, str]:
+    """`%help` as the pager shows it: Markdown, which JupyterLab (where the pager is the
+    cell's output) wraps at words, and the plain text for terminals. Plain text alone
+    was wrapped mid-word there (its outputs break long lines anywhere)."""
+    return {"text/plain": help_text(name), "text/markdown": help_markdown(name)}
+
+
+def help_markdown(name: str | None = None) -> str:
+    """The reference as Markdown: a table of magics a group, the examples as code."""
+    doc = _topic(name)
+    if doc is not None:
+        return _doc_markdown(doc)
+    rows = ["| magic | what it does |", "|:---|:---|"]
+    for kind, title in _GROUPS:  # one table, so the groups' columns line up
+        rows.append(f"| **{_md(title)}** | |")
+        rows += [f"| {_code(d.usage)} | {_md(d.summary)} |" for d in _DOCS if d.kind == kind]
+    parts = ["**Ciao magics** (`%help <magic>` for details)", "\n".join(rows)]
+    examples, _, rules = _EXAMPLES.removeprefix("Examples:\n").partition("\n\nEvery line")
+    parts.append(f"**Examples**\n\n```\n{textwrap.dedent(examples)}\n```")
+    parts.append(_md("Every line" + rules).replace("\n", " "))
+    return "\n\n".join(parts)
+
+
+def _doc_markdown(doc: MagicDoc) -> str:
+    """One magic's page: usage and kind, summary, values, its doc's lines, the example."""
+    prose, _, example = doc.doc.partition("Example:\n")
+    parts = [f"**{_code(doc.usage)}** ({doc.kind} magic)", _md(doc.summary)]
+    if doc.values:
+        parts.append("Values: " + ", ".join(_code(v) for v in doc.values))
+    if prose.strip():
+        parts.append("  \n".join(_md(line) for line in prose.strip().splitlines()))
+    if example:
+        parts.append(f"Example:\n\n```\n{textwrap.dedent(example).rstrip()}\n```")
+    return "\n\n".join(parts)
+
+
+def _topic(name: str | None) -> MagicDoc | None:
+    """The magic `%help NAME` asks for; None for the whole reference; an unknown one is
+    the same error as an unknown magic."""
+    if name is None or not name.strip():
+        return None
+    doc = lookup(name)
+    if doc is None:
+        bare = name.strip().removeprefix("%")
+        raise MagicErrors([MagicError(1, "%help", unknown_magic(bare))])
+    return doc
+
+
+def _md(text: str) -> str:
+    """Text as Markdown shows it literally (in a table cell too)."""
+    return re.sub(r"([\\`*_|<>\[\]#])", r"\\\1", text)
+
+
+def _code(text: str) -> str:
+    """Inline code, as HTML: a `|` in a table cell, even in backticks, would end the cell
+    for some renderers and show as `\\|` in others."""
+    escaped = html.escape(text).replace("|", "&#124;")
+    return f"<code style='white-space:nowrap'>{escaped}</code>"

@@ -159,10 +159,9 @@ class CellRunner:
 
     def _command(self, prepared: Prepared, command: Command, out: Output, count: int) -> Payload:
         if isinstance(command, HelpCommand):
-            from ciao.interpreter.magics import help_text
+            from ciao.interpreter.docs import help_page
 
-            text = help_text(command.topic)
-            return [{"source": "page", "data": {"text/plain": text}, "start": 0}]
+            return [{"source": "page", "data": help_page(command.topic), "start": 0}]
         if isinstance(command, PipCommand):
             python = self.manager.pip(prepared.config, command.args, out.progress)
             if command.args[:1] in (("install",), ("uninstall",)):

@@ -159,3 +159,16 @@ def test_status_of_a_finished_job_shows_each_replicas_last_line_and_how_long_it_
     assert last_lines(text) == {"master-0": "last of 0", "worker-0": "last of 1"}
     ages = {line.split()[0]: line.split()[-4] for line in text.splitlines()[2:]}
     assert ages == {"master-0": "1:13", "worker-0": "1:13"}
+
+
+def test_help_pages_markdown_that_wraps_at_words_and_plain_text(kernel):
+    kc, _ = kernel
+    for cell, needle in (
+        ("%help", "<code style='white-space:nowrap'>%worker=&lt;count&gt;</code> |"),
+        ("%help procs", "```"),
+    ):
+        reply, _ = execute(kc, cell)
+        (page,) = reply["content"]["payload"]
+        assert page["source"] == "page" and set(page["data"]) == {"text/plain", "text/markdown"}
+        assert needle in page["data"]["text/markdown"]
+        assert page["data"]["text/plain"].startswith(("Ciao magics", "%procs=<count>"))

@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import traceback
+from html import unescape
 
 import pytest
 from cells import VALID_CELLS
@@ -690,3 +691,24 @@ def test_kubernetes_quantities_are_accepted(quantity):
     if quantity.endswith(("i", "G")):
         cell = f"%framework=pytorch\n%master=1;%memory={quantity}"
     assert MagicInterpreter().parse(cell)
+
+
+def test_help_as_markdown_is_a_table_of_every_magic_and_each_page_has_its_example() -> None:
+    """JupyterLab shows the pager as the cell's output and breaks plain text mid-word;
+    Markdown wraps at words. Rendered, every usage is one cell of a table row."""
+    mistune = pytest.importorskip("mistune")
+    from ciao.interpreter.docs import help_markdown, help_page
+
+    page = help_page()
+    assert set(page) == {"text/plain", "text/markdown"} and page["text/plain"] == help_text()
+    html = mistune.create_markdown(escape=False, plugins=["table"])(help_markdown())
+    row = r"<tr>\s*<td[^>]*><code[^>]*>(.*?)</code></td>\s*<td[^>]*>(.*?)</td>\s*</tr>"
+    cells = re.findall(row, html)
+    shown = {unescape(usage): unescape(summary) for usage, summary in cells}
+    assert shown == {doc.usage: doc.summary for doc in MAGICS.values()}
+    assert "<pre><code>%framework=tensorflow\n%ps=1;%cpu=500m;%memory=1Gi" in html
+    one = mistune.create_markdown(escape=False)(help_markdown("requirements"))
+    assert "numpy&gt;=1.26,&lt;2 is one requirement" in one
+    assert "<pre><code>%requirements=pandas==2.2,scikit-learn&gt;=1.4,numpy&gt;=1.26,&lt;2" in one
+    with pytest.raises(MagicErrors, match="did you mean %memory"):
+        help_page("memroy")
