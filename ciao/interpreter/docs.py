@@ -95,7 +95,8 @@ _DOCS = (
         (),
         "CPU of each replica of the role on the same line: a Kubernetes quantity > 0.",
         "Goes after the role on its line; overrides only the CPU of the configured default.\n"
-        "500m is half a core; 1 or 2.5 are cores.\n"
+        "500m is half a core; 1 or 2.5 are cores. On Kubernetes only: local replicas are\n"
+        "processes of this machine, never limited (the cell notes it).\n"
         "Example:\n    %worker=2;%cpu=500m",
         "<quantity>",
     ),
@@ -106,6 +107,7 @@ _DOCS = (
         "Memory of each replica of the role on the same line: a Kubernetes quantity in bytes.",
         "Goes after the role on its line; overrides only the memory of the configured default.\n"
         "Use binary suffixes (512Mi, 1Gi) or decimal ones (500M, 2G); 100m is 0.1 byte.\n"
+        "On Kubernetes only: local replicas are never limited (the cell notes it).\n"
         "Example:\n    %worker=2;%memory=2Gi",
         "<quantity>",
     ),
@@ -114,7 +116,9 @@ _DOCS = (
         "resource",
         (),
         "GPUs (nvidia.com/gpu) of each replica of the role on the same line: a whole number.",
-        "Goes after the role on its line; 0 means no GPU.\nExample:\n    %worker=2;%gpu=1",
+        "Goes after the role on its line; 0 means no GPU. On Kubernetes only: local replicas\n"
+        "see every GPU of this machine (the cell notes it).\n"
+        "Example:\n    %worker=2;%gpu=1",
         "<count>",
     ),
     MagicDoc(

@@ -2,7 +2,8 @@
 
 The replicas run the kernel's own Python, so the cell's `%requirements` are not installed:
 they are checked against the kernel's environment, and what it lacks is a warning in the
-cell (the job still runs).
+cell (the job still runs). Resources (%cpu, %memory, %gpu) cannot apply to local processes:
+a note in the cell says so.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ciao.backend.local.plan import resources_note
 from ciao.backend.record import RunDir
 from ciao.constants import CODE_FILE
 from ciao.interpreter.types import Parameter
@@ -40,7 +42,7 @@ class LocalCodeFile:
     def source_to_image(
         self, code: str, parameter: Parameter, progress: Progress | None = None
     ) -> Shipment:
-        """The written code file; warns of unmet requirements."""
+        """The written code file; warns of unmet requirements, notes unapplied resources."""
         path = self._path(parameter)
         RunDir(self.run_root, parameter.generate_name).create()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -49,6 +51,9 @@ class LocalCodeFile:
         if parameter.requirements and progress is not None:
             for line in unmet_requirements(parameter.requirements):
                 progress(line)
+        note = resources_note(parameter)
+        if note and progress is not None:
+            progress(note)
         return Shipment(image=str(path))
 
     def cancel(self) -> None:

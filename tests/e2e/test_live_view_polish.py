@@ -172,3 +172,21 @@ def test_help_pages_markdown_that_wraps_at_words_and_plain_text(kernel):
         assert page["source"] == "page" and set(page["data"]) == {"text/plain", "text/markdown"}
         assert needle in page["data"]["text/markdown"]
         assert page["data"]["text/plain"].startswith(("Ciao magics", "%procs=<count>"))
+
+
+def test_resource_magics_on_the_local_backend_are_a_note_not_silently_ignored(kernel):
+    kc, _ = kernel
+    reply, messages = execute(kc, "%master=1;%cpu=1;%memory=2Gi\n%worker=1;%gpu=1\nprint('ran')")
+    assert reply["content"]["status"] == "ok", reply["content"]
+    out = stream_text(messages)
+    note = (
+        "[ciao] note: %cpu=1, %memory=2Gi (master); %gpu=1 (worker) apply on Kubernetes, "
+        "not to local processes (they share this machine, unlimited)\n"
+    )
+    assert out.count(note) == 1 and out.index(note) < out.index("[master-0] ran"), out
+    reply, messages = execute(kc, "%dryrun\n%master=1;%cpu=1\nprint('ran')")
+    (plan,) = of_type(messages, "execute_result")
+    first = plan["content"]["data"]["text/plain"].splitlines()[0]
+    assert first.endswith("; %cpu=1 (master) are not applied locally"), first
+    reply, messages = execute(kc, "%master=1\nprint('ran')")
+    assert "[ciao] note" not in stream_text(messages)

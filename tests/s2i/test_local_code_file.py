@@ -58,3 +58,17 @@ def test_the_plan_names_the_file_that_source_to_image_writes_and_writes_nothing(
 def test_a_name_that_is_not_one_directory_is_refused(tmp_path: Path, name: str):
     with pytest.raises(ValueError):
         LocalCodeFile(tmp_path).source_to_image("x = 1\n", parameter(name))
+
+
+def test_resources_a_local_job_cannot_apply_are_a_note(tmp_path: Path):
+    from ciao.interpreter.magics import MagicInterpreter
+
+    def lines_for(cell: str) -> list[str]:
+        parameter = MagicInterpreter().preprocess(cell)
+        lines: list[str] = []
+        LocalCodeFile(tmp_path).source_to_image(parameter.code, parameter, lines.append)
+        return lines
+
+    (note,) = lines_for("%framework=tensorflow\n%ps=1;%memory=1Gi\n%worker=2;%cpu=500m\nx")
+    assert note.startswith("[ciao] note: %memory=1Gi (ps); %cpu=500m (worker) apply on Kubernetes")
+    assert lines_for("%master=1;%gpu=0\n%worker=2\nx") == []

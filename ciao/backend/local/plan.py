@@ -50,7 +50,9 @@ class LocalPlan:
 
     @property
     def description(self) -> str:
-        return f"{len(self.launches)} local process(es) on this machine"
+        unapplied = resource_magics(self.parameter)
+        note = f"; {unapplied} are not applied locally" if unapplied else ""
+        return f"{len(self.launches)} local process(es) on this machine{note}"
 
     def documents(self) -> list[Any]:
         return [[launch.as_dict() for launch in self.launches]]
@@ -71,6 +73,35 @@ class LocalPlan:
             tuple(ReplicaLaunch.from_dict(launch) for launch in data["launches"]),
             float(data.get("stop_grace", 3.0)),
         )
+
+
+def resource_magics(parameter: Parameter) -> str:
+    """The roles' resources as magics (`%cpu=2, %memory=8Gi (worker)`), "" for none: what a
+    cluster would request and limit, and a local job cannot (its replicas are processes
+    sharing this machine's CPUs, memory and GPUs)."""
+    roles = []
+    for role, spec in parameter.roles.items():
+        given = spec.resources
+        magics = [
+            f"%{name}={value}"
+            for name, value in (("cpu", given.cpu), ("memory", given.memory), ("gpu", given.gpu))
+            if value
+        ]
+        if magics:
+            roles.append(f"{', '.join(magics)} ({role})")
+    return "; ".join(roles)
+
+
+def resources_note(parameter: Parameter) -> str:
+    """The line a local cell shows when its roles ask for resources, "" when they do not:
+    silently ignoring them would let a user believe a job was limited (or given a GPU)."""
+    unapplied = resource_magics(parameter)
+    if not unapplied:
+        return ""
+    return (
+        f"[ciao] note: {unapplied} apply on Kubernetes, not to local processes (they share "
+        "this machine, unlimited)"
+    )
 
 
 def parameter_to_dict(parameter: Parameter) -> dict[str, Any]:
