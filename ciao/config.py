@@ -57,6 +57,12 @@ DEFAULT_KEEP = "30d"
 #: laptop runs tens of processes, a cluster's quota is the cluster's business.
 DEFAULT_MAX_REPLICAS = {"local": 64, "kubeflow": 1000}
 KUBEFLOW_APIS = ("auto", "v1", "v2")
+POD_SECURITY = ("restricted", "none")
+#: `kubeflow.run_as_user`: the stock framework images run as root, which Pod Security
+#: `restricted` forbids; run as this uid instead (the image needs no user of that id).
+DEFAULT_RUN_AS_USER = 1000
+#: The largest uid Kubernetes accepts in a securityContext.
+MAX_UID = 2147483647
 TRAINER_RELEASES = ("auto", "v2.0", "v2.1", "v2.2", "v2.3")
 _KUBEFLOW_KEYS = {
     "api": "auto (Trainer v2 for PyTorch when installed, else v1) | v1 | v2",
@@ -64,6 +70,11 @@ _KUBEFLOW_KEYS = {
     "release": "the Trainer v2 release, for its pod-override field (default: read from the "
     "API server's OpenAPI)",
     "queue": "the Kueue LocalQueue jobs wait in (label kueue.x-k8s.io/queue-name; default none)",
+    "pod_security": "restricted (default: job pods pass Pod Security `restricted`: non-root, "
+    "seccomp RuntimeDefault, no privilege escalation, no capabilities) | none (no "
+    "securityContext: for an image that must run as root, where the namespace allows it)",
+    "run_as_user": "the uid (also gid and fsGroup) job pods run as under restricted (default "
+    "1000), or image: the image's own user (numeric, not root)",
 }
 _OUTPUT_KEYS = {
     "max_bytes_per_second": "log output a cell may send, averaged over 3 s (0: unlimited)",
@@ -137,6 +148,10 @@ class KubeflowConfig:
     release: str = "auto"
     #: The Kueue LocalQueue of every job (label kueue.x-k8s.io/queue-name); empty: none.
     queue: str = ""
+    #: restricted: job pods pass Pod Security `restricted`; none: no securityContext.
+    pod_security: str = "restricted"
+    #: The uid (and gid, fsGroup) of job pods under restricted; None: the image's own user.
+    run_as_user: int | None = DEFAULT_RUN_AS_USER
 
 
 @dataclass(frozen=True)
@@ -184,7 +199,12 @@ class Config:
             "images": dict(self.images),
             "local": {"run_dir": str(self.run_dir), "keep": _keep_text(self.keep)},
             "output": dataclasses.asdict(self.output),
-            "kubeflow": dataclasses.asdict(self.kubeflow),
+            "kubeflow": {
+                **dataclasses.asdict(self.kubeflow),
+                "run_as_user": (
+                    "image" if self.kubeflow.run_as_user is None else self.kubeflow.run_as_user
+                ),
+            },
             "limits": {"max_replicas": self.max_replicas or dict(DEFAULT_MAX_REPLICAS)},
             **{
                 role: {"cpu": res.cpu, "memory": res.memory, "gpu": res.gpu}
@@ -287,6 +307,7 @@ def parse_config(data: Any, source: Path | None, home: str | None = None) -> Con
     queue = _string(kubeflow, "queue", where, "kubeflow.")
     if queue and not QUEUE_NAME.fullmatch(queue):
         raise ConfigError(f"{where}: kubeflow.queue: {queue!r} is not a queue name")
+    pod_security = _pod_security(kubeflow, where)
     defaults = {}
     for role in ALL_ROLES:
         if role in data:
@@ -326,11 +347,47 @@ def parse_config(data: Any, source: Path | None, home: str | None = None) -> Con
             runtime=runtime,
             release=_choice(kubeflow, "release", TRAINER_RELEASES, where, "auto", "kubeflow."),
             queue=queue,
+            pod_security=pod_security,
+            run_as_user=_run_as_user(kubeflow, pod_security, where),
         ),
         output=OutputConfig(
             **{key: _count(output, key, getattr(OutputConfig, key), where) for key in _OUTPUT_KEYS}
         ),
     )
+
+
+def _pod_security(kubeflow: dict, where: str) -> str:
+    """`kubeflow.pod_security`: restricted | none (YAML reads an unquoted off or no as
+    false: that is none too)."""
+    if kubeflow.get("pod_security") is False:
+        return "none"
+    return _choice(kubeflow, "pod_security", POD_SECURITY, where, "restricted", "kubeflow.")
+
+
+def _run_as_user(kubeflow: dict, pod_security: str, where: str) -> int | None:
+    """`kubeflow.run_as_user`: a uid other than root, or `image` (None): the image's user."""
+    if "run_as_user" not in kubeflow:
+        return DEFAULT_RUN_AS_USER
+    value = kubeflow["run_as_user"]
+    if pod_security == "none":
+        raise ConfigError(
+            f"{where}: kubeflow.run_as_user: pods get no securityContext with "
+            "kubeflow.pod_security: none, so they run as the image's user; remove one of the two"
+        )
+    if value == "image":
+        return None
+    if value == 0 and not isinstance(value, bool):
+        raise ConfigError(
+            f"{where}: kubeflow.run_as_user: 0 is root, which Pod Security `restricted` forbids; "
+            "for an image that must run as root, set kubeflow.pod_security: none (in a namespace "
+            "whose Pod Security level allows it)"
+        )
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_UID:
+        raise ConfigError(
+            f"{where}: kubeflow.run_as_user: expected a uid (a whole number from 1 to {MAX_UID}) "
+            f"or image (the image's own user), got {value!r}"
+        )
+    return value
 
 
 def _backends(data: dict, where: str) -> tuple[str, ...]:

@@ -22,6 +22,11 @@ from ciao.s2i.types import Progress, Shipment
 MAX_CODE_BYTES = 1024 * 1024 - 16 * 1024
 #: With requirements, the container installs them and then runs the code. A fixed script:
 #: the requirements reach pip only through the file, never through the command line.
+#: As a non-root uid (Pod Security `restricted`: the stock images' site-packages belong to
+#: root) pip installs into the user site by itself ("Defaulting to user installation
+#: because normal site-packages is not writeable"), under PYTHONUSERBASE, which the Kubeflow
+#: backend points at the pod's own writable HOME (an emptyDir), and the code then imports
+#: from there. Not `--user`: pip refuses it in a virtualenv, which an image may use.
 INSTALL = (
     "python -m pip install --no-cache-dir --disable-pip-version-check "
     f"-r {CODE_DIR}/{REQUIREMENTS_FILE}"

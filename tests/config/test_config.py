@@ -87,6 +87,15 @@ def test_the_original_keys_and_backend_are_read():
         ({"ps": {"memory": "100m"}}, r"ps.memory: .*did you mean 100Mi\?"),
         ({"master": {"gpu": -1}}, r"master.gpu: expected a whole number >= 0"),
         ({"kubeflow": {"queue": "Team GPUs"}}, r"kubeflow.queue: 'Team GPUs' is not a queue name"),
+        ({"kubeflow": {"pod_security": "baseline"}}, r"kubeflow.pod_security: 'baseline' is not"),
+        ({"kubeflow": {"run_as_user": 0}}, r"kubeflow.run_as_user: 0 is root.*pod_security: none"),
+        ({"kubeflow": {"run_as_user": "root"}}, r"kubeflow.run_as_user: expected a uid"),
+        ({"kubeflow": {"run_as_user": False}}, r"kubeflow.run_as_user: expected a uid"),
+        ({"kubeflow": {"run_as_user": 2**31}}, r"kubeflow.run_as_user: expected a uid"),
+        (
+            {"kubeflow": {"pod_security": "none", "run_as_user": 1000}},
+            r"kubeflow.run_as_user: pods get no securityContext",
+        ),
         ({"worker": "big"}, r"worker: expected a mapping"),
         (["a", "list"], r"expected a mapping of keys"),
     ],
@@ -100,6 +109,24 @@ def test_bad_keys_and_values_name_the_file_and_the_key(data, message):
 def test_kubeflow_queue_is_read_and_none_by_default():
     assert parse_config({"kubeflow": {"queue": "team-gpus"}}, None).kubeflow.queue == "team-gpus"
     assert parse_config({}, None).kubeflow.queue == ""
+
+
+def test_job_pods_are_restricted_as_uid_1000_unless_the_config_says_otherwise():
+    default = parse_config({}, None)
+    assert (default.kubeflow.pod_security, default.kubeflow.run_as_user) == ("restricted", 1000)
+    assert default.as_dict()["kubeflow"]["pod_security"] == "restricted"
+    mine = parse_config({"kubeflow": {"run_as_user": 2000}}, None).kubeflow
+    assert mine.run_as_user == 2000
+    image = parse_config({"kubeflow": {"run_as_user": "image"}}, None)
+    assert image.kubeflow.run_as_user is None
+    assert image.as_dict()["kubeflow"]["run_as_user"] == "image"
+    assert parse_config({"kubeflow": {"pod_security": "none"}}, None).kubeflow.pod_security == (
+        "none"
+    )
+    # YAML reads an unquoted `off` as false
+    assert parse_config({"kubeflow": {"pod_security": False}}, None).kubeflow.pod_security == (
+        "none"
+    )
 
 
 def test_a_password_is_never_repeated_in_the_error():

@@ -112,7 +112,8 @@ def test_an_s2i_cell_is_built_pushed_and_submitted_with_the_pushed_image(setup, 
     (job,) = cluster.list("pytorchjobs", "default")
     container = container_of(job)
     assert container["image"] == image
-    assert "command" not in container and "volumeMounts" not in container
+    assert "command" not in container  # the image runs the code: nothing mounted but HOME
+    assert [m["name"] for m in container["volumeMounts"]] == ["ciao-home"]
     assert cluster.list("configmaps", "default") == []
 
 

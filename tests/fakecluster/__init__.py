@@ -15,7 +15,8 @@ FakeCluster(namespaces=("default",), capacity=None, strict_schemas=True, *, crds
             token=None, user="system:serviceaccount:default:ciao", history_size=1000,
             bookmark_interval=1.0, grace_cap=2.0, backoff_base=0.2, backoff_cap=1.6,
             operator=True, kubeflow=("v1",), trainer_release="v2.3", runtimes=None,
-            missing_runtime="deny", torchrun=None)
+            missing_runtime="deny", torchrun=None, image_users=None,
+            pytorch_init_template=None)
     kubeflow: the Kubeflow APIs installed: "v1" (kubeflow.org/v1 pytorchjobs, tfjobs), "v2"
         (trainer.kubeflow.org/v1alpha1 trainjobs, clustertrainingruntimes, trainingruntimes,
         and jobset.x-k8s.io/v1alpha2 jobsets), both, or neither. Discovery (/apis,
@@ -42,6 +43,22 @@ FakeCluster(namespaces=("default",), capacity=None, strict_schemas=True, *, crds
     (OwnerReferencesPermissionEnforcement), checked and recorded like any other call.
     A ResourceQuota in a namespace limits the pods created there (`exceeded quota: ...`,
     403), so the controller creating them records FailedCreate / FailedCreatePod.
+    Pod Security admission (podsecurity.py, upstream's checks of every level and version):
+    a namespace labelled pod-security.kubernetes.io/enforce=baseline|restricted (and
+    -version) refuses the pods that violate it (403 `pods "x" is forbidden: violates
+    PodSecurity "restricted:latest": allowPrivilegeEscalation != false (...), ...`), so
+    controllers record FailedCreate / FailedCreatePod; `warn` adds Warning headers (pods,
+    Jobs); bad labels are refused (422); `latest` is the server's v1.31.
+    image_users: the image config's USER of images ("1000", "app"); any other image runs as
+        root (as the stock framework images do), so the kubelet refuses to start it under
+        runAsNonRoot without a runAsUser (CreateContainerConfigError `container has
+        runAsNonRoot and image will run as root (pod: "...", container: c)`), as a real
+        kubelet does.
+    pytorch_init_template: the v1 operator's init container template (the text of its
+        /etc/config/initContainer.yaml, with {{.InitContainerImage}}, {{.MaxTries}} and
+        {{.MasterAddr}}); default: the operator's built-in `init-pytorch`, which sets no
+        securityContext, so Pod Security `restricted` refuses the workers of a PyTorchJob
+        with a master whatever their own containers set, as on a real cluster.
     torchrun: whether `torchrun` exists in images (default: whether torch is importable);
         without it a `torchrun ...` container fails to start (StartError, exit code 128).
     start() / stop() / context manager; stop() kills every pod process and joins threads.
@@ -51,6 +68,7 @@ FakeCluster(namespaces=("default",), capacity=None, strict_schemas=True, *, crds
     get(resource, namespace, name) -> dict | None
     list(resource, namespace=None, label_selector=None, field_selector=None) -> list[dict]
     create(resource, obj, namespace=None), delete(resource, namespace, name, propagation=None)
+    label_namespace(name, {label: value or None}) -> the Warning texts (admission applies)
     events(namespace="default", involved=None, reason=None) -> list[dict]
     logs(namespace, pod, container=None, previous=False, timestamps=False) -> str
     pod_processes() -> {"ns/pod/container": pid}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import secrets
 import shutil
 import tempfile
@@ -68,6 +69,8 @@ class FakeCluster:
         runtimes: Iterable[Obj] | None = None,
         missing_runtime: str = "deny",
         torchrun: bool | None = None,
+        image_users: dict[str, str] | None = None,
+        pytorch_init_template: str | None = None,
     ) -> None:
         self.kubeflow = tuple(kubeflow)
         unknown = set(self.kubeflow) - {"v1", "v2"}
@@ -78,6 +81,8 @@ class FakeCluster:
         self.trainer_release = trainer_release
         self._runtimes = [torch_runtime()] if runtimes is None else list(runtimes)
         self._torchrun = torchrun
+        self._image_users = image_users
+        self._pytorch_init_template = pytorch_init_template
         self.namespaces = tuple(namespaces)
         self.capacity = parse_capacity(capacity)
         self.strict_schemas = strict_schemas
@@ -119,9 +124,14 @@ class FakeCluster:
             grace_cap=self._grace_cap,
             backoff_base=self._backoff[0],
             backoff_cap=self._backoff[1],
+            image_users=self._image_users,
         )
         self.gc = GarbageCollector(self.registry)
-        self.operator = TrainingOperator(self.registry) if self._with_operator else None
+        self.operator = (
+            TrainingOperator(self.registry, init_template=self._pytorch_init_template)
+            if self._with_operator
+            else None
+        )
         self.controllers = (
             [
                 TrainJobController(self.registry, self.trainer),
@@ -245,6 +255,23 @@ class FakeCluster:
         info = self.registry.by_plural(resource)
         ns = namespace or (obj.get("metadata") or {}).get("namespace") or "default"
         return self.registry.create(info, ns if info.namespaced else None, obj)[0]
+
+    def label_namespace(self, name: str, labels: dict[str, str | None]) -> list[str]:
+        """Set (None: remove) labels of a namespace through admission, as `kubectl label`
+        does; the Warning texts of the answer (PodSecurity's about existing pods)."""
+        info = CORE["namespaces"]
+        while True:
+            current = self.registry.store.get("namespaces", None, name)
+            if current is None:
+                raise info.not_found(name)
+            body = copy.deepcopy(current)
+            merged = {**(body["metadata"].get("labels") or {}), **labels}
+            body["metadata"]["labels"] = {k: v for k, v in merged.items() if v is not None}
+            try:
+                return self.registry.update(info, None, name, body)[1]
+            except StatusError as err:
+                if err.code != 409:
+                    raise
 
     def delete(
         self, resource: str, namespace: str | None, name: str, propagation: str | None = None

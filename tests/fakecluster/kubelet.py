@@ -137,7 +137,7 @@ class ContainerWorker:
         kubelet = self.pw.kubelet
         failures = 0
         while not self.pw.terminating.is_set():
-            if not self.pull():
+            if not self.pull() or not self.create_config():
                 return
             code, forced = self.run_instance()
             if self.pw.terminating.is_set():
@@ -212,6 +212,48 @@ class ContainerWorker:
             if self.pw.terminating.wait(delay):
                 return False
             delay = min(delay * 2, kubelet.backoff_cap)
+
+    def create_config(self) -> bool:
+        """The kubelet's check before it creates the container: with runAsNonRoot, the
+        user must not be root, and an image's own user must be numeric to be checked.
+        Failing, the container waits in CreateContainerConfigError and is tried again."""
+        delay = self.pw.kubelet.backoff_base
+        while True:
+            problem = self.non_root_problem()
+            if not problem:
+                return True
+            self.event("Warning", "Failed", f"Error: {problem}")
+            self.state = {"waiting": {"reason": "CreateContainerConfigError", "message": problem}}
+            self.pw.sync()
+            if self.pw.terminating.wait(delay):
+                return False
+            delay = min(delay * 2, self.pw.kubelet.backoff_cap)
+
+    def non_root_problem(self) -> str:
+        pod = self.pw.pod
+        pod_sc = (pod.get("spec") or {}).get("securityContext") or {}
+        sc = {**pod_sc, **(self.spec.get("securityContext") or {})}  # the container's win
+        if sc.get("runAsNonRoot") is not True:
+            return ""
+        meta = pod["metadata"]
+        where = (
+            f'(pod: "{meta["name"]}_{meta["namespace"]}({meta["uid"]})", container: {self.name})'
+        )
+        if sc.get("runAsUser") is not None:
+            return (
+                f"container's runAsUser breaks non-root policy {where}"
+                if sc["runAsUser"] == 0
+                else ""
+            )
+        user = self.pw.kubelet.image_user(self.spec.get("image") or "").split(":")[0]
+        if not user or user == "0":
+            return f"container has runAsNonRoot and image will run as root {where}"
+        if not user.isdigit():
+            return (
+                f"container has runAsNonRoot and image has non-numeric user ({user}), cannot "
+                f"verify user is non-root {where}"
+            )
+        return ""
 
     def _start(self) -> tuple[ContainerLog, str]:
         kubelet = self.pw.kubelet
@@ -621,6 +663,7 @@ class Kubelet:
         backoff_base: float = 0.2,
         backoff_cap: float = 1.6,
         pull_delay: float = 0.01,
+        image_users: dict[str, str] | None = None,
     ) -> None:
         self.registry = registry
         self.logbook = logbook
@@ -633,6 +676,9 @@ class Kubelet:
         self.backoff_cap = backoff_cap
         self.pull_delay = pull_delay
         self.images: set[str] = set()
+        #: The user of each image's config (`USER`: "1000", "app", "1000:1000"); images not
+        #: named run as root, as the stock framework images do.
+        self.image_users = dict(image_users or {})
         self.recorder = EventRecorder(registry, "kubelet", node_name)
         self.scheduler_recorder = EventRecorder(registry, "default-scheduler")
         self._queue: queue.Queue[WatchEvent | None] = queue.Queue()
@@ -644,6 +690,9 @@ class Kubelet:
         self._thread = threading.Thread(target=self._loop, name="fake-kubelet", daemon=True)
         registry.store.add_listener(self._on_event)
         faults.on_change(lambda: self._queue.put(None))
+
+    def image_user(self, image: str) -> str:
+        return self.image_users.get(image, self.image_users.get(normalize_image(image), ""))
 
     def node_object(self) -> Obj:
         resources = {k: format_quantity(v, k) for k, v in self.capacity.items()}

@@ -29,6 +29,8 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
+
 from .errors import StatusError
 from .recorder import EventRecorder
 from .registry import Registry
@@ -42,6 +44,35 @@ LABEL_TYPE = "training.kubeflow.org/replica-type"
 LABEL_INDEX = "training.kubeflow.org/replica-index"
 LABEL_ROLE = "training.kubeflow.org/job-role"
 INIT_IMAGE = "alpine:3.10"
+INIT_MAX_TRIES = 100
+#: The operator's built-in init container template (pytorch/initcontainer.go), used unless
+#: /etc/config/initContainer.yaml (--pytorch-init-container-template-file) gives another.
+INIT_TEMPLATE = """
+- name: init-pytorch
+  image: {{.InitContainerImage}}
+  imagePullPolicy: IfNotPresent
+  resources:
+    limits:
+      cpu: 100m
+      memory: 20Mi
+    requests:
+      cpu: 50m
+      memory: 10Mi
+  command: ['sh', '-c', 'err=1;for i in $(seq {{.MaxTries}}); do if nslookup {{.MasterAddr}}; \
+then err=0 && break; fi;echo waiting for master; sleep 2; done; exit $err']"""
+
+
+def init_containers(template: str, master_addr: str) -> list[Obj]:
+    """The template rendered (its three fields) and read as a YAML list of containers."""
+    text = (
+        template.replace("{{.InitContainerImage}}", INIT_IMAGE)
+        .replace("{{.MaxTries}}", str(INIT_MAX_TRIES))
+        .replace("{{.MasterAddr}}", master_addr)
+    )
+    containers = yaml.safe_load(text)
+    if not isinstance(containers, list):
+        raise ValueError(f"the init container template is not a list of containers: {text!r}")
+    return containers
 
 
 @dataclass(frozen=True)
@@ -135,9 +166,12 @@ def update_condition(status: Obj, type_: str, reason: str, message: str, ok: boo
 class TrainingOperator:
     """Reconciles TFJobs and PyTorchJobs from store events, one job at a time."""
 
-    def __init__(self, registry: Registry, resync: float = 0.5) -> None:
+    def __init__(
+        self, registry: Registry, resync: float = 0.5, init_template: str | None = None
+    ) -> None:
         self.registry = registry
         self.store = registry.store
+        self.init_template = init_template or INIT_TEMPLATE
         self.resync = resync
         self.recorders = {
             plural: EventRecorder(registry, fw.controller) for plural, fw in FRAMEWORKS.items()
@@ -579,23 +613,9 @@ class TrainingOperator:
                 ]
             env.append({"name": "PET_NNODES", "value": str(total)})
             env.append({"name": "PET_NPROC_PER_NODE", "value": str(nproc)})
-        if rt == "worker" and "Master" in replicas:
-            init = {
-                "name": "init-pytorch",
-                "image": INIT_IMAGE,
-                "imagePullPolicy": "IfNotPresent",
-                "resources": {
-                    "limits": {"cpu": "100m", "memory": "20Mi"},
-                    "requests": {"cpu": "50m", "memory": "10Mi"},
-                },
-                "command": [
-                    "sh",
-                    "-c",
-                    f"err=1;for i in $(seq 100); do if nslookup {name}-master-0; then err=0 && "
-                    "break; fi;echo waiting for master; sleep 2; done; exit $err",
-                ],
-            }
-            pod_spec["initContainers"] = [init] + (pod_spec.get("initContainers") or [])
+        if rt == "worker" and "Master" in replicas:  # appended to the template's own
+            init = init_containers(self.init_template, f"{name}-master-0")
+            pod_spec["initContainers"] = (pod_spec.get("initContainers") or []) + init
 
     def _tf_env(
         self, fw: Framework, job: Obj, spec: Obj, pod_spec: Obj, rt: str, index: int

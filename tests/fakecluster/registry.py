@@ -21,6 +21,7 @@ from . import errors as E
 from .cel import cel_errors
 from .crds import DEFAULT_RELEASES, crd_schema, load_crds, pod_spec_schema
 from .patches import json_patch, merge_patch, strategic_merge_patch
+from .podsecurity import admit_namespace, admit_pod, admit_workload
 from .quota import check_pod_quota
 from .resources import BUILTIN, CORE, CRD_RESOURCE, ResourceInfo, custom_resource
 from .selectors import compile_selectors
@@ -399,6 +400,7 @@ class Registry:
                 raise info.invalid(name, errs)
             for hook in self.validators.get(info.plural, []):
                 warnings += hook(info, obj, old) or []
+            warnings += admit_workload("jobs", self._namespace_of(obj), obj)  # PodSecurity
         elif info.plural == "pods":
             if self.pod_schema is not None and isinstance(obj.get("spec"), dict):
                 warnings += self._unknown(info, self.pod_schema, obj["spec"], "spec", directive)
@@ -409,7 +411,9 @@ class Registry:
                 errs.insert(0, E.invalid("metadata.name", name, name_errs[-1]))
             if errs:
                 raise info.invalid(name, errs)
-            if old is None:  # the ResourceQuota admission plugin
+            # the PodSecurity admission plugin, then the ResourceQuota one (it runs last)
+            warnings += admit_pod(self._namespace_of(obj), obj, old)
+            if old is None:
                 namespace = obj["metadata"]["namespace"]
                 quotas, _ = self.store.list("resourcequotas", namespace)
                 if quotas:
@@ -427,11 +431,17 @@ class Registry:
             obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
             obj.setdefault("status", {}).setdefault("phase", "Active")
             _meta(obj).setdefault("labels", {})["kubernetes.io/metadata.name"] = name
+            warnings += admit_namespace(  # PodSecurity: its labels, and existing pods
+                obj, old, lambda: self.store.list("pods", name)[0]
+            )
         else:
             reasons = dns1123_subdomain(name) if info.plural != "events" else []
             if reasons:
                 raise info.invalid(name, [E.invalid("metadata.name", name, reasons[-1])])
         return warnings
+
+    def _namespace_of(self, obj: Obj) -> Obj:
+        return self.store.get("namespaces", None, obj["metadata"].get("namespace", "")) or {}
 
     def _default_pod(self, pod: Obj, old: Obj | None) -> None:
         spec = pod.setdefault("spec", {})

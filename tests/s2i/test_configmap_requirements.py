@@ -90,7 +90,12 @@ def test_the_container_installs_the_file_then_runs_the_code_with_a_fixed_script(
     ]
     assert container["command"][2] == INSTALL_AND_RUN
     assert "pyzmq" not in " ".join(container["command"]), "requirements only through the file"
-    assert container["volumeMounts"] == [{"name": "ciao-code", "mountPath": "/opt/ciao"}]
+    assert container["volumeMounts"] == [
+        {"name": "ciao-code", "mountPath": "/opt/ciao"},
+        {"name": "ciao-home", "mountPath": "/home/ciao"},  # HOME and pip's user site
+    ]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["PYTHONUSERBASE"] == "/home/ciao/.local"
 
 
 def test_pip_runs_in_the_replica_before_the_code(parts):

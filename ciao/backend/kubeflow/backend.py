@@ -34,6 +34,7 @@ from ciao.backend.kubeflow.manifests import (
     KINDS,
     MANAGED_BY,
     JobKind,
+    PodSecurity,
     config_map_name,
     framework_of,
     pod_selectors,
@@ -103,16 +104,19 @@ class KubeflowBackend:
         """Which API a cell goes to (and why); for v2, its runtime and release."""
         choice = choose_api(parameter.framework, self.settings.api, served_apis(self.cluster))
         queue = parameter.queue or self.settings.queue
+        security = PodSecurity(
+            self.settings.pod_security == "restricted", self.settings.run_as_user
+        )
         if choice.api == "v1":
             if parameter.runtime:
                 raise BackendError(
                     f"%runtime={parameter.runtime} names a Kubeflow Trainer v2 runtime, but "
                     f"this cell runs as a {KINDS[parameter.framework].kind} ({choice.why})"
                 )
-            return Target("v1", choice.why, queue=queue)
+            return Target("v1", choice.why, queue=queue, security=security)
         runtime = find_runtime(self.cluster, parameter.runtime or self.settings.runtime)
         release, release_why = trainer_release(self.cluster, self.settings.release)
-        return Target("v2", choice.why, runtime, release, release_why, queue)
+        return Target("v2", choice.why, runtime, release, release_why, queue, security)
 
     def api_summary(self) -> dict[str, str]:
         """For %config: the API each framework's cells would run on here, and why."""

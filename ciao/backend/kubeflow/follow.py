@@ -35,8 +35,14 @@ from ciao.backend.kubeflow.manifests import (
     pod_selectors,
     replica_of,
 )
-from ciao.backend.kubeflow.pods import diagnose_event, diagnose_pod, replica_state
-from ciao.backend.record import RunDir, encode
+from ciao.backend.kubeflow.pods import (
+    CREATION_FAILURES,
+    diagnose_event,
+    diagnose_pod,
+    refused_by_pod_security,
+    replica_state,
+)
+from ciao.backend.record import RunDir, encode, write_atomic
 from ciao.backend.types import IDLE, Diagnosis, Event, Idle, JobDone, LogLine
 from ciao.errors import BackendError
 
@@ -105,6 +111,8 @@ class KubeflowRun:
     #: Warning events about pods not seen yet (the event watch can outrun the pod watch),
     #: by pod name, replayed when the pod shows which replica it is.
     early_events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: The namespace's Pod Security level refused the job's pods: following it has failed.
+    refused: bool = False
 
     @property
     def job_path(self) -> str:
@@ -254,9 +262,7 @@ class Follow:
         for follower in list(self.run.followers.values()):
             if follower.cursor is not None:
                 cursors[follower.pod_path.rsplit("/", 1)[-1]] = list(follower.cursor)
-        tmp = path.with_name(".cursors.json.tmp")
-        tmp.write_text(json.dumps(cursors))
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(cursors))
 
     def _drained(self, since_end: float) -> bool:
         """Every follower is done; those of still-running pods are stopped after a grace."""
@@ -551,8 +557,18 @@ class Follow:
 
     def _diagnose_event(self, event: dict[str, Any], replica: str) -> None:
         diagnosis = diagnose_event(event, replica)
-        if diagnosis is not None:
-            self._diagnose(diagnosis)
+        if diagnosis is None:
+            return
+        self._diagnose(diagnosis)
+        message = event.get("message") or ""
+        if (
+            diagnosis.reason in CREATION_FAILURES
+            and refused_by_pod_security(message)
+            and not self.run.refused
+        ):
+            # Unlike a full quota, this never passes: the controller would retry forever.
+            self.run.refused = True
+            self.fail(BackendError(f"its pods cannot be created: {diagnosis.hint}"))
 
     def _diagnose(self, diagnosis: Diagnosis) -> None:
         key = (diagnosis.replica, diagnosis.reason)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ciao.config import DEFAULT_RUN_AS_USER
 from ciao.constants import CODE_DIR
 from ciao.interpreter.types import REPLICA_TYPES, Framework, Parameter, Resources
 from ciao.s2i.types import Shipment
@@ -155,9 +156,76 @@ def config_map_manifest(parameter: Parameter, shipment: Shipment, namespace: str
 #: after its training container exits, so the job would never finish.
 POD_ANNOTATIONS = {"sidecar.istio.io/inject": "false"}
 
+#: HOME of a pod that runs as a uid the image does not know (its HOME would be `/`, not
+#: writable): an emptyDir, so caches and pip's user install (site-packages is root's) work.
+HOME_DIR = "/home/ciao"
+HOME_VOLUME = "ciao-home"
 
-def job_manifest(parameter: Parameter, shipment: Shipment, namespace: str) -> dict[str, Any]:
-    """The TFJob / PyTorchJob that runs `shipment` with the cell's roles and resources."""
+
+@dataclass(frozen=True)
+class PodSecurity:
+    """The securityContext of a job's pods (config `kubeflow.pod_security`, `run_as_user`).
+
+    restricted: what Pod Security `restricted` asks for: runAsNonRoot, seccomp
+    RuntimeDefault, no privilege escalation, every capability dropped; run as `run_as_user`
+    (also the group and fsGroup, with HOME an emptyDir), or None: as the image's own user,
+    which must then be numeric and not root. Not restricted: no securityContext at all.
+    """
+
+    restricted: bool = True
+    run_as_user: int | None = DEFAULT_RUN_AS_USER
+
+    @property
+    def pod_context(self) -> dict[str, Any]:
+        if not self.restricted:
+            return {}
+        context: dict[str, Any] = {"runAsNonRoot": True}
+        if self.run_as_user is not None:
+            uid = self.run_as_user
+            context.update(runAsUser=uid, runAsGroup=uid, fsGroup=uid)
+        context["seccompProfile"] = {"type": "RuntimeDefault"}
+        return context
+
+    @property
+    def container_context(self) -> dict[str, Any]:
+        if not self.restricted:
+            return {}
+        return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+    @property
+    def home(self) -> bool:
+        """Whether the pods get a HOME of their own (they run as a uid Ciao chose)."""
+        return self.restricted and self.run_as_user is not None
+
+    @property
+    def env(self) -> list[dict[str, str]]:
+        if not self.home:
+            return []
+        return [
+            {"name": "HOME", "value": HOME_DIR},
+            {"name": "PYTHONUSERBASE", "value": f"{HOME_DIR}/.local"},
+        ]
+
+    def describe(self) -> str:
+        """For %dryrun: who the pods run as."""
+        if not self.restricted:
+            return "pods run as the image's user, with no securityContext"
+        user = f"uid {self.run_as_user}" if self.run_as_user is not None else "the image's user"
+        return f"pods run as {user} (Pod Security restricted)"
+
+
+#: The default: Pod Security `restricted`, as uid DEFAULT_RUN_AS_USER.
+RESTRICTED = PodSecurity()
+
+
+def job_manifest(
+    parameter: Parameter,
+    shipment: Shipment,
+    namespace: str,
+    security: PodSecurity = RESTRICTED,
+) -> dict[str, Any]:
+    """The TFJob / PyTorchJob that runs `shipment` with the cell's roles and resources; every
+    role's pods get `security`'s securityContext."""
     kind = KINDS[parameter.framework]
     labels = ciao_labels(parameter)
     annotations = dict(POD_ANNOTATIONS)  # the manifest's own: a plan may be changed
@@ -167,7 +235,7 @@ def job_manifest(parameter: Parameter, shipment: Shipment, namespace: str) -> di
             "restartPolicy": kind.restart_policy,
             "template": {
                 "metadata": {"labels": dict(labels), "annotations": dict(annotations)},
-                "spec": _pod_spec(parameter, shipment, kind, role, spec.resources),
+                "spec": _pod_spec(parameter, shipment, kind, role, spec.resources, security),
             },
         }
         for role, spec in parameter.roles.items()
@@ -200,7 +268,12 @@ def job_manifest(parameter: Parameter, shipment: Shipment, namespace: str) -> di
 
 
 def _pod_spec(
-    parameter: Parameter, shipment: Shipment, kind: JobKind, role: str, resources: Resources
+    parameter: Parameter,
+    shipment: Shipment,
+    kind: JobKind,
+    role: str,
+    resources: Resources,
+    security: PodSecurity,
 ) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": kind.container,
@@ -210,6 +283,7 @@ def _pod_spec(
             {"name": "PYTHONUNBUFFERED", "value": "1"},
             {"name": "CIAO_JOB_NAME", "value": parameter.generate_name},
             {"name": "CIAO_ROLE", "value": role},
+            *security.env,
         ],
         "ports": [{"name": kind.port_name, "containerPort": kind.port}],
     }
@@ -220,12 +294,33 @@ def _pod_spec(
     amounts = resource_amounts(resources)
     if amounts:
         container["resources"] = {"requests": dict(amounts), "limits": dict(amounts)}
+    if security.container_context:
+        container["securityContext"] = security.container_context
     spec: dict[str, Any] = {"containers": [container]}
-    if shipment.files:
-        container["volumeMounts"] = [{"name": "ciao-code", "mountPath": CODE_DIR}]
-        config_map = config_map_name(parameter.generate_name)
-        spec["volumes"] = [{"name": "ciao-code", "configMap": {"name": config_map}}]
+    volumes, mounts = pod_volumes(parameter, shipment, security)
+    if mounts:
+        container["volumeMounts"] = mounts
+        spec["volumes"] = volumes
+    if security.pod_context:
+        spec["securityContext"] = security.pod_context
     return spec
+
+
+def pod_volumes(
+    parameter: Parameter, shipment: Shipment, security: PodSecurity
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The pod's volumes and the training container's mounts: the shipped files' ConfigMap
+    at CODE_DIR, and the emptyDir HOME of a pod that runs as a uid of Ciao's choosing."""
+    volumes: list[dict[str, Any]] = []
+    mounts: list[dict[str, Any]] = []
+    if shipment.files:
+        config_map = config_map_name(parameter.generate_name)
+        volumes.append({"name": "ciao-code", "configMap": {"name": config_map}})
+        mounts.append({"name": "ciao-code", "mountPath": CODE_DIR})
+    if security.home:
+        volumes.append({"name": HOME_VOLUME, "emptyDir": {}})
+        mounts.append({"name": HOME_VOLUME, "mountPath": HOME_DIR})
+    return volumes, mounts
 
 
 def resource_amounts(resources: Resources) -> dict[str, str]:

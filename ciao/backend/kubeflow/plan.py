@@ -13,12 +13,18 @@ from typing import Any
 from ciao.backend.kubeflow.manifests import (
     KINDS,
     QUEUE_LABEL,
+    RESTRICTED,
     TRAINJOB,
     JobKind,
+    PodSecurity,
     config_map_manifest,
     job_manifest,
 )
-from ciao.backend.kubeflow.trainjob import Runtime, trainjob_manifest
+from ciao.backend.kubeflow.trainjob import (
+    SECURITY_CONTEXT_RELEASES,
+    Runtime,
+    trainjob_manifest,
+)
 from ciao.interpreter.types import Parameter
 from ciao.s2i.types import Shipment
 
@@ -34,6 +40,8 @@ class Target:
     release_why: str = ""
     #: The Kueue LocalQueue the job waits in; empty: none.
     queue: str = ""
+    #: The securityContext of the job's pods (config `kubeflow.pod_security`).
+    security: PodSecurity = RESTRICTED
 
 
 @dataclass(frozen=True)
@@ -74,7 +82,23 @@ class KubeflowPlan:
             )
         if target.queue:
             what += f", queued in {target.queue} (Kueue)"
+        what += f"; {self.security_note}"
         return f"{what}; {target.why}" if target.why else what
+
+    @property
+    def security_note(self) -> str:
+        """Who the pods run as; on Trainer v2.0/v2.1, that the runtime decides it."""
+        target = self.target
+        if (
+            target.api == "v2"
+            and target.security.restricted
+            and target.release not in SECURITY_CONTEXT_RELEASES
+        ):
+            return (
+                f"Kubeflow Trainer {target.release}'s TrainJob cannot set a securityContext: "
+                "the runtime's pod template decides whether the pods pass Pod Security"
+            )
+        return target.security.describe()
 
     def documents(self) -> list[Any]:
         build = [dict(self.shipment.build)] if self.shipment.build else []
@@ -93,9 +117,11 @@ def plan_job(
     objects = (config_map_manifest(parameter, shipment, namespace),) if shipment.files else ()
     if target.api == "v2":
         assert target.runtime is not None
-        job = trainjob_manifest(parameter, shipment, namespace, target.runtime, target.release)
+        job = trainjob_manifest(
+            parameter, shipment, namespace, target.runtime, target.release, target.security
+        )
     else:
-        job = job_manifest(parameter, shipment, namespace)
+        job = job_manifest(parameter, shipment, namespace, target.security)
     if target.queue:  # on the job only: Kueue would take a labelled pod for one of its own
         job["metadata"]["labels"][QUEUE_LABEL] = target.queue
     return KubeflowPlan(parameter, shipment, namespace, job, objects, target)

@@ -52,6 +52,37 @@ CREATION_FAILURES = frozenset(
 )
 
 
+#: What to do when the namespace's Pod Security level refuses the job's pods.
+POD_SECURITY_HINT = (
+    "the namespace's Pod Security level (label pod-security.kubernetes.io/enforce) refuses "
+    "the job's pods: with the config's kubeflow.pod_security: restricted (the default) Ciao's "
+    "pods pass every level (on Kubeflow Trainer v2.0/v2.1, whose TrainJobs cannot carry a "
+    "securityContext, the runtime's pod template must set one); an image that must run as "
+    "root needs a namespace whose level allows it (baseline or privileged), with "
+    "kubeflow.pod_security: none"
+)
+#: The v1 operator's own init container in a PyTorchJob's workers sets no securityContext.
+INIT_PYTORCH_HINT = (
+    "the namespace's Pod Security level (label pod-security.kubernetes.io/enforce) refuses "
+    "the workers for the init container init-pytorch, which the Training Operator v1 adds "
+    "to every worker of a PyTorchJob with a master, with no securityContext (whatever Ciao "
+    "sets on its own): a cluster admin gives the operator a template that sets one "
+    "(deploy/training-operator-init-container.yaml), or run the cell where the level is "
+    "baseline, on Kubeflow Trainer v2 (config kubeflow.api: v2), or as a master alone"
+)
+#: What to do when the kubelet will not start a container that would run as root.
+RUN_AS_ROOT_HINT = (
+    "the image runs as root, which runAsNonRoot forbids: set the config's "
+    "kubeflow.run_as_user to a uid (the default, 1000) rather than image, or use an image "
+    "whose USER is a numeric uid other than 0"
+)
+
+
+def refused_by_pod_security(message: str) -> bool:
+    """A create refused by the PodSecurity admission plugin (`violates PodSecurity "..."`)."""
+    return "violates podsecurity" in message.lower()
+
+
 def creation_hint(message: str) -> str:
     """Why the job's pods (or Jobs) cannot be made, and what to do; the controller retries."""
     lowered = message.lower()
@@ -66,8 +97,10 @@ def creation_hint(message: str) -> str:
             "the namespace's ResourceQuota does not allow the pod: lower %cpu, %memory or "
             f"%gpu, or the number of replicas, or ask for more quota ({message})"
         )
-    if "podsecurity" in lowered:
-        return f"the namespace's Pod Security level refuses the pod ({message})"
+    if refused_by_pod_security(message) and '"init-pytorch"' in message:
+        return f"{INIT_PYTORCH_HINT} ({message})"
+    if refused_by_pod_security(message):
+        return f"{POD_SECURITY_HINT} ({message})"
     if "trainingruntime" in lowered and "not found" in lowered:
         return f"{message} ({RUNTIME_HINT})"
     return f"the job's resources cannot be created (the controller keeps trying): {message}"
@@ -96,6 +129,10 @@ def diagnose_pod(pod: dict[str, Any], replica: str) -> list[Diagnosis]:
             found.append(Diagnosis(replica, "ErrImagePull", pull_hint(waiting.get("message", ""))))
         elif reason == "CrashLoopBackOff":
             found.append(Diagnosis(replica, reason, _CRASH_HINT))
+        elif reason == "CreateContainerConfigError" and "runAsNonRoot" in (
+            waiting.get("message") or ""
+        ):
+            found.append(Diagnosis(replica, reason, f"{RUN_AS_ROOT_HINT} ({waiting['message']})"))
         elif reason in ("CreateContainerConfigError", "InvalidImageName"):
             found.append(Diagnosis(replica, reason, waiting.get("message") or reason))
         for key in ("terminated",):

@@ -15,14 +15,15 @@ from typing import Any
 
 from ciao.backend.kubeflow.manifests import (
     POD_ANNOTATIONS,
+    RESTRICTED,
     TRAINER_GROUP,
     TRAINER_VERSION,
+    PodSecurity,
     ciao_labels,
-    config_map_name,
+    pod_volumes,
     resource_amounts,
     torchrun,
 )
-from ciao.constants import CODE_DIR
 from ciao.errors import BackendError
 from ciao.interpreter.types import Parameter
 from ciao.s2i.types import Shipment
@@ -38,6 +39,15 @@ OVERRIDE_FIELDS = {
 }
 #: Who owns Ciao's runtime patch (a list-map keyed by manager).
 PATCH_MANAGER = "ciao.kubeflow.org/kernel"
+#: The releases whose pod override can carry a securityContext (runtimePatches: the pod's
+#: and a container's); in v2.0 and v2.1 only the runtime's pod template can set one.
+SECURITY_CONTEXT_RELEASES = ("v2.2", "v2.3")
+NO_SECURITY_CONTEXT = PodSecurity(restricted=False)
+
+
+def pod_security_of(release: str, security: PodSecurity) -> PodSecurity:
+    """What a TrainJob of `release` can set of `security`: all of it, or nothing."""
+    return security if release in SECURITY_CONTEXT_RELEASES else NO_SECURITY_CONTEXT
 
 
 @dataclass(frozen=True)
@@ -54,8 +64,10 @@ def trainjob_manifest(
     namespace: str,
     runtime: Runtime,
     release: str,
+    security: PodSecurity = RESTRICTED,
 ) -> dict[str, Any]:
-    """The TrainJob that runs the cell's code on `parameter.total_replicas` nodes."""
+    """The TrainJob that runs the cell's code on `parameter.total_replicas` nodes; its pods
+    get `security`'s securityContext where the release's pod override can carry it."""
     if parameter.framework != "pytorch":
         raise BackendError(
             "Kubeflow Trainer v2 has no TensorFlow runtime: run TensorFlow cells on a cluster "
@@ -64,12 +76,14 @@ def trainjob_manifest(
         )
     if release not in OVERRIDE_FIELDS:
         raise BackendError(f"unknown Kubeflow Trainer release {release!r}")
+    security = pod_security_of(release, security)
     trainer: dict[str, Any] = {
         "numNodes": parameter.total_replicas,
         "command": list(shipment.run_with(torchrun(parameter))),
         "env": [
             {"name": "PYTHONUNBUFFERED", "value": "1"},
             {"name": "CIAO_JOB_NAME", "value": parameter.generate_name},
+            *security.env,  # the trainer's env: the webhook refuses env for `node` elsewhere
         ],
     }
     if shipment.image:
@@ -85,7 +99,7 @@ def trainjob_manifest(
         "trainer": trainer,
     }
     labels = ciao_labels(parameter)
-    override = _pod_override(parameter, shipment, release, labels)
+    override = _pod_override(parameter, shipment, release, labels, security)
     if override:
         spec[OVERRIDE_FIELDS[release]] = [override]
     return {
@@ -110,24 +124,30 @@ def _node_resources(parameter: Parameter) -> dict[str, str]:
 
 
 def _pod_override(
-    parameter: Parameter, shipment: Shipment, release: str, labels: dict[str, str]
+    parameter: Parameter,
+    shipment: Shipment,
+    release: str,
+    labels: dict[str, str],
+    security: PodSecurity,
 ) -> dict[str, Any]:
-    """The code's ConfigMap mount, Ciao's pod labels and the no-sidecar annotation, in the
-    release's shape (v2.0's podSpecOverrides has no pod metadata: there the runtime must
-    carry the annotation in an Istio namespace)."""
-    volumes, mounts = [], []
-    if shipment.files:
-        name = config_map_name(parameter.generate_name)
-        volumes = [{"name": "ciao-code", "configMap": {"name": name}}]
-        mounts = [{"name": "ciao-code", "mountPath": CODE_DIR}]
+    """The code's ConfigMap mount, Ciao's pod labels and the no-sidecar annotation, and (from
+    v2.2) the securityContext, in the release's shape (v2.0's podSpecOverrides has no pod
+    metadata: there the runtime must carry the annotation in an Istio namespace)."""
+    volumes, mounts = pod_volumes(parameter, shipment, security)
     if not volumes and release == "v2.0":
         return {}
-    container = {"name": TRAINER_JOB, "volumeMounts": mounts} if mounts else None
+    container: dict[str, Any] = {"name": TRAINER_JOB}
+    if mounts:
+        container["volumeMounts"] = mounts
+    if security.container_context:
+        container["securityContext"] = security.container_context
     pod_spec: dict[str, Any] = {}
-    if container:
+    if len(container) > 1:
         pod_spec["containers"] = [container]
     if volumes:
         pod_spec["volumes"] = volumes
+    if security.pod_context:
+        pod_spec["securityContext"] = security.pod_context
     target = [{"name": TRAINER_JOB}]
     if release == "v2.0":
         return {"targetJobs": target, **pod_spec}

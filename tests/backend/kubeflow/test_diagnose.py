@@ -160,7 +160,14 @@ def test_a_scheduled_pod_has_no_scheduling_diagnosis():
             "FailedCreatePod",
             'Error creating: pods "j-worker-0" is forbidden: violates PodSecurity '
             '"restricted:latest": allowPrivilegeEscalation != false',
-            "Pod Security level refuses the pod",
+            "Pod Security level (label pod-security.kubernetes.io/enforce) refuses the job's",
+        ),
+        (
+            "FailedCreatePod",
+            'Error creating: pods "j-worker-0" is forbidden: violates PodSecurity '
+            '"restricted:latest": allowPrivilegeEscalation != false (container "init-pytorch" '
+            "must set securityContext.allowPrivilegeEscalation=false)",
+            "deploy/training-operator-init-container.yaml",
         ),
         (
             "TrainJobResourcesCreationFailed",
@@ -210,3 +217,15 @@ def test_a_webhook_refusal_names_whose_webhook_refused(webhook, group, owner):
     text = str(explain(ApiError(message, 403), "create", "pytorchjobs", "ns", group))
     assert f"create pytorchjobs.{group}: {owner} rejected the job" in text
     assert message in text
+
+
+def test_a_container_the_kubelet_will_not_run_as_root_says_which_config_key_helps():
+    message = (
+        'container has runAsNonRoot and image will run as root (pod: "j-master-0_team(u)", '
+        "container: pytorch)"
+    )
+    waiting = {"reason": "CreateContainerConfigError", "message": message}
+    pod = {"status": {"containerStatuses": [{"name": "pytorch", "state": {"waiting": waiting}}]}}
+    (diagnosis,) = diagnose_pod(pod, "master-0")
+    assert diagnosis.reason == "CreateContainerConfigError"
+    assert "kubeflow.run_as_user" in diagnosis.hint and message in diagnosis.hint

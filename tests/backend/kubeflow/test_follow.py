@@ -12,6 +12,7 @@ from ciao.backend.kubeflow import follow as follow_module
 from ciao.backend.kubeflow.follow import Follow, KubeflowRun, TorchrunFailure
 from ciao.backend.kubeflow.manifests import KINDS, TRAINJOB
 from ciao.backend.types import Diagnosis, LogLine
+from ciao.errors import BackendError
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -191,6 +192,33 @@ def test_a_warning_about_a_trainjobs_batch_job_is_about_the_whole_job():
     following.on_event("ADDED", event)
 
     assert diagnoses(following) == [("job", "FailedCreate")]
+
+
+def test_pods_a_pod_security_level_refuses_end_the_following_but_a_full_quota_does_not():
+    """A quota frees up as other jobs end; a Pod Security level refuses the same pods for
+    ever, so the cell fails at once (and its job is stopped) instead of waiting."""
+    run = KubeflowRun(KINDS["pytorch"], "default", "ciao-race", "job-uid")
+    following = Follow(OnePod(), run, queue_size=100, fallback_after=10.0)
+    refused = {
+        "type": "Warning",
+        "reason": "FailedCreatePod",
+        "involvedObject": {"kind": "PyTorchJob", "name": "ciao-race"},
+    }
+    quota = 'Error creating: pods "ciao-race-master-0" is forbidden: exceeded quota: q'
+    following.on_event("ADDED", {**refused, "message": quota})
+    security = (
+        'Error creating: pods "ciao-race-master-0" is forbidden: violates PodSecurity '
+        '"restricted:latest": runAsNonRoot != true (pod or container "pytorch" must set '
+        "securityContext.runAsNonRoot=true)"
+    )
+    for _ in range(2):  # the operator retries: one failure
+        following.on_event("ADDED", {**refused, "message": security})
+
+    items = [following.queue.get_nowait() for _ in range(following.queue.qsize())]
+    errors = [item for item in items if isinstance(item, BackendError)]
+    assert len(errors) == 1 and len(items) == 2, items
+    assert str(errors[0]).startswith("its pods cannot be created: the namespace's Pod Security")
+    assert "kubeflow.pod_security" in str(errors[0]) and security in str(errors[0])
 
 
 class NoPodsYet:

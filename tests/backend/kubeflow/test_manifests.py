@@ -7,9 +7,11 @@ import dataclasses
 import pytest
 from cells import VALID_CELLS
 from fakecluster import validate_job
+from fakecluster.podsecurity import LevelVersion, evaluate
 
 from ciao.backend.kubeflow.manifests import (
     KINDS,
+    PodSecurity,
     config_map_manifest,
     config_map_name,
     job_manifest,
@@ -111,17 +113,87 @@ def test_the_shipment_gives_the_image_the_command_and_the_mounted_files():
     (container,) = spec["containers"]
     assert container["image"] == "pytorch/pytorch:2.5.1"
     assert container["command"] == ["python", "-u", "/opt/ciao/code.py"]
-    assert container["volumeMounts"] == [{"name": "ciao-code", "mountPath": CODE_DIR}]
-    assert spec["volumes"] == [{"name": "ciao-code", "configMap": {"name": "ciao-abcde-code"}}]
+    assert container["volumeMounts"] == [
+        {"name": "ciao-code", "mountPath": CODE_DIR},
+        {"name": "ciao-home", "mountPath": "/home/ciao"},
+    ]
+    assert spec["volumes"] == [
+        {"name": "ciao-code", "configMap": {"name": "ciao-abcde-code"}},
+        {"name": "ciao-home", "emptyDir": {}},
+    ]
 
 
-def test_an_image_that_runs_the_code_by_itself_gets_no_command_and_no_volume():
+def test_an_image_that_runs_the_code_by_itself_gets_no_command_and_no_code_volume():
     manifest = job_manifest(parameter_of("%framework=pytorch\n%master=1"), IMAGE, "ns")
     spec = manifest["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]
     (container,) = spec["containers"]
     assert container["image"] == "pytorch/pytorch:2.5.1"
-    assert "command" not in container and "volumeMounts" not in container
-    assert "volumes" not in spec
+    assert "command" not in container
+    assert [v["name"] for v in spec["volumes"]] == ["ciao-home"]
+    bare = job_manifest(
+        parameter_of("%framework=pytorch\n%master=1"), IMAGE, "ns", PodSecurity(restricted=False)
+    )
+    spec = bare["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]
+    assert "volumes" not in spec and "volumeMounts" not in spec["containers"][0]
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        "%framework=pytorch\n%master=1\n%worker=2",
+        "%framework=tensorflow\n%chief=1\n%ps=1\n%worker=2\n%evaluator=1",
+    ],
+)
+def test_every_role_passes_pod_security_restricted_as_a_non_root_uid(cell):
+    manifest = job_manifest(parameter_of(cell), CODE_BESIDE, "ns")
+    kind = KINDS["tensorflow" if "tensorflow" in cell else "pytorch"]
+    specs = manifest["spec"][kind.replica_specs]
+    assert len(specs) == cell.count("\n%")  # every role
+    for spec in specs.values():
+        pod = spec["template"]["spec"]
+        # the test cluster's Pod Security checks, faithful to upstream's
+        assert evaluate(LevelVersion("restricted"), spec["template"]["metadata"], pod) == []
+        assert pod["securityContext"] == {
+            "runAsNonRoot": True,
+            "runAsUser": 1000,
+            "runAsGroup": 1000,
+            "fsGroup": 1000,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }
+        (container,) = pod["containers"]
+        assert container["securityContext"] == {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+        }
+        env = {e["name"]: e["value"] for e in container["env"]}
+        # the uid has no home in the image: HOME is the pod's emptyDir, where pip's user
+        # install of %requirements goes (site-packages belongs to root)
+        assert env["HOME"] == "/home/ciao" and env["PYTHONUSERBASE"] == "/home/ciao/.local"
+    assert validate_job(manifest) == []
+
+
+def test_the_images_own_user_or_no_security_context_at_all_when_configured():
+    cell = "%framework=pytorch\n%master=1"
+    own = job_manifest(parameter_of(cell), CODE_BESIDE, "ns", PodSecurity(True, None))
+    pod = own["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert evaluate(LevelVersion("restricted"), {}, pod) == []
+    assert "HOME" not in {e["name"] for e in pod["containers"][0]["env"]}
+    assert [v["name"] for v in pod["volumes"]] == ["ciao-code"]
+    off = job_manifest(parameter_of(cell), CODE_BESIDE, "ns", PodSecurity(restricted=False))
+    pod = off["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]
+    assert "securityContext" not in pod and "securityContext" not in pod["containers"][0]
+    reasons = [reason for reason, _ in evaluate(LevelVersion("restricted"), {}, pod)]
+    assert reasons == [
+        "allowPrivilegeEscalation != false",
+        "unrestricted capabilities",
+        "runAsNonRoot != true",
+        "seccompProfile",
+    ]
+    assert evaluate(LevelVersion("baseline"), {}, pod) == []
 
 
 def test_the_configmap_holds_the_shipped_files_under_the_jobs_name():

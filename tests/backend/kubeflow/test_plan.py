@@ -3,6 +3,7 @@ its shipment; a taken name gives a renamed plan, never an edited one."""
 
 from __future__ import annotations
 
+from ciao.backend.kubeflow.manifests import PodSecurity
 from ciao.backend.kubeflow.plan import Target, plan_job
 from ciao.interpreter.magics import MagicInterpreter
 from ciao.s2i.types import Shipment
@@ -51,8 +52,8 @@ def test_a_renamed_plan_renames_the_job_its_configmap_and_every_reference_to_the
     assert renamed.name == "ciao-other" and renamed.config_map == "ciao-other-code"
     assert renamed.objects[0]["data"] == plan.objects[0]["data"]
     for spec in renamed.job["spec"]["pytorchReplicaSpecs"].values():
-        volumes = spec["template"]["spec"]["volumes"]
-        assert volumes == [{"name": "ciao-code", "configMap": {"name": "ciao-other-code"}}]
+        (volume, _home) = spec["template"]["spec"]["volumes"]
+        assert volume == {"name": "ciao-code", "configMap": {"name": "ciao-other-code"}}
     for container in containers(renamed.job):
         env = {e["name"]: e["value"] for e in container["env"]}
         assert env["CIAO_JOB_NAME"] == "ciao-other"
@@ -72,3 +73,17 @@ def test_a_queue_labels_the_job_for_kueue_but_not_its_pods():
     assert plan.renamed("ciao-other").job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"]
     unqueued = plan_job(parameter(), CODE_BESIDE, "team")
     assert "kueue.x-k8s.io/queue-name" not in unqueued.job["metadata"]["labels"]
+
+
+def test_the_plan_says_who_the_pods_run_as_and_a_renamed_plan_keeps_it():
+    plan = plan_job(parameter(), CODE_BESIDE, "team")
+    assert "pods run as uid 1000 (Pod Security restricted)" in plan.description
+    own = Target("v1", security=PodSecurity(True, None))
+    assert "pods run as the image's user (Pod Security restricted)" in (
+        plan_job(parameter(), CODE_BESIDE, "team", own).description
+    )
+    off = plan_job(parameter(), CODE_BESIDE, "team", Target("v1", security=PodSecurity(False)))
+    assert "with no securityContext" in off.description
+    renamed = off.renamed("ciao-other")
+    for spec in renamed.job["spec"]["pytorchReplicaSpecs"].values():
+        assert "securityContext" not in spec["template"]["spec"]

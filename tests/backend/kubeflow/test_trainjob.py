@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from fakecluster import validate_trainjob
+from fakecluster.podsecurity import LevelVersion, evaluate
 
 from ciao.backend.kubeflow.discovery import ServedApis, choose_api
+from ciao.backend.kubeflow.manifests import PodSecurity
 from ciao.backend.kubeflow.plan import Target, plan_job
 from ciao.backend.kubeflow.trainjob import OVERRIDE_FIELDS, Runtime, trainjob_manifest
 from ciao.errors import BackendError
@@ -96,10 +99,62 @@ def test_the_code_is_mounted_through_the_field_of_the_installed_release(release)
         (replicated,) = override["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"]
         assert replicated["name"] == "node" and override["manager"]
         pod = replicated["template"]["spec"]["template"]["spec"]
-    assert pod["volumes"] == [{"name": "ciao-code", "configMap": {"name": "ciao-abcde-code"}}]
-    assert pod["containers"] == [
-        {"name": "node", "volumeMounts": [{"name": "ciao-code", "mountPath": "/opt/ciao"}]}
+    code = {"name": "ciao-code", "configMap": {"name": "ciao-abcde-code"}}
+    code_mount = {"name": "ciao-code", "mountPath": "/opt/ciao"}
+    if release in ("v2.0", "v2.1"):  # no securityContext there, so no uid of Ciao's and no HOME
+        assert pod["volumes"] == [code]
+        assert pod["containers"] == [{"name": "node", "volumeMounts": [code_mount]}]
+        return
+    assert pod["volumes"] == [code, {"name": "ciao-home", "emptyDir": {}}]
+    ((container),) = pod["containers"]
+    assert container["volumeMounts"] == [
+        code_mount,
+        {"name": "ciao-home", "mountPath": "/home/ciao"},
     ]
+
+
+@pytest.mark.parametrize("release", sorted(OVERRIDE_FIELDS))
+def test_from_v2_2_the_runtime_patch_makes_every_node_pass_pod_security_restricted(release):
+    parameter, shipment = cell("%nodes=2\n%requirements=pandas\nprint(1)")
+    job = trainjob_manifest(parameter, shipment, "team", Runtime("torch-distributed"), release)
+    assert validate_trainjob(job, release=release) == []  # the release's CRD, strictly
+    env = {e["name"]: e["value"] for e in job["spec"]["trainer"]["env"]}
+    (override,) = job["spec"][OVERRIDE_FIELDS[release]]
+    if release in ("v2.0", "v2.1"):
+        assert "securityContext" not in repr(override) and "HOME" not in env
+        return
+    (replicated,) = override["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"]
+    pod = replicated["template"]["spec"]["template"]["spec"]
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 1000,
+        "runAsGroup": 1000,
+        "fsGroup": 1000,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    (container,) = pod["containers"]
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    node = {**container, "image": "x"}
+    assert evaluate(LevelVersion("restricted"), {}, {**pod, "containers": [node]}) == []
+    # HOME through the trainer's env: the webhook refuses env for `node` in an override
+    assert env["HOME"] == "/home/ciao" and env["PYTHONUSERBASE"] == "/home/ciao/.local"
+    off = trainjob_manifest(
+        parameter, shipment, "team", Runtime("torch-distributed"), release, PodSecurity(False)
+    )
+    assert "securityContext" not in repr(off) and "ciao-home" not in repr(off)
+
+
+def test_on_v2_0_and_v2_1_the_plan_says_the_runtime_decides_pod_security():
+    parameter, shipment = cell("%nodes=2\nprint(1)")
+    target = Target("v2", "auto", Runtime("torch-distributed"), "v2.1", "openapi")
+    assert "Kubeflow Trainer v2.1's TrainJob cannot set a securityContext" in (
+        plan_job(parameter, shipment, "team", target).description
+    )
+    newer = Target("v2", "auto", Runtime("torch-distributed"), "v2.3", "openapi")
+    assert "pods run as uid 1000" in plan_job(parameter, shipment, "team", newer).description
 
 
 @pytest.mark.parametrize("release", ["v2.1", "v2.3"])
