@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ciao.errors import ConfigError
+from ciao.config_file import read_yaml
+from ciao.errors import ConfigError, excerpt
 from ciao.interpreter.types import ALL_ROLES, FRAMEWORKS, QUEUE_NAME, Resources
 from ciao.s2i.secrets import redact
 
@@ -236,27 +237,13 @@ def load_config(env: Mapping[str, str] | None = None, cwd: Path | None = None) -
     for path in paths:
         if not path.is_file():
             continue
-        data = _read_yaml(path)
+        data = read_yaml(path)
         if path == here and path != paths[0]:
             if not (isinstance(data, dict) and "ciao" in data):
                 continue  # another tool's config.yaml
             data = data["ciao"] or {}
         return parse_config(data, path)
     return parse_config({}, None, home=env.get("HOME"))
-
-
-def _read_yaml(path: Path) -> Any:
-    import yaml  # not at kernel start-up: only when a cell needs the config
-
-    try:
-        return yaml.safe_load(path.read_text()) or {}
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{path}{where}: not valid YAML: {problem}") from None
 
 
 def parse_config(data: Any, source: Path | None, home: str | None = None) -> Config:
@@ -271,7 +258,7 @@ def parse_config(data: Any, source: Path | None, home: str | None = None) -> Con
     )
     if backend not in backends:
         raise ConfigError(
-            f"{where}: backend: {backend!r} is not one of the allowed backends "
+            f"{where}: backend: {_shown(backend)} is not one of the allowed backends "
             f"({', '.join(backends)})"
         )
     framework = _choice(data, "framework", FRAMEWORKS, where, "pytorch")
@@ -297,16 +284,16 @@ def parse_config(data: Any, source: Path | None, home: str | None = None) -> Con
     if isinstance(max_replicas, bool) or not isinstance(max_replicas, int) or max_replicas < 0:
         raise ConfigError(
             f"{where}: limits.max_replicas: expected a whole number >= 1 (0: the backend's "
-            f"default), got {max_replicas!r}"
+            f"default), got {_shown(max_replicas)}"
         )
     kubeflow = _section(data, "kubeflow", where)
     _check_keys(kubeflow, _KUBEFLOW_KEYS, where, "kubeflow.")
     runtime = _string(kubeflow, "runtime", where, "kubeflow.") or "torch-distributed"
     if not re.fullmatch(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", runtime):
-        raise ConfigError(f"{where}: kubeflow.runtime: {runtime!r} is not a runtime name")
+        raise ConfigError(f"{where}: kubeflow.runtime: {_shown(runtime)} is not a runtime name")
     queue = _string(kubeflow, "queue", where, "kubeflow.")
     if queue and not QUEUE_NAME.fullmatch(queue):
-        raise ConfigError(f"{where}: kubeflow.queue: {queue!r} is not a queue name")
+        raise ConfigError(f"{where}: kubeflow.queue: {_shown(queue)} is not a queue name")
     pod_security = _pod_security(kubeflow, where)
     defaults = {}
     for role in ALL_ROLES:
@@ -385,7 +372,7 @@ def _run_as_user(kubeflow: dict, pod_security: str, where: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_UID:
         raise ConfigError(
             f"{where}: kubeflow.run_as_user: expected a uid (a whole number from 1 to {MAX_UID}) "
-            f"or image (the image's own user), got {value!r}"
+            f"or image (the image's own user), got {_shown(value)}"
         )
     return value
 
@@ -397,7 +384,9 @@ def _backends(data: dict, where: str) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{where}: backends: expected a list like [kubeflow], got {value!r}")
+        raise ConfigError(
+            f"{where}: backends: expected a list like [kubeflow], got {_shown(value)}"
+        )
     chosen = tuple(dict.fromkeys(v.lower() for v in value))
     unknown = [v for v in chosen if v not in BACKENDS]
     if unknown:
@@ -420,7 +409,7 @@ def _check_keys(data: dict, allowed: Mapping[str, str], where: str, prefix: str)
 def _section(data: dict, key: str, where: str, prefix: str = "") -> dict:
     value = data.get(key) or {}
     if not isinstance(value, dict):
-        raise ConfigError(f"{where}: {prefix}{key}: expected a mapping, got {value!r}")
+        raise ConfigError(f"{where}: {prefix}{key}: expected a mapping, got {_shown(value)}")
     return value
 
 
@@ -429,7 +418,7 @@ def _string(data: dict, key: str, where: str, prefix: str = "") -> str:
     if value is None:
         return ""
     if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-        raise ConfigError(f"{where}: {prefix}{key}: expected a string, got {value!r}")
+        raise ConfigError(f"{where}: {prefix}{key}: expected a string, got {_shown(value)}")
     return str(value)
 
 
@@ -438,7 +427,9 @@ def _choice(
 ) -> str:
     value = _string(data, key, where, prefix) or default
     if value.lower() not in allowed:
-        raise ConfigError(f"{where}: {prefix}{key}: {value!r} is not one of {', '.join(allowed)}")
+        raise ConfigError(
+            f"{where}: {prefix}{key}: {_shown(value)} is not one of {', '.join(allowed)}"
+        )
     return value.lower()
 
 
@@ -448,7 +439,7 @@ def _repository(s2i: dict, where: str) -> str:
     part = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
     if not re.fullmatch(rf"{part}(?:/{part})*", value):
         raise ConfigError(
-            f"{where}: s2i.repository: {value!r} is not a repository name "
+            f"{where}: s2i.repository: {_shown(value)} is not a repository name "
             "(lower-case letters, digits, and . _ - / inside, like ciao or team/ciao)"
         )
     return value
@@ -468,7 +459,7 @@ def _command(s2i: dict, key: str, default: tuple[str, ...], where: str) -> tuple
     ):
         raise ConfigError(
             f"{where}: s2i.{key}: expected a non-empty list of strings "
-            f"like {list(default)}, got {value!r}"
+            f"like {list(default)}, got {_shown(value)}"
         )
     for arg in _checked_words(value[1:]):
         if any(word in arg.lower() for word in _SECRET_WORDS):
@@ -478,6 +469,14 @@ def _command(s2i: dict, key: str, default: tuple[str, ...], where: str) -> tuple
                 f"(`{value[0]} login <registry>`) and remove it"
             )
     return tuple(value)
+
+
+def _shown(value: Any) -> str:
+    """A config value as an error quotes it: a command with its build-arg and env values
+    masked, and never more than an excerpt (a YAML value can be megabytes)."""
+    if isinstance(value, list):
+        value = redact([str(item) for item in value])
+    return excerpt(value)
 
 
 def _checked_words(args: list[str]) -> list[str]:
@@ -502,7 +501,9 @@ def _seconds(s2i: dict, key: str, default: float, where: str) -> float:
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ConfigError(f"{where}: s2i.{key}: expected a number of seconds > 0, got {value!r}")
+        raise ConfigError(
+            f"{where}: s2i.{key}: expected a number of seconds > 0, got {_shown(value)}"
+        )
     return float(value)
 
 
@@ -514,7 +515,8 @@ def _keep(value: Any, where: str) -> tuple[str, int]:
     if re.fullmatch(r"\d+d", text) and int(text[:-1]) >= 1:
         return ("days", int(text[:-1]))
     raise ConfigError(
-        f"{where}: local.keep: expected days like 30d or a number of jobs like 100, got {value!r}"
+        f"{where}: local.keep: expected days like 30d or a number of jobs like 100, "
+        f"got {_shown(value)}"
     )
 
 
@@ -528,7 +530,8 @@ def _count(section: dict, key: str, default: int, where: str) -> int:
         return default
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ConfigError(
-            f"{where}: output.{key}: expected a whole number >= 0 (0: unlimited), got {value!r}"
+            f"{where}: output.{key}: expected a whole number >= 0 (0: unlimited), "
+            f"got {_shown(value)}"
         )
     return value
 
@@ -545,5 +548,5 @@ def _resources(section: dict, where: str, role: str) -> Resources:
             raise ConfigError(f"{where}: {role}.{kind}: {problem}")
     gpu = section.get("gpu", 0)
     if isinstance(gpu, bool) or not isinstance(gpu, int) or gpu < 0:
-        raise ConfigError(f"{where}: {role}.gpu: expected a whole number >= 0, got {gpu!r}")
+        raise ConfigError(f"{where}: {role}.gpu: expected a whole number >= 0, got {_shown(gpu)}")
     return Resources(cpu=cpu, memory=memory, gpu=gpu)

@@ -2,6 +2,22 @@
 
 from __future__ import annotations
 
+#: Longest part of a user's value an error repeats: a 5,000-digit count or a 150 MB
+#: config value is named by its start and its length, not repeated.
+EXCERPT_CHARS = 60
+
+
+def excerpt(value: object) -> str:
+    """`value` as an error message quotes it (its repr), cut to EXCERPT_CHARS."""
+    if isinstance(value, str):
+        if len(value) <= EXCERPT_CHARS:
+            return repr(value)
+        return f"{value[:EXCERPT_CHARS]!r}... ({len(value):,} characters)"
+    text = repr(value)
+    if len(text) <= EXCERPT_CHARS:
+        return text
+    return f"{text[:EXCERPT_CHARS]}... ({len(text):,} characters in all)"
+
 
 class CiaoError(Exception):
     """Base of every error Ciao reports in a cell instead of a Python traceback."""

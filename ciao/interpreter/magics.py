@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
-from ciao.errors import MagicError, MagicErrors
+from ciao.errors import MagicError, MagicErrors, excerpt
 from ciao.interpreter.docs import MAGICS, MagicDoc, describe, help_text, lookup, unknown_magic
 from ciao.interpreter.lines import (
     Token,
@@ -229,7 +229,7 @@ def _token_value(token: Token, doc: MagicDoc, reading: _Reading) -> str | None:
     """The token's value, or None after recording that it is missing or malformed."""
     magic = f"%{doc.name}"
     if token.value is None and token.rest:
-        reading.error(token.line, magic, f"expected {doc.usage}, got {_shown(token.text)}")
+        reading.error(token.line, magic, f"expected {doc.usage}, got {excerpt(token.text)}")
     elif token.value is None:
         reading.error(token.line, magic, f"missing value: write {doc.usage}")
     elif not token.value:
@@ -258,32 +258,32 @@ def _read_magic(token: Token, doc: MagicDoc, value: str, reading: _Reading) -> N
         reading.framework = value.lower()
         if reading.framework not in FRAMEWORKS:
             reading.framework_valid = False
-            reading.error(token.line, magic, f"unknown framework {_shown(value)}; {_allowed(doc)}")
+            reading.error(token.line, magic, f"unknown framework {excerpt(value)}; {_allowed(doc)}")
     elif doc.name == "onInterrupt":
         reading.on_interrupt = value.lower()
         if reading.on_interrupt not in doc.values:
-            reading.error(token.line, magic, f"unknown choice {_shown(value)}; {_allowed(doc)}")
+            reading.error(token.line, magic, f"unknown choice {excerpt(value)}; {_allowed(doc)}")
     elif doc.name == "backend":
         reading.backend = value.lower()
         if reading.backend not in doc.values:
-            reading.error(token.line, magic, f"unknown backend {_shown(value)}; {_allowed(doc)}")
+            reading.error(token.line, magic, f"unknown backend {excerpt(value)}; {_allowed(doc)}")
     elif doc.name == "procs":
         count = _count(value)
         if count is None or not 1 <= count <= MAX_PROCS_PER_NODE:
             message = f"processes per node: a whole number from 1 to {MAX_PROCS_PER_NODE}"
-            reading.error(token.line, magic, f"{message}, got {_shown(value)}")
+            reading.error(token.line, magic, f"{message}, got {excerpt(value)}")
         else:
             reading.procs = (token.line, count)
     elif doc.name == "runtime":
         if not _JOB_NAME.fullmatch(value):
-            message = f"{_shown(value)} is not a runtime name (like torch-distributed)"
+            message = f"{excerpt(value)} is not a runtime name (like torch-distributed)"
             reading.error(token.line, magic, message)
         else:
             reading.runtime = (token.line, value)
     elif doc.name == "queue":
         if not QUEUE_NAME.fullmatch(value):
             reading.error(
-                token.line, magic, f"{_shown(value)} is not a queue name (like team-gpus)"
+                token.line, magic, f"{excerpt(value)} is not a queue name (like team-gpus)"
             )
         else:
             reading.queue = value
@@ -291,15 +291,15 @@ def _read_magic(token: Token, doc: MagicDoc, value: str, reading: _Reading) -> N
         reading.clean_policy = _POLICIES.get(value.lower())
         if reading.clean_policy is None:
             reading.error(
-                token.line, magic, f"unknown clean policy {_shown(value)}; {_allowed(doc)}"
+                token.line, magic, f"unknown clean policy {excerpt(value)}; {_allowed(doc)}"
             )
     else:
         count = _count(value)
         if count is None:
-            message = f"the replica count must be a whole number >= 0, got {_shown(value)}"
+            message = f"the replica count must be a whole number >= 0, got {excerpt(value)}"
             reading.error(token.line, magic, message)
         elif count > MAX_ROLE_REPLICAS:
-            message = f"at most {MAX_ROLE_REPLICAS} replicas of a role, got {_shown(value)}"
+            message = f"at most {MAX_ROLE_REPLICAS} replicas of a role, got {excerpt(value)}"
             reading.error(token.line, magic, message)
             count = None
         reading.roles[doc.name] = _Role(token.line, count)
@@ -341,7 +341,7 @@ def _read_resource(
         parsed = _count(value)
         if parsed is None or parsed > MAX_GPUS:
             message = f"the number of GPUs must be a whole number from 0 to {MAX_GPUS}"
-            reading.error(token.line, magic, f"{message}, got {_shown(value)}")
+            reading.error(token.line, magic, f"{message}, got {excerpt(value)}")
             parsed = None
     else:
         problem = check_quantity(doc.name, value)
@@ -361,18 +361,6 @@ QUANTITY_RANGES: dict[str, tuple[Decimal, Decimal, tuple[str, str]]] = {
 #: Replicas of one role, and GPUs of one replica, at most.
 MAX_ROLE_REPLICAS = 1000
 MAX_GPUS = 64
-
-
-#: Longest part of a user's value an error repeats.
-SHOWN_CHARS = 40
-
-
-def _shown(value: str) -> str:
-    """`value` quoted for an error message, cut to SHOWN_CHARS (a 5,000-digit count is
-    named by its start and length, not repeated)."""
-    if len(value) <= SHOWN_CHARS:
-        return repr(value)
-    return f"{value[:SHOWN_CHARS]!r}... ({len(value):,} characters)"
 
 
 def _count(value: str) -> int | None:
@@ -398,26 +386,26 @@ def check_quantity(name: str, value: str) -> str | None:
 
     examples = "500m, 1 or 2.5" if name == "cpu" else "512Mi, 1Gi or 2G"
     if len(value) > MAX_QUANTITY_CHARS:
-        return f"{_shown(value)} is not a quantity such as {examples}"
+        return f"{excerpt(value)} is not a quantity such as {examples}"
     try:
         if not _QUANTITY.fullmatch(value):
             raise ValueError(value)
         amount: Decimal = parse_quantity(value)
     except (ValueError, ArithmeticError):
         return (
-            f"{_shown(value)} is not a Kubernetes quantity; use a quantity > 0 such as {examples}"
+            f"{excerpt(value)} is not a Kubernetes quantity; use a quantity > 0 such as {examples}"
         )
     if not amount.is_finite() or amount <= 0:
-        return f"must be a quantity > 0 such as {examples}, got {_shown(value)}"
+        return f"must be a quantity > 0 such as {examples}, got {excerpt(value)}"
     if name == "memory" and amount < 1:
         hint = f"did you mean {value[:-1]}Mi?" if value.endswith("m") else f"use e.g. {examples}"
-        return f"{_shown(value)} is less than one byte (memory is in bytes, m means milli); {hint}"
+        return f"{excerpt(value)} is less than one byte (memory is in bytes, m means milli); {hint}"
     low, high, words = QUANTITY_RANGES[name]
     if amount < low:
         hint = f"; did you mean {value}Mi?" if name == "memory" and value.isdigit() else ""
-        return f"{_shown(value)} is less than {words[0]}{hint}"
+        return f"{excerpt(value)} is less than {words[0]}{hint}"
     if amount > high:
-        return f"{_shown(value)} is more than {words[1]}: no node has that much"
+        return f"{excerpt(value)} is more than {words[1]}: no node has that much"
     return None
 
 
@@ -431,7 +419,7 @@ def _command(code: str, tokens: dict[int, list[Token]], reading: _Reading) -> Co
         if not alone or len(tokens[token.line]) > 1 or len(reading.commands) > 1:
             reading.error(token.line, magic, "a kernel command: run it alone in its cell")
         elif doc.name == "config" and arg:
-            reading.error(token.line, magic, f"takes no argument, got {_shown(arg)}")
+            reading.error(token.line, magic, f"takes no argument, got {excerpt(arg)}")
         elif doc.name in ("status", "attach", "delete", "logs"):
             parsed = _job_command(doc.name, arg.split())
             if isinstance(parsed, str):
@@ -502,7 +490,7 @@ def _jobs_command(args: list[str]) -> JobsCommand | str:
                 return "--limit needs a whole number >= 1"
             limit, args = int(count), args[1:]
         else:
-            return f"unexpected {_shown(option)}"
+            return f"unexpected {excerpt(option)}"
     return JobsCommand(everyone, limit)
 
 
@@ -521,11 +509,11 @@ def _job_command(name: str, args: list[str]) -> JobCommand | LogsCommand | str:
         return "missing the job's name"
     job = args[0]
     if not _JOB_NAME.fullmatch(job):
-        return f"{_shown(job)} is not a job name"
+        return f"{excerpt(job)} is not a job name"
     rest = args[1:]
     if name != "logs":
         if rest:
-            return f"unexpected {_shown(' '.join(rest))}"
+            return f"unexpected {excerpt(' '.join(rest))}"
         return JobCommand(name, job)  # type: ignore[arg-type]
     replica = tail = None
     if rest and _REPLICA.fullmatch(rest[0]):
@@ -535,7 +523,7 @@ def _job_command(name: str, args: list[str]) -> JobCommand | LogsCommand | str:
             return "--tail needs a whole number >= 1"
         tail, rest = int(rest[1]), rest[2:]
     if rest:
-        return f"unexpected {_shown(' '.join(rest))} (a replica is like worker-0)"
+        return f"unexpected {excerpt(' '.join(rest))} (a replica is like worker-0)"
     return LogsCommand(job, replica, tail)
 
 

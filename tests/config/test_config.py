@@ -222,3 +222,81 @@ def test_finished_jobs_past_local_keep_are_removed_and_running_ones_kept(tmp_pat
     assert prune(tmp_path, ("days", 30), now) == ["old-done"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new", "old-running"]
     assert prune(tmp_path, ("jobs", 0), now) == ["new"]
+
+
+BILLION_LAUGHS = 'backend: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
+    f"l{i}: &l{i} [{','.join([f'*{prev}'] * 9)}]\n"
+    for i, prev in enumerate(["a"] + [f"l{j}" for j in range(8)])
+)
+
+
+def test_yaml_aliases_are_refused_before_any_value_is_built(home, tmp_path):
+    """Nine levels of nine aliases would be ~10^9 strings; the file is 700 bytes."""
+    path = write(tmp_path / "c.yaml", BILLION_LAUGHS)
+    with pytest.raises(ConfigError) as caught:
+        load_config(env(home, CIAO_CONFIG=str(path)), cwd=tmp_path)
+    message = str(caught.value)
+    assert "aliases" in message and "line 2" in message and str(path) in message
+    assert len(message) < 4096
+
+
+def test_a_cloned_repositorys_config_yaml_cannot_explode_either(home, tmp_path):
+    write(tmp_path / "config.yaml", "ciao:\n  " + BILLION_LAUGHS.replace("\n", "\n  "))
+    with pytest.raises(ConfigError, match="aliases"):
+        load_config(env(home), cwd=tmp_path)
+
+
+def test_a_huge_or_deep_config_is_refused_with_a_short_error(home, tmp_path):
+    big = write(tmp_path / "big.yaml", "backend: " + "x" * 5_000_000 + "\n")
+    with pytest.raises(ConfigError, match="larger than") as caught:
+        load_config(env(home, CIAO_CONFIG=str(big)), cwd=tmp_path)
+    assert len(str(caught.value)) < 4096
+    deep = write(tmp_path / "deep.yaml", "[" * 50_000)
+    with pytest.raises(ConfigError) as caught:
+        load_config(env(home, CIAO_CONFIG=str(deep)), cwd=tmp_path)
+    assert len(str(caught.value)) < 4096
+
+
+def test_a_long_value_is_quoted_by_an_excerpt(home, tmp_path):
+    path = write(tmp_path / "c.yaml", "backend: " + "k" * 200_000 + "\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(env(home, CIAO_CONFIG=str(path)), cwd=tmp_path)
+    message = str(caught.value)
+    assert "backend" in message and "200,000 characters" in message and len(message) < 4096
+
+
+def test_a_typo_beside_a_secret_in_a_command_never_shows_the_secret():
+    data = {
+        "s2i": {
+            "provider": "img",
+            "registry": "r.example",
+            "build_command": ["docker", "build", "--build-arg", "API_KEY=s3cr3t", 7],
+        }
+    }
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data, Path("/etc/ciao/config.yaml"))
+    message = str(caught.value)
+    assert "s2i.build_command" in message and "API_KEY=***" in message
+    assert "s3cr3t" not in message
+
+
+def test_an_exploding_config_is_an_error_in_the_cell_and_the_kernel_stays_small(tmp_path):
+    """The config is read at kernel start (retention) and for every cell: neither may
+    expand it."""
+    import os
+    import re
+
+    from kernel_client import execute, running_kernel
+
+    path = write(tmp_path / "c.yaml", BILLION_LAUGHS)
+    with running_kernel(env=dict(os.environ, CIAO_CONFIG=str(path))) as (km, kc):
+        status = Path(f"/proc/{km.provisioner.process.pid}/status")
+        before = int(re.search(r"VmHWM:\s+(\d+) kB", status.read_text()).group(1))
+        reply, _ = execute(kc, "%framework=pytorch\n%master=1\nprint(1)")
+        after = int(re.search(r"VmHWM:\s+(\d+) kB", status.read_text()).group(1))
+        again, _ = execute(kc, "%jobs")
+    content = reply["content"]
+    assert content["status"] == "error" and content["ename"] == "ConfigError"
+    assert "aliases" in content["evalue"] and len(content["evalue"]) < 4096
+    assert again["content"]["status"] == "error"  # still answering
+    assert (after - before) * 1024 < 64 * 1024 * 1024
