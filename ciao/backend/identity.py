@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,13 +73,23 @@ class ProcessIdentity:
 
     def send_to_group(self, sig: signal.Signals) -> bool:
         """Send `sig` to the process group this process leads (a replica and what it
-        started), if it is still the one recorded."""
-        if not self.is_running():
+        started), if it is still the one recorded.
+
+        A group has no pidfd. The leader's pidfd is opened before its identity is checked
+        and asked again just before the signal: while the leader has not exited, its pid
+        (the group's id) cannot belong to anything else, so the window left is the
+        instant between that last look and the signal."""
+        pidfd = _pidfd(self.pid)
+        try:
+            if not self.is_running() or (pidfd is not None and _exited(pidfd)):
+                return False
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, sig)
+                return True
             return False
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, sig)
-            return True
-        return False
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
 
 
 def stat_fields(pid: int) -> list[str] | None:
@@ -121,6 +132,13 @@ def _boot_id() -> str:
         return _BOOT_ID.read_text().strip()
     except OSError:
         return ""
+
+
+def _exited(pidfd: int) -> bool:
+    """Whether the process of `pidfd` has exited (its pidfd is readable then)."""
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def _pidfd(pid: int) -> int | None:
