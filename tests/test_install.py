@@ -6,18 +6,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-FIRST_EXAMPLE = """%framework=pytorch
-%master=1
-%worker=2
-import os
-print("rank", os.environ["RANK"], "of", os.environ["WORLD_SIZE"])
-"""
+
+def readme_first_example() -> tuple[str, list[str]]:
+    """The README's first code block (a cell) and the second (what it prints)."""
+    blocks = (ROOT / "README.md").read_text().split("```\n")
+    return blocks[1], blocks[3].splitlines()
 
 
 def test_make_install_registers_a_user_kernelspec_any_jupyter_finds(tmp_path):
@@ -55,7 +55,7 @@ def test_make_install_registers_a_user_kernelspec_any_jupyter_finds(tmp_path):
     )
     found = json.loads(listing.stdout)
     assert Path(found["ciao"]) == spec_file.parent, listing.stderr
-    # and the README's first example runs on that kernel, from the notebook's directory
+    # and the README's first example runs on that kernel, from another directory, as shown
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import KernelManager
 
@@ -67,8 +67,18 @@ def test_make_install_registers_a_user_kernelspec_any_jupyter_finds(tmp_path):
     kc.start_channels()
     try:
         kc.wait_for_ready(timeout=60)
-        reply = kc.execute_interactive(FIRST_EXAMPLE, timeout=120, output_hook=lambda m: None)
+        cell, expected = readme_first_example()
+        printed: list[str] = []
+
+        def collect(msg: dict) -> None:
+            if msg["msg_type"] == "stream" and msg["content"]["name"] == "stdout":
+                printed.extend(msg["content"]["text"].splitlines())
+
+        reply = kc.execute_interactive(cell, timeout=120, output_hook=collect)
         assert reply["content"]["status"] == "ok", reply["content"]
+        assert sorted(line for line in printed if re.match(r"\[[a-z]+-\d+\] ", line)) == sorted(
+            expected
+        )
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
