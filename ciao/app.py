@@ -98,13 +98,14 @@ def _exists(pid: int) -> bool:
 
 
 def _shutdown(kernel: CiaoKernel, server: KernelServer) -> None:
-    """Cancel what still runs, deliver the last messages, and leave within ~2 s."""
+    """Stop following what still runs (cancelling it unless the cell said to detach),
+    deliver the last messages, and leave within ~2 s."""
     killer = threading.Timer(8.0, lambda: os._exit(1))
     killer.daemon = True
     killer.start()
     active = kernel.manager.active
-    if active is not None:
-        active.cancel()
+    if active is not None:  # as an interrupt would: cancel, or detach (%onInterrupt=detach,
+        active.interrupt()  # %attach), so a job only watched here is never stopped by it
         active.wait_cancelled(5.0)
     if not server.close(timeout=2.0):
         log.warning("sockets did not close in time")

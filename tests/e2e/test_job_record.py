@@ -174,3 +174,30 @@ def test_jobs_lists_this_notebooks_recent_jobs_by_default():
     assert all(n in everyone for n in [theirs, *names])
     row = next(line for line in everyone.splitlines() if line.startswith(names[0]))
     assert row.endswith("mine.ipynb")
+
+
+def test_a_restart_leaves_a_job_that_said_detach_or_was_only_attached_running():
+    env = notebook_env("restart-detach.ipynb")
+    counting = (
+        "%framework=pytorch\n%master=1\nimport time\n"
+        "for i in range(600):\n    print(i, flush=True)\n    time.sleep(0.1)"
+    )
+    with running_kernel(env=env) as (km, kc):
+        _, messages = execute(kc, "%detach\n" + counting)
+        attached = job_name(stream_text(messages))
+        for cell in ("%onInterrupt=detach\n" + counting, f"%attach {attached}"):
+            msg_id = kc.execute(cell)
+            while True:  # until its live view is up: the cell follows the job
+                msg = kc.get_iopub_msg(timeout=30)
+                if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == (
+                    "display_data"
+                ):
+                    break
+            name = job_name(msg["content"]["data"]["text/plain"])
+            km.restart_kernel(now=False)
+            kc.wait_for_ready(timeout=30)
+            _, messages = execute(kc, "%jobs")
+            table = of_type(messages, "execute_result")[0]["content"]["data"]["text/plain"]
+            row = next(line for line in table.splitlines() if line.startswith(name))
+            assert row.split()[1] == "Running", (cell, row)
+            execute(kc, f"%delete {name}")
