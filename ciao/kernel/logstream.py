@@ -171,14 +171,20 @@ class LogStream:
         of them (asked after `close`): a failed replica's verdict then points at them
         instead of printing them twice."""
         recent = list(self._recent.get(replica, ()))
-        wanted = [hash(text) for text in lines]
+        wanted = Counter(hash(text) for text in lines)
         if not wanted or self.out.silent:
             return False
-        for start in range(len(recent) - len(wanted), -1, -1):  # the latest run first
-            if recent[start : start + len(wanted)] == wanted:
-                first = self.total[replica] - len(recent) + start + 1
-                return self._last_dropped[replica] < first
-        return False
+        # Each wanted line's latest showings, in any order: a container's stdout and
+        # stderr reach the cell interleaved as they were read, not as they were written.
+        start = len(recent)
+        for index in range(len(recent) - 1, -1, -1):
+            if wanted[recent[index]] > 0:
+                wanted[recent[index]] -= 1
+                start = index
+        if any(wanted.values()):
+            return False
+        first = self.total[replica] - len(recent) + start + 1
+        return self._last_dropped[replica] < first
 
     # ---- internals -------------------------------------------------------------------
 
