@@ -18,7 +18,7 @@ from ciao.backend.types import Event, Idle, Job, JobDone, JobInfo, Plan
 from ciao.config import Config
 from ciao.errors import BackendError, CiaoError, JobCancelled
 from ciao.interpreter.types import Command, Parameter
-from ciao.s2i.types import Progress
+from ciao.s2i.types import Progress, S2IClient, Shipment
 
 if TYPE_CHECKING:
     from ciao.interpreter.magics import MagicInterpreter
@@ -37,6 +37,16 @@ class Stoppable(Protocol):
     """A step before a job exists (a build, %pip) that an interrupt stops."""
 
     def cancel(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class CellPlan:
+    """A cell's run, decided and checked before anything is built or created: the
+    shipment its S2I provider will make, and the backend's plan that submits it."""
+
+    parameter: Parameter
+    shipment: Shipment
+    job: Plan
 
 
 @dataclass
@@ -174,31 +184,50 @@ class Manager:
             return Prepared(config, command=cell)
         return Prepared(config, job=cell)
 
+    def plan(self, prepared: Prepared, owner: dict[str, str] | None = None) -> CellPlan:
+        """What running the cell will do, every check made (limits, the allowlist, the
+        shipment's size, the backend's: API, runtime, node resources), with nothing built,
+        written or submitted: `%dryrun` shows it, a run carries out exactly it."""
+        return self._plan(prepared, owner)[0]
+
+    def _plan(
+        self, prepared: Prepared, owner: dict[str, str] | None
+    ) -> tuple[CellPlan, S2IClient, AnyBackend]:
+        assert prepared.job is not None
+        parameter = dataclasses.replace(prepared.job, owner=dict(owner or {}))
+        s2i, backend = self.registry.components(prepared.config, parameter.backend)
+        check_replicas(prepared.config, backend.name, parameter.total_replicas)
+        shipment = s2i.plan(parameter)
+        job: Plan = backend.dry_run(parameter, shipment)
+        return CellPlan(parameter, shipment, job), s2i, backend
+
     def submit(
         self,
         prepared: Prepared,
         owner: dict[str, str] | None = None,
         progress: Progress | None = None,
     ) -> ActiveJob:
-        """Phases 2 and 3: ship the code, plan the job, submit exactly that plan, follow it.
+        """Plan the cell (phases 1-3 checked), ship exactly the planned shipment (phase 2),
+        submit exactly the planned job (phase 3), follow it. A check that fails costs no
+        build.
 
-        `owner` (kernel id, session, cell) labels the job so it can be found again;
-        `progress` receives phase 2's output lines (`[build] ...`).
+        `owner` (kernel id, session, cell, notebook) labels the job so it can be found
+        again; `progress` receives phase 2's output lines (`[build] ...`).
         """
-        assert prepared.job is not None
-        parameter = dataclasses.replace(prepared.job, owner=dict(owner or {}))
-        s2i, backend = self.registry.components(prepared.config, parameter.backend)
-        check_replicas(prepared.config, backend.name, parameter.total_replicas)
+        cell, s2i, backend = self._plan(prepared, owner)
         with self._lock:
             if self._cancel_pending:
                 raise JobCancelled("the cell was interrupted before its job was submitted")
             self._building = s2i
         try:
-            shipment = s2i.source_to_image(parameter.code, parameter, progress)
+            shipped = s2i.source_to_image(cell.shipment, cell.parameter, progress)
         finally:
             with self._lock:
                 self._building = None
-        job = backend.exec_code(backend.dry_run(parameter, shipment))
+        if shipped != cell.shipment:  # a provider that made other than it planned: a bug
+            raise BackendError(f"shipped {shipped.image}, planned {cell.shipment.image}")
+        job = backend.exec_code(cell.job)
+        parameter = cell.parameter
         active = ActiveJob(backend, job, parameter.on_interrupt, follow=not parameter.detach)
         with self._lock:
             self.active = active
@@ -216,15 +245,9 @@ class Manager:
             self.active = active
         return active
 
-    def dry_run(self, prepared: Prepared) -> Plan:
-        """The plan submitting the cell would submit, built the same way; nothing is built,
-        written or submitted."""
-        assert prepared.job is not None
-        parameter = prepared.job
-        s2i, backend = self.registry.components(prepared.config, parameter.backend)
-        check_replicas(prepared.config, backend.name, parameter.total_replicas)
-        plan: Plan = backend.dry_run(parameter, s2i.plan(parameter.code, parameter))
-        return plan
+    def dry_run(self, prepared: Prepared, owner: dict[str, str] | None = None) -> Plan:
+        """The job plan submitting the cell would submit (%dryrun); see `plan`."""
+        return self.plan(prepared, owner).job
 
     def pip(self, config: Config, args: tuple[str, ...], progress: Progress | None) -> str:
         """`%pip`: pip in the local replicas' Python; returns which Python that was. On a

@@ -235,7 +235,7 @@ class CellRunner:
         """%dryrun: the plan submitting the cell would submit."""
         import yaml
 
-        plan = self.manager.dry_run(prepared)
+        plan = self.manager.dry_run(prepared, self.owner(count))
         documents = plan.documents()
         text = "\n---\n".join(yaml.safe_dump(d, sort_keys=False).rstrip() for d in documents)
         note = (

@@ -48,10 +48,19 @@ class ConfigMapCode:
     def __init__(self, images: Mapping[str, str]) -> None:
         self.images = images
 
-    def plan(self, code: str, parameter: Parameter) -> Shipment:
-        files = {CODE_FILE: code}
+    def plan(self, parameter: Parameter) -> Shipment:
+        """The ConfigMap's files and the command; refused when they cannot fit in one."""
+        files = {CODE_FILE: parameter.code}
         if parameter.requirements:
             files[REQUIREMENTS_FILE] = requirements_text(parameter.requirements)
+        size = sum(len(text.encode("utf-8")) for text in files.values())
+        if size > MAX_CODE_BYTES:
+            what = "code and requirements are" if parameter.requirements else "code is"
+            raise BackendError(
+                f"the cell's {what} {size} bytes, more than a ConfigMap holds "
+                f"({MAX_CODE_BYTES} bytes): ship it in an image with `s2i: {{provider: s2i}}`, "
+                "or load large data from storage instead of embedding it"
+            )
         return Shipment(
             image=self.images[parameter.framework],
             command=code_command(bool(parameter.requirements)),
@@ -61,17 +70,9 @@ class ConfigMapCode:
         )
 
     def source_to_image(
-        self, code: str, parameter: Parameter, progress: Progress | None = None
+        self, shipment: Shipment, parameter: Parameter, progress: Progress | None = None
     ) -> Shipment:
-        shipment = self.plan(code, parameter)
-        size = sum(len(text.encode("utf-8")) for text in shipment.files.values())
-        if size > MAX_CODE_BYTES:
-            what = "code and requirements are" if parameter.requirements else "code is"
-            raise BackendError(
-                f"the cell's {what} {size} bytes, more than a ConfigMap holds "
-                f"({MAX_CODE_BYTES} bytes): ship it in an image with `s2i: {{provider: s2i}}`, "
-                "or load large data from storage instead of embedding it"
-            )
+        """Nothing to make: the backend creates the ConfigMap with the job."""
         return shipment
 
     def cancel(self) -> None:

@@ -35,26 +35,29 @@ class LocalCodeFile:
             raise ValueError(f"job name {name!r} cannot name a directory")
         return (RunDir(self.run_root, name).work / CODE_FILE).resolve()
 
-    def plan(self, code: str, parameter: Parameter) -> Shipment:
+    def plan(self, parameter: Parameter) -> Shipment:
         """Where source_to_image writes the code; nothing is written."""
         return Shipment(image=str(self._path(parameter)))
 
     def source_to_image(
-        self, code: str, parameter: Parameter, progress: Progress | None = None
+        self, shipment: Shipment, parameter: Parameter, progress: Progress | None = None
     ) -> Shipment:
-        """The written code file; warns of unmet requirements, notes unapplied resources."""
-        path = self._path(parameter)
+        """The code written where the plan says; warns of unmet requirements, notes
+        unapplied resources."""
+        path = Path(shipment.image)
+        if path != self._path(parameter):
+            raise ValueError(f"{path} is not where this cell's code goes")
         RunDir(self.run_root, parameter.generate_name).create()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(code)
+            handle.write(parameter.code)
         if parameter.requirements and progress is not None:
             for line in unmet_requirements(parameter.requirements):
                 progress(line)
         note = resources_note(parameter)
         if note and progress is not None:
             progress(note)
-        return Shipment(image=str(path))
+        return shipment
 
     def cancel(self) -> None:
         """Nothing to stop: writing the code takes no time worth interrupting."""

@@ -159,7 +159,7 @@ class ImageBuild(abc.ABC):
         """The builder (s2i) or base (img) image the build starts from."""
 
     @abc.abstractmethod
-    def source_files(self, code: str, parameter: Parameter) -> dict[str, str]:
+    def source_files(self, parameter: Parameter) -> dict[str, str]:
         """The files of the build's source directory: relative path -> text."""
 
     @abc.abstractmethod
@@ -172,33 +172,35 @@ class ImageBuild(abc.ABC):
 
     # ---- the S2IClient --------------------------------------------------------------
 
-    def image_for(self, code: str, parameter: Parameter) -> str:
+    def image_for(self, parameter: Parameter) -> str:
         """`<registry>/<repository>:<content hash>` of the cell."""
         content = {
             "recipe": RECIPE_VERSION,
             "provider": self.provider,
             "base": self.base_image(parameter),
-            "code": code,
+            "code": parameter.code,
             "requirements": list(parameter.requirements),
         }
         digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode("utf-8"))
         return f"{self.config.registry}/{self.config.repository}:{digest.hexdigest()[:16]}"
 
     def source_to_image(
-        self, code: str, parameter: Parameter, progress: Progress | None = None
+        self, shipment: Shipment, parameter: Parameter, progress: Progress | None = None
     ) -> Shipment:
-        """Build and push the cell's image (unless pushed before); its reference."""
+        """Build and push the planned image (unless pushed before)."""
         say = progress or (lambda line: None)
-        image = self.image_for(code, parameter)
+        image = shipment.image
+        if image != self.image_for(parameter):
+            raise ValueError(f"{image} is not the image of this cell")
         if image in self.pushed:
             say(f"[build] {image} is already built and pushed (same code, requirements and base)")
-            return Shipment(image=image, script=self.script)
+            return shipment
         self._require(self.build_argv(Path("."), parameter, image)[0], self.build_tool_key())
         self._require(self.config.push_command[0], "s2i.push_command")
         self.runner.check_cancelled("building the image")
         with tempfile.TemporaryDirectory(prefix=f"ciao-{self.provider}-") as tmp:
             directory = Path(tmp)
-            for name, text in self.source_files(code, parameter).items():
+            for name, text in self.source_files(parameter).items():
                 (directory / name).parent.mkdir(parents=True, exist_ok=True)
                 (directory / name).write_text(text, encoding="utf-8")
             argv = self.build_argv(directory, parameter, image)
@@ -213,16 +215,16 @@ class ImageBuild(abc.ABC):
             raise BuildError(self._push_failure(image, result))
         self.pushed.add(image)
         say(f"[push] pushed {image}")
-        return Shipment(image=image, script=self.script)
+        return shipment
 
     def cancel(self) -> None:
         """Stop the build or push in progress (any thread, returns at once)."""
         self.runner.cancel()
 
-    def plan(self, code: str, parameter: Parameter) -> Shipment:
-        """What source_to_image would do, without doing it (for %dryrun): the image, and
-        the build (commands and files; `<source dir>` stands for the temporary directory)."""
-        image = self.image_for(code, parameter)
+    def plan(self, parameter: Parameter) -> Shipment:
+        """What source_to_image will do (for %dryrun and the run): the image, and the
+        build (commands and files; `<source dir>` stands for the temporary directory)."""
+        image = self.image_for(parameter)
         return Shipment(
             image=image,
             script=self.script,
@@ -232,7 +234,7 @@ class ImageBuild(abc.ABC):
                 "alreadyPushed": image in self.pushed,
                 "buildCommand": redact(self.build_argv(Path("<source dir>"), parameter, image)),
                 "pushCommand": redact([*self.config.push_command, image]),
-                "files": self.source_files(code, parameter),
+                "files": self.source_files(parameter),
             },
         )
 
@@ -301,9 +303,9 @@ class S2IBuild(ImageBuild):
     def base_image(self, parameter: Parameter) -> str:
         return self.config.builders[parameter.framework]
 
-    def source_files(self, code: str, parameter: Parameter) -> dict[str, str]:
+    def source_files(self, parameter: Parameter) -> dict[str, str]:
         return {
-            CODE_FILE: code,
+            CODE_FILE: parameter.code,
             REQUIREMENTS_FILE: requirements_text(parameter.requirements),
             ".s2i/environment": f"APP_FILE={CODE_FILE}\n",
         }
@@ -342,9 +344,9 @@ class DockerfileBuild(ImageBuild):
         ]
         return "\n".join(lines) + "\n"
 
-    def source_files(self, code: str, parameter: Parameter) -> dict[str, str]:
+    def source_files(self, parameter: Parameter) -> dict[str, str]:
         return {
-            CODE_FILE: code,
+            CODE_FILE: parameter.code,
             REQUIREMENTS_FILE: requirements_text(parameter.requirements),
             "Dockerfile": self.dockerfile(parameter),
         }

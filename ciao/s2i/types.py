@@ -45,16 +45,19 @@ class Shipment:
 
 
 class S2IClient(Protocol):
-    """Turns a cell's training code into what the backend runs, and says what that is."""
+    """Turns a cell's training code into what the backend runs (the Go `s2i.S2IClient`):
+    planned first, with every check, then shipped exactly as planned."""
 
-    def plan(self, code: str, parameter: Parameter) -> Shipment:
-        """What `source_to_image` would ship, without building or writing anything."""
+    def plan(self, parameter: Parameter) -> Shipment:
+        """What `source_to_image` will ship for the cell (`parameter.code`), checked (a
+        ConfigMap too large fails here); nothing is built or written."""
         ...
 
     def source_to_image(
-        self, code: str, parameter: Parameter, progress: Progress | None = None
+        self, shipment: Shipment, parameter: Parameter, progress: Progress | None = None
     ) -> Shipment:
-        """Build (or write) what the job's replicas run; `progress` gets the build's lines."""
+        """Make `shipment` (this provider's plan for `parameter`) real: build and push the
+        image, or write the code file; `progress` gets the build's lines."""
         ...
 
     def cancel(self) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from fakecluster import FakeCluster
+from shipping import ship
 from standin_tools import StandinTools
 
 from ciao.backend.registry import Registry
@@ -87,12 +88,12 @@ def test_a_backend_plans_submits_exactly_that_plan_follows_lists_and_deletes(con
     assert_implements(s2i, S2IClient)
     parameter = MagicInterpreter().preprocess(CELL)
 
-    planned = backend.dry_run(parameter, s2i.plan(parameter.code, parameter))
-    assert planned == backend.dry_run(parameter, s2i.plan(parameter.code, parameter))
+    planned = backend.dry_run(parameter, s2i.plan(parameter))
+    assert planned == backend.dry_run(parameter, s2i.plan(parameter))
     assert planned.backend == backend.name and planned.name == parameter.generate_name
     assert planned.documents(), "a plan shows what it will create"
 
-    shipment = s2i.source_to_image(parameter.code, parameter)
+    shipment = ship(s2i, parameter)
     plan = backend.dry_run(parameter, shipment)
     assert plan.documents() == planned.documents(), "the dry run is what is submitted"
     job = backend.exec_code(plan)
@@ -129,10 +130,10 @@ def test_an_s2i_provider_plans_without_side_effects_and_ships_what_it_planned(
     for name, s2i in providers(tmp_path, cluster).items():
         assert_implements(s2i, S2IClient)
         before = sorted(p.name for p in tmp_path.rglob("*"))
-        planned = s2i.plan(parameter.code, parameter)
+        planned = s2i.plan(parameter)
         assert sorted(p.name for p in tmp_path.rglob("*")) == before, f"{name} wrote files"
         assert tools.runs() == [], f"{name} ran a tool to plan"
-        shipped = s2i.source_to_image(parameter.code, parameter, progress=lambda line: None)
+        shipped = s2i.source_to_image(planned, parameter, progress=lambda line: None)
         assert isinstance(shipped, Shipment)
         assert (shipped.image, shipped.command, dict(shipped.files)) == (
             planned.image,

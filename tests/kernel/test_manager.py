@@ -52,19 +52,19 @@ class FakeS2I:
         self.cancelled = False
         self.built: list[str] = []
 
-    def plan(self, code: str, parameter: Parameter) -> Shipment:
+    def plan(self, parameter: Parameter) -> Shipment:
         return Shipment(image=f"image-of-{parameter.generate_name}")
 
     def source_to_image(
-        self, code: str, parameter: Parameter, progress: Progress | None = None
+        self, shipment: Shipment, parameter: Parameter, progress: Progress | None = None
     ) -> Shipment:
         self.building.set()
         if self.block:
             self.release.wait(10)
         if self.cancelled:
             raise JobCancelled("the build was interrupted")
-        self.built.append(code)
-        return self.plan(code, parameter)
+        self.built.append(parameter.code)
+        return shipment
 
     def cancel(self) -> None:
         self.cancelled = True

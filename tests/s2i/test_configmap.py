@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from shipping import ship
 
 from ciao.errors import BackendError
 from ciao.interpreter.magics import MagicInterpreter
@@ -24,7 +25,7 @@ def test_the_code_runs_in_the_stock_image_of_the_framework_with_python_u():
     p = parameter("%framework=tensorflow\n%worker=1\nprint(1)")
     client: S2IClient = ConfigMapCode(IMAGES)
 
-    shipment = client.source_to_image(p.code, p)
+    shipment = ship(client, p)
 
     assert shipment == Shipment(
         image="tensorflow/tensorflow:2.18.0",
@@ -38,7 +39,7 @@ def test_the_code_runs_in_the_stock_image_of_the_framework_with_python_u():
 def test_requirements_ride_beside_the_code_and_are_installed_by_a_fixed_script():
     p = parameter("%framework=pytorch\n%master=1\n%requirements=pip,pyzmq>=1\nprint(1)")
 
-    shipment = ConfigMapCode(IMAGES).source_to_image(p.code, p)
+    shipment = ship(ConfigMapCode(IMAGES), p)
 
     assert shipment.image == "pytorch/pytorch:2.5.1"
     assert shipment.files == {"code.py": "\n\n\nprint(1)", "requirements.txt": "pip\npyzmq>=1\n"}
@@ -55,13 +56,13 @@ def test_requirements_ride_beside_the_code_and_are_installed_by_a_fixed_script()
 def test_the_plan_is_what_source_to_image_ships():
     p = parameter("%framework=pytorch\n%master=1\n%requirements=pip\nprint(1)")
     client = ConfigMapCode(IMAGES)
-    assert client.plan(p.code, p) == client.source_to_image(p.code, p)
+    assert client.plan(p) == ship(client, p)
 
 
 def test_nothing_about_the_cell_is_changed():
     p = parameter("%framework=pytorch\n%master=1\n%requirements=pip\nprint(1)")
     before = dataclasses.replace(p)
-    ConfigMapCode(IMAGES).source_to_image(p.code, p)
+    ship(ConfigMapCode(IMAGES), p)
     assert p == before
 
 
@@ -76,7 +77,7 @@ def test_what_a_configmap_cannot_hold_is_refused_with_another_way_to_ship_it(cel
     p = parameter(cell)
     p = dataclasses.replace(p, code="x = '" + "a" * MAX_CODE_BYTES + "'")
     with pytest.raises(BackendError, match=f"the cell's {what} .* more than a ConfigMap holds"):
-        ConfigMapCode(IMAGES).source_to_image(p.code, p)
+        ship(ConfigMapCode(IMAGES), p)
 
 
 def test_cancel_has_nothing_to_stop():

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from fakecluster import FakeCluster
+from shipping import ship
 
 from ciao.backend.registry import Registry
 from ciao.backend.types import Idle, JobDone, LogLine
@@ -52,7 +53,7 @@ def parameter(cell: str, name: str):
 
 def submit(parts, p):
     s2i, backend = parts
-    return backend.exec_code(backend.dry_run(p, s2i.source_to_image(p.code, p)))
+    return backend.exec_code(backend.dry_run(p, ship(s2i, p)))
 
 
 def events_of(parts, job) -> list:

@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from shipping import ship
 from standin_tools import StandinTools, alive
 
 from ciao.config import parse_config
@@ -19,7 +20,7 @@ from ciao.errors import ConfigError, JobCancelled
 from ciao.interpreter.magics import MagicInterpreter
 from ciao.s2i.s2i import DockerfileBuild, PushedImages, S2IBuild
 from ciao.s2i.tools import BuildError
-from ciao.s2i.types import S2IClient, Shipment
+from ciao.s2i.types import S2IClient
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -52,7 +53,7 @@ def build(client, code: str = CELL) -> tuple[str, list[str]]:
     """The image that source_to_image shipped, and its progress lines."""
     lines: list[str] = []
     source, parameter = cell(code)
-    shipment = client.source_to_image(source, parameter, lines.append)
+    shipment = ship(client, parameter, lines.append)
     return shipment.image, lines
 
 
@@ -90,19 +91,20 @@ def test_the_job_runs_the_image_as_built_so_it_gets_no_command_and_no_files(tool
     before = dataclasses.replace(parameter)
     client = provider(tools, tmp_path, cls=cls)
 
-    shipment = client.source_to_image(source, parameter)
+    shipment = ship(client, parameter)
 
-    image = client.image_for(source, parameter)
-    assert shipment == Shipment(image=image, script=client.script)
+    image = client.image_for(parameter)
+    assert (shipment.image, shipment.script) == (image, client.script)
+    assert (shipment.command, shipment.files) == ((), {})
     assert shipment.run_with(["torchrun"]) == ("torchrun", client.script)
     assert parameter == before, "nothing about the cell is changed"
 
 
 def test_an_image_pushed_before_is_shipped_the_same_way(tools, tmp_path):
     source, parameter = cell()
-    first = provider(tools, tmp_path).source_to_image(source, parameter)
-    again = provider(tools, tmp_path).source_to_image(source, parameter)
-    assert again == first == Shipment(image=first.image, script=first.script)
+    first = ship(provider(tools, tmp_path), parameter)
+    again = ship(provider(tools, tmp_path), parameter)
+    assert again.image == first.image and again.build["alreadyPushed"]
     assert len(tools.runs()) == 2, "built and pushed once"
 
 
@@ -141,17 +143,17 @@ def test_build_and_push_output_streams_into_the_cell_line_by_line(tools, tmp_pat
 def test_the_tag_is_a_hash_of_code_requirements_and_builder(tools, tmp_path):
     client = provider(tools, tmp_path)
     source, parameter = cell()
-    image = client.image_for(source, parameter)
-    assert client.image_for(source, cell()[1]) == image  # same cell, same image
+    image = client.image_for(parameter)
+    assert client.image_for(cell()[1]) == image  # same cell, same image
 
     other_code = cell(CELL.replace("hi", "ho"))
-    assert client.image_for(*other_code) != image
+    assert client.image_for(other_code[1]) != image
     other_requirements = cell(CELL.replace("pandas==2.2", "pandas==2.1"))
-    assert client.image_for(*other_requirements) != image
+    assert client.image_for(other_requirements[1]) != image
     other_builder = provider(tools, tmp_path, builders={"pytorch": "me/other-builder"})
-    assert other_builder.image_for(source, parameter) != image
+    assert other_builder.image_for(parameter) != image
     img = provider(tools, tmp_path, cls=DockerfileBuild)
-    assert img.image_for(source, parameter) != image
+    assert img.image_for(parameter) != image
 
 
 def test_an_unchanged_cell_skips_the_build_and_the_push(tools, tmp_path):
@@ -411,7 +413,7 @@ def test_the_plan_shows_the_image_commands_and_files_and_runs_nothing(tools, tmp
     client = provider(tools, tmp_path)
     source, parameter = cell()
 
-    shipment = client.plan(source, parameter)
+    shipment = client.plan(parameter)
     image, build_plan = shipment.image, shipment.build
 
     assert tools.runs() == []
@@ -438,4 +440,4 @@ def test_the_plan_shows_the_image_commands_and_files_and_runs_nothing(tools, tmp
     assert built == image, "the plan names the image that submission builds"
     (s2i_run, _) = tools.runs()
     assert s2i_run["files"] == build_plan["files"]
-    assert client.plan(source, parameter).build["alreadyPushed"] is True
+    assert client.plan(parameter).build["alreadyPushed"] is True

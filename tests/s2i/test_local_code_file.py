@@ -5,20 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from shipping import ship
 
 from ciao.interpreter.types import Parameter, RoleSpec
 from ciao.s2i.local import LocalCodeFile
 from ciao.s2i.types import S2IClient, Shipment
 
 
-def parameter(name: str) -> Parameter:
-    return Parameter("pytorch", {"master": RoleSpec("master", 1)}, generate_name=name)
+def parameter(name: str, code: str = "x = 1\n") -> Parameter:
+    return Parameter("pytorch", {"master": RoleSpec("master", 1)}, generate_name=name, code=code)
 
 
 def test_writes_the_code_to_the_jobs_directory_and_returns_its_absolute_path(tmp_path: Path):
     client: S2IClient = LocalCodeFile(tmp_path / "runs")
 
-    shipment = client.source_to_image("print('héllo')\n", parameter("mnist-abc12"))
+    shipment = ship(client, parameter("mnist-abc12", "print('héllo')\n"))
 
     assert shipment == Shipment(image=shipment.image), "only the image: no command, no files"
     path = Path(shipment.image)
@@ -30,8 +31,8 @@ def test_writes_the_code_to_the_jobs_directory_and_returns_its_absolute_path(tmp
 def test_each_job_gets_its_own_directory(tmp_path: Path):
     client = LocalCodeFile(tmp_path)
 
-    first = client.source_to_image("a = 1\n", parameter("job-a")).image
-    second = client.source_to_image("b = 2\n", parameter("job-b")).image
+    first = ship(client, parameter("job-a", "a = 1\n")).image
+    second = ship(client, parameter("job-b", "b = 2\n")).image
 
     assert Path(first).parent != Path(second).parent
     assert Path(first).read_text() == "a = 1\n"
@@ -40,7 +41,7 @@ def test_each_job_gets_its_own_directory(tmp_path: Path):
 def test_a_relative_run_root_still_gives_an_absolute_path(tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
-    image = LocalCodeFile(Path("runs")).source_to_image("x = 1\n", parameter("job")).image
+    image = ship(LocalCodeFile(Path("runs")), parameter("job")).image
 
     assert Path(image).is_absolute() and Path(image).is_file()
 
@@ -48,16 +49,17 @@ def test_a_relative_run_root_still_gives_an_absolute_path(tmp_path: Path, monkey
 def test_the_plan_names_the_file_that_source_to_image_writes_and_writes_nothing(tmp_path: Path):
     client = LocalCodeFile(tmp_path / "runs")
 
-    planned = client.plan("x = 1\n", parameter("job"))
+    planned = client.plan(parameter("job"))
 
     assert not (tmp_path / "runs").exists()
-    assert client.source_to_image("x = 1\n", parameter("job")) == planned
+    assert client.source_to_image(planned, parameter("job")) == planned
+    assert Path(planned.image).read_text() == "x = 1\n"
 
 
 @pytest.mark.parametrize("name", ["", ".", "..", "a/b"])
 def test_a_name_that_is_not_one_directory_is_refused(tmp_path: Path, name: str):
     with pytest.raises(ValueError):
-        LocalCodeFile(tmp_path).source_to_image("x = 1\n", parameter(name))
+        ship(LocalCodeFile(tmp_path), parameter(name))
 
 
 def test_resources_a_local_job_cannot_apply_are_a_note(tmp_path: Path):
@@ -66,7 +68,7 @@ def test_resources_a_local_job_cannot_apply_are_a_note(tmp_path: Path):
     def lines_for(cell: str) -> list[str]:
         parameter = MagicInterpreter().preprocess(cell)
         lines: list[str] = []
-        LocalCodeFile(tmp_path).source_to_image(parameter.code, parameter, lines.append)
+        ship(LocalCodeFile(tmp_path), parameter, lines.append)
         return lines
 
     (note,) = lines_for("%framework=tensorflow\n%ps=1;%memory=1Gi\n%worker=2;%cpu=500m\nx")

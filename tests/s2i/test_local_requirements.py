@@ -7,6 +7,8 @@ import importlib.metadata
 import sys
 from pathlib import Path
 
+from shipping import ship
+
 from ciao.interpreter.magics import MagicInterpreter
 from ciao.s2i.local import LocalCodeFile
 from ciao.s2i.requirements import unmet_requirements
@@ -19,7 +21,7 @@ def warnings_for(tmp_path: Path, requirements: str) -> list[str]:
         f"%requirements={requirements}\nprint(1)"
     )
     lines: list[str] = []
-    shipment = LocalCodeFile(tmp_path).source_to_image(parameter.code, parameter, lines.append)
+    shipment = ship(LocalCodeFile(tmp_path), parameter, lines.append)
     assert Path(shipment.image).read_text() == "\nprint(1)", "the code is written all the same"
     return lines
 

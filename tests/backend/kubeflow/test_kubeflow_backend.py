@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 from fakecluster import FakeCluster
 from fakecluster.jobs import pytorchjob
+from shipping import ship
 
 from ciao.backend.kubeflow.backend import KubeflowBackend
 from ciao.backend.kubeflow.client import connect
@@ -56,7 +57,7 @@ def parameter(cell: str, name: str = "ciao-tests") -> Parameter:
 def plan_of(parts, p: Parameter) -> KubeflowPlan:
     """Phase 2 (the configmap provider), then the backend's plan: what `%dryrun` shows."""
     s2i, backend = parts
-    return backend.dry_run(p, s2i.source_to_image(p.code, p))
+    return backend.dry_run(p, ship(s2i, p))
 
 
 def submit(parts, p: Parameter):

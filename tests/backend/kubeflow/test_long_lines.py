@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 import pytest
 from fakecluster import FakeCluster
 from fakecluster.logs import ContainerLog, stream_log
+from shipping import ship
 
 from ciao.backend.kubeflow import log_follower
 from ciao.backend.kubeflow.backend import KubeflowBackend
@@ -409,7 +410,7 @@ HUGE = (
 def run_job(backend, cell: str, name: str) -> list[Event]:
     s2i, kubeflow = backend
     p = MagicInterpreter(name_factory=lambda: name).preprocess(cell)
-    job = kubeflow.exec_code(kubeflow.dry_run(p, s2i.source_to_image(p.code, p)))
+    job = kubeflow.exec_code(kubeflow.dry_run(p, ship(s2i, p)))
     return [e for e in kubeflow.get_logs(job) if not isinstance(e, Idle)]
 
 

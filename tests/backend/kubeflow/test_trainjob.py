@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from fakecluster import validate_trainjob
 from fakecluster.podsecurity import LevelVersion, evaluate
+from shipping import ship
 
 from ciao.backend.kubeflow.discovery import ServedApis, choose_api
 from ciao.backend.kubeflow.manifests import PodSecurity
@@ -23,7 +24,7 @@ NONE = ServedApis(frozenset(), False)
 
 def cell(text: str):
     parameter = MagicInterpreter(name_factory=lambda: "ciao-abcde").preprocess(text)
-    return parameter, ConfigMapCode(IMAGES).source_to_image(parameter.code, parameter)
+    return parameter, ship(ConfigMapCode(IMAGES), parameter)
 
 
 @pytest.mark.parametrize(

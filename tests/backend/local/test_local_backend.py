@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from shipping import ship
 
 from ciao.backend.local.backend import LocalBackend
 from ciao.backend.local.env import planned_ports
@@ -30,7 +31,7 @@ pytestmark = pytest.mark.timeout(60)
 def plan_cell(backend: LocalBackend, cell: str) -> LocalPlan:
     """Phases 1 and 2 of a cell as the Manager runs them, then the backend's plan."""
     parameter = MagicInterpreter().preprocess(cell)
-    shipment = LocalCodeFile(backend.run_root).source_to_image(parameter.code, parameter)
+    shipment = ship(LocalCodeFile(backend.run_root), parameter)
     return backend.dry_run(parameter, shipment)
 
 
@@ -114,8 +115,8 @@ def test_two_dry_runs_of_the_same_cell_are_the_same_plan(tmp_path):
     code_file = LocalCodeFile(backend.run_root)
 
     # as the Manager plans it for %dryrun (nothing written), then to run the cell
-    shown = backend.dry_run(parameter, code_file.plan(parameter.code, parameter))
-    submitted = backend.dry_run(parameter, code_file.source_to_image(parameter.code, parameter))
+    shown = backend.dry_run(parameter, code_file.plan(parameter))
+    submitted = backend.dry_run(parameter, ship(code_file, parameter))
 
     assert shown == submitted
     assert [launch.env for launch in shown.launches] == [
@@ -245,7 +246,7 @@ def test_a_busy_planned_port_fails_the_job_naming_the_port_and_replica(tmp_path)
 def test_submitting_a_plan_whose_code_file_is_gone_is_an_error(tmp_path):
     backend = LocalBackend(tmp_path / "runs")
     parameter = MagicInterpreter().preprocess("%framework=pytorch\n%master=1\npass")
-    not_written = LocalCodeFile(backend.run_root).plan(parameter.code, parameter)
+    not_written = LocalCodeFile(backend.run_root).plan(parameter)
     plan = backend.dry_run(parameter, not_written)
 
     with pytest.raises(BackendError, match="code.py"):
