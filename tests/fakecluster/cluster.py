@@ -16,6 +16,7 @@ import yaml
 
 from .apiserver import ApiServer
 from .authz import Authorizer, DenyRule
+from .controller import Controller
 from .crds import JOBSET_CRD, RUNTIMES_RELEASE, TRAINER_RELEASES
 from .errors import StatusError
 from .faults import Fault, Faults
@@ -24,7 +25,7 @@ from .jobset import JobController, JobSetController, default_jobset, validate_jo
 from .kubelet import Kubelet
 from .kueue import Kueue
 from .logs import LogBook, stream_log
-from .operator import TrainingOperator
+from .operator import training_operator
 from .registry import Registry
 from .resources import CORE
 from .runtime import ContainerRuntime
@@ -127,13 +128,9 @@ class FakeCluster:
             image_users=self._image_users,
         )
         self.gc = GarbageCollector(self.registry)
-        self.operator = (
-            TrainingOperator(self.registry, init_template=self._pytorch_init_template)
-            if self._with_operator
-            else None
-        )
-        self.controllers = (
+        self.controllers: list[Controller] = (
             [
+                *training_operator(self.registry, self._pytorch_init_template),
                 TrainJobController(self.registry, self.trainer),
                 JobSetController(self.registry),
                 JobController(self.registry),
@@ -163,8 +160,6 @@ class FakeCluster:
         self.store.insert("nodes", self.kubelet.node_object())
         self.kubelet.start()
         self.gc.start()
-        if self.operator is not None:
-            self.operator.start()
         for controller in self.controllers:
             controller.start()
         self.apiserver.start()
@@ -177,8 +172,6 @@ class FakeCluster:
             return
         self._started = False
         self.apiserver.stop()
-        if self.operator is not None:
-            self.operator.stop()
         for controller in self.controllers:
             controller.stop()
         self.gc.stop()

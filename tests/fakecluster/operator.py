@@ -22,17 +22,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import queue
-import threading
-import time
-import traceback
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
+from .controller import Controller, Key, condition_true, find_condition, owner_ref
 from .errors import StatusError
-from .recorder import EventRecorder
 from .registry import Registry
 from .resources import CORE
 from .store import Obj, WatchEvent
@@ -119,25 +115,16 @@ _CAMEL = {
 }
 
 
-def _cond(status: Obj, type_: str) -> Obj | None:
-    return next((c for c in status.get("conditions") or [] if c["type"] == type_), None)
-
-
-def is_true(status: Obj, type_: str) -> bool:
-    c = _cond(status, type_)
-    return c is not None and c.get("status") == "True"
-
-
 def finished(status: Obj) -> bool:
-    return is_true(status, "Succeeded") or is_true(status, "Failed")
+    return condition_true(status, "Succeeded") or condition_true(status, "Failed")
 
 
 def update_condition(status: Obj, type_: str, reason: str, message: str, ok: bool = True) -> None:
     """commonutil.UpdateJobConditions: each type once; Running goes False at the end."""
-    if is_true(status, "Failed"):
+    if condition_true(status, "Failed"):
         return
     value = "True" if ok else "False"
-    current = _cond(status, type_)
+    current = find_condition(status, type_)
     if current is not None and current["status"] == value and current.get("reason") == reason:
         return
     now = rfc3339()
@@ -163,249 +150,150 @@ def update_condition(status: Obj, type_: str, reason: str, message: str, ok: boo
     status["conditions"] = kept + [cond]
 
 
-class TrainingOperator:
-    """Reconciles TFJobs and PyTorchJobs from store events, one job at a time."""
+class FrameworkController(Controller):
+    """The operator's controller of one framework (its PyTorchJob or TFJob reconciler, each
+    with its own queue and worker as in the real operator): jobs of `plural`, and the pods and
+    services they control."""
 
     def __init__(
-        self, registry: Registry, resync: float = 0.5, init_template: str | None = None
+        self,
+        registry: Registry,
+        plural: str,
+        init_template: str | None = None,
+        resync: float = 0.5,
     ) -> None:
-        self.registry = registry
-        self.store = registry.store
+        self.fw = FRAMEWORKS[plural]
+        self.kind_plural = plural
+        self.component = self.fw.controller
+        super().__init__(registry, resync)
         self.init_template = init_template or INIT_TEMPLATE
-        self.resync = resync
-        self.recorders = {
-            plural: EventRecorder(registry, fw.controller) for plural, fw in FRAMEWORKS.items()
-        }
-        self._queue: queue.Queue[tuple[str, str, str] | None] = queue.Queue()
-        self._pending: set[tuple[str, str, str]] = set()
-        self._lock = threading.Lock()
         self._reported: set[tuple[str, str]] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._loop, name="fake-training-operator", daemon=True
-        )
-        self.store.add_listener(self._on_event)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._queue.put(None)
-        self._thread.join(10)
-
-    # -- queue --------------------------------------------------------------------------
-    def _enqueue(self, key: tuple[str, str, str]) -> None:
-        with self._lock:
-            if key in self._pending:
-                return
-            self._pending.add(key)
-        self._queue.put(key)
-
-    def _on_event(self, ev: WatchEvent) -> None:
-        if ev.resource in FRAMEWORKS:
-            if ev.type != "DELETED":
-                meta = ev.obj["metadata"]
-                self._enqueue((ev.resource, meta.get("namespace", ""), meta["name"]))
-        elif ev.resource in ("pods", "services"):
-            for ref in ev.obj["metadata"].get("ownerReferences") or []:
-                for plural, fw in FRAMEWORKS.items():
-                    if ref.get("controller") and ref.get("kind") == fw.kind:
-                        self._enqueue((plural, ev.namespace, ref["name"]))
-
-    def _loop(self) -> None:
-        last = time.monotonic()
-        while not self._stop.is_set():
-            try:
-                key = self._queue.get(timeout=self.resync)
-            except queue.Empty:
-                key = None
-            if self._stop.is_set():
-                break
-            if key is not None:
-                with self._lock:
-                    self._pending.discard(key)
-                try:
-                    self.reconcile(*key)
-                except Exception:
-                    traceback.print_exc()
-            if time.monotonic() - last >= self.resync:
-                last = time.monotonic()
-                for plural in FRAMEWORKS:
-                    if self.registry.resource("kubeflow.org", "v1", plural) is None:
-                        continue
-                    items, _ = self.store.list(plural)
-                    for job in items:
-                        meta = job["metadata"]
-                        self._enqueue((plural, meta["namespace"], meta["name"]))
+    def keys_for(self, ev: WatchEvent) -> list[Key]:
+        if ev.resource in ("pods", "services"):
+            return self.owner_keys(ev, self.fw.kind)
+        return []
 
     # -- helpers ------------------------------------------------------------------------
-    def _event(self, plural: str, job: Obj, type_: str, reason: str, message: str) -> None:
-        self.recorders[plural].event(job, type_, reason, message)
-
-    @staticmethod
-    def _defaulted(fw: Framework, job: Obj) -> Obj:
+    def _defaulted(self, job: Obj) -> Obj:
         spec = copy.deepcopy(job.get("spec") or {})
         replicas = {}
-        for rtype, rspec in (spec.get(fw.replica_field) or {}).items():
-            rtype = _CAMEL.get(rtype.lower(), rtype) if fw.kind == "TFJob" else rtype
+        for rtype, rspec in (spec.get(self.fw.replica_field) or {}).items():
+            rtype = _CAMEL.get(rtype.lower(), rtype) if self.fw.kind == "TFJob" else rtype
             rspec = rspec or {}
             rspec.setdefault("replicas", 1)
-            rspec.setdefault("restartPolicy", fw.default_restart)
+            rspec.setdefault("restartPolicy", self.fw.default_restart)
             pod_spec = rspec.setdefault("template", {}).setdefault("spec", {})
-            if fw.kind == "TFJob" or rtype == "Master":
+            if self.fw.kind == "TFJob" or rtype == "Master":
                 for c in pod_spec.get("containers") or []:
-                    if c.get("name") == fw.container:
+                    if c.get("name") == self.fw.container:
                         ports = c.setdefault("ports", [])
-                        if not any(p.get("name") == fw.port_name for p in ports):
-                            ports.append({"name": fw.port_name, "containerPort": fw.port})
+                        if not any(p.get("name") == self.fw.port_name for p in ports):
+                            ports.append({"name": self.fw.port_name, "containerPort": self.fw.port})
             replicas[rtype] = rspec
-        spec[fw.replica_field] = replicas
+        spec[self.fw.replica_field] = replicas
         run_policy = spec.setdefault("runPolicy", {})
         run_policy.setdefault("cleanPodPolicy", "None")
-        if fw.kind == "PyTorchJob":
+        if self.fw.kind == "PyTorchJob":
             spec.setdefault("nprocPerNode", "auto")
         return spec
 
-    @staticmethod
-    def _port(fw: Framework, rspec: Obj) -> int:
+    def _port(self, rspec: Obj) -> int:
         for c in ((rspec.get("template") or {}).get("spec") or {}).get("containers") or []:
-            if c.get("name") == fw.container:
+            if c.get("name") == self.fw.container:
                 for p in c.get("ports") or []:
-                    if p.get("name") == fw.port_name:
+                    if p.get("name") == self.fw.port_name:
                         return int(p["containerPort"])
-        return fw.port
+        return self.fw.port
 
-    def _labels(self, fw: Framework, name: str) -> dict[str, str]:
-        return {LABEL_OPERATOR: fw.controller, LABEL_JOB: name}
-
-    def _owner_ref(self, fw: Framework, job: Obj) -> Obj:
-        return {
-            "apiVersion": job["apiVersion"],
-            "kind": fw.kind,
-            "name": job["metadata"]["name"],
-            "uid": job["metadata"]["uid"],
-            "controller": True,
-            "blockOwnerDeletion": True,
-        }
-
-    def _owned(self, plural: str, job: Obj) -> list[Obj]:
-        items, _ = self.store.list(plural, job["metadata"]["namespace"])
-        uid = job["metadata"]["uid"]
-        return [
-            o
-            for o in items
-            if any(
-                r.get("uid") == uid and r.get("controller")
-                for r in o["metadata"].get("ownerReferences") or []
-            )
-        ]
+    def _labels(self, name: str) -> dict[str, str]:
+        return {LABEL_OPERATOR: self.fw.controller, LABEL_JOB: name}
 
     # -- reconcile ----------------------------------------------------------------------
-    def reconcile(self, plural: str, namespace: str, name: str) -> None:
-        fw = FRAMEWORKS[plural]
-        job = self.store.get(plural, namespace, name)
+    def reconcile(self, namespace: str, name: str) -> None:
+        job = self.store.get(self.kind_plural, namespace, name)
         if job is None or job["metadata"].get("deletionTimestamp"):
             return
-        spec = self._defaulted(fw, job)
-        replicas: dict[str, Obj] = spec[fw.replica_field]
+        spec = self._defaulted(job)
+        replicas: dict[str, Obj] = spec[self.fw.replica_field]
         run_policy = spec["runPolicy"]
         status = copy.deepcopy(job.get("status") or {})
         before = copy.deepcopy(status)
-        if _cond(status, "Created") is None:
+        if find_condition(status, "Created") is None:
             update_condition(
-                status, "Created", f"{fw.kind}Created", f"{fw.kind} {name} is created."
+                status, "Created", f"{self.fw.kind}Created", f"{self.fw.kind} {name} is created."
             )
-        pods = self._owned("pods", job)
-        services = self._owned("services", job)
+        pods = self.owned("pods", job)
+        services = self.owned("services", job)
         if finished(status):
-            self._clean_up(plural, fw, job, run_policy, status, pods)
-            if is_true(status, "Succeeded"):
+            self._clean_up(job, run_policy, pods)
+            if condition_true(status, "Succeeded"):
                 for rs in (status.get("replicaStatuses") or {}).values():
                     if rs.get("active"):
                         rs["succeeded"] = rs.get("succeeded", 0) + rs.pop("active")
-            self._ttl(plural, job, run_policy, status)
-            self._write(plural, job, status, before)
+            self._ttl(job, run_policy, status)
+            self.write_status(self.kind_plural, job, status, before)
             return
         if run_policy.get("suspend"):
-            self._suspend(plural, fw, job, status, pods)
-            self._write(plural, job, status, before)
+            self._suspend(job, status, pods)
+            self.write_status(self.kind_plural, job, status, before)
             return
-        if is_true(status, "Suspended"):
-            msg = f"{fw.kind} {name} is resumed."
-            update_condition(status, "Suspended", f"{fw.kind}Resumed", msg, ok=False)
+        if condition_true(status, "Suspended"):
+            msg = f"{self.fw.kind} {name} is resumed."
+            update_condition(status, "Suspended", f"{self.fw.kind}Resumed", msg, ok=False)
             status["startTime"] = rfc3339()
-            self._event(plural, job, "Normal", f"{fw.kind}Resumed", msg)
+            self.event(job, "Normal", f"{self.fw.kind}Resumed", msg)
         if not status.get("startTime"):
             status["startTime"] = rfc3339()
         counts = {rtype: {"active": 0, "succeeded": 0, "failed": 0} for rtype in replicas}
         failure = self._past_limits(replicas, run_policy, status, pods, name)
         if failure:
             status.setdefault("completionTime", rfc3339())
-            self._delete_pods_and_services(plural, job, pods)
-            self._event(plural, job, "Normal", f"{fw.kind}Failed", failure)
-            update_condition(status, "Failed", f"{fw.kind}Failed", failure)
+            self._delete_pods_and_services(job, pods)
+            self.event(job, "Normal", f"{self.fw.kind}Failed", failure)
+            update_condition(status, "Failed", f"{self.fw.kind}Failed", failure)
             if "replicaStatuses" not in status:
-                self._count(fw, replicas, pods, counts)
-                status["replicaStatuses"] = self._render(fw, name, counts)
-            self._write(plural, job, status, before)
+                self._count(replicas, pods, counts)
+                status["replicaStatuses"] = self._render(name, counts)
+            self.write_status(self.kind_plural, job, status, before)
             return
         worker0_completed = False
         for rtype in sorted(replicas, key=lambda t: (t != "Master", t)):
             rspec = replicas[rtype]
-            worker0_completed |= self._reconcile_pods(
-                plural, fw, job, spec, rtype, rspec, pods, counts, status
-            )
-            self._reconcile_services(plural, fw, job, rtype, rspec, services)
-        if fw.kind == "PyTorchJob":
-            self._pytorch_status(plural, fw, job, replicas, counts, status)
+            worker0_completed |= self._reconcile_pods(job, spec, rtype, rspec, pods, counts, status)
+            self._reconcile_services(job, rtype, rspec, services)
+        if self.fw.kind == "PyTorchJob":
+            self._pytorch_status(job, replicas, counts, status)
         else:
-            self._tf_status(plural, fw, job, spec, replicas, counts, status, worker0_completed)
-        status["replicaStatuses"] = self._render(fw, name, counts)
+            self._tf_status(job, spec, replicas, counts, status, worker0_completed)
+        status["replicaStatuses"] = self._render(name, counts)
         if finished(status):
-            self._clean_up(plural, fw, job, run_policy, status, pods)
-        self._write(plural, job, status, before)
+            self._clean_up(job, run_policy, pods)
+        self.write_status(self.kind_plural, job, status, before)
 
-    def _suspend(self, plural: str, fw: Framework, job: Obj, status: Obj, pods: list[Obj]) -> None:
+    def _suspend(self, job: Obj, status: Obj, pods: list[Obj]) -> None:
         """runPolicy.suspend: no pods (running ones are deleted), a Suspended condition."""
         name = job["metadata"]["name"]
         for pod in pods:
-            if not pod["metadata"].get("deletionTimestamp"):
-                with contextlib.suppress(StatusError):
-                    self.registry.delete(
-                        CORE["pods"], pod["metadata"]["namespace"], pod["metadata"]["name"]
-                    )
+            self.delete("pods", pod)
         for rs in (status.get("replicaStatuses") or {}).values():
             rs.pop("active", None)
-        msg = f"{fw.kind} {name} is suspended."
-        if is_true(status, "Running"):
-            update_condition(status, "Running", f"{fw.kind}Suspended", msg, ok=False)
-        if not is_true(status, "Suspended"):
-            update_condition(status, "Suspended", f"{fw.kind}Suspended", msg)
-            self._event(plural, job, "Normal", f"{fw.kind}Suspended", msg)
+        msg = f"{self.fw.kind} {name} is suspended."
+        if condition_true(status, "Running"):
+            update_condition(status, "Running", f"{self.fw.kind}Suspended", msg, ok=False)
+        if not condition_true(status, "Suspended"):
+            update_condition(status, "Suspended", f"{self.fw.kind}Suspended", msg)
+            self.event(job, "Normal", f"{self.fw.kind}Suspended", msg)
 
-    def _render(self, fw: Framework, name: str, counts: dict[str, dict[str, int]]) -> Obj:
+    def _render(self, name: str, counts: dict[str, dict[str, int]]) -> Obj:
         out = {}
         for rtype, c in counts.items():
             rs: dict[str, Any] = {k: v for k, v in c.items() if v}
-            if fw.kind == "PyTorchJob":
-                labels = {**self._labels(fw, name), LABEL_TYPE: rtype.lower()}
+            if self.fw.kind == "PyTorchJob":
+                labels = {**self._labels(name), LABEL_TYPE: rtype.lower()}
                 rs["selector"] = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
             out[rtype] = rs
         return out
-
-    def _write(self, plural: str, job: Obj, status: Obj, before: Obj) -> None:
-        if status == before:
-            return
-        uid = job["metadata"]["uid"]
-
-        def apply(obj: Obj) -> bool | None:
-            if obj["metadata"]["uid"] != uid:
-                return False
-            obj["status"] = status
-            return None
-
-        self.registry.mutate(plural, job["metadata"]["namespace"], job["metadata"]["name"], apply)
 
     def _past_limits(
         self, replicas: dict[str, Obj], run_policy: Obj, status: Obj, pods: list[Obj], name: str
@@ -435,9 +323,7 @@ class TrainingOperator:
                 return f"Job {name} has failed because it was active longer than specified deadline"
         return ""
 
-    def _count(
-        self, fw: Framework, replicas: dict[str, Obj], pods: list[Obj], counts: dict
-    ) -> None:
+    def _count(self, replicas: dict[str, Obj], pods: list[Obj], counts: dict) -> None:
         for rtype in replicas:
             for pod in pods:
                 if (pod["metadata"].get("labels") or {}).get(LABEL_TYPE) == rtype.lower():
@@ -455,8 +341,6 @@ class TrainingOperator:
 
     def _reconcile_pods(
         self,
-        plural: str,
-        fw: Framework,
         job: Obj,
         spec: Obj,
         rtype: str,
@@ -477,20 +361,19 @@ class TrainingOperator:
                 and (p["metadata"].get("labels") or {}).get(LABEL_INDEX) == str(index)
             ]
             if not mine:
-                self._create_pod(plural, fw, job, spec, rtype, rspec, index)
+                self._create_pod(job, spec, rtype, rspec, index)
                 continue
             pod = mine[0]
             pstatus = pod.get("status") or {}
             exit_code = None
             for cs in pstatus.get("containerStatuses") or []:
                 term = (cs.get("state") or {}).get("terminated")
-                if cs.get("name") == fw.container and term is not None:
+                if cs.get("name") == self.fw.container and term is not None:
                     exit_code = int(term.get("exitCode", 0))
                     key = (pod["metadata"]["uid"], term.get("containerID") or "")
                     if key not in self._reported:
                         self._reported.add(key)
-                        self._event(
-                            plural,
+                        self.event(
                             job,
                             "Normal",
                             "ExitedWithCode",
@@ -505,51 +388,45 @@ class TrainingOperator:
                 and exit_code >= 128
                 and not pod["metadata"].get("deletionTimestamp")
             ):
-                with contextlib.suppress(StatusError):
-                    self.registry.delete(
-                        CORE["pods"], pod["metadata"]["namespace"], pod["metadata"]["name"]
-                    )
-                msg = f"{fw.kind} {name} is restarting because {rtype} replica(s) failed."
-                self._event(plural, job, "Warning", f"{fw.kind}Restarting", msg)
-                update_condition(status, "Restarting", f"{fw.kind}Restarting", msg)
+                self.delete("pods", pod)
+                msg = f"{self.fw.kind} {name} is restarting because {rtype} replica(s) failed."
+                self.event(job, "Warning", f"{self.fw.kind}Restarting", msg)
+                update_condition(status, "Restarting", f"{self.fw.kind}Restarting", msg)
             if rtype == "Worker" and index == 0 and exit_code == 0 and phase == "Succeeded":
                 worker0 = True
             self._tally(pod, counts[rtype])
         return worker0
 
-    def _create_pod(
-        self, plural: str, fw: Framework, job: Obj, spec: Obj, rtype: str, rspec: Obj, index: int
-    ) -> None:
+    def _create_pod(self, job: Obj, spec: Obj, rtype: str, rspec: Obj, index: int) -> None:
         name = job["metadata"]["name"]
         namespace = job["metadata"]["namespace"]
         rt = rtype.lower()
-        replicas = spec[fw.replica_field]
+        replicas = spec[self.fw.replica_field]
         template = copy.deepcopy(rspec.get("template") or {})
         tmeta = template.get("metadata") or {}
         labels = {
             **(tmeta.get("labels") or {}),
-            **self._labels(fw, name),
+            **self._labels(name),
             LABEL_TYPE: rt,
             LABEL_INDEX: str(index),
         }
-        if self._is_master(fw, replicas, rtype, index):
+        if self._is_master(replicas, rtype, index):
             labels[LABEL_ROLE] = "master"
         pod_spec = template.get("spec") or {}
         if pod_spec.get("restartPolicy"):
-            self._event(
-                plural,
+            self.event(
                 job,
                 "Warning",
                 "SettedPodTemplateRestartPolicy",
                 "Restart policy in pod template will be overwritten by restart policy "
                 "in replica spec",
             )
-        policy = rspec.get("restartPolicy", fw.default_restart)
+        policy = rspec.get("restartPolicy", self.fw.default_restart)
         pod_spec["restartPolicy"] = "Never" if policy == "ExitCode" else policy
-        if fw.kind == "PyTorchJob":
-            self._pytorch_env(fw, job, spec, pod_spec, rt, index)
+        if self.fw.kind == "PyTorchJob":
+            self._pytorch_env(job, spec, pod_spec, rt, index)
         else:
-            self._tf_env(fw, job, spec, pod_spec, rt, index)
+            self._tf_env(job, spec, pod_spec, rt, index)
         pod = {
             "apiVersion": "v1",
             "kind": "Pod",
@@ -557,7 +434,7 @@ class TrainingOperator:
                 "name": f"{name}-{rt}-{index}",
                 "namespace": namespace,
                 "labels": labels,
-                "ownerReferences": [self._owner_ref(fw, job)],
+                "ownerReferences": [owner_ref(job)],
             },
             "spec": pod_spec,
         }
@@ -567,17 +444,12 @@ class TrainingOperator:
             self.registry.create(CORE["pods"], namespace, pod)
         except StatusError as err:
             if err.code != 409:
-                self._event(
-                    plural, job, "Warning", "FailedCreatePod", f"Error creating: {err.message}"
-                )
+                self.event(job, "Warning", "FailedCreatePod", f"Error creating: {err.message}")
             return
-        self._event(
-            plural, job, "Normal", "SuccessfulCreatePod", f"Created pod: {pod['metadata']['name']}"
-        )
+        self.event(job, "Normal", "SuccessfulCreatePod", f"Created pod: {pod['metadata']['name']}")
 
-    @staticmethod
-    def _is_master(fw: Framework, replicas: dict[str, Obj], rtype: str, index: int) -> bool:
-        if fw.kind == "PyTorchJob":
+    def _is_master(self, replicas: dict[str, Obj], rtype: str, index: int) -> bool:
+        if self.fw.kind == "PyTorchJob":
             if "Master" in replicas:
                 return rtype == "Master"
             return rtype == "Worker" and index == 0
@@ -585,10 +457,8 @@ class TrainingOperator:
             return rtype in ("Chief", "Master")
         return rtype == "Worker" and index == 0
 
-    def _pytorch_env(
-        self, fw: Framework, job: Obj, spec: Obj, pod_spec: Obj, rt: str, index: int
-    ) -> None:
-        replicas = spec[fw.replica_field]
+    def _pytorch_env(self, job: Obj, spec: Obj, pod_spec: Obj, rt: str, index: int) -> None:
+        replicas = spec[self.fw.replica_field]
         name = job["metadata"]["name"]
         total = sum(int(r.get("replicas", 1)) for r in replicas.values())
         nproc = spec.get("nprocPerNode") or "auto"
@@ -600,7 +470,7 @@ class TrainingOperator:
             env = c.setdefault("env", [])
             env.append({"name": "PYTHONUNBUFFERED", "value": "1"})
             if "Master" in replicas:
-                port = self._port(fw, replicas["Master"])
+                port = self._port(replicas["Master"])
                 rank = index + 1 if rt == "worker" else index
                 env += [
                     {"name": "MASTER_PORT", "value": str(port)},
@@ -617,17 +487,15 @@ class TrainingOperator:
             init = init_containers(self.init_template, f"{name}-master-0")
             pod_spec["initContainers"] = (pod_spec.get("initContainers") or []) + init
 
-    def _tf_env(
-        self, fw: Framework, job: Obj, spec: Obj, pod_spec: Obj, rt: str, index: int
-    ) -> None:
-        replicas = spec[fw.replica_field]
+    def _tf_env(self, job: Obj, spec: Obj, pod_spec: Obj, rt: str, index: int) -> None:
+        replicas = spec[self.fw.replica_field]
         if sum(int(r.get("replicas", 1)) for r in replicas.values()) == 1:
             return
         name = job["metadata"]["name"]
         namespace = job["metadata"]["namespace"]
         cluster = {}
         for rtype, rspec in sorted(replicas.items(), key=lambda kv: kv[0].lower()):
-            port = self._port(fw, rspec)
+            port = self._port(rspec)
             cluster[rtype.lower()] = [
                 f"{name}-{rtype.lower()}-{i}.{namespace}.svc:{port}"
                 for i in range(int(rspec.get("replicas", 1)))
@@ -637,22 +505,20 @@ class TrainingOperator:
             separators=(",", ":"),
         )
         for c in pod_spec.get("containers") or []:
-            if c.get("name") == fw.container:
+            if c.get("name") == self.fw.container:
                 c.setdefault("env", []).append({"name": "TF_CONFIG", "value": tf_config})
                 break
 
-    def _reconcile_services(
-        self, plural: str, fw: Framework, job: Obj, rtype: str, rspec: Obj, services: list[Obj]
-    ) -> None:
+    def _reconcile_services(self, job: Obj, rtype: str, rspec: Obj, services: list[Obj]) -> None:
         name = job["metadata"]["name"]
         namespace = job["metadata"]["namespace"]
         rt = rtype.lower()
-        port = self._port(fw, rspec)
+        port = self._port(rspec)
         for index in range(int(rspec.get("replicas", 1))):
             svc_name = f"{name}-{rt}-{index}"
             if any(s["metadata"]["name"] == svc_name for s in services):
                 continue
-            labels = {**self._labels(fw, name), LABEL_TYPE: rt, LABEL_INDEX: str(index)}
+            labels = {**self._labels(name), LABEL_TYPE: rt, LABEL_INDEX: str(index)}
             svc = {
                 "apiVersion": "v1",
                 "kind": "Service",
@@ -660,45 +526,40 @@ class TrainingOperator:
                     "name": svc_name,
                     "namespace": namespace,
                     "labels": labels,
-                    "ownerReferences": [self._owner_ref(fw, job)],
+                    "ownerReferences": [owner_ref(job)],
                 },
                 "spec": {
                     "clusterIP": "None",
                     "selector": dict(labels),
-                    "ports": [{"name": fw.port_name, "port": port, "targetPort": port}],
+                    "ports": [{"name": self.fw.port_name, "port": port, "targetPort": port}],
                 },
             }
             try:
                 self.registry.create(CORE["services"], namespace, svc)
             except StatusError as err:
                 if err.code != 409:
-                    self._event(
-                        plural,
+                    self.event(
                         job,
                         "Warning",
                         "FailedCreateService",
                         f"Error creating: {err.message}",
                     )
                 continue
-            self._event(
-                plural, job, "Normal", "SuccessfulCreateService", f"Created service: {svc_name}"
-            )
+            self.event(job, "Normal", "SuccessfulCreateService", f"Created service: {svc_name}")
 
     # -- status rules -------------------------------------------------------------------
-    def _succeed(self, plural: str, fw: Framework, job: Obj, status: Obj, message: str) -> None:
-        self._event(plural, job, "Normal", f"{fw.kind}Succeeded", message)
+    def _succeed(self, job: Obj, status: Obj, message: str) -> None:
+        self.event(job, "Normal", f"{self.fw.kind}Succeeded", message)
         status.setdefault("completionTime", rfc3339())
-        update_condition(status, "Succeeded", f"{fw.kind}Succeeded", message)
+        update_condition(status, "Succeeded", f"{self.fw.kind}Succeeded", message)
 
-    def _fail(self, plural: str, fw: Framework, job: Obj, status: Obj, message: str) -> None:
-        self._event(plural, job, "Normal", f"{fw.kind}Failed", message)
+    def _fail(self, job: Obj, status: Obj, message: str) -> None:
+        self.event(job, "Normal", f"{self.fw.kind}Failed", message)
         status.setdefault("completionTime", rfc3339())
-        update_condition(status, "Failed", f"{fw.kind}Failed", message)
+        update_condition(status, "Failed", f"{self.fw.kind}Failed", message)
 
     def _pytorch_status(
         self,
-        plural: str,
-        fw: Framework,
         job: Obj,
         replicas: dict[str, Obj],
         counts: dict,
@@ -714,18 +575,17 @@ class TrainingOperator:
                 if rtype == "Master":
                     if c["active"] > 0:
                         update_condition(
-                            status, "Running", f"{fw.kind}Running", f"PyTorchJob {name} is running."
+                            status,
+                            "Running",
+                            f"{self.fw.kind}Running",
+                            f"PyTorchJob {name} is running.",
                         )
                     if expected == 0:
-                        self._succeed(
-                            plural, fw, job, status, f"PyTorchJob {name} is successfully completed."
-                        )
+                        self._succeed(job, status, f"PyTorchJob {name} is successfully completed.")
                         return
             elif rtype == "Worker":
                 if expected == 0:
                     self._succeed(
-                        plural,
-                        fw,
                         job,
                         status,
                         f"PyTorchJob {namespace}/{name} successfully completed.",
@@ -734,7 +594,7 @@ class TrainingOperator:
                     update_condition(
                         status,
                         "Running",
-                        f"{fw.kind}Running",
+                        f"{self.fw.kind}Running",
                         f"PyTorchJob {namespace}/{name} is running.",
                     )
             if c["failed"] > 0 and total > c["succeeded"] + c["active"]:
@@ -743,12 +603,10 @@ class TrainingOperator:
                         f"PyTorchJob {name} is restarting because {c['failed']} {rtype} "
                         "replica(s) failed."
                     )
-                    self._event(plural, job, "Warning", f"{fw.kind}Restarting", msg)
-                    update_condition(status, "Restarting", f"{fw.kind}Restarting", msg)
+                    self.event(job, "Warning", f"{self.fw.kind}Restarting", msg)
+                    update_condition(status, "Restarting", f"{self.fw.kind}Restarting", msg)
                 else:
                     self._fail(
-                        plural,
-                        fw,
                         job,
                         status,
                         f"PyTorchJob {name} is failed because {c['failed']} {rtype} "
@@ -757,8 +615,6 @@ class TrainingOperator:
 
     def _tf_status(
         self,
-        plural: str,
-        fw: Framework,
         job: Obj,
         spec: Obj,
         replicas: dict[str, Obj],
@@ -768,7 +624,7 @@ class TrainingOperator:
     ) -> None:
         name = job["metadata"]["name"]
         namespace = job["metadata"]["namespace"]
-        restarting = _cond(status, "Restarting")
+        restarting = find_condition(status, "Restarting")
         chief = "Chief" in replicas or "Master" in replicas
         all_workers = spec.get("successPolicy") == "AllWorkers"
         for rtype in ("Chief", "Evaluator", "Master", "PS", "Worker"):
@@ -782,27 +638,23 @@ class TrainingOperator:
                         update_condition(
                             status,
                             "Running",
-                            f"{fw.kind}Running",
+                            f"{self.fw.kind}Running",
                             f"TFJob {namespace}/{name} is running.",
                         )
                     if expected == 0:
                         self._succeed(
-                            plural,
-                            fw,
                             job,
                             status,
                             f"TFJob {namespace}/{name} successfully completed.",
                         )
             elif rtype == "Worker":
                 if expected == 0 or (worker0_completed and not all_workers):
-                    self._succeed(
-                        plural, fw, job, status, f"TFJob {namespace}/{name} successfully completed."
-                    )
+                    self._succeed(job, status, f"TFJob {namespace}/{name} successfully completed.")
                 elif c["active"] > 0:
                     update_condition(
                         status,
                         "Running",
-                        f"{fw.kind}Running",
+                        f"{self.fw.kind}Running",
                         f"TFJob {namespace}/{name} is running.",
                     )
             if c["failed"] > 0:
@@ -812,74 +664,49 @@ class TrainingOperator:
                     )
                 elif not (spec.get("enableDynamicWorker") and rtype == "Worker"):
                     self._fail(
-                        plural,
-                        fw,
                         job,
                         status,
                         f"TFJob {namespace}/{name} has failed because {c['failed']} "
                         f"{rtype} replica(s) failed.",
                     )
 
-    def _delete_pods_and_services(self, plural: str, job: Obj, pods: list[Obj]) -> None:
+    def _delete_pods_and_services(self, job: Obj, pods: list[Obj]) -> None:
         """DeletePodsAndServices of a job not yet finished: every pod, whatever the policy."""
         for pod in pods:
-            meta = pod["metadata"]
-            if meta.get("deletionTimestamp"):
-                continue
-            with contextlib.suppress(StatusError):
-                self.registry.delete(CORE["pods"], meta["namespace"], meta["name"])
-                self._event(
-                    plural, job, "Normal", "SuccessfulDeletePod", f"Deleted pod: {meta['name']}"
-                )
-            with contextlib.suppress(StatusError):
-                self.registry.delete(CORE["services"], meta["namespace"], meta["name"])
-                self._event(
-                    plural,
-                    job,
-                    "Normal",
-                    "SuccessfulDeleteService",
-                    f"Deleted service: {meta['name']}",
-                )
+            self._delete_pod_and_service(job, pod)
+
+    def _delete_pod_and_service(self, job: Obj, pod: Obj) -> None:
+        """A replica's pod and its service (of the pod's name), each with its event."""
+        meta = pod["metadata"]
+        if meta.get("deletionTimestamp"):
+            return
+        if self.delete("pods", pod):
+            self.event(job, "Normal", "SuccessfulDeletePod", f"Deleted pod: {meta['name']}")
+        with contextlib.suppress(StatusError):
+            self.registry.delete(CORE["services"], meta["namespace"], meta["name"])
+            self.event(job, "Normal", "SuccessfulDeleteService", f"Deleted service: {meta['name']}")
 
     # -- after the end ------------------------------------------------------------------
-    def _clean_up(
-        self, plural: str, fw: Framework, job: Obj, run_policy: Obj, status: Obj, pods: list[Obj]
-    ) -> None:
+    def _clean_up(self, job: Obj, run_policy: Obj, pods: list[Obj]) -> None:
         """cleanPodPolicy: None keeps everything, Running deletes Running/Pending, All all."""
         policy = run_policy.get("cleanPodPolicy", "None")
         if policy == "None":
             return
         for pod in pods:
-            meta = pod["metadata"]
-            if meta.get("deletionTimestamp"):
-                continue
             phase = (pod.get("status") or {}).get("phase")
             if policy == "Running" and phase not in ("Running", "Pending"):
                 continue
-            with contextlib.suppress(StatusError):
-                self.registry.delete(CORE["pods"], meta["namespace"], meta["name"])
-                self._event(
-                    plural, job, "Normal", "SuccessfulDeletePod", f"Deleted pod: {meta['name']}"
-                )
-            with contextlib.suppress(StatusError):
-                self.registry.delete(CORE["services"], meta["namespace"], meta["name"])
-                self._event(
-                    plural,
-                    job,
-                    "Normal",
-                    "SuccessfulDeleteService",
-                    f"Deleted service: {meta['name']}",
-                )
+            self._delete_pod_and_service(job, pod)
 
-    def _ttl(self, plural: str, job: Obj, run_policy: Obj, status: Obj) -> None:
+    def _ttl(self, job: Obj, run_policy: Obj, status: Obj) -> None:
         ttl = run_policy.get("ttlSecondsAfterFinished")
         done = status.get("completionTime")
-        if ttl is None or not done:
-            return
-        if (now_ns() - parse_rfc3339(done)) / 1e9 >= ttl:
-            with contextlib.suppress(StatusError):
-                self.registry.delete(
-                    self.registry.by_plural(plural),
-                    job["metadata"]["namespace"],
-                    job["metadata"]["name"],
-                )
+        if ttl is not None and done and (now_ns() - parse_rfc3339(done)) / 1e9 >= ttl:
+            self.delete(self.kind_plural, job)
+
+
+def training_operator(
+    registry: Registry, init_template: str | None = None, resync: float = 0.5
+) -> list[FrameworkController]:
+    """The v1 training operator: one controller a framework, PyTorchJob and TFJob."""
+    return [FrameworkController(registry, plural, init_template, resync) for plural in FRAMEWORKS]
