@@ -29,6 +29,24 @@ def run_kernel(connection_file: str) -> int:
     return 0
 
 
+def compose(connection_file: str) -> tuple[CiaoKernel, KernelServer]:
+    """The composition root: every component built once, here (as the Go kernel's run.go
+    did): the config loader and the registry of S2I providers and backends, the Manager
+    over them, the server on the connection file's sockets, and the kernel between."""
+    from ciao.config import load_config
+    from ciao.kernel.core import CiaoKernel
+    from ciao.manager import Manager
+    from ciao.protocol.connection import ConnectionInfo
+    from ciao.protocol.server import KernelServer
+    from ciao.registry import Registry
+
+    manager = Manager(load_config, Registry())
+    server = KernelServer(ConnectionInfo.from_file(connection_file), dispatch=lambda r: None)
+    kernel = CiaoKernel(server, manager, kernel_id=_kernel_id(connection_file))
+    server.dispatch = kernel.dispatch
+    return kernel, server
+
+
 def start_kernel(connection_file: str) -> tuple[CiaoKernel, KernelServer]:
     """The kernel wired to its sockets, its threads started and `starting` published."""
     level = os.environ.get("CIAO_LOG_LEVEL", "WARNING").upper()
@@ -36,14 +54,9 @@ def start_kernel(connection_file: str) -> tuple[CiaoKernel, KernelServer]:
         level=level if isinstance(logging.getLevelName(level), int) else "WARNING",
         format="[ciao %(levelname)s %(asctime)s %(name)s] %(message)s",
     )
-    from ciao.kernel.core import CiaoKernel, install_signal_handlers
-    from ciao.protocol.connection import ConnectionInfo
-    from ciao.protocol.server import KernelServer
+    from ciao.kernel.core import install_signal_handlers
 
-    info = ConnectionInfo.from_file(connection_file)
-    server = KernelServer(info, dispatch=lambda request: None)
-    kernel = CiaoKernel(server, kernel_id=_kernel_id(connection_file))
-    server.dispatch = kernel.dispatch
+    kernel, server = compose(connection_file)
     install_signal_handlers(kernel)
     server.start_threads()
     threading.Thread(

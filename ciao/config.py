@@ -21,7 +21,7 @@ from typing import Any
 from ciao.config_file import read_yaml
 from ciao.errors import ConfigError, excerpt
 from ciao.interpreter.types import ALL_ROLES, FRAMEWORKS, QUEUE_NAME, Resources
-from ciao.s2i.secrets import redact
+from ciao.secrets import redact
 
 BACKENDS = ("local", "kubeflow")
 S2I_PROVIDERS = ("s2i", "img", "configmap")

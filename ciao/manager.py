@@ -9,15 +9,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ciao.backend.registry import AnyBackend, Registry, allowed, check_replicas
-from ciao.backend.types import Event, Idle, Job, JobDone, JobInfo, Plan
+from ciao.backend.types import Event, Idle, Job, JobDone, JobInfo, LogLine, Plan
 from ciao.config import Config
 from ciao.errors import BackendError, CiaoError, JobCancelled
 from ciao.interpreter.types import Command, Parameter
+from ciao.registry import AnyBackend, Registry, allowed, check_replicas
 from ciao.s2i.types import Progress, S2IClient, Shipment
 
 if TYPE_CHECKING:
@@ -116,6 +116,15 @@ class ActiveJob:
             if isinstance(event, JobDone):
                 return
 
+    def recorded_tail(self, replica: str, lines: int) -> tuple[str, ...]:
+        """A replica's last lines from the job's record (none when it cannot be read): for
+        a verdict whose replica wrote them before this notebook attached."""
+        try:
+            return tuple(line.text for line in self.backend.logs(self.job.name, replica, lines))
+        except CiaoError as exc:
+            log.info("no recorded tail of %s: %s", replica, exc)
+            return ()
+
     def interrupt(self) -> None:
         """What an interrupt does: cancel the job, or (with %onInterrupt=detach) detach."""
         if self.on_interrupt == "detach":
@@ -154,17 +163,11 @@ class ActiveJob:
 class Manager:
     """Runs cells: prepare (phase 1), then submit (phases 2 and 3)."""
 
-    def __init__(
-        self,
-        load_config: Callable[[], Config] | None = None,
-        registry: Registry | None = None,
-    ) -> None:
-        if load_config is None:
-            from ciao.config import load_config as load_config_file
-
-            load_config = load_config_file
-        self._load_config: Callable[[], Config] = load_config
-        self.registry = registry if registry is not None else Registry()
+    def __init__(self, load_config: Callable[[], Config], registry: Registry) -> None:
+        """`load_config` is called for every cell (edits apply at once); `registry` hands
+        out the components. Both come from the composition root, ciao.app."""
+        self._load_config = load_config
+        self.registry = registry
         self._lock = threading.Lock()
         self.active: ActiveJob | None = None
         #: What phase 2 (or %pip) is running, to stop on an interrupt.
@@ -273,8 +276,19 @@ class Manager:
                 self._building = None
         return pip.argv[0]
 
-    def backend_of(self, config: Config, name: str) -> AnyBackend:
-        return self.registry.backend_of(config, name)
+    def status(self, config: Config, name: str) -> tuple[JobInfo, list[Event]]:
+        """%status: the job and its replicas' latest states, from whichever backend ran it."""
+        return self.registry.backend_of(config, name).describe(name)
+
+    def logs(
+        self, config: Config, name: str, replica: str | None = None, tail: int | None = None
+    ) -> Iterable[LogLine]:
+        """%logs: the job's lines (one replica's, the last `tail`), streamed."""
+        return self.registry.backend_of(config, name).logs(name, replica, tail)
+
+    def delete(self, config: Config, name: str) -> None:
+        """%delete: stop the job if it runs, and delete what it created and its record."""
+        self.registry.backend_of(config, name).delete(name)
 
     def known_job_names(self) -> list[str]:
         """Names of the jobs this machine has a run directory for, newest first; for

@@ -31,7 +31,7 @@ class Registry:
         backend = backend or config.backend
         allowed(config, backend)
         if backend == "local":
-            from ciao.s2i.local import LocalCodeFile
+            from ciao.backend.local.code_file import LocalCodeFile
 
             return LocalCodeFile(config.run_dir), self.local(config)
         if config.s2i.provider not in PROVIDERS:

@@ -6,7 +6,7 @@ import pytest
 
 from ciao.config import parse_config
 from ciao.errors import ConfigError
-from ciao.s2i.secrets import redact, values_to_environment
+from ciao.secrets import redact, values_to_environment
 
 
 def test_build_arg_values_are_shown_as_stars_in_every_spelling():

@@ -149,7 +149,7 @@ class CellRunner:
         where = done.failed_replica
         seen = done.tail or (tuple(tails.get(where, ())) if where else ())
         if where and not done.tail and job.resumed and len(seen) < ERROR_TAIL_LINES:
-            seen = recorded_tail(active, where) or seen  # some came before this %attach
+            seen = active.recorded_tail(where, ERROR_TAIL_LINES) or seen  # before %attach
         hint = failure_hint(job.backend, seen)
         shown = bool(where) and stream.showed(where, seen)  # then the error points at them
         message = f"job {name} failed: {done.message or done.reason}"
@@ -203,17 +203,17 @@ class CellRunner:
             out.result(count, jobs_table(jobs, owner, command.everyone, command.limit))
             return
         name = command.job
-        backend = self.manager.backend_of(config, name)
         if isinstance(command, LogsCommand):
-            self._logs(backend.logs(name, command.replica, command.tail), out, name)
+            lines = self.manager.logs(config, name, command.replica, command.tail)
+            self._logs(lines, out, name)
         elif command.action == "status":
-            info, events = backend.describe(name)
+            info, events = self.manager.status(config, name)
             out.result(count, status_view(info, events))
         elif command.action == "attach":
             viewer = viewer_of(self.owner(count))
             self.follow(self.manager.attach(config, name, viewer), out, config)
         elif command.action == "delete":
-            backend.delete(name)
+            self.manager.delete(config, name)
             out.stream("stdout", f"Deleted job {name} and what it created.\n")
         else:
             raise CiaoError(f"unknown command %{command.action}")
@@ -243,17 +243,6 @@ class CellRunner:
         )
         data = {"objects": documents[:-1], "job": documents[-1]}
         out.result(count, readable_yaml(note + text, data, "plan"))
-
-
-def recorded_tail(active: ActiveJob, replica: str) -> tuple[str, ...]:
-    """A replica's last lines from its job's record (none when it cannot be read): for a
-    verdict whose replica wrote them before this notebook attached."""
-    try:
-        lines = active.backend.logs(active.job.name, replica, ERROR_TAIL_LINES)
-        return tuple(line.text for line in lines)
-    except CiaoError as exc:
-        log.info("no recorded tail of %s: %s", replica, exc)
-        return ()
 
 
 def readable_yaml(text: str, data: Any, kind: str) -> dict[str, Any]:

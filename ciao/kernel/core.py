@@ -70,13 +70,7 @@ class CiaoKernel:
 
     implementation = "ciao"
 
-    def __init__(
-        self, server: KernelServer, manager: Manager | None = None, kernel_id: str = ""
-    ) -> None:
-        if manager is None:
-            from ciao.manager import Manager
-
-            manager = Manager()
+    def __init__(self, server: KernelServer, manager: Manager, kernel_id: str = "") -> None:
         self.server = server
         self.manager = manager
         self.kernel_id = kernel_id

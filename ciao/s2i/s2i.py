@@ -45,9 +45,9 @@ from ciao.constants import CODE_DIR, CODE_FILE, REQUIREMENTS_FILE
 from ciao.errors import ConfigError
 from ciao.interpreter.types import Parameter
 from ciao.s2i.requirements import requirements_text
-from ciao.s2i.secrets import redact
 from ciao.s2i.tools import BuildError, ToolResult, ToolRunner
 from ciao.s2i.types import Progress, Shipment
+from ciao.secrets import redact
 
 #: Bumped when what goes into an image changes for the same cell (the files, the recipe).
 RECIPE_VERSION = 1

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import IO
 
 from ciao.errors import BackendError, JobCancelled
-from ciao.s2i.secrets import redact, values_to_environment
 from ciao.s2i.types import Progress
+from ciao.secrets import redact, values_to_environment
 
 log = logging.getLogger("ciao.s2i")
 

@@ -19,11 +19,11 @@ from fakecluster import FakeCluster
 from shipping import ship
 from standin_tools import StandinTools
 
-from ciao.backend.registry import Registry
 from ciao.backend.types import Backend, Idle, JobDone, LogLine, one_per_line
 from ciao.config import Config, parse_config
 from ciao.interpreter.magics import MagicInterpreter
 from ciao.interpreter.types import Parameter
+from ciao.registry import Registry
 from ciao.s2i.types import S2IClient, Shipment
 
 pytestmark = pytest.mark.timeout(120)

@@ -18,10 +18,10 @@ from fakecluster import FakeCluster
 from kernel_client import run, running_kernel
 from standin_tools import StandinTools
 
-from ciao.backend.registry import Registry
 from ciao.config import load_config
 from ciao.interpreter.magics import MagicInterpreter
 from ciao.manager import Manager, Prepared
+from ciao.registry import Registry
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 
 from ciao.backend.record import RunDir
-from ciao.backend.registry import Registry
 from ciao.backend.types import IDLE, Event, Idle, Job, JobDone, JobInfo, LogLine, one_per_line
 from ciao.config import Config, parse_config
 from ciao.errors import JobCancelled
 from ciao.interpreter.magics import MagicInterpreter
 from ciao.interpreter.types import Parameter
 from ciao.manager import Manager, Prepared
+from ciao.registry import Registry
 from ciao.s2i.types import Progress, Shipment
 
 pytestmark = pytest.mark.timeout(60)
@@ -179,10 +179,10 @@ def test_an_interrupt_during_the_build_stops_it_and_submits_nothing(tmp_path):
 def test_a_detach_cell_submits_the_job_and_marks_nothing_as_shown(tmp_path):
     config = parse_config({"local": {"run_dir": str(tmp_path)}}, None)
     cell = "%detach\n%framework=pytorch\n%master=1\nprint('for later')"
-    manager = Manager(load_config=lambda: config)
+    manager = Manager(lambda: config, Registry())
     active = manager.submit(Prepared(config, job=MagicInterpreter().preprocess(cell)))
     assert active.detached and list(active.events()) == []
-    backend = manager.backend_of(config, active.job.name)
+    backend = manager.registry.backend_of(config, active.job.name)
     attached = backend.attach(active.job.name)
     events = one_per_line(backend.get_logs(attached))
     lines = [e for e in events if getattr(e, "text", None) == "for later"]
@@ -194,7 +194,7 @@ def test_a_cell_with_more_replicas_than_its_backend_runs_is_refused_before_anyth
     from ciao.errors import ConfigError
 
     config = parse_config({"local": {"run_dir": str(tmp_path)}}, None)
-    manager = Manager(load_config=lambda: config)
+    manager = Manager(lambda: config, Registry())
     cell = "%framework=pytorch\n%master=1\n%worker=100\nprint(1)"
     prepared = Prepared(config, job=MagicInterpreter().preprocess(cell))
     for attempt in (manager.dry_run, manager.submit):
@@ -206,4 +206,4 @@ def test_a_cell_with_more_replicas_than_its_backend_runs_is_refused_before_anyth
     raised = parse_config(
         {"local": {"run_dir": str(tmp_path)}, "limits": {"max_replicas": 200}}, None
     )
-    assert Manager(load_config=lambda: raised).dry_run(Prepared(raised, job=prepared.job)).name
+    assert Manager(lambda: raised, Registry()).dry_run(Prepared(raised, job=prepared.job)).name

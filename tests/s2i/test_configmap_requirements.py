@@ -12,11 +12,11 @@ import pytest
 from fakecluster import FakeCluster
 from shipping import ship
 
-from ciao.backend.registry import Registry
 from ciao.backend.types import Idle, JobDone, LogLine
 from ciao.config import parse_config
 from ciao.errors import BackendError
 from ciao.interpreter.magics import MagicInterpreter
+from ciao.registry import Registry
 from ciao.s2i.configmap import INSTALL_AND_RUN, ConfigMapCode
 
 pytestmark = pytest.mark.timeout(90)

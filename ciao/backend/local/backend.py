@@ -81,7 +81,7 @@ class LocalBackend:
 
     def dry_run(self, parameter: Parameter, shipment: Shipment) -> LocalPlan:
         """Every replica's command line, directory and environment; `shipment.image` is
-        the code file (see ciao.s2i.local)."""
+        the code file (see ciao.backend.local.code_file)."""
         engine = ReplicaEngine(python=self.python, stop_grace=self.stop_grace)
         return engine.plan(parameter, shipment.image)
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from shipping import ship
 
+from ciao.backend.local.code_file import LocalCodeFile
 from ciao.interpreter.types import Parameter, RoleSpec
-from ciao.s2i.local import LocalCodeFile
 from ciao.s2i.types import S2IClient, Shipment
 
 

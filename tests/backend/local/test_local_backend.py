@@ -17,13 +17,13 @@ import pytest
 from shipping import ship
 
 from ciao.backend.local.backend import LocalBackend
+from ciao.backend.local.code_file import LocalCodeFile
 from ciao.backend.local.env import planned_ports
 from ciao.backend.local.plan import LocalPlan
 from ciao.backend.record import RunDir
 from ciao.backend.types import Backend, Event, Idle, Job, JobDone, LogLine, one_per_line
 from ciao.errors import BackendError
 from ciao.interpreter.magics import MagicInterpreter
-from ciao.s2i.local import LocalCodeFile
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from shipping import ship
 
+from ciao.backend.local.code_file import LocalCodeFile
 from ciao.interpreter.magics import MagicInterpreter
-from ciao.s2i.local import LocalCodeFile
 from ciao.s2i.requirements import unmet_requirements
 
 PIP = importlib.metadata.version("pip")

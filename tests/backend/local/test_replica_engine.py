@@ -22,13 +22,13 @@ import pytest
 from shipping import ship
 
 from ciao.backend.local import engine as engine_module
+from ciao.backend.local.code_file import LocalCodeFile
 from ciao.backend.local.engine import ReplicaEngine
 from ciao.backend.local.env import PORT_RANGE, planned_ports
 from ciao.backend.local.plan import LocalPlan
 from ciao.backend.types import Event, Job, JobDone, LogLine, ReplicaState
 from ciao.errors import BackendError
 from ciao.interpreter.types import Parameter, RoleSpec
-from ciao.s2i.local import LocalCodeFile
 
 pytestmark = pytest.mark.timeout(60)
 

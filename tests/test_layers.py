@@ -1,0 +1,89 @@
+"""Ciao's packages stand in layers, and every import goes down: a package never imports
+one that stands above it, and no modules import each other in a circle (imports inside
+functions count: they are deferred, not absent)."""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent / "ciao"
+
+#: Bottom to top. A module may import its own layer's modules and those below.
+LAYERS: list[set[str]] = [
+    {"ciao", "errors", "constants", "names", "launch", "secrets"},
+    {"protocol"},
+    {"interpreter"},
+    {"config_file", "config"},
+    {"s2i"},
+    {"backend"},
+    {"registry"},
+    {"manager"},
+    {"kernel"},
+    {"app", "gateway", "gateway_ws", "runner", "install", "__main__"},
+]
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports() -> dict[str, set[str]]:
+    """Every ciao module and the ciao modules it imports (anywhere in it)."""
+    found: dict[str, set[str]] = defaultdict(set)
+    for path in ROOT.rglob("*.py"):
+        name = module_name(path)
+        found[name]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [node.module]
+            elif isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            else:
+                continue
+            found[name] |= {t for t in targets if t == "ciao" or t.startswith("ciao.")}
+    return found
+
+
+def layer(module: str) -> int:
+    top = module.split(".")[1] if "." in module else "ciao"
+    return next(i for i, names in enumerate(LAYERS) if top in names)
+
+
+def test_every_package_has_a_layer():
+    for module in imports():
+        assert layer(module) >= 0, module
+
+
+def test_no_import_runs_back_up_the_layers():
+    upward = [
+        f"{module} -> {target}"
+        for module, targets in imports().items()
+        for target in targets
+        if layer(target) > layer(module)
+    ]
+    assert upward == []
+
+
+def test_no_modules_import_each_other_in_a_circle():
+    graph = imports()
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for target in sorted(graph.get(module, ())):
+            if target not in graph:
+                continue  # a package's __init__ that is not a module of its own
+            if state.get(target) == 1:
+                cycles.append([*path[path.index(target) :], target])
+            elif state.get(target) is None:
+                visit(target, [*path, target])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert cycles == []
