@@ -290,8 +290,8 @@ class ApiServer:
             raise E.PageNotFound()
         if sub == "log" and method != "GET":
             raise E.method_not_allowed()
-        if verb in ("watch", "list", "deletecollection") and verb not in info.verbs:
-            raise E.method_not_allowed()
+        if verb in ("watch", "list", "deletecollection"):
+            info.allow(verb)
         if method == "POST" and name:
             raise E.method_not_allowed()
         self._serve(h, method, verb, info, namespace, name, sub, query, body)
@@ -372,33 +372,18 @@ class ApiServer:
                 dry_run,
             )
             h.send_json(200, obj, self._warnings(warnings))
-        elif verb == "delete":
+        elif verb in ("delete", "deletecollection"):
             opts = self._delete_options(body, query)
-            h.send_json(
-                200,
-                reg.delete(
-                    info,
-                    namespace,
-                    name,
-                    opts.get("propagationPolicy"),
-                    opts.get("gracePeriodSeconds"),
-                    opts.get("preconditions"),
-                    dry_run or opts.get("dryRun") == ["All"],
-                ),
-            )
-        elif verb == "deletecollection":
-            opts = self._delete_options(body, query)
-            h.send_json(
-                200,
-                reg.delete_collection(
-                    info,
-                    namespace,
-                    query.get("labelSelector"),
-                    query.get("fieldSelector"),
-                    opts.get("propagationPolicy"),
-                    opts.get("gracePeriodSeconds"),
-                ),
-            )
+            propagation, grace = opts.get("propagationPolicy"), opts.get("gracePeriodSeconds")
+            if verb == "delete":
+                dry = dry_run or opts.get("dryRun") == ["All"]
+                out = reg.delete(
+                    info, namespace, name, propagation, grace, opts.get("preconditions"), dry
+                )
+            else:
+                selectors = query.get("labelSelector"), query.get("fieldSelector")
+                out = reg.delete_collection(info, namespace, *selectors, propagation, grace)
+            h.send_json(200, out)
         else:
             raise E.method_not_allowed()
 

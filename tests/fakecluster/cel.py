@@ -15,6 +15,7 @@ import re
 from typing import Any
 
 from .errors import FieldError
+from .validation import join_path, json_type
 
 _MISSING = object()
 _IN = re.compile(r"^self in (\[.*\])$")
@@ -33,15 +34,7 @@ _STARTUP = (
 
 
 def _type(schema: dict[str, Any], value: Any) -> str:
-    if schema.get("type"):
-        return str(schema["type"])
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, str):
-        return "string"
-    return "integer" if isinstance(value, int) else "object"
+    return str(schema.get("type") or json_type(value))
 
 
 def rule_holds(rule: str, value: Any, old: Any = _MISSING) -> bool | None:
@@ -93,10 +86,6 @@ def rule_holds(rule: str, value: Any, old: Any = _MISSING) -> bool | None:
     return None
 
 
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
 def _item_key(item: Any) -> Any:
     if isinstance(item, dict):
         for k in ("name", "manager"):
@@ -137,7 +126,7 @@ def _walk(
             if child is None:
                 continue
             before = old.get(key, _MISSING) if isinstance(old, dict) else _MISSING
-            where = _join(path, key) if key in props else f"{path}[{key}]"
+            where = join_path(path, key) if key in props else f"{path}[{key}]"
             _walk(child, sub, before, where, out)
     elif isinstance(value, list) and isinstance(schema.get("items"), dict):
         olds: dict[Any, Any] = {}

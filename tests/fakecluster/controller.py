@@ -1,24 +1,24 @@
 """A controller-runtime-like reconcile loop: store events enqueue keys, one worker thread.
 
-Subclasses name the resource they own (`kind_plural`), map events of other resources to
-owner keys (`keys_for`), and implement `reconcile(namespace, name)`. A periodic resync
-re-enqueues every object of the owned resource, as an informer's resync would.
+Subclasses name the resource they own (`kind_plural`, objects of `kind`), the resources of
+the objects those control (`dependents`: their events enqueue the owner; or `keys_for`), and
+implement `reconcile(obj)`, called with the object unless it is gone or being deleted. A
+periodic resync re-enqueues every object of the owned resource, as an informer's resync
+would.
 """
 
 from __future__ import annotations
 
 import contextlib
-import queue
+import copy
 import threading
-import time
-import traceback
-from typing import Any
 
 from .errors import StatusError
 from .recorder import EventRecorder
 from .registry import Registry
 from .store import Obj, WatchEvent
 from .timeutil import rfc3339
+from .worker import Worker
 
 Key = tuple[str, str]
 
@@ -66,33 +66,23 @@ def owner_ref(obj: Obj, block: bool = True) -> Obj:
     }
 
 
-class Controller:
+class Controller(Worker[Key]):
     """Reconciles objects of `kind_plural`, one key at a time."""
 
     kind_plural = ""
+    kind = ""
+    #: Resources of the objects `kind` objects control: their events enqueue the owner.
+    dependents: tuple[str, ...] = ()
     component = "controller"
 
     def __init__(self, registry: Registry, resync: float = 0.5) -> None:
+        super().__init__(f"fake-{self.component}", resync)
         self.registry = registry
         self.store = registry.store
-        self.resync = resync
         self.recorder = EventRecorder(registry, self.component)
-        self._queue: queue.Queue[Key | None] = queue.Queue()
         self._pending: set[Key] = set()
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"fake-{self.component}")
-        self._thread.daemon = True
         self.store.add_listener(self._on_event)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._queue.put(None)
-        if self._thread.is_alive():
-            self._thread.join(10)
 
     # -- queue --------------------------------------------------------------------------
     def enqueue(self, namespace: str, name: str) -> None:
@@ -116,7 +106,7 @@ class Controller:
 
     def keys_for(self, ev: WatchEvent) -> list[Key]:
         """Owner keys to reconcile for an event of another resource."""
-        return []
+        return self.owner_keys(ev, self.kind) if ev.resource in self.dependents else []
 
     def deleted(self, obj: Obj) -> None:
         """An owned object is gone (forget what was remembered about it)."""
@@ -128,33 +118,24 @@ class Controller:
             if ref.get("controller") and ref.get("kind") == kind
         ]
 
-    def _loop(self) -> None:
-        last = time.monotonic()
-        while not self._stop.is_set():
-            try:
-                key = self._queue.get(timeout=self.resync)
-            except queue.Empty:
-                key = None
-            if self._stop.is_set():
-                break
-            if key is not None:
-                with self._lock:
-                    self._pending.discard(key)
-                try:
-                    self.reconcile(*key)
-                except Exception:
-                    traceback.print_exc()
-            if time.monotonic() - last >= self.resync:
-                last = time.monotonic()
-                with contextlib.suppress(KeyError):
-                    self.registry.by_plural(self.kind_plural)
-                    items, _ = self.store.list(self.kind_plural)
-                    for obj in items:
-                        meta = obj["metadata"]
-                        self.enqueue(meta.get("namespace", ""), meta["name"])
+    def handle(self, item: Key) -> None:
+        with self._lock:
+            self._pending.discard(item)
+        obj = self.live(*item)
+        if obj is not None:
+            self.reconcile(obj)
+
+    def tick(self) -> None:
+        """The resync: every object of the owned resource (once it is served) again."""
+        with contextlib.suppress(KeyError):
+            self.registry.by_plural(self.kind_plural)
+            items, _ = self.store.list(self.kind_plural)
+            for obj in items:
+                meta = obj["metadata"]
+                self.enqueue(meta.get("namespace", ""), meta["name"])
 
     # -- helpers ------------------------------------------------------------------------
-    def reconcile(self, namespace: str, name: str) -> None:
+    def reconcile(self, obj: Obj) -> None:
         raise NotImplementedError
 
     def event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
@@ -172,8 +153,22 @@ class Controller:
             )
         ]
 
-    def write_status(self, plural: str, obj: Obj, status: Obj, before: Any) -> None:
-        if status == before:
+    def live(self, namespace: str, name: str) -> Obj | None:
+        """The object of `kind_plural` to reconcile; None once it is gone or being deleted."""
+        obj = self.store.get(self.kind_plural, namespace, name)
+        if obj is None or obj["metadata"].get("deletionTimestamp"):
+            return None
+        return obj
+
+    @staticmethod
+    def status_copy(obj: Obj) -> Obj:
+        """The object's status to change; `write_status` writes it back if it changed."""
+        return copy.deepcopy(obj.get("status") or {})
+
+    def write_status(self, obj: Obj, status: Obj) -> None:
+        """`status` onto the object (`live`'s copy), unless it is the same or the object was
+        replaced by another of its name."""
+        if status == (obj.get("status") or {}):
             return
         uid = obj["metadata"]["uid"]
 
@@ -184,7 +179,7 @@ class Controller:
             return None
 
         self.registry.mutate(
-            plural, obj["metadata"].get("namespace"), obj["metadata"]["name"], apply
+            self.kind_plural, obj["metadata"].get("namespace"), obj["metadata"]["name"], apply
         )
 
     def delete(self, plural: str, obj: Obj, propagation: str | None = None) -> bool:

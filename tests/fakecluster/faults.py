@@ -112,23 +112,25 @@ class Faults:
     ) -> Fault | None:
         """The first active matching fault, without using it up."""
         with self._lock:
-            for f in self._faults:
-                if f.active and f.kind == kind and f.matches(pod, container):
-                    return f
-        return None
+            return self._first(kind, pod, container)
 
     def take(
         self, kind: str, pod: dict[str, Any] | None = None, container: str | None = None
     ) -> Fault | None:
         """The first active matching fault, counting one firing."""
         with self._lock:
-            for f in self._faults:
-                if f.active and f.kind == kind and f.matches(pod, container):
-                    f.fired += 1
-                    if f.times is not None and f.fired >= f.times:
-                        f.active = False
-                    return f
-        return None
+            f = self._first(kind, pod, container)
+            if f is not None:
+                f.fired += 1
+                if f.times is not None and f.fired >= f.times:
+                    f.active = False
+            return f
+
+    def _first(self, kind: str, pod: dict[str, Any] | None, container: str | None) -> Fault | None:
+        return next(
+            (f for f in self._faults if f.active and f.kind == kind and f.matches(pod, container)),
+            None,
+        )
 
     def count(self, fault: Fault) -> None:
         """A fault that `peek` found has applied (it stays active: a condition, not an event)."""

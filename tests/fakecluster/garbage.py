@@ -11,61 +11,29 @@ A terminating namespace is emptied, then removed.
 from __future__ import annotations
 
 import contextlib
-import queue
-import threading
-import time
-import traceback
 
 from .errors import StatusError
 from .registry import Registry
 from .store import Obj, WatchEvent
+from .worker import Worker
 
 DEPENDENT_RESOURCES = ("pods", "services", "configmaps", "jobs", "events")
 ORPHAN_SWEEP = ("pods", "services", "configmaps", "jobs")
 
 
-class GarbageCollector:
+class GarbageCollector(Worker[WatchEvent]):
     """One thread reacting to deletions; a periodic sweep catches anything missed."""
 
     def __init__(self, registry: Registry, sweep_interval: float = 0.5) -> None:
+        super().__init__("fake-gc", sweep_interval)
         self.registry = registry
         self.store = registry.store
-        self.sweep_interval = sweep_interval
-        self._queue: queue.Queue[WatchEvent | None] = queue.Queue()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="fake-gc", daemon=True)
         self.store.add_listener(self._on_event)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._queue.put(None)
-        self._thread.join(10)
 
     def _on_event(self, ev: WatchEvent) -> None:
         meta = ev.obj.get("metadata", {})
         if ev.type == "DELETED" or meta.get("deletionTimestamp"):
             self._queue.put(ev)
-
-    def _loop(self) -> None:
-        last = 0.0
-        while not self._stop.is_set():
-            try:
-                ev = self._queue.get(timeout=self.sweep_interval)
-            except queue.Empty:
-                ev = None
-            if self._stop.is_set():
-                break
-            try:
-                if ev is not None:
-                    self._handle(ev)
-                if ev is None or time.monotonic() - last > self.sweep_interval:
-                    last = time.monotonic()
-                    self._sweep()
-            except Exception:
-                traceback.print_exc()
 
     # -- helpers ------------------------------------------------------------------------
     def _resources(self) -> list[str]:
@@ -110,7 +78,7 @@ class GarbageCollector:
         self.registry.mutate(plural, meta.get("namespace"), meta["name"], drop)
 
     # -- reactions ----------------------------------------------------------------------
-    def _handle(self, ev: WatchEvent) -> None:
+    def handle(self, ev: WatchEvent) -> None:
         meta = ev.obj["metadata"]
         namespace = meta.get("namespace") or ""
         if ev.resource == "namespaces":
@@ -188,7 +156,8 @@ class GarbageCollector:
 
             self.registry.mutate("namespaces", None, meta["name"], finalize)
 
-    def _sweep(self) -> None:
+    def tick(self) -> None:
+        """The sweep: what the events missed."""
         for plural in self._resources():
             items, _ = self.store.list(plural)
             for obj in items:

@@ -40,15 +40,7 @@ def pytorchjob(
     specs = {"Master": replica("pytorch", command, 1, restart_policy)}
     if workers:
         specs["Worker"] = replica("pytorch", worker_command or command, workers, restart_policy)
-    return {
-        "apiVersion": "kubeflow.org/v1",
-        "kind": "PyTorchJob",
-        "metadata": {"name": name},
-        "spec": {
-            "runPolicy": {"cleanPodPolicy": clean_pod_policy, **run_policy},
-            "pytorchReplicaSpecs": specs,
-        },
-    }
+    return _v1_job("PyTorchJob", name, clean_pod_policy, run_policy, pytorchReplicaSpecs=specs)
 
 
 def tfjob(
@@ -59,17 +51,20 @@ def tfjob(
     **run_policy: Any,
 ) -> dict[str, Any]:
     """`replicas`: {"PS": (1, cmd), "Worker": (2, cmd)} in the `tensorflow` container."""
+    specs = {
+        rtype: replica("tensorflow", cmd, n, restart_policy) for rtype, (n, cmd) in replicas.items()
+    }
+    return _v1_job("TFJob", name, clean_pod_policy, run_policy, tfReplicaSpecs=specs)
+
+
+def _v1_job(
+    kind: str, name: str, clean_pod_policy: str, run_policy: dict[str, Any], **specs: Any
+) -> dict[str, Any]:
     return {
         "apiVersion": "kubeflow.org/v1",
-        "kind": "TFJob",
+        "kind": kind,
         "metadata": {"name": name},
-        "spec": {
-            "runPolicy": {"cleanPodPolicy": clean_pod_policy, **run_policy},
-            "tfReplicaSpecs": {
-                rtype: replica("tensorflow", cmd, n, restart_policy)
-                for rtype, (n, cmd) in replicas.items()
-            },
-        },
+        "spec": {"runPolicy": {"cleanPodPolicy": clean_pod_policy, **run_policy}, **specs},
     }
 
 

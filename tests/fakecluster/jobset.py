@@ -34,7 +34,7 @@ from .controller import (
     set_condition,
 )
 from .resources import CORE, JOBS, ResourceInfo
-from .store import Obj, WatchEvent
+from .store import Obj
 from .timeutil import now_ns, parse_rfc3339, rfc3339
 from .validation import dns1035_label, dns1123_subdomain
 
@@ -170,20 +170,13 @@ class JobSetController(Controller):
     """JobSet -> headless Service + Jobs; status from the Jobs."""
 
     kind_plural = "jobsets"
+    kind = "JobSet"
+    dependents = ("jobs",)
     component = "jobset"
 
-    def keys_for(self, ev: WatchEvent) -> list[tuple[str, str]]:
-        if ev.resource == "jobs":
-            return self.owner_keys(ev, "JobSet")
-        return []
-
-    def reconcile(self, namespace: str, name: str) -> None:
-        js = self.store.get("jobsets", namespace, name)
-        if js is None or _deleting(js):
-            return
+    def reconcile(self, js: Obj) -> None:
         spec = js.get("spec") or {}
-        status = copy.deepcopy(js.get("status") or {})
-        before = copy.deepcopy(status)
+        status = self.status_copy(js)
         restarts = int(status.get("restarts", 0))
         current: list[Obj] = []
         for job in self.owned("jobs", js):
@@ -209,7 +202,7 @@ class JobSetController(Controller):
             else:
                 self._create_children(js, current, restarts)
         status["replicatedJobsStatus"] = self._replicated_status(spec, current)
-        self.write_status("jobsets", js, status, before)
+        self.write_status(js, status)
 
     def _suspension(self, js: Obj, status: Obj, jobs: list[Obj]) -> None:
         suspend = bool((js.get("spec") or {}).get("suspend"))
@@ -425,27 +418,20 @@ class JobController(Controller):
     """batch/v1 Jobs: pods per completion index, backoff limit, conditions."""
 
     kind_plural = "jobs"
+    kind = "Job"
+    dependents = ("pods",)
     component = "job-controller"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._failed: dict[str, set[str]] = {}
 
-    def keys_for(self, ev: WatchEvent) -> list[tuple[str, str]]:
-        if ev.resource == "pods":
-            return self.owner_keys(ev, "Job")
-        return []
-
     def deleted(self, obj: Obj) -> None:
         self._failed.pop(obj["metadata"].get("uid", ""), None)
 
-    def reconcile(self, namespace: str, name: str) -> None:
-        job = self.store.get("jobs", namespace, name)
-        if job is None or _deleting(job):
-            return
+    def reconcile(self, job: Obj) -> None:
         spec = job.get("spec") or {}
-        status = copy.deepcopy(job.get("status") or {})
-        before = copy.deepcopy(status)
+        status = self.status_copy(job)
         pods = self.owned("pods", job)
         failed = self._failed.setdefault(job["metadata"]["uid"], set())
         for pod in pods:
@@ -453,11 +439,11 @@ class JobController(Controller):
                 failed.add(pod["metadata"]["uid"])
         if job_finished(job):
             self._counts(spec, status, pods, failed)
-            self.write_status("jobs", job, status, before)
+            self.write_status(job, status)
             return
         if spec.get("suspend"):
             self._suspend(job, status, pods, failed)
-            self.write_status("jobs", job, status, before)
+            self.write_status(job, status)
             return
         if condition_true(status, "Suspended"):
             set_condition(
@@ -494,7 +480,7 @@ class JobController(Controller):
                     },
                 )
             self._counts(spec, status, pods, failed)
-            self.write_status("jobs", job, status, before)
+            self.write_status(job, status)
             return
         if self._complete(spec, pods):
             for pod in pods:
@@ -516,7 +502,7 @@ class JobController(Controller):
             self._create_pods(job, pods)
             pods = self.owned("pods", job)
         self._counts(spec, status, pods, failed)
-        self.write_status("jobs", job, status, before)
+        self.write_status(job, status)
 
     def _failure_target(
         self, job: Obj, status: Obj, pods: list[Obj], failed: set[str]

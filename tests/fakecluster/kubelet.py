@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import queue
 import secrets
 import signal
 import subprocess
@@ -37,6 +36,7 @@ from .scheduler import (
 )
 from .store import Obj, WatchEvent
 from .timeutil import rfc3339
+from .worker import Worker
 
 NODE_IP = "127.0.0.1"
 PYTORCH_INIT = "init-pytorch"
@@ -648,7 +648,7 @@ class PodWorker:
         self.kubelet.worker_done(self)
 
 
-class Kubelet:
+class Kubelet(Worker[WatchEvent]):
     """Scheduler and kubelet for one node, driven by store events."""
 
     def __init__(
@@ -665,6 +665,7 @@ class Kubelet:
         pull_delay: float = 0.01,
         image_users: dict[str, str] | None = None,
     ) -> None:
+        super().__init__("fake-kubelet", 0.2)
         self.registry = registry
         self.logbook = logbook
         self.faults = faults
@@ -681,15 +682,12 @@ class Kubelet:
         self.image_users = dict(image_users or {})
         self.recorder = EventRecorder(registry, "kubelet", node_name)
         self.scheduler_recorder = EventRecorder(registry, "default-scheduler")
-        self._queue: queue.Queue[WatchEvent | None] = queue.Queue()
         self._workers: dict[str, PodWorker] = {}
         self._lock = threading.Lock()
         self._unschedulable: dict[str, str] = {}
         self._started: set[str] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="fake-kubelet", daemon=True)
         registry.store.add_listener(self._on_event)
-        faults.on_change(lambda: self._queue.put(None))
+        faults.on_change(self.wake)
 
     def image_user(self, image: str) -> str:
         return self.image_users.get(image, self.image_users.get(normalize_image(image), ""))
@@ -739,12 +737,10 @@ class Kubelet:
 
     def start(self) -> None:
         self._write_services()
-        self._thread.start()
+        super().start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._queue.put(None)
-        self._thread.join(10)
+        super().stop()
         with self._lock:
             workers = list(self._workers.values())
         for w in workers:
@@ -765,33 +761,22 @@ class Kubelet:
         with self._lock:
             if self._workers.get(worker.uid) is worker:
                 del self._workers[worker.uid]
-        self._queue.put(None)
+        self.wake()
 
     # -- events --------------------------------------------------------------------------
     def _on_event(self, ev: WatchEvent) -> None:
         if ev.resource in ("pods", "services"):
             self._queue.put(ev)
 
-    def _loop(self) -> None:
-        last_tick = 0.0
-        while not self._stop.is_set():
-            try:
-                ev = self._queue.get(timeout=0.2)
-            except queue.Empty:
-                ev = None
-            if self._stop.is_set():
-                break
-            try:
-                if ev is not None and ev.resource == "services":
-                    self._write_services()
-                elif ev is not None:
-                    self._pod_event(ev)
-                now = time.monotonic()
-                if ev is None or now - last_tick > 0.2:
-                    last_tick = now
-                    self._schedule_pending()
-            except Exception:
-                traceback.print_exc()
+    def handle(self, ev: WatchEvent) -> None:
+        if ev.resource == "services":
+            self._write_services()
+        else:
+            self._pod_event(ev)
+
+    def tick(self) -> None:
+        """Scheduling: pending pods onto the node, as capacity frees up."""
+        self._schedule_pending()
 
     def _write_services(self) -> None:
         """Cluster DNS: service names, and pod names under headless services (JobSet)."""

@@ -27,11 +27,11 @@ from typing import Any
 
 import yaml
 
-from .controller import Controller, Key, condition_true, find_condition, owner_ref
+from .controller import Controller, condition_true, find_condition, owner_ref
 from .errors import StatusError
 from .registry import Registry
 from .resources import CORE
-from .store import Obj, WatchEvent
+from .store import Obj
 from .timeutil import now_ns, parse_rfc3339, rfc3339
 
 LABEL_OPERATOR = "training.kubeflow.org/operator-name"
@@ -155,6 +155,8 @@ class FrameworkController(Controller):
     with its own queue and worker as in the real operator): jobs of `plural`, and the pods and
     services they control."""
 
+    dependents = ("pods", "services")
+
     def __init__(
         self,
         registry: Registry,
@@ -164,15 +166,11 @@ class FrameworkController(Controller):
     ) -> None:
         self.fw = FRAMEWORKS[plural]
         self.kind_plural = plural
+        self.kind = self.fw.kind
         self.component = self.fw.controller
         super().__init__(registry, resync)
         self.init_template = init_template or INIT_TEMPLATE
         self._reported: set[tuple[str, str]] = set()
-
-    def keys_for(self, ev: WatchEvent) -> list[Key]:
-        if ev.resource in ("pods", "services"):
-            return self.owner_keys(ev, self.fw.kind)
-        return []
 
     # -- helpers ------------------------------------------------------------------------
     def _defaulted(self, job: Obj) -> Obj:
@@ -210,15 +208,12 @@ class FrameworkController(Controller):
         return {LABEL_OPERATOR: self.fw.controller, LABEL_JOB: name}
 
     # -- reconcile ----------------------------------------------------------------------
-    def reconcile(self, namespace: str, name: str) -> None:
-        job = self.store.get(self.kind_plural, namespace, name)
-        if job is None or job["metadata"].get("deletionTimestamp"):
-            return
+    def reconcile(self, job: Obj) -> None:
+        name = job["metadata"]["name"]
         spec = self._defaulted(job)
         replicas: dict[str, Obj] = spec[self.fw.replica_field]
         run_policy = spec["runPolicy"]
-        status = copy.deepcopy(job.get("status") or {})
-        before = copy.deepcopy(status)
+        status = self.status_copy(job)
         if find_condition(status, "Created") is None:
             update_condition(
                 status, "Created", f"{self.fw.kind}Created", f"{self.fw.kind} {name} is created."
@@ -232,11 +227,11 @@ class FrameworkController(Controller):
                     if rs.get("active"):
                         rs["succeeded"] = rs.get("succeeded", 0) + rs.pop("active")
             self._ttl(job, run_policy, status)
-            self.write_status(self.kind_plural, job, status, before)
+            self.write_status(job, status)
             return
         if run_policy.get("suspend"):
             self._suspend(job, status, pods)
-            self.write_status(self.kind_plural, job, status, before)
+            self.write_status(job, status)
             return
         if condition_true(status, "Suspended"):
             msg = f"{self.fw.kind} {name} is resumed."
@@ -255,7 +250,7 @@ class FrameworkController(Controller):
             if "replicaStatuses" not in status:
                 self._count(replicas, pods, counts)
                 status["replicaStatuses"] = self._render(name, counts)
-            self.write_status(self.kind_plural, job, status, before)
+            self.write_status(job, status)
             return
         worker0_completed = False
         for rtype in sorted(replicas, key=lambda t: (t != "Master", t)):
@@ -269,7 +264,7 @@ class FrameworkController(Controller):
         status["replicaStatuses"] = self._render(name, counts)
         if finished(status):
             self._clean_up(job, run_policy, pods)
-        self.write_status(self.kind_plural, job, status, before)
+        self.write_status(job, status)
 
     def _suspend(self, job: Obj, status: Obj, pods: list[Obj]) -> None:
         """runPolicy.suspend: no pods (running ones are deleted), a Suspended condition."""

@@ -275,8 +275,7 @@ class Registry:
         dry_run: bool = False,
     ) -> tuple[Obj, list[str]]:
         """POST: returns the stored object and any Warning header texts."""
-        if "create" not in info.verbs:
-            raise E.method_not_allowed()
+        info.allow("create")
         if not isinstance(body, dict):
             raise E.bad_request("the body of the request must be a JSON object")
         obj = copy.deepcopy(body)
@@ -588,8 +587,7 @@ class Registry:
         dry_run: bool = False,
     ) -> tuple[Obj, list[str]]:
         """PUT: optimistic concurrency on metadata.resourceVersion."""
-        if "update" not in info.verbs:
-            raise E.method_not_allowed()
+        info.allow("update")
         if not isinstance(body, dict):
             raise E.bad_request("the body of the request must be a JSON object")
         ns = namespace if info.namespaced else None
@@ -613,12 +611,7 @@ class Registry:
                         )
                     ],
                 )
-            if rv and rv != old["metadata"]["resourceVersion"]:
-                raise info.modified_conflict(name)
-            new, warnings = self._prepare_update(info, old, body, subresource, field_validation)
-            if dry_run:
-                return new, warnings
-            return self._commit(info, old, new), warnings
+            return self._replace(info, old, body, subresource, field_validation, dry_run)
 
     def patch(
         self,
@@ -632,8 +625,7 @@ class Registry:
         dry_run: bool = False,
     ) -> tuple[Obj, list[str]]:
         """PATCH with the four patch types; strategic merge only for built-in types."""
-        if "patch" not in info.verbs:
-            raise E.method_not_allowed()
+        info.allow("patch")
         ctype = content_type.split(";")[0].strip().lower()
         accepted = [JSON_PATCH, MERGE_PATCH, APPLY_PATCH]
         if not info.custom:
@@ -662,13 +654,26 @@ class Registry:
                 patched = merge_patch(old, patch)
             if not isinstance(patched, dict):
                 raise E.bad_request("the patched object must be a JSON object")
-            rv = (patched.get("metadata") or {}).get("resourceVersion")
-            if rv and rv != old["metadata"]["resourceVersion"]:
-                raise info.modified_conflict(name)
-            new, warnings = self._prepare_update(info, old, patched, subresource, field_validation)
-            if dry_run:
-                return new, warnings
-            return self._commit(info, old, new), warnings
+            return self._replace(info, old, patched, subresource, field_validation, dry_run)
+
+    def _replace(
+        self,
+        info: ResourceInfo,
+        old: Obj,
+        body: Obj,
+        subresource: str | None,
+        field_validation: str | None,
+        dry_run: bool,
+    ) -> tuple[Obj, list[str]]:
+        """`old` updated to `body` (a PUT's, or the patched object), under the store's lock:
+        a resourceVersion other than the stored one is a conflict."""
+        rv = (body.get("metadata") or {}).get("resourceVersion")
+        if rv and rv != old["metadata"]["resourceVersion"]:
+            raise info.modified_conflict(old["metadata"]["name"])
+        new, warnings = self._prepare_update(info, old, body, subresource, field_validation)
+        if dry_run:
+            return new, warnings
+        return self._commit(info, old, new), warnings
 
     def _prepare_update(
         self,
@@ -802,8 +807,7 @@ class Registry:
         dry_run: bool = False,
     ) -> Obj:
         """DELETE: finalizers for Foreground/Orphan, graceful termination for running pods."""
-        if "delete" not in info.verbs:
-            raise E.method_not_allowed()
+        info.allow("delete")
         if propagation not in (None, "Foreground", "Background", "Orphan"):
             raise E.StatusError(
                 422,
@@ -901,8 +905,7 @@ class Registry:
         propagation: str | None = None,
         grace: int | None = None,
     ) -> Obj:
-        if "deletecollection" not in info.verbs:
-            raise E.method_not_allowed()
+        info.allow("deletecollection")
         listing = self.list(info, namespace, label_selector, field_selector)
         deleted = []
         for item in listing["items"]:

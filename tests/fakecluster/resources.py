@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import FieldError, StatusError, aggregate, details
+from .errors import FieldError, StatusError, aggregate, details, method_not_allowed
 
 ALL_VERBS = frozenset(
     {"create", "get", "list", "watch", "update", "patch", "delete", "deletecollection"}
@@ -50,30 +50,24 @@ class ResourceInfo:
             return f"{root}/namespaces/{namespace}/{self.plural}"
         return f"{root}/{self.plural}"
 
+    def allow(self, verb: str) -> None:
+        """405 Method Not Allowed unless the resource serves `verb`."""
+        if verb not in self.verbs:
+            raise method_not_allowed()
+
     # Errors named after this resource, as apimachinery's errors.NewXxx build them.
+    def _error(self, code: int, reason: str, name: str, message: str) -> StatusError:
+        return StatusError(code, reason, message, details(self.group, self.plural, name))
+
     def not_found(self, name: str) -> StatusError:
-        return StatusError(
-            404,
-            "NotFound",
-            f'{self.qualified} "{name}" not found',
-            details(self.group, self.plural, name),
-        )
+        return self._error(404, "NotFound", name, f'{self.qualified} "{name}" not found')
 
     def already_exists(self, name: str) -> StatusError:
-        return StatusError(
-            409,
-            "AlreadyExists",
-            f'{self.qualified} "{name}" already exists',
-            details(self.group, self.plural, name),
-        )
+        return self._error(409, "AlreadyExists", name, f'{self.qualified} "{name}" already exists')
 
     def conflict(self, name: str, why: str) -> StatusError:
-        return StatusError(
-            409,
-            "Conflict",
-            f'Operation cannot be fulfilled on {self.qualified} "{name}": {why}',
-            details(self.group, self.plural, name),
-        )
+        message = f'Operation cannot be fulfilled on {self.qualified} "{name}": {why}'
+        return self._error(409, "Conflict", name, message)
 
     def modified_conflict(self, name: str) -> StatusError:
         return self.conflict(
@@ -95,9 +89,7 @@ class ResourceInfo:
 
     def forbidden(self, name: str, why: str) -> StatusError:
         head = f'{self.qualified} "{name}"' if name else self.qualified
-        return StatusError(
-            403, "Forbidden", f"{head} is forbidden: {why}", details(self.group, self.plural, name)
-        )
+        return self._error(403, "Forbidden", name, f"{head} is forbidden: {why}")
 
 
 POD_SUBRESOURCES = frozenset({"log", "status"})

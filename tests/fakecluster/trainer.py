@@ -54,7 +54,7 @@ from .crds import TRAINER_RELEASES, crd_schema, load_crds
 from .errors import FieldError, GoLiteral
 from .registry import Registry
 from .resources import ResourceInfo
-from .store import Obj, WatchEvent
+from .store import Obj
 from .timeutil import now_ns, parse_rfc3339, rfc3339
 from .validation import apply_defaults, dns1123_subdomain, schema_errors, unknown_fields
 
@@ -619,34 +619,28 @@ class TrainJobController(Controller):
     """TrainJob -> JobSet, status mirrored back."""
 
     kind_plural = "trainjobs"
+    kind = "TrainJob"
+    #: (A runtime's events enqueue nothing: the periodic resync picks up TrainJobs waiting
+    #: for one.)
+    dependents = ("jobsets",)
     component = "trainjob-controller"
 
     def __init__(self, registry: Registry, trainer: Trainer, resync: float = 0.5) -> None:
         super().__init__(registry, resync)
         self.trainer = trainer
 
-    def keys_for(self, ev: WatchEvent) -> list[tuple[str, str]]:
-        if ev.resource == "jobsets":
-            return self.owner_keys(ev, "TrainJob")
-        if ev.resource in RUNTIME_KINDS.values() and ev.type != "DELETED":
-            return []  # the periodic resync picks up TrainJobs waiting for a runtime
-        return []
-
-    def reconcile(self, namespace: str, name: str) -> None:
-        tj = self.store.get("trainjobs", namespace, name)
-        if tj is None or tj["metadata"].get("deletionTimestamp"):
-            return
+    def reconcile(self, tj: Obj) -> None:
         spec = tj.get("spec") or {}
         if spec.get("managedBy") == "kueue.x-k8s.io/multikueue":
             return
-        status = copy.deepcopy(tj.get("status") or {})
-        before = copy.deepcopy(status)
+        status = self.status_copy(tj)
         failed = find_condition(status, "Failed")
         if failed is not None and failed.get("reason") != "DeadlineExceeded":
             remove_condition(status, "Failed")
         key, runtime = self.trainer.runtime_for(tj)
         finished = condition_true(status, "Complete") or condition_true(status, "Failed")
-        has_jobset = self.store.exists("jobsets", namespace, name)
+        meta = tj["metadata"]
+        has_jobset = self.store.exists("jobsets", meta["namespace"], meta["name"])
         if has_jobset or (finished and self.trainer.supported(key)):
             if not finished:
                 self._reconcile_jobset(tj, runtime)
@@ -674,7 +668,7 @@ class TrainJobController(Controller):
         self._suspended(tj, status)
         self._mirror(tj, status)
         self._deadline(tj, status)
-        self.write_status("trainjobs", tj, status, before)
+        self.write_status(tj, status)
 
     def _reconcile_jobset(self, tj: Obj, runtime: Obj | None) -> None:
         meta = tj["metadata"]

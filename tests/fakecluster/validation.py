@@ -43,36 +43,30 @@ _DNS1123_SUBDOMAIN = re.compile(
 )
 
 
-def dns1035_label(name: str) -> list[str]:
-    """apimachinery IsDNS1035Label: the reasons a name is not one."""
+def _name_reasons(name: str, max_len: int, pattern: re.Pattern[str], message: str) -> list[str]:
+    """apimachinery's IsDNS1035Label and the like: the reasons a name is not one."""
     out = []
-    if len(name) > 63:
-        out.append("must be no more than 63 characters")
-    if not _DNS1035.match(name):
-        out.append(DNS1035_MSG)
+    if len(name) > max_len:
+        out.append(f"must be no more than {max_len} characters")
+    if not pattern.match(name):
+        out.append(message)
     return out
+
+
+def dns1035_label(name: str) -> list[str]:
+    return _name_reasons(name, 63, _DNS1035, DNS1035_MSG)
 
 
 def dns1123_label(name: str) -> list[str]:
-    out = []
-    if len(name) > 63:
-        out.append("must be no more than 63 characters")
-    if not _DNS1123_LABEL.match(name):
-        out.append(DNS1123_LABEL_MSG)
-    return out
+    return _name_reasons(name, 63, _DNS1123_LABEL, DNS1123_LABEL_MSG)
 
 
 def dns1123_subdomain(name: str) -> list[str]:
-    out = []
-    if len(name) > 253:
-        out.append("must be no more than 253 characters")
-    if not _DNS1123_SUBDOMAIN.match(name):
-        out.append(DNS1123_SUBDOMAIN_MSG)
-    return out
+    return _name_reasons(name, 253, _DNS1123_SUBDOMAIN, DNS1123_SUBDOMAIN_MSG)
 
 
 # -- structural schema: unknown fields, pruning, defaults ---------------------------------
-def _join(path: str, key: str) -> str:
+def join_path(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
@@ -101,11 +95,11 @@ def unknown_fields(
                 continue
             sub = _child_schema(schema, key)
             if sub is None:
-                found.append(_join(path, key))
+                found.append(join_path(path, key))
                 if prune:
                     del value[key]
             elif isinstance(sub, dict):
-                found += unknown_fields(sub, value[key], _join(path, key), prune)
+                found += unknown_fields(sub, value[key], join_path(path, key), prune)
     elif isinstance(value, list) and isinstance(schema.get("items"), dict):
         for i, item in enumerate(value):
             found += unknown_fields(schema["items"], item, f"{path}[{i}]", prune)
@@ -129,7 +123,7 @@ def apply_defaults(schema: dict[str, Any], value: Any) -> None:
             apply_defaults(schema["items"], item)
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -148,7 +142,7 @@ def _json_type(value: Any) -> str:
 def _path(parts: Any) -> str:
     out = ""
     for p in parts:
-        out = f"{out}[{p}]" if isinstance(p, int) else _join(out, str(p))
+        out = f"{out}[{p}]" if isinstance(p, int) else join_path(out, str(p))
     return out
 
 
@@ -178,9 +172,9 @@ def schema_errors(schema: dict[str, Any], obj: dict[str, Any]) -> list[FieldErro
         path = _path(err.absolute_path)
         if err.validator == "required":
             m = re.match(r"^'(.+)' is a required property$", err.message)
-            out.append(E.required(_join(path, m.group(1) if m else "?")))
+            out.append(E.required(join_path(path, m.group(1) if m else "?")))
         elif err.validator == "type":
-            actual = _json_type(err.instance)
+            actual = json_type(err.instance)
             out.append(
                 FieldError(
                     path,
@@ -210,7 +204,7 @@ def schema_errors(schema: dict[str, Any], obj: dict[str, Any]) -> list[FieldErro
             out.append(
                 E.invalid(
                     path,
-                    err.instance if _scalar(err.instance) else _json_type(err.instance),
+                    err.instance if _scalar(err.instance) else json_type(err.instance),
                     err.message,
                 )
             )
