@@ -35,12 +35,12 @@ def compose(connection_file: str) -> tuple[CiaoKernel, KernelServer]:
     over them, the server on the connection file's sockets, and the kernel between."""
     from ciao.config import load_config
     from ciao.kernel.core import CiaoKernel
-    from ciao.manager import Manager
+    from ciao.manager import Manager, interpreter_for
     from ciao.protocol.connection import ConnectionInfo
     from ciao.protocol.server import KernelServer
     from ciao.registry import Registry
 
-    manager = Manager(load_config, Registry())
+    manager = Manager(load_config, Registry(), interpreter_for)
     server = KernelServer(ConnectionInfo.from_file(connection_file), dispatch=lambda r: None)
     kernel = CiaoKernel(server, manager, kernel_id=_kernel_id(connection_file))
     server.dispatch = kernel.dispatch

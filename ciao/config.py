@@ -21,6 +21,7 @@ from typing import Any
 from ciao.config_file import read_yaml
 from ciao.errors import ConfigError, excerpt
 from ciao.interpreter.types import ALL_ROLES, FRAMEWORKS, QUEUE_NAME, Resources
+from ciao.names import DNS_LABEL
 from ciao.secrets import redact
 
 BACKENDS = ("local", "kubeflow")
@@ -289,7 +290,7 @@ def parse_config(data: Any, source: Path | None, home: str | None = None) -> Con
     kubeflow = _section(data, "kubeflow", where)
     _check_keys(kubeflow, _KUBEFLOW_KEYS, where, "kubeflow.")
     runtime = _string(kubeflow, "runtime", where, "kubeflow.") or "torch-distributed"
-    if not re.fullmatch(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", runtime):
+    if not DNS_LABEL.fullmatch(runtime):
         raise ConfigError(f"{where}: kubeflow.runtime: {_shown(runtime)} is not a runtime name")
     queue = _string(kubeflow, "queue", where, "kubeflow.")
     if queue and not QUEUE_NAME.fullmatch(queue):

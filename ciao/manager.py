@@ -11,22 +11,19 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from ciao.backend.types import Event, Idle, Job, JobDone, JobInfo, LogLine, Plan
 from ciao.config import Config
 from ciao.errors import BackendError, CiaoError, JobCancelled
-from ciao.interpreter.types import Command, Parameter
+from ciao.interpreter.types import Command, Interpreter, Parameter
 from ciao.registry import AnyBackend, Registry, allowed, check_replicas
 from ciao.s2i.types import Progress, S2IClient, Shipment
-
-if TYPE_CHECKING:
-    from ciao.interpreter.magics import MagicInterpreter
 
 log = logging.getLogger("ciao.manager")
 
 
-def interpreter_for(config: Config) -> MagicInterpreter:
+def interpreter_for(config: Config) -> Interpreter:
     """The interpreter with the config's per-role defaults (import kept off start-up)."""
     from ciao.interpreter.magics import MagicInterpreter
 
@@ -163,10 +160,17 @@ class ActiveJob:
 class Manager:
     """Runs cells: prepare (phase 1), then submit (phases 2 and 3)."""
 
-    def __init__(self, load_config: Callable[[], Config], registry: Registry) -> None:
-        """`load_config` is called for every cell (edits apply at once); `registry` hands
-        out the components. Both come from the composition root, ciao.app."""
+    def __init__(
+        self,
+        load_config: Callable[[], Config],
+        registry: Registry,
+        interpreter: Callable[[Config], Interpreter] = interpreter_for,
+    ) -> None:
+        """`load_config` is called for every cell (edits apply at once), and `interpreter`
+        with what it read; `registry` hands out the S2I providers and backends. They come
+        from the composition root, ciao.app."""
         self._load_config = load_config
+        self._interpreter = interpreter
         self.registry = registry
         self._lock = threading.Lock()
         self.active: ActiveJob | None = None
@@ -182,7 +186,7 @@ class Manager:
     def prepare(self, code: str) -> Prepared:
         """Phase 1: read the config and the cell's magics; raises ConfigError / MagicErrors."""
         config = self._load_config()
-        cell = interpreter_for(config).parse(code)
+        cell = self._interpreter(config).parse(code)
         if isinstance(cell, Command):
             return Prepared(config, command=cell)
         return Prepared(config, job=cell)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import string
+
+#: A Kubernetes object name that must be a DNS-1035 label (a job, a runtime): lower-case
+#: letters, digits and '-', starting with a letter, at most 63.
+DNS_LABEL = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 def random_name() -> str:

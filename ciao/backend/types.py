@@ -39,18 +39,6 @@ class Job(Generic[HandleT]):
     #: Followed from where this notebook left off (an %attach after lines were shown).
     resumed: bool = False
 
-    @property
-    def ps(self) -> int:
-        return self.replicas.get("ps", 0)
-
-    @property
-    def master(self) -> int:
-        return self.replicas.get("master", 0)
-
-    @property
-    def worker(self) -> int:
-        return self.replicas.get("worker", 0)
-
 
 @dataclass(frozen=True)
 class LogLine:

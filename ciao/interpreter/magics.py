@@ -47,7 +47,7 @@ from ciao.interpreter.types import (
     Resources,
     RoleSpec,
 )
-from ciao.names import random_name
+from ciao.names import DNS_LABEL, random_name
 
 __all__ = [
     "MAGICS",
@@ -275,7 +275,7 @@ def _read_magic(token: Token, doc: MagicDoc, value: str, reading: _Reading) -> N
         else:
             reading.procs = (token.line, count)
     elif doc.name == "runtime":
-        if not _JOB_NAME.fullmatch(value):
+        if not DNS_LABEL.fullmatch(value):
             message = f"{excerpt(value)} is not a runtime name (like torch-distributed)"
             reading.error(token.line, magic, message)
         else:
@@ -499,7 +499,6 @@ def _small_whole_number(text: str) -> bool:
     return 0 < len(text) <= 9 and text.isascii() and text.isdigit()
 
 
-_JOB_NAME = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
 _REPLICA = re.compile(r"(chief|master|ps|worker|evaluator|node)-\d+")
 
 
@@ -508,7 +507,7 @@ def _job_command(name: str, args: list[str]) -> JobCommand | LogsCommand | str:
     if not args:
         return "missing the job's name"
     job = args[0]
-    if not _JOB_NAME.fullmatch(job):
+    if not DNS_LABEL.fullmatch(job):
         return f"{excerpt(job)} is not a job name"
     rest = args[1:]
     if name != "logs":

@@ -96,26 +96,6 @@ class Parameter:
         return spec.resources if spec else Resources()
 
     @property
-    def ps_count(self) -> int:
-        return self.count("ps")
-
-    @property
-    def worker_count(self) -> int:
-        return self.count("worker")
-
-    @property
-    def master_count(self) -> int:
-        return self.count("master")
-
-    @property
-    def chief_count(self) -> int:
-        return self.count("chief")
-
-    @property
-    def evaluator_count(self) -> int:
-        return self.count("evaluator")
-
-    @property
     def total_replicas(self) -> int:
         return sum(spec.count for spec in self.roles.values())
 
@@ -127,7 +107,7 @@ class Parameter:
         """
         if self.clean_policy is not None:
             return self.clean_policy
-        return "Running" if self.ps_count else "None"
+        return "Running" if self.count("ps") else "None"
 
     def replica_names(self) -> list[str]:
         """`role-index` of every replica, in operator order (`master-0`, `worker-0`, ...)."""
@@ -198,7 +178,13 @@ Command = HelpCommand | ConfigCommand | JobsCommand | JobCommand | LogsCommand |
 
 
 class Interpreter(Protocol):
-    """Reads a cell's magics (the Go `interpreter.Interpreter`). Pure: no I/O."""
+    """Reads a cell's magics (the Go `interpreter.Interpreter`). Pure: no I/O. The
+    Manager reads every cell through it (`parse`)."""
+
+    def parse(self, code: str) -> Parameter | Command:
+        """The cell as a job, or as a kernel command (%jobs, %logs...); raises MagicErrors
+        naming every bad magic line."""
+        ...
 
     def preprocess(self, code: str) -> Parameter:
         """The job the cell describes; raises MagicErrors naming every bad magic line."""

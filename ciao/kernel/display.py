@@ -9,7 +9,6 @@ with a `display_id` and re-publishes it with `update_display_data`.
 from __future__ import annotations
 
 import html
-import re
 import time
 from dataclasses import dataclass, field
 from typing import cast
@@ -26,9 +25,8 @@ from ciao.backend.types import (
     ReplicaState,
 )
 from ciao.interpreter.types import Framework
-from ciao.kernel.lastline import fit, is_progress, progress_parts
+from ciao.kernel.lastline import PERCENT, fit, is_progress, progress_parts
 
-_PERCENT = re.compile(r"(\d{1,3})(?:\.\d+)?\s?%")
 #: Longest last-log-line shown in a row of text/plain (the full line is in the stream
 #: below); the HTML view gives it what the other columns leave, up to HTML_LINE_WIDTH.
 LAST_LINE_WIDTH = 60
@@ -100,7 +98,7 @@ class JobView:
         if isinstance(event, Progress):
             row = self._row(event.replica)
             row.last_line, row.progress = event.text, True
-            found = _PERCENT.findall(event.text)
+            found = PERCENT.findall(event.text)
             row.percent = min(100, int(found[-1])) if found else None
             return True
         if isinstance(event, LogLine | LogLines):

@@ -15,7 +15,8 @@ ELLIPSIS = "…"
 #: A bar drawn with characters: tqdm's (`|███▌  |`, ascii `|##5  |`), Keras's
 #: (`[====>....]`), rich's and Lightning's (`━━━╸━━━`).
 _BAR = re.compile(r"\|[█▉▊▋▌▍▎▏ ]{3,}\||\|[#0-9 ]{3,}\||\[[=>.]{3,}\]|[━╸╺╾╼─]{3,}")
-_PERCENT = re.compile(r"\d{1,3}(?:\.\d+)?\s?%")
+#: A percentage a progress line shows (its whole number is group 1).
+PERCENT = re.compile(r"(\d{1,3})(?:\.\d+)?\s?%")
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ def progress_parts(text: str) -> ProgressParts:
     found = _BAR.search(text)
     if found:
         return ProgressParts(text[: found.start()], found.group(), text[found.end() :])
-    percent = _PERCENT.search(text)
+    percent = PERCENT.search(text)
     if percent:
         return ProgressParts(text[: percent.end()], "", text[percent.end() :])
     return ProgressParts(text, "", "")

@@ -64,7 +64,7 @@ def test_is_an_interpreter() -> None:
 def test_go_case_1_tensorflow_ps_and_worker_get_default_resources(interp) -> None:
     p = interp.preprocess("%framework=tensorflow\n%ps=1\n%worker=1\nsome code here.\n")
     assert p.framework == "tensorflow"
-    assert (p.ps_count, p.worker_count, p.master_count) == (1, 1, 0)
+    assert (p.count("ps"), p.count("worker"), p.count("master")) == (1, 1, 0)
     assert p.resources("ps") == p.resources("worker") == DEFAULT
     assert p.clean_policy is None
 
@@ -77,8 +77,8 @@ def test_go_cases_2_3_tensorflow_ps_only_gets_a_worker_to_run_the_code(interp, c
     # needs a replica that runs it, so a TF cell naming no chief/master/worker gets one worker.
     p = interp.preprocess(code)
     assert p.framework == "tensorflow"
-    assert p.ps_count == 1
-    assert p.worker_count == 1
+    assert p.count("ps") == 1
+    assert p.count("worker") == 1
     assert p.resources("ps") == DEFAULT
 
 
@@ -99,7 +99,7 @@ def test_go_case_7_unknown_clean_policy_is_an_error_naming_the_allowed_values(in
 
 def test_go_case_8_ps_resources_on_its_line_others_default(interp) -> None:
     p = interp.preprocess("%framework=tensorflow\n%ps=1;%cpu=100m;%memory=100Mi")
-    assert p.ps_count == 1
+    assert p.count("ps") == 1
     assert p.resources("ps") == Resources(cpu="100m", memory="100Mi")
     assert p.resources("worker") == DEFAULT
 
@@ -108,7 +108,7 @@ def test_go_case_9_each_role_line_sets_its_own_resources(interp) -> None:
     p = interp.preprocess(
         "%framework=tensorflow\n%ps=1;%cpu=100m;%memory=100Mi\n%worker=2;%cpu=10m;%memory=10Mi"
     )
-    assert (p.ps_count, p.worker_count) == (1, 2)
+    assert (p.count("ps"), p.count("worker")) == (1, 2)
     assert p.resources("ps") == Resources(cpu="100m", memory="100Mi")
     assert p.resources("worker") == Resources(cpu="10m", memory="10Mi")
 
@@ -118,7 +118,7 @@ def test_go_case_10_pytorch_master_and_workers(interp) -> None:
         "%framework=pytorch\n%master=1;%cpu=100m;%memory=100Mi\n%worker=2;%cpu=10m;%memory=10Mi"
     )
     assert p.framework == "pytorch"
-    assert (p.master_count, p.worker_count, p.ps_count) == (1, 2, 0)
+    assert (p.count("master"), p.count("worker"), p.count("ps")) == (1, 2, 0)
     assert p.resources("master") == Resources(cpu="100m", memory="100Mi")
     assert p.resources("worker") == Resources(cpu="10m", memory="10Mi")
 
@@ -171,14 +171,14 @@ def test_unknown_default_framework_is_refused_at_construction() -> None:
 
 def test_magic_names_are_case_insensitive(interp) -> None:
     p = interp.preprocess("%FrameWork=tensorflow\n%Worker=2;%CPU=1\n%CLEANPOLICY=RUNNING")
-    assert p.worker_count == 2
+    assert p.count("worker") == 2
     assert p.resources("worker").cpu == "1"
     assert p.clean_policy == "Running"
 
 
 def test_whitespace_is_tolerated_everywhere(interp) -> None:
     p = interp.preprocess("%master=1\n  % worker = 2 ; %cpu= 500m ;%memory =2Gi;  \n")
-    assert p.worker_count == 2
+    assert p.count("worker") == 2
     assert p.resources("worker") == Resources(cpu="500m", memory="2Gi")
     # The Go parser failed on the space after `;`.
     assert interp.preprocess("%framework=tensorflow\n%ps=1; %cpu=1").resources("ps").cpu == "1"
@@ -207,7 +207,12 @@ def test_tensorflow_chief_and_evaluator(interp) -> None:
         "%framework=tensorflow\n%evaluator=1\n%worker=2\n%ps=2\n%chief=1;%memory=2Gi"
     )
     assert list(p.roles) == ["chief", "ps", "worker", "evaluator"]
-    assert (p.chief_count, p.ps_count, p.worker_count, p.evaluator_count) == (1, 2, 2, 1)
+    assert (p.count("chief"), p.count("ps"), p.count("worker"), p.count("evaluator")) == (
+        1,
+        2,
+        2,
+        1,
+    )
     assert p.resources("chief").memory == "2Gi"
 
 
@@ -219,7 +224,7 @@ def test_tensorflow_master_is_the_legacy_chief(interp) -> None:
 def test_a_zero_count_leaves_the_role_out(interp) -> None:
     p = interp.preprocess("%framework=tensorflow\n%ps=0;%cpu=1\n%worker=2")
     assert list(p.roles) == ["worker"]
-    assert p.ps_count == 0
+    assert p.count("ps") == 0
 
 
 def test_clean_policy_stays_unset_when_the_cell_does_not_set_it(interp) -> None:
@@ -256,13 +261,13 @@ def test_triple_quoted_strings_are_unchanged_even_with_percent_lines(interp) -> 
     code = 'template = """\n\n%d items\n  %(name)s\n\n"""\n%master=1\nprint(template)'
     p = interp.preprocess(code)
     assert p.code == code.replace("%master=1", "")
-    assert p.master_count == 1
+    assert p.count("master") == 1
 
 
 def test_percent_continuation_lines_are_code_not_magics(interp) -> None:
     code = 'msg = ("%d items"\n       % 3)\nn = 10 \\\n    % 4\n%master=1'
     assert interp.preprocessed_code(code) == code.removesuffix("%master=1")
-    assert interp.preprocess(code).master_count == 1
+    assert interp.preprocess(code).count("master") == 1
 
 
 def test_windows_line_ends_are_kept(interp) -> None:

@@ -317,10 +317,9 @@ def _states_before(run: RunDir, offset: int) -> tuple[list[Event], JobDone | Non
 
 
 def _recorded_parameter(run: RunDir) -> dict:
-    """The job's parameter as its record keeps it (in its plan; records of earlier
-    versions kept it on its own)."""
-    spec = run.spec()
-    return (spec.get("plan") or {}).get("parameter") or spec.get("parameter") or {}
+    """The job's parameter as its record keeps it, in its plan."""
+    parameter = (run.spec().get("plan") or {}).get("parameter")
+    return parameter if isinstance(parameter, dict) else {}
 
 
 def _append(run: RunDir, event: Event) -> None:

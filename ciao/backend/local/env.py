@@ -101,13 +101,13 @@ def _pytorch_environment(
     """The rendezvous variables point at master-0; without a Master there are none."""
     names = parameter.replica_names()
     envs: dict[str, dict[str, str]] = {name: {"PYTHONUNBUFFERED": "1"} for name in names}
-    if parameter.master_count == 0:
+    if parameter.count("master") == 0:
         return envs
-    world_size = str(parameter.master_count + parameter.worker_count)
+    world_size = str(parameter.count("master") + parameter.count("worker"))
     port = str(ports["master-0"])
     for name in names:
         role, index = name.rsplit("-", 1)
-        rank = str(int(index) + (parameter.master_count if role == "worker" else 0))
+        rank = str(int(index) + (parameter.count("master") if role == "worker" else 0))
         envs[name].update(
             {
                 "MASTER_ADDR": LOCALHOST,
