@@ -1,4 +1,8 @@
-"""Fixtures: a fake cluster and real `kubernetes` clients loaded from its kubeconfig."""
+"""Fixtures: fake clusters and real `kubernetes` clients loaded from their kubeconfigs.
+
+What the tests share besides fixtures (clients, pods, conditions, commands) is in
+`fakecluster.testing`.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
-import kubernetes
 import pytest
 from fakecluster import FakeCluster
-
-
-def clients(kubeconfig: Path) -> SimpleNamespace:
-    api = kubernetes.config.new_client_from_config(config_file=str(kubeconfig))
-    return SimpleNamespace(
-        api=api,
-        core=kubernetes.client.CoreV1Api(api),
-        custom=kubernetes.client.CustomObjectsApi(api),
-        ext=kubernetes.client.ApiextensionsV1Api(api),
-    )
+from fakecluster.testing import connected
 
 
 @pytest.fixture
@@ -28,10 +22,16 @@ def cluster() -> Iterator[FakeCluster]:
 
 
 @pytest.fixture
+def bare_cluster() -> Iterator[FakeCluster]:
+    """Pods only: no Kubeflow API, no controller but the kubelet's and the collector's."""
+    with FakeCluster(kubeflow=(), operator=False) as c:
+        yield c
+
+
+@pytest.fixture
 def kube(cluster: FakeCluster, tmp_path: Path) -> Iterator[SimpleNamespace]:
-    k = clients(cluster.write_kubeconfig(tmp_path / "kubeconfig"))
-    yield k
-    k.api.close()
+    with connected(cluster, tmp_path / "kubeconfig") as k:
+        yield k
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,5 @@ def shared_cluster() -> Iterator[FakeCluster]:
 def shared_kube(
     shared_cluster: FakeCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SimpleNamespace]:
-    path = tmp_path_factory.mktemp("kube") / "config"
-    k = clients(shared_cluster.write_kubeconfig(path))
-    yield k
-    k.api.close()
+    with connected(shared_cluster, tmp_path_factory.mktemp("kube") / "config") as k:
+        yield k

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from types import SimpleNamespace
 
 import kubernetes
 import pytest
 from fakecluster import FakeCluster
 from fakecluster.jobs import pytorchjob
+from fakecluster.testing import KF, status_of
 from kubernetes.client.exceptions import ApiException
 
 pytestmark = pytest.mark.timeout(60)
-KF = ("kubeflow.org", "v1")
-
-
-def status_of(exc: ApiException) -> dict:
-    return json.loads(exc.body)
 
 
 def test_configmap_crud_and_resource_versions(shared_kube: SimpleNamespace) -> None:

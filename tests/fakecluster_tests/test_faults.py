@@ -11,11 +11,10 @@ import pytest
 import urllib3
 from fakecluster import FakeCluster
 from fakecluster.jobs import pytorchjob
+from fakecluster.testing import KF, RANK, pod
 from kubernetes.client.exceptions import ApiException
 
 pytestmark = pytest.mark.timeout(60)
-KF = ("kubeflow.org", "v1")
-RANK = ["python", "-u", "-c", "import os; print(os.environ['RANK'])"]
 
 
 def succeeded(cluster: FakeCluster, name: str) -> bool:
@@ -28,16 +27,6 @@ def succeeded(cluster: FakeCluster, name: str) -> bool:
 
 def container_status(cluster: FakeCluster, pod: str) -> dict:
     return cluster.get("pods", "default", pod)["status"]["containerStatuses"][0]
-
-
-def simple_pod(name: str, command: list[str], image: str = "python:3.11") -> dict:
-    return {
-        "metadata": {"name": name},
-        "spec": {
-            "restartPolicy": "Never",
-            "containers": [{"name": "main", "image": image, "command": command}],
-        },
-    }
 
 
 def test_unschedulable_until_cancelled(cluster: FakeCluster, kube: SimpleNamespace) -> None:
@@ -72,7 +61,7 @@ def test_image_pull_failures(
     cluster: FakeCluster, kube: SimpleNamespace, cause: str, words: str
 ) -> None:
     fault = cluster.inject("image_pull", cause=cause, pod="img")
-    kube.core.create_namespaced_pod("default", simple_pod("img", ["true"], "registry.example/x:1"))
+    kube.core.create_namespaced_pod("default", pod("img", ["true"], "registry.example/x:1"))
     seen: set[str] = set()
 
     def both_reasons() -> bool:
@@ -103,7 +92,7 @@ def test_image_pull_failures(
 def test_oom_killed(cluster: FakeCluster, kube: SimpleNamespace) -> None:
     fault = cluster.inject("oom", pod="hungry", after_lines=1)
     code = "import time\nprint('allocating', flush=True)\ntime.sleep(30)"
-    kube.core.create_namespaced_pod("default", simple_pod("hungry", ["python", "-c", code]))
+    kube.core.create_namespaced_pod("default", pod("hungry", ["python", "-c", code]))
     cluster.wait_for(
         lambda: cluster.get("pods", "default", "hungry")["status"]["phase"] == "Failed", 20
     )
@@ -184,7 +173,7 @@ def test_dropped_watches(cluster: FakeCluster, kube: SimpleNamespace) -> None:
 
 def test_log_stream_cut_mid_line(cluster: FakeCluster, kube: SimpleNamespace) -> None:
     code = "import time\nprint('a' * 40, flush=True)\ntime.sleep(0.3)\nprint('b' * 40)"
-    kube.core.create_namespaced_pod("default", simple_pod("cut", ["python", "-c", code]))
+    kube.core.create_namespaced_pod("default", pod("cut", ["python", "-c", code]))
     cluster.wait_for(
         lambda: cluster.get("pods", "default", "cut")["status"]["phase"] == "Running", 10
     )
@@ -204,35 +193,23 @@ def test_next_watch_resume_expires(cluster: FakeCluster, kube: SimpleNamespace) 
     rv = kube.core.list_namespaced_config_map("default").metadata.resource_version
     fault = cluster.inject("watch_expire")
     w = kubernetes.watch.Watch()
+
+    def resume() -> list[dict]:
+        config_maps = kube.core.list_namespaced_config_map
+        return list(w.stream(config_maps, "default", resource_version=rv, timeout_seconds=1))
+
     with pytest.raises(ApiException) as exc:
-        list(
-            w.stream(
-                kube.core.list_namespaced_config_map,
-                "default",
-                resource_version=rv,
-                timeout_seconds=1,
-            )
-        )
+        resume()
     assert exc.value.status == 410
     assert fault.fired == 1
     assert exc.value.reason.startswith(f"Expired: too old resource version: {rv} (")
-    assert (
-        list(
-            w.stream(
-                kube.core.list_namespaced_config_map,
-                "default",
-                resource_version=rv,
-                timeout_seconds=1,
-            )
-        )
-        == []
-    )
+    assert resume() == []
 
 
 def test_stop_leaves_no_threads_or_processes() -> None:
     before = {t.ident for t in threading.enumerate()}
     cluster = FakeCluster().start()
-    cluster.create("pods", simple_pod("lingering", ["python", "-c", "import time; time.sleep(60)"]))
+    cluster.create("pods", pod("lingering", ["python", "-c", "import time; time.sleep(60)"]))
     pids = cluster.wait_for(cluster.pod_processes, 20)
     resp = urllib3.request(
         "GET",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from types import SimpleNamespace
@@ -11,25 +10,14 @@ import kubernetes
 import pytest
 import urllib3
 from fakecluster import FakeCluster
+from fakecluster.testing import phase, pod, status_of
 from kubernetes.client.exceptions import ApiException
 
 pytestmark = pytest.mark.timeout(60)
 
 
-def pod(name: str, command: list[str], **spec: object) -> dict:
-    container = {"name": "main", "image": "python:3.11", "command": command}
-    container.update(spec.pop("container", {}))  # type: ignore[arg-type]
-    spec.setdefault("restartPolicy", "Never")
-    return {"metadata": {"name": name}, "spec": {"containers": [container], **spec}}
-
-
-def phase(cluster: FakeCluster, name: str) -> str | None:
-    obj = cluster.get("pods", "default", name)
-    return obj["status"].get("phase") if obj else None
-
-
 def message(exc: ApiException) -> str:
-    return json.loads(exc.body)["message"]
+    return str(status_of(exc)["message"])
 
 
 def raw_get(cluster: FakeCluster, path: str) -> str:

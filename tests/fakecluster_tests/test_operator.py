@@ -11,23 +11,9 @@ import pytest
 from fakecluster import FakeCluster
 from fakecluster.jobs import pytorchjob, tfjob
 from fakecluster.store import WatchEvent
+from fakecluster.testing import KF, RANK, SLEEP, conditions, finished, owned_by
 
 pytestmark = pytest.mark.timeout(60)
-KF = ("kubeflow.org", "v1")
-RANK = ["python", "-u", "-c", "import os; print(os.environ['RANK'])"]
-SLEEP = ["python", "-u", "-c", "import time; print('up', flush=True); time.sleep(60)"]
-
-
-def finished(cluster: FakeCluster, plural: str, name: str) -> dict | None:
-    """The job once a Succeeded/Failed condition is True (not conditions[-1])."""
-    job = cluster.get(plural, "default", name)
-    conds = (job or {}).get("status", {}).get("conditions", [])
-    done = any(c["type"] in ("Succeeded", "Failed") and c["status"] == "True" for c in conds)
-    return job if done else None
-
-
-def conditions(job: dict) -> dict[str, dict]:
-    return {c["type"]: c for c in job["status"]["conditions"]}
 
 
 def env_of(pod: kubernetes.client.V1Pod) -> dict[str, str]:
@@ -260,16 +246,7 @@ def test_foreground_deletion_removes_dependents_and_processes(
     created = kube.custom.create_namespaced_custom_object(
         *KF, "default", "pytorchjobs", pytorchjob("fg", SLEEP, workers=1)
     )
-    owner = {
-        "apiVersion": "kubeflow.org/v1",
-        "kind": "PyTorchJob",
-        "name": "fg",
-        "uid": created["metadata"]["uid"],
-        "blockOwnerDeletion": True,
-    }
-    kube.core.create_namespaced_config_map(
-        "default", {"metadata": {"name": "fg-code", "ownerReferences": [owner]}}
-    )
+    kube.core.create_namespaced_config_map("default", owned_by(created, "fg-code"))
     cluster.wait_for(lambda: len(cluster.pod_processes()) == 2, 20, "both processes running")
     pids = set(cluster.pod_processes().values())
     answer = kube.custom.delete_namespaced_custom_object(

@@ -5,7 +5,6 @@ kubelet refuses to start a container that would run as root under runAsNonRoot."
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import kubernetes
@@ -16,6 +15,7 @@ from fakecluster.apiserver import VERSION_INFO
 from fakecluster.jobs import pytorchjob, trainjob
 from fakecluster.podsecurity import SERVER_VERSION, LevelVersion, evaluate, policy_of
 from fakecluster.resources import CORE
+from fakecluster.testing import connected, phase, status_of
 
 ENFORCE = "pod-security.kubernetes.io/enforce"
 RESTRICTED = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
@@ -54,25 +54,20 @@ def violations(spec: dict, level: str = "restricted", version=None, **kw) -> str
     return ", ".join(f"{reason} ({text})" for reason, text in found)
 
 
-def phase(cluster: FakeCluster, ns: str, name: str) -> str:
-    return (cluster.get("pods", ns, name).get("status") or {}).get("phase", "")
-
-
 @pytest.fixture
-def cluster():
-    with FakeCluster(kubeflow=(), operator=False) as fake:
-        namespace(fake, "secure", enforce="restricted", enforce_version="latest")
-        yield fake
+def cluster(bare_cluster: FakeCluster) -> FakeCluster:
+    namespace(bare_cluster, "secure", enforce="restricted", enforce_version="latest")
+    return bare_cluster
 
 
 def test_a_pod_that_violates_restricted_is_forbidden_with_the_servers_words(cluster, tmp_path):
-    api = kubernetes.config.new_client_from_config(
-        config_file=str(cluster.write_kubeconfig(tmp_path / "kubeconfig", namespace="secure"))
-    )
-    with api, pytest.raises(kubernetes.client.ApiException) as refused:
-        kubernetes.client.CoreV1Api(api).create_namespaced_pod("secure", pod("bare"))
+    with (
+        connected(cluster, tmp_path / "kubeconfig", "secure") as kube,
+        pytest.raises(kubernetes.client.ApiException) as refused,
+    ):
+        kube.core.create_namespaced_pod("secure", pod("bare"))
     assert refused.value.status == 403
-    status = json.loads(refused.value.body)
+    status = status_of(refused.value)
     assert status["reason"] == "Forbidden"
     assert status["details"] == {"name": "bare", "kind": "pods"}
     assert status["message"] == (
@@ -83,7 +78,7 @@ def test_a_pod_that_violates_restricted_is_forbidden_with_the_servers_words(clus
 
 def test_a_pod_that_meets_restricted_is_admitted_and_runs(cluster):
     cluster.create("pods", restricted_pod("ok"), "secure")
-    cluster.wait_for(lambda: phase(cluster, "secure", "ok") == "Succeeded")
+    cluster.wait_for(lambda: phase(cluster, "ok", "secure") == "Succeeded")
 
 
 def test_the_version_label_names_the_policy_and_older_versions_check_less(cluster):
@@ -205,7 +200,7 @@ def test_warn_admits_with_a_warning_and_tightening_enforce_names_the_pods_that_v
     ]
     assert cluster.label_namespace("soft", {ENFORCE: "baseline"}) == []  # loosening: silent
     cluster.label_namespace("soft", {ENFORCE: "restricted"})
-    assert phase(cluster, "soft", "a") in ("Pending", "Running")  # existing pods stay
+    assert phase(cluster, "a", "soft") in ("Pending", "Running")  # existing pods stay
     # a pod update is held to the policy only when it changes an image
     current = cluster.get("pods", "soft", "a")
     current["metadata"]["labels"] = {"x": "y"}
@@ -246,9 +241,9 @@ def test_the_kubelet_refuses_root_under_run_as_non_root_unless_the_image_says_ot
             "container has runAsNonRoot and image has non-numeric user (app), cannot verify "
             "user is non-root (pod: "
         )
-        cluster.wait_for(lambda: phase(cluster, "default", "app") == "Succeeded")
+        cluster.wait_for(lambda: phase(cluster, "app") == "Succeeded")
         cluster.create("pods", pod("uid", pod_sc={**sc, "runAsUser": 1000}))  # root image
-        cluster.wait_for(lambda: phase(cluster, "default", "uid") == "Succeeded")
+        cluster.wait_for(lambda: phase(cluster, "uid") == "Succeeded")
 
 
 def test_controllers_whose_pods_are_refused_say_so_in_their_events():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from fakecluster import FakeCluster, StatusError
+from fakecluster.testing import phase
 
 
 def pod(name: str, cpu: str, command: tuple[str, ...] = ("sleep", "30")) -> dict:
@@ -16,15 +17,11 @@ def pod(name: str, cpu: str, command: tuple[str, ...] = ("sleep", "30")) -> dict
     }
 
 
-def phase(cluster: FakeCluster, name: str) -> str:
-    return (cluster.get("pods", "default", name).get("status") or {}).get("phase", "")
-
-
 @pytest.fixture
-def cluster():
-    with FakeCluster(kubeflow=(), operator=False) as fake:
-        fake.create("resourcequotas", {"metadata": {"name": "q"}, "spec": {"hard": {"cpu": "3"}}})
-        yield fake
+def cluster(bare_cluster: FakeCluster) -> FakeCluster:
+    quota = {"metadata": {"name": "q"}, "spec": {"hard": {"cpu": "3"}}}
+    bare_cluster.create("resourcequotas", quota)
+    return bare_cluster
 
 
 def test_a_pod_past_the_quota_is_forbidden_with_the_plugins_words(cluster):

@@ -15,12 +15,12 @@ import pytest
 from fakecluster import FakeCluster
 from fakecluster.jobs import configmap_mount, torch_runtime, trainjob
 from fakecluster.store import WatchEvent
+from fakecluster.testing import SLEEP, conditions, connected, finished, owned_by, status_of
 from kubernetes.client.exceptions import ApiException
 
 pytestmark = pytest.mark.timeout(120)
 TR = ("trainer.kubeflow.org", "v1alpha1")
 JS = ("jobset.x-k8s.io", "v1alpha2")
-SLEEP = ["python", "-u", "-c", "import time; print('up', flush=True); time.sleep(60)"]
 PRINT_ENV = [
     "python",
     "-u",
@@ -45,31 +45,6 @@ dist.destroy_process_group()
 WEBHOOK = 'admission webhook "validator.trainjob.trainer.kubeflow.org" denied the request:'
 
 
-def clients(kubeconfig: Path) -> SimpleNamespace:
-    api = kubernetes.config.new_client_from_config(config_file=str(kubeconfig))
-    return SimpleNamespace(
-        api=api,
-        core=kubernetes.client.CoreV1Api(api),
-        custom=kubernetes.client.CustomObjectsApi(api),
-    )
-
-
-def status_of(exc: ApiException) -> dict:
-    return json.loads(exc.body)
-
-
-def finished(cluster: FakeCluster, name: str, namespace: str = "default") -> dict | None:
-    """The TrainJob once a Complete/Failed condition is True."""
-    tj = cluster.get("trainjobs", namespace, name) or {}
-    conds = tj.get("status", {}).get("conditions", [])
-    done = any(c["type"] in ("Complete", "Failed") and c["status"] == "True" for c in conds)
-    return tj if done else None
-
-
-def conditions(obj: dict) -> dict[str, dict]:
-    return {c["type"]: c for c in obj["status"]["conditions"]}
-
-
 @pytest.fixture(scope="module")
 def v2() -> Iterator[FakeCluster]:
     """Trainer v2.3 only; the default torch-distributed runtime plus one without retries."""
@@ -80,13 +55,8 @@ def v2() -> Iterator[FakeCluster]:
 
 @pytest.fixture(scope="module")
 def kube(v2: FakeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
-    k = clients(v2.write_kubeconfig(tmp_path_factory.mktemp("kube") / "config"))
-    yield k
-    k.api.close()
-
-
-def cluster_clients(cluster: FakeCluster, tmp_path: Path) -> SimpleNamespace:
-    return clients(cluster.write_kubeconfig(tmp_path / "kubeconfig"))
+    with connected(v2, tmp_path_factory.mktemp("kube") / "config") as k:
+        yield k
 
 
 # -- discovery -----------------------------------------------------------------------------
@@ -94,8 +64,10 @@ def cluster_clients(cluster: FakeCluster, tmp_path: Path) -> SimpleNamespace:
 def test_discovery_lists_exactly_what_is_installed(
     installed: tuple[str, ...], tmp_path: Path
 ) -> None:
-    with FakeCluster(kubeflow=installed, operator=False) as cluster:
-        k = cluster_clients(cluster, tmp_path)
+    with (
+        FakeCluster(kubeflow=installed, operator=False) as cluster,
+        connected(cluster, tmp_path / "kubeconfig") as k,
+    ):
         groups = {g.name for g in kubernetes.client.ApisApi(k.api).get_api_versions().groups}
         assert {"batch", "apiextensions.k8s.io"} <= groups
         assert ("kubeflow.org" in groups) == ("v1" in installed)
@@ -120,7 +92,6 @@ def test_discovery_lists_exactly_what_is_installed(
         if "v1" in installed:
             names = {r.name for r in k.custom.get_api_resources("kubeflow.org", "v1").resources}
             assert {"pytorchjobs", "tfjobs"} <= names
-        k.api.close()
 
 
 @pytest.mark.parametrize(
@@ -135,8 +106,10 @@ def test_discovery_lists_exactly_what_is_installed(
 def test_openapi_v3_names_the_release_pod_override_field(
     release: str, field: str, tmp_path: Path
 ) -> None:
-    with FakeCluster(kubeflow=("v1", "v2"), trainer_release=release, operator=False) as cluster:
-        k = cluster_clients(cluster, tmp_path)
+    with (
+        FakeCluster(kubeflow=("v1", "v2"), trainer_release=release, operator=False) as cluster,
+        connected(cluster, tmp_path / "kubeconfig") as k,
+    ):
 
         def get(path: str) -> dict:
             request = k.api.param_serialize("GET", path, auth_settings=["BearerToken"])
@@ -171,7 +144,6 @@ def test_openapi_v3_names_the_release_pod_override_field(
         with pytest.raises(urllib.error.HTTPError) as denied:  # no token
             urllib.request.urlopen(cluster.url + "/openapi/v3")
         assert denied.value.code == 401
-        k.api.close()
 
 
 # -- what runs -----------------------------------------------------------------------------
@@ -184,7 +156,7 @@ def test_three_node_trainjob_pods_names_labels_env(v2: FakeCluster, kube: Simple
         "apiGroup": "trainer.kubeflow.org",
         "kind": "ClusterTrainingRuntime",
     }
-    done = v2.wait_for(lambda: finished(v2, "three"), 60, "the TrainJob to end")
+    done = v2.wait_for(lambda: finished(v2, "trainjobs", "three"), 60, "the TrainJob to end")
     complete = conditions(done)["Complete"]
     assert (complete["reason"], complete["message"]) == (
         "AllJobsCompleted",
@@ -283,8 +255,10 @@ def test_three_node_trainjob_pods_names_labels_env(v2: FakeCluster, kube: Simple
 def test_code_in_a_configmap_mounted_through_the_release_field(
     release: str, tmp_path: Path
 ) -> None:
-    with FakeCluster(kubeflow=("v2",), trainer_release=release) as cluster:
-        k = cluster_clients(cluster, tmp_path)
+    with (
+        FakeCluster(kubeflow=("v2",), trainer_release=release) as cluster,
+        connected(cluster, tmp_path / "kubeconfig") as k,
+    ):
         code = "import os; print('hello from', os.environ['PET_NODE_RANK'])\n"
         k.core.create_namespaced_config_map(
             "default", {"metadata": {"name": "code"}, "data": {"main.py": code}}
@@ -302,7 +276,9 @@ def test_code_in_a_configmap_mounted_through_the_release_field(
         assert made["spec"][field]
         if release == "v2.3":
             assert made["spec"]["runtimePatches"][0]["time"]  # set by the defaulting webhook
-        cluster.wait_for(lambda: finished(cluster, "mounted"), 60, "the TrainJob to end")
+        cluster.wait_for(
+            lambda: finished(cluster, "trainjobs", "mounted"), 60, "the TrainJob to end"
+        )
         assert conditions(cluster.get("trainjobs", "default", "mounted"))["Complete"]
         pods = cluster.trainjob_pods("mounted")
         assert [cluster.logs("default", p["metadata"]["name"]) for p in pods] == [
@@ -330,7 +306,6 @@ def test_code_in_a_configmap_mounted_through_the_release_field(
         kept = k.custom.create_namespaced_custom_object(*TR, "default", "trainjobs", wrong)
         assert wrong_field not in kept["spec"]
         assert wrong_field not in cluster.get("trainjobs", "default", "wrong")["spec"]
-        k.api.close()
 
 
 # -- admission -----------------------------------------------------------------------------
@@ -387,8 +362,10 @@ def test_runtime_not_found(v2: FakeCluster, kube: SimpleNamespace, tmp_path: Pat
         "specified clusterTrainingRuntime must be created before the TrainJob is created"
     )
 
-    with FakeCluster(kubeflow=("v2",), missing_runtime="admit") as lenient:
-        k = cluster_clients(lenient, tmp_path)
+    with (
+        FakeCluster(kubeflow=("v2",), missing_runtime="admit") as lenient,
+        connected(lenient, tmp_path / "kubeconfig") as k,
+    ):
         k.custom.create_namespaced_custom_object(
             *TR, "default", "trainjobs", trainjob("lost", SLEEP, runtime="no-such-runtime")
         )
@@ -404,7 +381,6 @@ def test_runtime_not_found(v2: FakeCluster, kube: SimpleNamespace, tmp_path: Pat
         job = lenient.get("trainjobs", "default", "lost")
         assert not (job.get("status") or {}).get("conditions")  # upstream retries, no condition
         assert lenient.get("jobsets", "default", "lost") is None
-        k.api.close()
 
 
 # -- failure, deletion, faults -------------------------------------------------------------
@@ -427,7 +403,7 @@ def test_a_failing_node_fails_the_trainjob(v2: FakeCluster, kube: SimpleNamespac
     v2.store.add_listener(watch)
     job = trainjob("bad", fail_rank_1, num_nodes=2, runtime="torch-once")
     kube.custom.create_namespaced_custom_object(*TR, "default", "trainjobs", job)
-    done = v2.wait_for(lambda: finished(v2, "bad"), 60, "the TrainJob to fail")
+    done = v2.wait_for(lambda: finished(v2, "trainjobs", "bad"), 60, "the TrainJob to fail")
     failed = conditions(done)["Failed"]
     assert (failed["reason"], failed["message"]) == (
         "FailedJobs",
@@ -458,7 +434,7 @@ def test_default_runtime_retries_in_place_up_to_the_job_backoff_limit(
     v2.store.add_listener(watch)
     job = trainjob("retry", ["python", "-c", "raise SystemExit(2)"], num_nodes=1)
     kube.custom.create_namespaced_custom_object(*TR, "default", "trainjobs", job)
-    v2.wait_for(lambda: finished(v2, "retry"), 60, "the TrainJob to fail")
+    v2.wait_for(lambda: finished(v2, "trainjobs", "retry"), 60, "the TrainJob to fail")
     assert v2.get("jobs", "default", "retry-node-0")["spec"]["backoffLimit"] == 6
     assert max(restarts) == 6  # the batch/v1 default: the runtime sets none
 
@@ -467,16 +443,7 @@ def test_foreground_delete_leaves_nothing(v2: FakeCluster, kube: SimpleNamespace
     made = kube.custom.create_namespaced_custom_object(
         *TR, "default", "trainjobs", trainjob("gone", SLEEP, num_nodes=2)
     )
-    owner = {
-        "apiVersion": "trainer.kubeflow.org/v1alpha1",
-        "kind": "TrainJob",
-        "name": "gone",
-        "uid": made["metadata"]["uid"],
-        "blockOwnerDeletion": True,
-    }
-    kube.core.create_namespaced_config_map(
-        "default", {"metadata": {"name": "gone-code", "ownerReferences": [owner]}}
-    )
+    kube.core.create_namespaced_config_map("default", owned_by(made, "gone-code"))
     v2.wait_for(
         lambda: len([k for k in v2.pod_processes() if k.startswith("default/gone-")]) == 2,
         30,
@@ -534,7 +501,7 @@ def test_torchrun_two_nodes_gloo_allreduce(v2: FakeCluster, kube: SimpleNamespac
             *TR, "default", "trainjobs", job, field_validation="Strict"
         )
     for name in ("ddp-a", "ddp-b"):
-        done = v2.wait_for(lambda n=name: finished(v2, n), 90, f"{name} to end")
+        done = v2.wait_for(lambda n=name: finished(v2, "trainjobs", n), 90, f"{name} to end")
         assert "Complete" in conditions(done), done["status"]
         logs = [v2.logs("default", p["metadata"]["name"]) for p in v2.trainjob_pods(name)]
         assert "rank 0 of 2 sum 3" in logs[0].splitlines()
@@ -546,7 +513,7 @@ def test_torchrun_without_torch_fails_to_start(tmp_path: Path) -> None:
         kubeflow=("v2",), torchrun=False, runtimes=[torch_runtime(backoff_limit=0)]
     ) as c:
         c.create("trainjobs", trainjob("notorch", ["torchrun", "train.py"]))
-        c.wait_for(lambda: finished(c, "notorch"), 30, "the TrainJob to fail")
+        c.wait_for(lambda: finished(c, "trainjobs", "notorch"), 30, "the TrainJob to fail")
         starts = [
             e["message"] for e in c.events("default", reason="Failed") if "torchrun" in e["message"]
         ]
