@@ -22,14 +22,7 @@ def split_cell(code: str) -> list[str]:
 def find_shell_lines(lines: list[str]) -> list[int]:
     """Indices (0-based) of IPython shell escapes (`!pip install x`): a statement that
     starts with `!`, which Python cannot run."""
-    found: list[int] = []
-    scanner = _Scanner()
-    for index, line in enumerate(lines):
-        if scanner.at_statement_start() and line.lstrip().startswith("!"):
-            found.append(index)
-            continue
-        scanner.feed(line)
-    return found
+    return _statements_starting(lines, "!")
 
 
 def find_magic_lines(lines: list[str]) -> list[int]:
@@ -39,10 +32,16 @@ def find_magic_lines(lines: list[str]) -> list[int]:
     magic: inside a triple-quoted string (`%s` templates), inside brackets or after a
     backslash (`("%d items"\\n % n)`). Line numbers of everything else are untouched.
     """
+    return _statements_starting(lines, "%")
+
+
+def _statements_starting(lines: list[str], mark: str) -> list[int]:
+    """Indices of the lines that start a statement with `mark` (such a line is not fed
+    to the scanner: it is not Python)."""
     found: list[int] = []
     scanner = _Scanner()
     for index, line in enumerate(lines):
-        if scanner.at_statement_start() and line.lstrip().startswith("%"):
+        if scanner.at_statement_start() and line.lstrip().startswith(mark):
             found.append(index)
             continue
         scanner.feed(line)

@@ -109,21 +109,25 @@ def test_attach_in_the_notebook_that_ran_the_job_goes_on_where_it_left_off():
     assert record_files(name) == before
 
 
+COUNTING = (
+    "%framework=pytorch\n%master=1\nimport time\n"
+    "for i in range(600):\n    print(i, flush=True)\n    time.sleep(0.1)"
+)
+
+
+def followed(kc, cell: str) -> str:
+    """Run `cell` and return once its live view is up (the cell follows the job): the job's
+    name."""
+    msg_id = kc.execute(cell)
+    while True:
+        msg = kc.get_iopub_msg(timeout=30)
+        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "display_data":
+            return job_name(msg["content"]["data"]["text/plain"])
+
+
 def test_a_restart_cancels_the_followed_job_and_every_view_says_so():
-    env = notebook_env("restart.ipynb")
-    counting = (
-        "%framework=pytorch\n%master=1\n%worker=1\nimport time\n"
-        "for i in range(600):\n    print(i, flush=True)\n    time.sleep(0.1)"
-    )
-    with running_kernel(env=env) as (km, kc):
-        msg_id = kc.execute(counting)
-        name = ""
-        while not name:
-            msg = kc.get_iopub_msg(timeout=30)
-            if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
-                name = job_name(msg["content"]["text"]) if "ciao-" in msg["content"]["text"] else ""
-            if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "display_data":
-                name = job_name(msg["content"]["data"]["text/plain"])
+    with running_kernel(env=notebook_env("restart.ipynb")) as (km, kc):
+        name = followed(kc, COUNTING)
         km.restart_kernel(now=False)
         kc.wait_for_ready(timeout=30)
         seen = views(kc, name)
@@ -177,23 +181,11 @@ def test_jobs_lists_this_notebooks_recent_jobs_by_default():
 
 
 def test_a_restart_leaves_a_job_that_said_detach_or_was_only_attached_running():
-    env = notebook_env("restart-detach.ipynb")
-    counting = (
-        "%framework=pytorch\n%master=1\nimport time\n"
-        "for i in range(600):\n    print(i, flush=True)\n    time.sleep(0.1)"
-    )
-    with running_kernel(env=env) as (km, kc):
-        _, messages = execute(kc, "%detach\n" + counting)
+    with running_kernel(env=notebook_env("restart-detach.ipynb")) as (km, kc):
+        _, messages = execute(kc, "%detach\n" + COUNTING)
         attached = job_name(stream_text(messages))
-        for cell in ("%onInterrupt=detach\n" + counting, f"%attach {attached}"):
-            msg_id = kc.execute(cell)
-            while True:  # until its live view is up: the cell follows the job
-                msg = kc.get_iopub_msg(timeout=30)
-                if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == (
-                    "display_data"
-                ):
-                    break
-            name = job_name(msg["content"]["data"]["text/plain"])
+        for cell in ("%onInterrupt=detach\n" + COUNTING, f"%attach {attached}"):
+            name = followed(kc, cell)
             km.restart_kernel(now=False)
             kc.wait_for_ready(timeout=30)
             _, messages = execute(kc, "%jobs")
