@@ -1,9 +1,14 @@
-"""The Kubeflow backend: a cell as a TFJob / PyTorchJob, followed until it ends.
+"""The Kubeflow backend, as the kernel sees it: a cell as a PyTorchJob or TFJob (Training
+Operator v1) or a TrainJob (Kubeflow Trainer v2), and Ciao's jobs on the cluster.
 
-Three informers (the job, its pods, the namespace's events) keep the job's state; one
-ContainerFollower per pod streams its log into the same bounded queue the local backend
-uses. The job has ended when a Succeeded or Failed condition is True and every follower
-has drained; then one JobDone closes the stream of events.
+`dry_run` chooses the API from what the cluster serves (discovery.py), checks a v2 runtime
+exists, and plans the ConfigMap of the shipped files and the job (plan.py); `exec_code`
+creates exactly that plan (the ConfigMap, the job, then the job adopts the ConfigMap; a
+name clash renames the whole plan, a failure deletes what was made) and writes the job's
+run record. `get_logs` is follow.py's. Cancel and %delete delete in the foreground by UID;
+%jobs lists the jobs labelled managed-by=ciao, and %status, %logs and %attach find a job by
+name (%logs reads its run record once it has a verdict, or when its pods are gone). The
+cluster is connected to on first use, so choosing this backend costs nothing.
 """
 
 from __future__ import annotations
