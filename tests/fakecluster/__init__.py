@@ -97,6 +97,14 @@ release="v2.3", runtime=None, strict=True) the same for a TrainJob (schema, CEL 
 torch and pod-override webhook rules). fakecluster.jobs has small manifest builders
 (pytorchjob(...), tfjob(...), trainjob(...), torch_runtime(...), and configmap_mount(release,
 configmap, mount_path) -> the release's pod-override field mounting a ConfigMap into `node`).
+fakecluster.testing has what tests of the cluster share: connected(cluster, kubeconfig) ->
+real clients (core, custom, ext) closed after, status_of(ApiException), conditions(obj),
+finished(cluster, resource, name), pod(name, command), phase(cluster, pod), owned_by(obj,
+name) -> a ConfigMap it owns.
+
+The controllers (operator.py's one a framework, trainer.py, jobset.py) are `Controller`s
+(controller.py); they, the garbage collector and the kubelet each run on one `Worker` thread
+(worker.py).
 
 Kubeflow v1 (operator.py): past runPolicy.backoffLimit (or activeDeadlineSeconds) every pod
 and service of the job is deleted, whatever the cleanPodPolicy, and only then the Failed

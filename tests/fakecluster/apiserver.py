@@ -131,8 +131,8 @@ class Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # a bug in the fake: show it to the test, like a 500
             traceback.print_exc()
             if not self.headers_sent:
-                err = E.internal(f"{type(exc).__name__}: {exc}")
-                self.send_json(500, err.body())
+                internal = E.internal(f"{type(exc).__name__}: {exc}")
+                self.send_json(500, internal.body())
 
     # -- response helpers ---------------------------------------------------------------
     def send_bytes(
@@ -203,6 +203,7 @@ class ApiServer:
     @property
     def url(self) -> str:
         host, port = self._httpd.server_address[:2]
+        assert isinstance(host, str)  # an AF_INET server's address
         return f"http://{host}:{port}"
 
     def start(self) -> None:
@@ -748,9 +749,9 @@ class ApiServer:
                 "kubectl.kubernetes.io/default-container"
             )
             if default in main:
-                return default
+                return str(default)
             if len(main) == 1:
-                return main[0]
+                return str(main[0])
             raise E.bad_request(
                 f"a container name must be specified for pod {name}, choose one of: "
                 f"[{' '.join(main)}] or one of the init containers: [{' '.join(init)}]"

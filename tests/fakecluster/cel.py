@@ -44,7 +44,7 @@ def rule_holds(rule: str, value: Any, old: Any = _MISSING) -> bool | None:
         if old is _MISSING:
             return None
         if rule == "self == oldSelf":
-            return value == old
+            return bool(value == old)
         return None
     m = _IN.match(rule)
     if m:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import copy
 import secrets
 import shutil
@@ -237,7 +238,9 @@ class FakeCluster:
         field_selector: str | None = None,
     ) -> list[Obj]:
         info = self.registry.by_plural(resource)
-        items = self.registry.list(info, namespace, label_selector, field_selector)["items"]
+        items: builtins.list[Obj] = self.registry.list(
+            info, namespace, label_selector, field_selector
+        )["items"]
         for item in items:
             item.setdefault("kind", info.kind)
             item.setdefault("apiVersion", info.api_version)
@@ -249,7 +252,7 @@ class FakeCluster:
         ns = namespace or (obj.get("metadata") or {}).get("namespace") or "default"
         return self.registry.create(info, ns if info.namespaced else None, obj)[0]
 
-    def label_namespace(self, name: str, labels: dict[str, str | None]) -> list[str]:
+    def label_namespace(self, name: str, labels: dict[str, str | None]) -> builtins.list[str]:
         """Set (None: remove) labels of a namespace through admission, as `kubectl label`
         does; the Warning texts of the answer (PodSecurity's about existing pods)."""
         info = CORE["namespaces"]
@@ -274,7 +277,7 @@ class FakeCluster:
 
     def events(
         self, namespace: str = "default", involved: str | None = None, reason: str | None = None
-    ) -> list[Obj]:
+    ) -> builtins.list[Obj]:
         out = []
         for ev in self.list("events", namespace):
             if involved and ev["involvedObject"].get("name") != involved:
@@ -314,10 +317,11 @@ class FakeCluster:
         """Poll until `predicate()` is truthy; AssertionError after `timeout` seconds."""
         deadline = time.monotonic() + timeout
         while True:
+            value: T | None
             try:
                 value = predicate()
             except (KeyError, TypeError, IndexError, StatusError):
-                value = None  # type: ignore[assignment]
+                value = None
             if value:
                 return value
             if time.monotonic() >= deadline:
@@ -355,7 +359,7 @@ class FakeCluster:
 
         return index(self.registry) if path is None else document(self.registry, path)
 
-    def trainjob_pods(self, name: str, namespace: str = "default") -> list[Obj]:
+    def trainjob_pods(self, name: str, namespace: str = "default") -> builtins.list[Obj]:
         """A TrainJob's pods (label jobset.sigs.k8s.io/jobset-name), by node rank."""
         pods = self.list("pods", namespace, f"jobset.sigs.k8s.io/jobset-name={name}")
         return sorted(

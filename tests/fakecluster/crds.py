@@ -157,7 +157,8 @@ def crd_schema(crd: dict[str, Any]) -> dict[str, Any]:
     """The openAPIV3Schema of the storage (else first served) version."""
     versions = crd["spec"]["versions"]
     version = next((v for v in versions if v.get("storage")), versions[0])
-    return version["schema"]["openAPIV3Schema"]
+    schema: dict[str, Any] = version["schema"]["openAPIV3Schema"]
+    return schema
 
 
 def crd_for_kind(
@@ -175,4 +176,6 @@ def pod_spec_schema(directory: Path | None = None) -> dict[str, Any] | None:
     if crd is None:
         return None
     replica = crd_schema(crd)["properties"]["spec"]["properties"]["pytorchReplicaSpecs"]
-    return replica["additionalProperties"]["properties"]["template"]["properties"]["spec"]
+    template = replica["additionalProperties"]["properties"]["template"]
+    schema: dict[str, Any] = template["properties"]["spec"]
+    return schema

@@ -297,9 +297,11 @@ class ContainerWorker:
         oom = kubelet.faults.take("oom", pod, self.name)
         trigger = crash or oom
         started_at = rfc3339()
+        sandbox = self.pw.sandbox
+        assert sandbox is not None, "containers start once the pod's sandbox is made"
         try:
-            env = kubelet.runtime.environment(pod, self.spec, self.pw.sandbox, kubelet.configmap)
-            proc = kubelet.runtime.spawn(pod, self.spec, self.pw.sandbox, env)
+            env = kubelet.runtime.environment(pod, self.spec, sandbox, kubelet.configmap)
+            proc = kubelet.runtime.spawn(pod, self.spec, sandbox, env)
         except OSError as exc:
             log.finish()
             message = (
@@ -314,7 +316,7 @@ class ContainerWorker:
         self.proc = proc
         self._running(started_at)
         after_lines = int(trigger.params.get("after_lines", 0)) if trigger else 0
-        delayed = trigger is not None and float(trigger.params.get("delay", 0)) > 0
+        delay = float(trigger.params.get("delay", 0)) if trigger else 0.0
         cut = threading.Event()  # once a fault fires, the instance's later output is lost
         record_lock = threading.Lock()
 
@@ -330,7 +332,7 @@ class ContainerWorker:
                 if trigger is not None and 0 < after_lines <= log.lines:
                     fire()
 
-        if trigger is not None and after_lines <= 0 and not delayed:
+        if trigger is not None and after_lines <= 0 and delay <= 0:
             fire()
         readers = [
             threading.Thread(target=self._reader, args=(pipe, name, record), daemon=True)
@@ -343,7 +345,7 @@ class ContainerWorker:
             if self.pw.terminating.is_set():
                 self._terminate_process()
                 break
-            if delayed and float(trigger.params["delay"]) <= time.monotonic() - t0:
+            if 0 < delay <= time.monotonic() - t0:
                 fire()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(0.05)

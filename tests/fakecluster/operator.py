@@ -422,7 +422,7 @@ class FrameworkController(Controller):
             self._pytorch_env(job, spec, pod_spec, rt, index)
         else:
             self._tf_env(job, spec, pod_spec, rt, index)
-        pod = {
+        pod: Obj = {
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {

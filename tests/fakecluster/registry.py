@@ -8,6 +8,7 @@ as one a client posts, and a deletion is graceful whoever asks for it.
 from __future__ import annotations
 
 import base64
+import builtins
 import copy
 import json
 import random
@@ -155,9 +156,9 @@ class Registry:
         for info in BUILTIN.get(f"{group}/{version}", []):
             if info.plural == plural:
                 return info
-        info = self._custom.get(plural)
-        if info and info.group == group and info.version == version:
-            return info
+        custom = self._custom.get(plural)
+        if custom and custom.group == group and custom.version == version:
+            return custom
         return None
 
     def by_kind(self, api_version: str, kind: str) -> ResourceInfo | None:
@@ -273,7 +274,7 @@ class Registry:
         body: Any,
         field_validation: str | None = None,
         dry_run: bool = False,
-    ) -> tuple[Obj, list[str]]:
+    ) -> tuple[Obj, builtins.list[str]]:
         """POST: returns the stored object and any Warning header texts."""
         info.allow("create")
         if not isinstance(body, dict):
@@ -345,7 +346,7 @@ class Registry:
 
     def _unknown(
         self, info: ResourceInfo, schema: dict[str, Any], value: Any, prefix: str, directive: str
-    ) -> list[str]:
+    ) -> builtins.list[str]:
         paths = unknown_fields(schema, value, prefix)
         if not paths:
             return []
@@ -357,7 +358,7 @@ class Registry:
 
     def _admit(
         self, info: ResourceInfo, obj: Obj, old: Obj | None, field_validation: str | None
-    ) -> list[str]:
+    ) -> builtins.list[str]:
         """Decode strictness, defaulting, validation, admission webhooks: in that order."""
         directive = field_validation or "Warn"
         if directive not in ("Strict", "Warn", "Ignore"):
@@ -520,7 +521,7 @@ class Registry:
         job.setdefault("status", {})
 
     @staticmethod
-    def _job_errors(job: Obj) -> list[E.FieldError]:
+    def _job_errors(job: Obj) -> builtins.list[E.FieldError]:
         errs: list[E.FieldError] = []
         name = job["metadata"]["name"]
         reasons = dns1123_subdomain(name)
@@ -585,7 +586,7 @@ class Registry:
         subresource: str | None = None,
         field_validation: str | None = None,
         dry_run: bool = False,
-    ) -> tuple[Obj, list[str]]:
+    ) -> tuple[Obj, builtins.list[str]]:
         """PUT: optimistic concurrency on metadata.resourceVersion."""
         info.allow("update")
         if not isinstance(body, dict):
@@ -623,7 +624,7 @@ class Registry:
         subresource: str | None = None,
         field_validation: str | None = None,
         dry_run: bool = False,
-    ) -> tuple[Obj, list[str]]:
+    ) -> tuple[Obj, builtins.list[str]]:
         """PATCH with the four patch types; strategic merge only for built-in types."""
         info.allow("patch")
         ctype = content_type.split(";")[0].strip().lower()
@@ -664,7 +665,7 @@ class Registry:
         subresource: str | None,
         field_validation: str | None,
         dry_run: bool,
-    ) -> tuple[Obj, list[str]]:
+    ) -> tuple[Obj, builtins.list[str]]:
         """`old` updated to `body` (a PUT's, or the patched object), under the store's lock:
         a resourceVersion other than the stored one is a conflict."""
         rv = (body.get("metadata") or {}).get("resourceVersion")
@@ -682,7 +683,7 @@ class Registry:
         body: Obj,
         subresource: str | None,
         field_validation: str | None,
-    ) -> tuple[Obj, list[str]]:
+    ) -> tuple[Obj, builtins.list[str]]:
         if subresource == "status":
             new = copy.deepcopy(old)
             new["status"] = copy.deepcopy(body.get("status"))
@@ -781,7 +782,7 @@ class Registry:
         if not meta.get("deletionTimestamp") or meta.get("finalizers"):
             return False
         if info.plural == "pods":
-            return meta.get("deletionGracePeriodSeconds", 0) == 0
+            return bool(meta.get("deletionGracePeriodSeconds", 0) == 0)
         if info.plural == "namespaces":
             return not (obj.get("spec") or {}).get("finalizers")
         return True
@@ -866,7 +867,12 @@ class Registry:
         return max(int(grace), 0)
 
     def _mark_deleted(
-        self, info: ResourceInfo, obj: Obj, finalizers: list[str], grace: int, keep_ts: bool = False
+        self,
+        info: ResourceInfo,
+        obj: Obj,
+        finalizers: builtins.list[str],
+        grace: int,
+        keep_ts: bool = False,
     ) -> Obj:
         meta = obj["metadata"]
         if not keep_ts or not meta.get("deletionTimestamp"):

@@ -356,7 +356,7 @@ class ContainerRuntime:
     def _rewrite(text: str, mounts: list[tuple[str, str]]) -> str:
         for mount_path, local in mounts:
             pattern = r"(?<![\w./-])" + re.escape(mount_path) + r"(?=/|$|[\s\"'`;:,)\]])"
-            text = re.sub(pattern, lambda _m, local=local: local, text)
+            text = re.sub(pattern, local.replace("\\", "\\\\"), text)
         return text
 
     def command(
@@ -377,7 +377,7 @@ class ContainerRuntime:
         return argv
 
     def working_dir(self, container: dict[str, Any], sandbox: Sandbox) -> Path:
-        wd = container.get("workingDir")
+        wd: str = container.get("workingDir") or ""
         if not wd:
             return sandbox.rootfs
         rewritten = self._rewrite(wd, self._mounts(container, sandbox))
@@ -439,7 +439,7 @@ class ContainerRuntime:
             path = source["fieldRef"].get("fieldPath", "")
             m = re.match(r"^metadata\.(labels|annotations)\['(.+)'\]$", path)
             if m:
-                return (meta.get(m.group(1)) or {}).get(m.group(2), "")
+                return str((meta.get(m.group(1)) or {}).get(m.group(2), ""))
             return {
                 "metadata.name": meta.get("name"),
                 "metadata.namespace": meta.get("namespace"),

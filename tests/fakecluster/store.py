@@ -7,6 +7,7 @@ window is answered with 410 Expired.
 
 from __future__ import annotations
 
+import builtins
 import copy
 import threading
 from collections import deque
@@ -29,7 +30,7 @@ class WatchEvent:
 
     @property
     def namespace(self) -> str:
-        return self.obj.get("metadata", {}).get("namespace", "")
+        return str(self.obj.get("metadata", {}).get("namespace", ""))
 
 
 class Expired(Exception):
@@ -149,7 +150,7 @@ class Store:
             return self._commit(resource, "DELETED", final, old)
 
     # -- history -----------------------------------------------------------------------
-    def events_after(self, rv: int) -> list[WatchEvent]:
+    def events_after(self, rv: int) -> builtins.list[WatchEvent]:
         """Events with resourceVersion > rv; Expired if some of them were dropped."""
         with self.lock:
             if rv < self._compacted:

@@ -55,7 +55,7 @@ def connected(
 
 def status_of(exc: kubernetes.client.ApiException) -> dict[str, Any]:
     """The Status object of an error answer."""
-    status: dict[str, Any] = json.loads(exc.body)
+    status: dict[str, Any] = json.loads(exc.body or "{}")
     return status
 
 

@@ -230,7 +230,7 @@ def _patch_pod(template: Obj, metadata: Obj | None, spec: Obj | None) -> None:
 
 def _quantity_ceil(value: Any) -> int:
     try:
-        return math.ceil(parse_quantity(value))
+        return int(math.ceil(parse_quantity(value)))
     except (ValueError, TypeError):
         return 0
 
@@ -384,7 +384,7 @@ class Trainer:
             )
         if trainer.get("command") != TORCHTUNE_ENTRYPOINT:
             env = [e for e in trainer.get("env") or [] if isinstance(e, dict)]
-            reserved = sorted({e.get("name") for e in env if e.get("name") in TORCH_ENV})
+            reserved = sorted({str(e["name"]) for e in env if e.get("name") in TORCH_ENV})
             if reserved:
                 errs.append(
                     E.invalid(

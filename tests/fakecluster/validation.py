@@ -73,7 +73,8 @@ def join_path(path: str, key: str) -> str:
 def _child_schema(schema: dict[str, Any], key: str) -> dict[str, Any] | None | bool:
     props = schema.get("properties")
     if props is not None and key in props:
-        return props[key]
+        child: dict[str, Any] = props[key]
+        return child
     addl = schema.get("additionalProperties")
     if isinstance(addl, dict):
         return addl
