@@ -160,6 +160,12 @@ class RunDir:
             directory.mkdir(mode=0o700, exist_ok=True)
             directory.chmod(0o700)
 
+    def start(self, backend: str, **details: Any) -> None:
+        """The record of a job submitted now (by `backend`): its spec, with what that
+        backend keeps of it (the one place a run record's spec is built)."""
+        spec = {"name": self.name, "backend": backend, "created": time.time(), **details}
+        self.write_spec(spec)
+
     def write_spec(self, spec: dict[str, Any]) -> None:
         self.create()
         write_atomic(self.path / "spec.json", json.dumps(spec, indent=1))

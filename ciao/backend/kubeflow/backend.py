@@ -204,16 +204,12 @@ class KubeflowBackend:
         if self.run_root is None:
             return None
         record = RunDir(self.run_root, run.name)
-        record.write_spec(
-            {
-                "name": run.name,
-                "backend": self.name,
-                "created": time.time(),
-                "namespace": run.namespace,
-                "framework": parameter.framework,
-                "replicas": replicas,
-                "owner": dict(parameter.owner),
-            }
+        record.start(
+            self.name,
+            namespace=run.namespace,
+            framework=parameter.framework,
+            replicas=replicas,
+            owner=dict(parameter.owner),
         )
         return record
 
@@ -295,16 +291,12 @@ class KubeflowBackend:
         if self.run_root is not None:
             run.record = RunDir(self.run_root, name)
             if not run.record.exists():
-                run.record.write_spec(
-                    {
-                        "name": name,
-                        "backend": self.name,
-                        "created": time.time(),
-                        "namespace": run.namespace,
-                        "framework": framework,
-                        "replicas": replicas,
-                        "owner": {},
-                    }
+                run.record.start(
+                    self.name,
+                    namespace=run.namespace,
+                    framework=framework,
+                    replicas=replicas,
+                    owner={},
                 )
         return Job(framework, name, replicas, self.name, run, where(run.kind, run.namespace))
 

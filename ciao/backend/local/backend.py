@@ -90,15 +90,7 @@ class LocalBackend:
         if not Path(plan.code_file).is_file():
             raise BackendError(f"the job's code file {plan.code_file!r} does not exist")
         run = RunDir(self.run_root, plan.name)
-        run.write_spec(
-            {
-                "name": run.name,
-                "backend": self.name,
-                "created": time.time(),
-                "python": self.python,
-                "plan": plan.as_dict(),
-            }
-        )
+        run.start(self.name, python=self.python, plan=plan.as_dict())
         env = {k: v for k, v in os.environ.items() if not k.startswith("JPY_")}
         log_fd = os.open(run.path / "supervisor.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         with os.fdopen(log_fd, "ab") as log:  # 0600, as every file of a run
