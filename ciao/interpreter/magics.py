@@ -28,6 +28,7 @@ from ciao.interpreter.requirements import (
     split_requirements,
 )
 from ciao.interpreter.types import (
+    ALL_ROLES,
     CLEAN_POLICIES,
     DEFAULT_JOBS_LIMIT,
     FRAMEWORKS,
@@ -499,7 +500,8 @@ def _small_whole_number(text: str) -> bool:
     return 0 < len(text) <= 9 and text.isascii() and text.isdigit()
 
 
-_REPLICA = re.compile(r"(chief|master|ps|worker|evaluator|node)-\d+")
+#: A replica's name: its role's (or a TrainJob node's) and its index.
+_REPLICA = re.compile(rf"({'|'.join((*ALL_ROLES, 'node'))})-\d+")
 
 
 def _job_command(name: str, args: list[str]) -> JobCommand | LogsCommand | str:

@@ -20,7 +20,8 @@ ROLES: dict[str, tuple[str, ...]] = {
 }
 #: `%procs` at most: processes per node.
 MAX_PROCS_PER_NODE = 256
-ALL_ROLES: tuple[str, ...] = ("chief", "master", "ps", "worker", "evaluator")
+#: Every replica role (TensorFlow's are all five; PyTorch's `nodes` is a count, not one).
+ALL_ROLES: tuple[str, ...] = ROLES["tensorflow"]
 
 #: The operator's replica-type key for each role (`tfReplicaSpecs.PS`, `...Worker`).
 REPLICA_TYPES: dict[str, str] = {
