@@ -2,8 +2,9 @@
 
     spec.json     what was submitted (framework, replicas, owner, backend, created, plan)
     events.jsonl  every event of the job, one record a line, in order (see `encode`)
-    shown.json    how far into events.jsonl each notebook has shown (bytes), for %attach;
-                  the only file reading a job writes (its events, spec and verdict never)
+    shown.json    how far into events.jsonl each notebook has shown (bytes), for %attach
+                  of a local job: the only file reading a local job writes
+    cursors.json  a Kubeflow job's: how far into each container's log was recorded
     supervisor    a local job's supervisor process: [pid, start time, boot id]
     replicas.json its replicas' processes, the same way
     work/         the job's own directory: its code (local jobs) and what it writes
@@ -12,12 +13,14 @@ The job runs in `work/` and never beside its record, so nothing it writes is tak
 the record. Directories are 0700 and files 0600: a job's code and logs are its user's.
 
 Local jobs write events.jsonl from their supervisor; Kubeflow jobs from the kernel that
-follows them, so `%logs` works once pods (or processes) are gone.
+follows them (an %attach of a running one records what it sees, so `%logs` works once the
+pods are gone; a record that has its verdict is never written again).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import os
 import time
@@ -37,6 +40,8 @@ from ciao.backend.types import (
     StreamName,
 )
 
+#: A local job whose supervisor ended without writing a verdict (it was killed).
+LOST = JobDone(False, "Lost", "its supervisor process ended without a verdict")
 #: How many notebooks' "shown" marks a job keeps.
 MAX_VIEWERS = 32
 
@@ -223,6 +228,16 @@ class RunDir:
                 yield data[:end].split(b"\n"), offset
                 offset += end + 1
 
+    def verdict(self) -> JobDone | None:
+        """The job's verdict as every view says it: the recorded one; for a local job whose
+        supervisor is gone without writing one, LOST (said, never written); None while it
+        runs, or for a Kubeflow record without one (its cluster knows)."""
+        final = self.final()
+        if final is not None or self.spec().get("backend", "local") != "local":
+            return final
+        supervisor = self.supervisor()
+        return None if supervisor is not None and supervisor.is_running() else LOST
+
     def final(self) -> JobDone | None:
         """The job's verdict, if it has one (the last event of a finished job)."""
         last = None
@@ -251,13 +266,25 @@ class RunDir:
         return mark if isinstance(mark, int) and mark >= 0 else 0
 
     def set_shown(self, viewer: str, offset: int) -> None:
-        """Remember how far `viewer` has shown, beside the record (never in it)."""
-        marks = self._json("shown.json")
-        marks = marks if isinstance(marks, dict) else {}
-        marks[viewer] = offset
-        if len(marks) > MAX_VIEWERS:  # the newest marks: a job is seldom watched by many
-            marks = dict(list(marks.items())[-MAX_VIEWERS:])
-        write_atomic(self.path / "shown.json", json.dumps(marks))
+        """Remember how far `viewer` has shown, beside the record (never in it); under a
+        lock, as two kernels may follow one job; nothing once the record is deleted."""
+        try:
+            lock = os.open(self.path / ".shown.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+        except FileNotFoundError:  # %delete took the record meanwhile
+            return
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            marks = self._json("shown.json")
+            marks = marks if isinstance(marks, dict) else {}
+            marks.pop(viewer, None)  # the newest last: the oldest go first
+            marks[viewer] = offset
+            if len(marks) > MAX_VIEWERS:  # a job is seldom watched by many notebooks
+                marks = dict(list(marks.items())[-MAX_VIEWERS:])
+            write_atomic(self.path / "shown.json", json.dumps(marks))
+        except FileNotFoundError:
+            return
+        finally:
+            os.close(lock)
 
     # ---- the supervisor and replicas (local jobs) --------------------------------------
 
@@ -292,7 +319,7 @@ def viewer_of(owner: dict[str, str]) -> str:
     """Who is watching, for "shown" marks: the notebook (its file, as the frontend names
     it), else the kernel; a restarted or new kernel of the same notebook goes on where it
     left off."""
-    return owner.get("notebook") or owner.get("kernel-id") or ""
+    return owner.get("notebook-id") or owner.get("kernel-id") or ""
 
 
 def list_run_dirs(root: Path) -> list[RunDir]:

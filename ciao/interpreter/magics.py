@@ -366,11 +366,12 @@ MAX_GPUS = 64
 
 def _count(value: str) -> int | None:
     """A whole number >= 0 written in ASCII digits (no sign, no `2.0`, no `１`), or None.
-    A number of more than 9 digits is read as 10**9: over every limit, and never handed
-    to int() whole (thousands of digits cost time, and Python refuses over 4300)."""
+    More than 9 significant digits read as 10**9: over every limit, and never handed to
+    int() whole (thousands of digits cost time, and Python refuses over 4300)."""
     if not (value.isascii() and value.isdigit()):
         return None
-    return int(value) if len(value) <= 9 else 10**9
+    significant = value.lstrip("0") or "0"
+    return int(significant) if len(significant) <= 9 else 10**9
 
 
 #: Kubernetes' quantity grammar (apimachinery's resource.Quantity): a signed decimal in
@@ -458,7 +459,8 @@ def _check_shell_escapes(code: str, reading: _Reading) -> None:
         text = lines[index].strip()
         pip = re.match(r"!\s*(?:python3?\s+-m\s+)?pip3?\s+(.*)$", text)
         if pip:
-            hint = f"to install packages for the replicas write %pip {pip.group(1).strip()}"
+            args = pip.group(1).strip()
+            hint = f"to install packages for the replicas, run %pip {args} in a cell of its own"
         else:
             hint = "run it in a terminal, or from Python with subprocess.run([...])"
         reading.error(
@@ -486,18 +488,13 @@ def _jobs_command(args: list[str]) -> JobsCommand | str:
         if option == "--all":
             everyone = True
         elif option == "--limit":
-            count = args[0] if args else ""
-            if not _small_whole_number(count) or int(count) < 1:
+            count = _count(args[0]) if args else None
+            if count is None or count < 1:
                 return "--limit needs a whole number >= 1"
-            limit, args = int(count), args[1:]
+            limit, args = count, args[1:]
         else:
             return f"unexpected {excerpt(option)}"
     return JobsCommand(everyone, limit)
-
-
-def _small_whole_number(text: str) -> bool:
-    """ASCII digits only, few enough for int() to be cheap."""
-    return 0 < len(text) <= 9 and text.isascii() and text.isdigit()
 
 
 #: A replica's name: its role's (or a TrainJob node's) and its index.
@@ -520,9 +517,10 @@ def _job_command(name: str, args: list[str]) -> JobCommand | LogsCommand | str:
     if rest and _REPLICA.fullmatch(rest[0]):
         replica, rest = rest[0], rest[1:]
     if rest[:1] == ["--tail"]:
-        if len(rest) < 2 or not _small_whole_number(rest[1]) or int(rest[1]) < 1:
+        count = _count(rest[1]) if len(rest) > 1 else None
+        if count is None or count < 1:
             return "--tail needs a whole number >= 1"
-        tail, rest = int(rest[1]), rest[2:]
+        tail, rest = count, rest[2:]
     if rest:
         return f"unexpected {excerpt(' '.join(rest))} (a replica is like worker-0)"
     return LogsCommand(job, replica, tail)

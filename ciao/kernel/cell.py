@@ -47,11 +47,8 @@ Payload = list[dict[str, Any]]
 class CellRunner:
     """Runs cells through the Manager; `owner(count)` says who submits (for job labels)."""
 
-    def __init__(
-        self, manager: Manager, kernel_id: str, owner: Callable[[int], dict[str, str]]
-    ) -> None:
+    def __init__(self, manager: Manager, owner: Callable[[int], dict[str, str]]) -> None:
         self.manager = manager
-        self.kernel_id = kernel_id
         self.owner = owner
 
     def run(self, code: str, out: Output, count: int) -> Payload:
@@ -95,7 +92,7 @@ class CellRunner:
         lines_shown = False
         if job.resumed:
             stream.notice(
-                f"[ciao] {job.name}: going on from where this notebook left off "
+                f"[ciao] {job.name}: going on after the last line shown here "
                 f"(%logs {job.name} shows the whole log)\n",
                 "stdout",
             )

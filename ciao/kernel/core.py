@@ -7,6 +7,7 @@ are run by cell.py (through the Manager), their output shaped by view.py.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import logging
 import os
 import platform
@@ -74,10 +75,10 @@ class CiaoKernel:
         self.server = server
         self.manager = manager
         self.kernel_id = kernel_id
-        self.notebook = notebook_name()
+        self.notebook = notebook_of(os.environ.get("JPY_SESSION_NAME", ""))
         from ciao.kernel.cell import CellRunner
 
-        self.cells = CellRunner(manager, kernel_id, self._owner)
+        self.cells = CellRunner(manager, self._owner)
         self.execution_count = 0
         self.history: list[tuple[int, str]] = []
         self.handlers: dict[str, Callable[[Request], None]] = {
@@ -282,8 +283,7 @@ class CiaoKernel:
             "session": self.server.session[:16],
             "cell": str(count),
         }
-        if self.notebook:
-            owner["notebook"] = self.notebook
+        owner.update(self.notebook)
         return owner
 
     def _expressions(self, expressions: dict[str, Any]) -> dict[str, Any]:
@@ -309,15 +309,20 @@ class CiaoKernel:
         return {"status": "error", **error}
 
 
-def notebook_name() -> str:
-    """The notebook this kernel runs, as Jupyter Server names it to its kernels
-    (JPY_SESSION_NAME: its path): its file name, which a person recognises, in the
-    characters a Kubernetes label value may hold (it labels the notebook's jobs), so it
-    reads back the same from every backend."""
-    path = os.environ.get("JPY_SESSION_NAME", "").strip().rstrip("/")
+def notebook_of(path: str) -> dict[str, str]:
+    """The notebook this kernel runs, from its path as Jupyter Server names it to its
+    kernels (JPY_SESSION_NAME): `notebook`, its file name, which a person recognises, and
+    `notebook-id`, which tells it from every other notebook of that name (another folder,
+    another user in a shared namespace). Both fit a Kubernetes label value (they label the
+    notebook's jobs), so they read back the same from every backend. {} without a path."""
+    path = path.strip().rstrip("/")
+    if not path:
+        return {}
     name = os.path.basename(path)
     safe = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "-" for c in name)
-    return safe[:63].strip("._-")
+    user = os.environ.get("USER", "") or str(os.getuid())
+    digest = hashlib.sha256(f"{user}:{os.path.abspath(path)}".encode()).hexdigest()
+    return {"notebook": safe[:63].strip("._-") or "notebook", "notebook-id": digest[:16]}
 
 
 def _cursor(request: Request, code: str) -> int:

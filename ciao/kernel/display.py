@@ -245,8 +245,8 @@ def _duration(seconds: float) -> str:
 def is_mine(job: JobInfo, owner: dict[str, str]) -> bool:
     """Whether `job` is this notebook's: run from it (any of its kernels, when the frontend
     names it), or from this very kernel."""
-    notebook = owner.get("notebook")
-    if notebook and job.owner.get("notebook") == notebook:
+    notebook = owner.get("notebook-id")
+    if notebook and job.owner.get("notebook-id") == notebook:
         return True
     kernel = owner.get("kernel-id")
     return bool(kernel) and job.owner.get("kernel-id") == kernel

@@ -100,14 +100,19 @@ class ToolRunner:
         prefix: str,
         progress: Progress | None,
         cwd: str | None = None,
+        hide_values: bool = True,
     ) -> ToolResult:
         """Run `argv` to its end, each output line to `progress` as `<prefix> <line>`.
 
+        With `hide_values` (build tools) `--build-arg`/`-e`/`--env` values go to the tool's
+        environment instead of its argv; pip's `-e` is another option and stays as given.
         Raises JobCancelled if cancelled; a timeout is a ToolResult with timed_out set.
         """
         self.check_cancelled(f"running {argv[0]}")
-        log.info("running %s", shlex.join(redact(argv)))
-        argv, secret_env = values_to_environment(argv)  # build-arg values: not in argv
+        log.info("running %s", shlex.join(redact(argv) if hide_values else argv))
+        secret_env: dict[str, str] = {}
+        if hide_values:  # build-arg values: not in argv
+            argv, secret_env = values_to_environment(argv)
         env = {**(self.env if self.env is not None else os.environ), **secret_env}
         proc = subprocess.Popen(
             list(argv),

@@ -82,3 +82,21 @@ def test_batches_group_a_replicas_runs_and_say_the_same_lines(tmp_path):
     rest = [e for e, _ in run.read_events(middle)]
     seen = [e for e, off in run.read_events() if off <= middle]
     assert seen + rest == [e for e, _ in run.read_events()]
+
+
+def test_shown_marks_keep_the_latest_notebooks_and_vanish_with_the_record(tmp_path):
+    import shutil
+
+    from ciao.backend.record import MAX_VIEWERS
+
+    run = RunDir(tmp_path, "ciao-marks")
+    run.create()
+    for index in range(MAX_VIEWERS):
+        run.set_shown(f"nb{index}", index)
+    run.set_shown("nb0", 999)  # the oldest, shown again: now the newest
+    run.set_shown("nb-new", 5)  # one too many: the least recently updated goes
+    assert run.shown("nb0") == 999 and run.shown("nb-new") == 5
+    assert run.shown("nb1") == 0
+    shutil.rmtree(run.path)
+    run.set_shown("nb0", 1000)  # %delete took the record while a notebook followed it
+    assert not run.path.exists(), "no record made anew for a mark"

@@ -203,23 +203,29 @@ def test_local_keep_is_days_or_a_number_of_jobs(value, keep):
 def test_finished_jobs_past_local_keep_are_removed_and_running_ones_kept(tmp_path):
     import os
 
+    from ciao.backend.identity import ProcessIdentity
     from ciao.backend.record import RunDir, encode
     from ciao.backend.retention import prune
     from ciao.backend.types import JobDone
 
     now = 1_000_000_000.0
-    for name, age_days, done in (
-        ("old-done", 40, True),
-        ("old-running", 40, False),
-        ("new", 1, True),
+    for name, age_days, state in (
+        ("old-done", 40, "done"),
+        ("old-running", 40, "running"),
+        ("old-lost", 50, "lost"),  # its supervisor died without a verdict (a reboot)
+        ("new", 1, "done"),
     ):
         run = RunDir(tmp_path, name)
         run.write_spec({"name": name, "created": now - age_days * 86400})
-        if done:
+        if state == "done":
             fd = run.open_for_append()
             os.write(fd, encode(JobDone(True, "Succeeded")))
             os.close(fd)
-    assert prune(tmp_path, ("days", 30), now) == ["old-done"]
+        elif state == "running":  # this very process plays its supervisor
+            identity = ProcessIdentity.of(os.getpid())
+            assert identity is not None
+            run.set_supervisor(identity)
+    assert prune(tmp_path, ("days", 30), now) == ["old-done", "old-lost"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new", "old-running"]
     assert prune(tmp_path, ("jobs", 0), now) == ["new"]
 

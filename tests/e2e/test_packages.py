@@ -92,3 +92,16 @@ def test_pip_on_a_cluster_says_where_packages_go(tmp_path):
         reply, _ = execute(kc, "%pip install pandas")
     content = reply["content"]
     assert content["status"] == "error" and "%requirements=" in content["evalue"]
+
+
+def test_pips_own_dash_e_is_passed_as_written():
+    """`-e` is pip's editable option, not a build tool's secret: its value stays in argv."""
+    import sys
+
+    from ciao.s2i.tools import ToolRunner
+
+    lines: list[str] = []
+    argv = [sys.executable, "-c", "import sys; print(sys.argv[1:])", "-e", "git+x#egg=pkg"]
+    result = ToolRunner(30).run(argv, "[pip]", lines.append, hide_values=False)
+    assert result.returncode == 0
+    assert lines == ["[pip] ['-e', 'git+x#egg=pkg']"]

@@ -248,3 +248,15 @@ def test_full_width_digits_and_endless_numbers_are_refused_before_any_job(kc):
         assert content["status"] == "error" and content["ename"] == "MagicError", content
         assert magic in content["evalue"] and len(content["evalue"]) < 1024
         assert not of_type(messages, "display_data")  # nothing ran
+
+
+def test_a_notebook_is_told_from_another_of_the_same_name():
+    from ciao.kernel.core import notebook_of
+
+    here = notebook_of("/home/me/a/Untitled.ipynb")
+    there = notebook_of("/home/me/b/Untitled.ipynb")
+    assert here["notebook"] == there["notebook"] == "Untitled.ipynb"
+    assert here["notebook-id"] != there["notebook-id"]
+    assert notebook_of("/home/me/a/Untitled.ipynb") == here
+    assert notebook_of("/x/My Notebook (2).ipynb")["notebook"] == "My-Notebook--2-.ipynb"
+    assert notebook_of("") == {}

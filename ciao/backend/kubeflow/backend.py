@@ -288,9 +288,11 @@ class KubeflowBackend:
         framework = framework_of(kind)
         replicas = replicas_of(kind, obj)
         run = KubeflowRun(kind, self.cluster.namespace, name, obj["metadata"]["uid"])
+        resumed = False
         if self.run_root is not None:
             run.record = RunDir(self.run_root, name)
-            if not run.record.exists():
+            resumed = run.record.exists()  # followed here before: its cursors say how far
+            if not resumed:
                 run.record.start(
                     self.name,
                     namespace=run.namespace,
@@ -298,7 +300,8 @@ class KubeflowBackend:
                     replicas=replicas,
                     owner={},
                 )
-        return Job(framework, name, replicas, self.name, run, where(run.kind, run.namespace))
+        location = where(run.kind, run.namespace)
+        return Job(framework, name, replicas, self.name, run, location, resumed)
 
     def jobs(self) -> list[JobInfo]:
         jobs = []

@@ -25,16 +25,16 @@ def job_state(kind: JobKind, obj: dict[str, Any]) -> tuple[JobState, str]:
     status = obj.get("status") or {}
     true = [c for c in status.get("conditions") or [] if c.get("status") == "True"]
     for condition in reversed(true):  # the last True one
-        kind_of = condition.get("type", "")
+        condition_type = condition.get("type", "")
         message = str(condition.get("message", ""))
-        if kind_of in (kind.succeeded, "Succeeded", "Complete"):
+        if condition_type in (kind.succeeded, "Succeeded", "Complete"):
             return "Succeeded", message
-        if kind_of == "Failed":
+        if condition_type == "Failed":
             return "Failed", message
-        if kind_of == "Suspended":
+        if condition_type == "Suspended":
             return "Suspended", message
-        if kind_of in _RUNNING and kind.api == "v1":
-            return ("Running" if kind_of != "Created" else "Pending"), message
+        if condition_type in _RUNNING and kind.api == "v1":
+            return ("Running" if condition_type != "Created" else "Pending"), message
     if kind.api == "v2":
         return _trainjob_state(status), ""
     return "Pending", ""

@@ -25,7 +25,7 @@ from ciao.backend.identity import ProcessIdentity
 from ciao.backend.local.engine import ReplicaEngine
 from ciao.backend.local.plan import LocalPlan
 from ciao.backend.local.watch import RecordWatch
-from ciao.backend.record import RunDir, list_run_dirs, viewer_of
+from ciao.backend.record import LOST, RunDir, list_run_dirs, viewer_of
 from ciao.backend.types import (
     IDLE,
     Event,
@@ -46,11 +46,6 @@ from ciao.s2i.types import Shipment
 IDLE_AFTER = 0.05
 #: How often the "shown" mark is saved while following.
 SAVE_SHOWN_EVERY = 0.5
-
-
-#: A job whose supervisor ended without writing a verdict (it was killed): said, never
-#: written, so reading the record leaves it as it is.
-LOST = JobDone(False, "Lost", "its supervisor process ended without a verdict")
 
 
 @dataclass
@@ -236,15 +231,6 @@ class LocalBackend:
         info = replace(info, started=_modified(run.path / "replicas.json"), ended=ended)
         return info, [*last_lines.values(), *states]
 
-    def _verdict(self, run: RunDir) -> JobDone | None:
-        """The job's verdict: the recorded one, Lost when nothing runs it any more and
-        none was written, None while it runs. What every view of a local job says."""
-        final = run.final()
-        if final is not None:
-            return final
-        supervisor = run.supervisor()
-        return None if supervisor is not None and supervisor.is_running() else LOST
-
     def logs(
         self, name: str, replica: str | None = None, tail: int | None = None
     ) -> Iterator[LogLine]:
@@ -278,7 +264,7 @@ class LocalBackend:
 
     def _info(self, run: RunDir) -> JobInfo:
         parameter = _recorded_parameter(run)
-        verdict = self._verdict(run)
+        verdict = run.verdict()
         state, message = (verdict.state, verdict.message) if verdict else ("Running", "")
         return JobInfo(
             name=run.name,
@@ -315,8 +301,12 @@ def _recorded_parameter(run: RunDir) -> dict:
 
 
 def _append(run: RunDir, event: Event) -> None:
+    """Write `event` into the job's record, if the record is still there (a %delete may
+    have taken it): never a record made anew for it."""
     from ciao.backend.record import encode
 
+    if not run.events_path.parent.is_dir():
+        return
     fd = run.open_for_append()
     try:
         os.write(fd, encode(event))

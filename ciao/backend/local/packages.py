@@ -41,9 +41,12 @@ class Pip:
     def run(self, progress: Progress | None) -> None:
         """Run pip to its end, each line of its output to `progress`; raise if it failed."""
         try:
-            result = self._runner.run(self.argv, "[pip]", progress)
+            result = self._runner.run(self.argv, "[pip]", progress, hide_values=False)
         except JobCancelled:
-            raise JobCancelled("%pip was interrupted; pip was stopped") from None
+            raise JobCancelled(
+                "%pip was interrupted and pip stopped: a package may be half installed; "
+                "run the same %pip again"
+            ) from None
         if result.timed_out:
             raise BackendError(f"pip took longer than {PIP_TIMEOUT:.0f} s and was stopped")
         if result.returncode != 0:
