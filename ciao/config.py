@@ -481,17 +481,19 @@ def _shown(value: Any) -> str:
 
 
 def _checked_words(args: list[str]) -> list[str]:
-    """The arguments a credential must not hide in: not the values of --build-arg (they go
-    to the tool's environment, shown as NAME=***) nor of BuildKit's --secret (it names a
-    file or variable holding the secret, never the secret)."""
+    """The arguments a credential must not hide in: not the values of --build-arg and
+    -e/--env (they go to the tool's environment, shown as NAME=***) nor of BuildKit's
+    --secret (it names a file or variable holding the secret, never the secret)."""
     checked, skip = [], False
     for arg in args:
         if skip:
             skip = False
             continue
         option = arg.split("=", 1)[0]
-        if option in ("--build-arg", "--secret"):
+        if option in ("--build-arg", "--secret", "-e", "--env"):
             skip = "=" not in arg
+            continue
+        if arg.startswith("-e") and not arg.startswith("--"):  # -eNAME=VALUE
             continue
         checked.append(arg)
     return checked

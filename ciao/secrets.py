@@ -29,6 +29,8 @@ def redact(argv: Sequence[str]) -> list[str]:
         option, equals, value = arg.partition("=")
         if option in VALUE_OPTIONS and equals:
             shown.append(f"{option}={_masked(value)}")
+        elif _attached(arg):  # -eNAME=VALUE
+            shown.append(f"-e{_masked(arg[2:])}")
         else:
             shown.append(arg)
             hide_next = arg in VALUE_OPTIONS
@@ -51,6 +53,9 @@ def values_to_environment(argv: Sequence[str]) -> tuple[list[str], dict[str, str
         if option in VALUE_OPTIONS and equals:
             out.append(f"{option}={_to_environment(rest, env)}")
             continue
+        if _attached(arg):  # -eNAME=VALUE
+            out.append(f"-e{_to_environment(arg[2:], env)}")
+            continue
         out.append(arg)
         pending = arg in VALUE_OPTIONS
     return out, env
@@ -63,6 +68,11 @@ def _to_environment(assignment: str, env: dict[str, str]) -> str:
         return assignment
     env[name] = value
     return name
+
+
+def _attached(arg: str) -> bool:
+    """`-eNAME=VALUE`: the short option with its assignment attached."""
+    return arg.startswith("-e") and not arg.startswith("--") and "=" in arg[2:]
 
 
 def _masked(assignment: str) -> str:

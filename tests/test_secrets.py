@@ -32,6 +32,12 @@ def test_build_arg_values_move_to_the_tools_environment():
     assert env == {"A": "1", "B": "x=y"}
 
 
+def test_an_attached_short_env_option_is_masked_and_moved_too():
+    argv, env = values_to_environment(["podman", "build", "-eAPI_KEY=abc", "-t", "x"])
+    assert argv == ["podman", "build", "-eAPI_KEY", "-t", "x"] and env == {"API_KEY": "abc"}
+    assert redact(["podman", "build", "-eAPI_KEY=abc"]) == ["podman", "build", "-eAPI_KEY=***"]
+
+
 def test_env_values_move_to_the_tools_environment_like_build_args():
     argv, env = values_to_environment(
         ["podman", "build", "-e", "TOKEN=s3cr3t", "--env=KEY=k=v", "--env", "PLAIN", "-t", "x"]
@@ -52,6 +58,9 @@ def test_a_build_arg_named_like_a_token_and_a_buildkit_secret_are_accepted():
                     "build",
                     "--build-arg",
                     "GITHUB_TOKEN=abc",
+                    "--env",
+                    "DB_PASSWORD=abc",
+                    "-eAPI_SECRET=abc",
                     "--secret",
                     "id=npm,src=/run/npmrc",
                 ],
@@ -59,7 +68,8 @@ def test_a_build_arg_named_like_a_token_and_a_buildkit_secret_are_accepted():
         },
         None,
     )
-    assert "GITHUB_TOKEN=***" in config.as_dict()["s2i"]["build_command"]
+    shown = config.as_dict()["s2i"]["build_command"]
+    assert {"GITHUB_TOKEN=***", "DB_PASSWORD=***", "-eAPI_SECRET=***"} <= set(shown)
     assert "abc" not in str(config.as_dict())
 
 

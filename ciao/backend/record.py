@@ -201,6 +201,21 @@ class RunDir:
                 if event is not None:
                     yield event, start
 
+    def read_states(self, until: int, chunk: int = 1 << 18) -> Iterator[Event]:
+        """The events before byte `until` that are not log lines or progress (replica
+        states, diagnoses, a verdict): log records are passed over by their first byte,
+        never decoded, so a record of gigabytes of log is skimmed, not parsed."""
+        for bodies, start in self._chunks(0, chunk):
+            for body in bodies:
+                start += len(body) + 1
+                if start > until:
+                    return
+                if body and body[0] in _TAG_TYPES:
+                    continue
+                event = _decode(body)
+                if event is not None:
+                    yield event
+
     def read_batches(self, offset: int = 0, chunk: int = 1 << 18) -> Iterator[tuple[Event, int]]:
         """As `read_events`, with consecutive lines of one replica's stream as one
         `LogLines` (how the kernel follows a job: per chunk, not per line)."""

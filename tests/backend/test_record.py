@@ -100,3 +100,19 @@ def test_shown_marks_keep_the_latest_notebooks_and_vanish_with_the_record(tmp_pa
     shutil.rmtree(run.path)
     run.set_shown("nb0", 1000)  # %delete took the record while a notebook followed it
     assert not run.path.exists(), "no record made anew for a mark"
+
+
+def test_states_are_read_past_any_amount_of_log_without_decoding_it(tmp_path):
+    run = RunDir(tmp_path, "ciao-skim")
+    fd = run.open_for_append()
+    os.write(fd, encode(ReplicaState("master-0", "Running")))
+    os.write(fd, encode(LogLines("master-0", tuple(f"line {i}" for i in range(50_000)))))
+    os.write(fd, encode(ReplicaState("master-0", "Succeeded", exit_code=0)))
+    os.close(fd)
+    size = run.events_path.stat().st_size
+    states = list(run.read_states(size))
+    assert states == [
+        ReplicaState("master-0", "Running"),
+        ReplicaState("master-0", "Succeeded", exit_code=0),
+    ]
+    assert list(run.read_states(0)) == []

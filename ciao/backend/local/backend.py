@@ -284,12 +284,10 @@ def _states_before(run: RunDir, offset: int) -> tuple[list[Event], JobDone | Non
     to start as the job is), and the verdict if it is among them."""
     states: list[Event] = []
     verdict = None
-    for event, end in run.read_events():
-        if end > offset:
-            break
+    for event in run.read_states(offset):
         if isinstance(event, JobDone):
             verdict = event
-        elif not isinstance(event, LogLine | Progress):
+        elif not isinstance(event, LogLine | Progress):  # a line kept as JSON (it held \n)
             states.append(event)
     return states, verdict
 

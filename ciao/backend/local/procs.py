@@ -23,6 +23,8 @@ import threading
 import time
 from typing import BinaryIO
 
+from ciao.backend.lines import MAX_LINE_BYTES
+
 #: How long the others get after one failed (or after SIGTERM) before SIGKILL.
 STOP_GRACE = 3.0
 
@@ -126,6 +128,10 @@ class _Relayed:
         data = self.pending + data
         end = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
         self.pending = data[end:]
+        if len(self.pending) >= MAX_LINE_BYTES:  # a line without end goes on in pieces, as
+            piece, self.pending = self.pending, b""  # the line splitter cuts it: bounded
+            ending = b"\n" if self.prefix else b""  # marked pieces are lines of their own
+            data, end = data[:end] + piece + ending, end + len(piece) + len(ending)
         if not self.prefix:
             self._write(data[:end])
         elif b"\r" in data or self.rewritten:

@@ -171,3 +171,23 @@ def test_only_one_process_shows_its_progress_live_and_each_final_line_comes_once
         "[default1]:B 3/3",
         "[default0]:A 3/3",
     ]
+
+
+def test_a_line_without_end_is_relayed_in_bounded_pieces():
+    """32 MiB without a newline from one of N processes: passed on in marked pieces as it
+    comes, never held whole (the relay held it all, in quadratic time)."""
+    import io
+
+    from ciao.backend.lines import MAX_LINE_BYTES
+    from ciao.backend.local.procs import _Relayed
+
+    out = io.BytesIO()
+    relay = _Relayed(out, b"[default1]:")
+    chunk = b"x" * 65536
+    for _ in range(512):
+        relay.feed(chunk)
+        assert len(relay.pending) < MAX_LINE_BYTES
+    relay.close()
+    pieces = out.getvalue().split(b"\n")[:-1]
+    assert all(p.startswith(b"[default1]:") for p in pieces)
+    assert sum(len(p) - len(b"[default1]:") for p in pieces) == 512 * 65536
