@@ -1,9 +1,18 @@
-"""The five sockets and their loops: shell on the main thread, control and heartbeat on
-their own threads, IOPub owned by a forwarding thread that also greets new subscribers.
+"""The five sockets and their loops: shell read on its own thread and answered on the main
+thread, control and heartbeat on their own threads, IOPub owned by a forwarding thread that
+also greets new subscribers and bounds what they subscribe to.
 
-Every zmq socket belongs to exactly one thread. Other threads reach IOPub through per-thread
-inproc PUSH sockets; the two sockets that wake the shell and control loops are only used
-under a lock, by `stop()`.
+Every zmq socket belongs to exactly one thread. Other threads reach IOPub, and the main
+thread reaches shell, through per-thread inproc PUSH sockets; the socket that wakes the
+control loop is only used under a lock, by `stop()`.
+
+What a peer can make the kernel hold is bounded (docs/reliability.md): a frame by
+MAXMSGSIZE on every socket, a whole message by reading it frame by frame (`bounds`), what
+waits for the main thread in bytes, IOPub topics per connection and in all
+(`subscriptions`), heartbeat echoes by a small size cap and send high-water mark. libzmq
+assembles a multipart message before handing any of it over, so under the NULL mechanism a
+message of many frames, each under the cap, is held whole before it can be refused; only
+CurveZMQ (keys in the connection file) keeps a peer that lacks them from sending at all.
 """
 
 from __future__ import annotations
@@ -17,22 +26,47 @@ from typing import Any
 
 import zmq
 
+from ciao.protocol import peers
+from ciao.protocol.bounds import RequestQueue, ThrottledLog, drain, read_bounded
 from ciao.protocol.connection import ConnectionInfo
 from ciao.protocol.message import Codec, Message, ProtocolError, Signer
+from ciao.protocol.shell import STOP, ShellReader
+from ciao.protocol.subscriptions import MAX_TOPIC_BYTES, Action, SubscriptionGuard
 
 log = logging.getLogger("ciao.protocol")
 
 Handler = Callable[["Request"], None]
 
-#: The channels with a request loop: shell on the main thread, control on its own.
-LOOPS = ("shell", "control")
-#: Largest message a socket accepts (a bigger one drops its sender's connection before
-#: any of it is held); $CIAO_MAX_MESSAGE_BYTES changes it.
-DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+#: Largest shell message (its frames together) the kernel takes; $CIAO_MAX_MESSAGE_BYTES
+#: changes it. A websocket from Jupyter Server or Kernel Gateway carries at most 10 MiB
+#: (tornado's default), so no request a notebook sends comes near it.
+DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+#: Control answers kernel_info, shutdown and interrupt requests: small messages.
+CONTROL_MAX_MESSAGE_BYTES = 1024 * 1024
+#: The shell queue for the main thread holds this many messages at the bound, in bytes.
+SHELL_QUEUE_MESSAGES = 4
+#: The kernel never asks for input: what comes to stdin is dropped, a frame at a time.
+STDIN_MAX_FRAME_BYTES = 64 * 1024
+#: Subscriptions are all that comes up IOPub: a frame holds one topic and a 10-byte
+#: command header; a longer frame ends its sender's connection before libzmq stores it.
+IOPUB_MAX_FRAME_BYTES = MAX_TOPIC_BYTES + 16
+#: CurveZMQ's handshake commands (HELLO: 200 bytes, INITIATE: 300 or so) pass through the
+#: same cap, so a socket with keys takes frames of this much at least. (Its peers have the
+#: key: the cap is there for peers without one, who cannot get past the handshake.)
+CURVE_MIN_FRAME_BYTES = 1024
+#: What an IOPub peer may have waiting: XPUB takes all of it in at once, so keep it small.
+IOPUB_RECEIVE_QUEUE = 4
+#: Messages read from IOPub subscribers in one turn of its loop, between forwarded output.
+IOPUB_UPSTREAM_BATCH = 64
+#: A heartbeat frame (jupyter_client pings b"ping", in REQ's envelope), and a whole ping as
+#: `read_bounded` counts it (a few frames, with their overhead).
+HEARTBEAT_MAX_FRAME_BYTES = 1024
+HEARTBEAT_MAX_BYTES = 4 * HEARTBEAT_MAX_FRAME_BYTES
+#: Pings waiting for the heartbeat loop, and echoes waiting for a peer, per peer: a peer
+#: that never reads its echoes loses the rest, and holds no more than this.
+HEARTBEAT_QUEUE = 16
 #: Messages a request socket queues per peer before the peer has to wait.
 RECEIVE_QUEUE = 64
-#: Longest IOPub subscription topic accepted (Jupyter clients subscribe to "").
-MAX_TOPIC_BYTES = 256
 
 
 def max_message_bytes(env: dict[str, str] | None = None) -> int:
@@ -121,8 +155,8 @@ class _LocalPush:
 class KernelServer:
     """Binds the connection file's sockets and runs their loops.
 
-    `dispatch(request)` is called for every verified request on shell (main thread) and
-    control (control thread), between `busy` and `idle` status messages.
+    `dispatch(request)` is called for every verified request on shell (main thread, in
+    `serve_shell`) and control (control thread), between `busy` and `idle` status messages.
     """
 
     def __init__(
@@ -142,24 +176,62 @@ class KernelServer:
         self._stop_lock = threading.Lock()
         self._iopub_flushed: dict[bytes, threading.Event] = {}
         self._token = os.urandom(4).hex()
-        self.shell = self._bind(zmq.ROUTER, "shell")
-        self.control = self._bind(zmq.ROUTER, "control")
-        self.stdin = self._bind(zmq.ROUTER, "stdin")
-        self.iopub = self._bind(zmq.XPUB, "iopub")
+        self.control_max_message = min(self.max_message, CONTROL_MAX_MESSAGE_BYTES)
+        self.shell = self._bind(zmq.ROUTER, "shell", self.max_message)
+        self.control = self._bind(zmq.ROUTER, "control", self.control_max_message)
+        self.stdin = self._bind(zmq.ROUTER, "stdin", STDIN_MAX_FRAME_BYTES)
+        self.iopub = self._bind(
+            zmq.XPUB, "iopub", IOPUB_MAX_FRAME_BYTES, receive_queue=IOPUB_RECEIVE_QUEUE
+        )
         self.iopub.setsockopt(zmq.XPUB_VERBOSE, 1)
         self.iopub.setsockopt(zmq.XPUB_MANUAL, 1)  # subscriptions are accepted, or not, here
-        self.hb = self._bind(zmq.REP, "hb")
+        self.hb = self._bind(
+            zmq.ROUTER,
+            "hb",
+            HEARTBEAT_MAX_FRAME_BYTES,
+            receive_queue=HEARTBEAT_QUEUE,
+            send_queue=HEARTBEAT_QUEUE,
+        )
         self._iopub_pull = self._inproc(zmq.PULL, "iopub")
         self._iopub_push = _LocalPush(self.ctx, self._address("iopub"))
-        self._wake_pull = {loop: self._inproc(zmq.PULL, f"wake-{loop}") for loop in LOOPS}
-        self._wake_push = {loop: self._inproc(zmq.PUSH, f"wake-{loop}") for loop in LOOPS}
+        self._shell_queue = RequestQueue(SHELL_QUEUE_MESSAGES * self.max_message)
+        self._shell_replies = _LocalPush(self.ctx, self._address("shell-replies"))
+        self._shell_reader = ShellReader(
+            self.shell,
+            self._inproc(zmq.PULL, "shell-replies"),
+            self.codec,
+            self._shell_queue,
+            self.max_message,
+            self.status,
+        )
+        self._subscriptions = SubscriptionGuard(
+            peers.Identities(), self._is_iopub_connection, max_topic=MAX_TOPIC_BYTES
+        )
+        self._wake_control_pull = self._inproc(zmq.PULL, "wake-control")
+        self._wake_control = self._inproc(zmq.PUSH, "wake-control")
+        self._dropped = {
+            name: ThrottledLog(log) for name in ("control", "stdin", "iopub", "iopub-peer")
+        }
         self._threads: dict[str, threading.Thread] = {}
 
-    def _bind(self, kind: int, channel: str) -> zmq.Socket:
+    def _bind(
+        self,
+        kind: int,
+        channel: str,
+        max_frame: int,
+        receive_queue: int = RECEIVE_QUEUE,
+        send_queue: int | None = None,
+    ) -> zmq.Socket:
+        """A socket bound to `channel`'s port: a frame over `max_frame` ends its sender's
+        connection inside libzmq, before any of it is held."""
         sock = self.ctx.socket(kind)
         sock.linger = 1000
-        sock.setsockopt(zmq.MAXMSGSIZE, self.max_message)
-        sock.setsockopt(zmq.RCVHWM, RECEIVE_QUEUE)
+        if self.info.uses_curve:
+            max_frame = max(max_frame, CURVE_MIN_FRAME_BYTES)
+        sock.setsockopt(zmq.MAXMSGSIZE, max_frame)
+        sock.setsockopt(zmq.RCVHWM, receive_queue)
+        if send_queue is not None:
+            sock.setsockopt(zmq.SNDHWM, send_queue)
         if self.info.uses_curve:
             sock.curve_secretkey = self.info.curve_secretkey
             sock.curve_publickey = self.info.curve_publickey
@@ -189,10 +261,14 @@ class KernelServer:
         parent: Message,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        """Send on shell or control; only from the thread that owns that socket."""
-        sock = {"shell": self.shell, "control": self.control}[channel]
+        """Send on shell (from any thread but the shell thread: it goes through the shell
+        thread, which owns the socket) or control (from the control thread)."""
         msg = self.codec.message(msg_type, content, parent, metadata, parent.identities)
-        sock.send_multipart(self.codec.serialize(msg))
+        frames = self.codec.serialize(msg)
+        if channel == "shell":
+            self._shell_replies.send(frames)
+        else:
+            self.control.send_multipart(frames)
 
     def publish(
         self,
@@ -226,14 +302,22 @@ class KernelServer:
             (self._heartbeat_loop, "heartbeat"),
             (self._iopub_loop, "iopub"),
             (self._control_loop, "control"),
+            (self._shell_reader.run, "shell"),
         ):
             thread = threading.Thread(target=target, name=f"ciao-{name}", daemon=True)
             thread.start()
             self._threads[name] = thread
 
     def _heartbeat_loop(self) -> None:
+        """Echo every ping to its sender (a ROUTER, as ipykernel's: REQ and DEALER peers
+        alike). A frame over HEARTBEAT_MAX_FRAME_BYTES ends its sender's connection, a ping
+        over HEARTBEAT_MAX_BYTES is not echoed, and an echo for a peer with HEARTBEAT_QUEUE
+        unread is dropped, never waited for."""
         try:
-            zmq.proxy(self.hb, self.hb)
+            while True:
+                frames, _ = read_bounded(self.hb, HEARTBEAT_MAX_BYTES)
+                if frames is not None:
+                    self.hb.send_multipart(frames, zmq.NOBLOCK, copy=False)
         except zmq.ZMQError as exc:
             log.debug("heartbeat stopped: %s", exc)
         finally:
@@ -247,7 +331,7 @@ class KernelServer:
             while True:
                 for sock, _ in poller.poll():
                     if sock is self.iopub:
-                        self._on_subscription(self.iopub.recv())
+                        self._read_upstream()
                     else:
                         self._forward(self._iopub_pull.recv_multipart())
         except zmq.ZMQError as exc:
@@ -278,54 +362,101 @@ class KernelServer:
             if event:
                 event.set()
 
-    def _on_subscription(self, frame: bytes) -> None:
-        """XPUB tells of each (un)subscription (XPUB_MANUAL: it takes effect only here);
-        a topic longer than MAX_TOPIC_BYTES is refused; subscribers are greeted (JEP 65
+    def _read_upstream(self) -> None:
+        """What IOPub subscribers sent, a turn's worth (output is forwarded between)."""
+        for _ in range(IOPUB_UPSTREAM_BATCH):
+            try:
+                frame = self.iopub.recv(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            self._on_upstream(frame)
+
+    def _on_upstream(self, frame: zmq.Frame) -> None:
+        """XPUB tells of each (un)subscription (XPUB_MANUAL: it takes effect only here,
+        for the connection it came from, right after it is read). The guard says which
+        to accept, and which connection holds too many; subscribers are greeted (JEP 65
         iopub_welcome)."""
-        if not frame or frame[0] not in (0, 1):
-            return
-        if len(frame) - 1 > MAX_TOPIC_BYTES:
-            log.warning("refused an IOPub subscription of %d bytes", len(frame) - 1)
-            return
-        if frame[0] == 0:
-            self.iopub.setsockopt(zmq.UNSUBSCRIBE, frame[1:])
-            return
-        self.iopub.setsockopt(zmq.SUBSCRIBE, frame[1:])
-        topic = frame[1:].decode("utf-8", "replace")
-        msg = self.codec.message("iopub_welcome", {"subscription": topic})
-        msg.identities = [frame[1:]]
+        fd, address = peers.source(frame)
+        verdict = self._subscriptions.on_message(frame.bytes, fd, address)
+        if verdict.action is Action.SUBSCRIBE:
+            self.iopub.setsockopt(zmq.SUBSCRIBE, verdict.topic)
+            self._welcome(verdict.topic)
+        elif verdict.action is Action.UNSUBSCRIBE:
+            self.iopub.setsockopt(zmq.UNSUBSCRIBE, verdict.topic)
+        elif verdict.action is Action.DROP and verdict.peer is not None:
+            ended = peers.drop(verdict.peer)
+            self._dropped["iopub-peer"].warning(
+                "%s the IOPub connection of %s: %s",
+                "ended" if ended else "could not end (it had ended)",
+                verdict.peer,
+                verdict.reason,
+            )
+        elif verdict.action is Action.REFUSE:
+            self._dropped["iopub"].warning("refused an IOPub subscription: %s", verdict.reason)
+
+    def _welcome(self, topic: bytes) -> None:
+        msg = self.codec.message(
+            "iopub_welcome", {"subscription": topic.decode("utf-8", "replace")}
+        )
+        msg.identities = [topic]
         self.iopub.send_multipart(self.codec.serialize(msg))
+
+    def _is_iopub_connection(self, peer: peers.Peer) -> bool:
+        """Whether `peer` is a connection to the IOPub socket (a descriptor libzmq closed
+        may have gone to another of the kernel's connections, or to a file)."""
+        if isinstance(peer.local, tuple):
+            return bool(peer.local[1] == self.info.iopub_port)
+        return self.info.url("iopub") == f"ipc://{peer.local}"
 
     def _control_loop(self) -> None:
         try:
-            self._serve("control", self.control, drain=self.stdin)
+            self._serve_control()
         except zmq.ZMQError as exc:
             log.error("control loop stopped: %s", exc)
         finally:
             self.control.close(linger=1000)  # a shutdown_reply may still be on its way
             self.stdin.close(linger=0)
-            self._wake_pull["control"].close()
+            self._wake_control_pull.close()
 
-    def serve_shell(self) -> None:
-        """Run the shell loop on the calling (main) thread until `stop()`."""
-        self._serve("shell", self.shell)
-
-    def _serve(self, channel: str, sock: zmq.Socket, drain: zmq.Socket | None = None) -> None:
-        """Answer requests on `sock`; what arrives on `drain` (stdin: Ciao never asks for
-        input) is read and dropped, so nothing piles up there."""
+    def _serve_control(self) -> None:
+        """Answer requests on control; what arrives on stdin (Ciao never asks for input)
+        is read and dropped a frame at a time, so nothing piles up there."""
         poller = zmq.Poller()
-        poller.register(sock, zmq.POLLIN)
-        poller.register(self._wake_pull[channel], zmq.POLLIN)
-        if drain is not None:
-            poller.register(drain, zmq.POLLIN)
+        for sock in (self.control, self._wake_control_pull, self.stdin):
+            poller.register(sock, zmq.POLLIN)
         while not self._stopping.is_set():
             ready = dict(poller.poll())
-            if drain is not None and drain in ready:
-                while drain.poll(0):
-                    drain.recv_multipart(copy=False)
-                log.debug("dropped a message on stdin: this kernel never asks for input")
-            if sock in ready and not self._stopping.is_set():
-                self._handle(channel, sock.recv_multipart())
+            if self.stdin in ready and drain(self.stdin):
+                self._dropped["stdin"].warning(
+                    "dropped what came on stdin: this kernel never asks for input"
+                )
+            if self.control in ready and not self._stopping.is_set():
+                self._handle_control()
+
+    def _handle_control(self) -> None:
+        """Answer one message on control; nothing a client sends may end the loop."""
+        frames, size = read_bounded(self.control, self.control_max_message)
+        if frames is None:
+            self._dropped["control"].warning(
+                "dropped a message of more than %d bytes on control (at most %d)",
+                size,
+                self.control_max_message,
+            )
+            return
+        try:
+            msg = self.codec.deserialize([frame.buffer for frame in frames])
+        except ProtocolError as exc:
+            self._dropped["control"].warning("dropped a message on control: %s", exc)
+            return
+        finally:
+            del frames
+        self._answer("control", msg)
+
+    def serve_shell(self) -> None:
+        """Answer shell requests on the calling (main) thread, in the order they came,
+        until `stop()`. The shell thread reads them (and verifies them) meanwhile."""
+        while (msg := self._shell_queue.get()) is not None:
+            self._answer("shell", msg)
 
     @property
     def session(self) -> str:
@@ -335,7 +466,7 @@ class KernelServer:
     def abort_queued(self, reply: dict[str, Any]) -> None:
         """stop_on_error: answer every execute_request already queued on shell with `reply`
         (status "abort") instead of running it; other queued requests are handled as usual.
-        Shell thread only."""
+        Main thread only."""
         while (msg := self._pending_shell()) is not None:
             if msg.msg_type != "execute_request":
                 self.handle_message("shell", msg)
@@ -347,24 +478,10 @@ class KernelServer:
 
     def _pending_shell(self) -> Message | None:
         """The next queued shell request, if one is waiting; else None."""
-        while self.shell.poll(0):
-            msg = self._receive("shell", self.shell.recv_multipart(copy=True))
-            if msg is not None:
-                return msg
-        return None
+        return self._shell_queue.get_nowait()
 
-    def _receive(self, channel: str, frames: list[bytes]) -> Message | None:
-        try:
-            return self.codec.deserialize(frames)
-        except ProtocolError as exc:
-            log.warning("dropped a message on %s: %s", channel, exc)
-            return None
-
-    def _handle(self, channel: str, frames: list[bytes]) -> None:
-        """Answer one message; nothing a client sends may end the loop."""
-        msg = self._receive(channel, frames)
-        if msg is None:
-            return
+    def _answer(self, channel: str, msg: Message) -> None:
+        """Answer one verified request; nothing a client sends may end the loop."""
         try:
             self.handle_message(channel, msg)
         except zmq.ZMQError:
@@ -403,15 +520,16 @@ class KernelServer:
             if self._stopping.is_set():
                 return
             self._stopping.set()
-            for push in self._wake_push.values():
-                push.send(b"")
+            self._shell_queue.close()
+            self._wake_control.send(b"")
 
     def close(self, timeout: float = 2.0) -> bool:
         """Deliver what is queued, then end every loop; False if that took too long.
 
         Called on the main thread after `serve_shell` returned (and `start_threads`). The
         control thread is let finish first: its last messages (a shutdown_reply, its idle)
-        go out, and no socket is closed here while it may still use it. The heartbeat and
+        go out, and no socket is closed here while it may still use it. The shell thread
+        sends the main thread's last replies, then closes its socket. The heartbeat and
         IOPub threads close their own sockets when the context terminates.
         """
         deadline = time.monotonic() + timeout
@@ -421,10 +539,11 @@ class KernelServer:
             log.warning("the control thread is stuck in a handler")
             return False
         self.flush_iopub(timeout=max(0.0, deadline - time.monotonic()))
+        self._shell_replies.send([STOP])  # after the main thread's last reply
+        self._threads["shell"].join(max(0.0, deadline - time.monotonic()))
         self._iopub_push.close()
-        for sock in (*self._wake_push.values(), self._wake_pull["shell"]):
-            sock.close(linger=0)
-        self.shell.close(linger=500)
+        self._shell_replies.close()
+        self._wake_control.close(linger=0)
         terminator = threading.Thread(target=self.ctx.term, name="ciao-zmq-term", daemon=True)
         terminator.start()
         terminator.join(max(0.0, deadline - time.monotonic()))

@@ -161,3 +161,25 @@ def test_a_lone_surrogate_from_a_client_is_echoed_escaped():
     frames = ours.serialize(ours.message("kernel_info_reply", {"status": "ok"}, request))
     _, rest = theirs.feed_identities(frames)
     assert theirs.deserialize(rest)["parent_header"]["msg_id"] == "\ud800"
+
+
+class Untouchable(list):
+    """Frames that fail the test if anything reads them."""
+
+    def __iter__(self):
+        raise AssertionError("the frames were read")
+
+
+def test_a_signature_that_cannot_be_a_digest_is_refused_before_anything_is_hashed():
+    signer = Signer(KEY)
+    for signature in (b"f" * 63, b"f" * 65, b"x" * (1 << 20)):
+        with pytest.raises(ProtocolError, match="invalid signature"):
+            signer.verify(signature, Untouchable([b"{}"] * 4))
+
+
+def test_frames_given_as_memoryviews_are_verified_and_parsed_like_bytes():
+    c = codec()
+    frames = c.serialize(c.message("kernel_info_request", {"a": 1}, identities=[b"id"]))
+    msg = c.deserialize([memoryview(frame) for frame in frames])
+    assert msg.content == {"a": 1} and msg.identities == [b"id"]
+    assert isinstance(msg.identities[0], bytes)
