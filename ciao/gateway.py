@@ -12,6 +12,9 @@ import sys
 
 #: What a kernel inherits from the gateway: in-cluster credentials and its config.
 INHERITED = ("KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "CIAO_CONFIG")
+#: Shortest token accepted: a token is all that stands between the network and running code,
+#: and a short one can be guessed (`openssl rand -hex 32` makes 64 characters).
+MIN_TOKEN_LENGTH = 32
 
 
 def gateway_argv(ip: str, port: int, nodelay: bool = True) -> list[str]:
@@ -32,17 +35,32 @@ def gateway_argv(ip: str, port: int, nodelay: bool = True) -> list[str]:
     return argv
 
 
+def token_problem(token: str) -> str:
+    """Why `token` (KG_AUTH_TOKEN) cannot guard a gateway; "" if it can."""
+    token = token.strip()
+    if not token:
+        return (
+            "refusing to start without a token: set KG_AUTH_TOKEN (in a pod, from a Secret; "
+            "see deploy/kernel-gateway.yaml), e.g. to the output of `openssl rand -hex 32`. "
+            "Anyone who reaches the gateway can run code in it."
+        )
+    if len(token) < MIN_TOKEN_LENGTH:
+        return (
+            f"refusing to start: KG_AUTH_TOKEN has {len(token)} characters, and a token "
+            f"shorter than {MIN_TOKEN_LENGTH} can be guessed (it is all that keeps the "
+            "network from running code in the gateway). Make one with `openssl rand -hex 32`."
+        )
+    return ""
+
+
 def serve(ip: str, port: int, env: dict[str, str] | None = None) -> int:
     """Replace this process with the gateway (signals reach it directly); refuse to serve
-    without a token: a kernel gateway runs code for whoever can reach it."""
+    without a token, or with one short enough to guess: a kernel gateway runs code for
+    whoever gets past it."""
     env = dict(os.environ) if env is None else env
-    if not env.get("KG_AUTH_TOKEN", "").strip():
-        print(
-            "ciao gateway: refusing to start without a token: set KG_AUTH_TOKEN (in a pod, "
-            "from a Secret; see deploy/kernel-gateway.yaml). Anyone who reaches the gateway "
-            "can run code in it.",
-            file=sys.stderr,
-        )
+    problem = token_problem(env.get("KG_AUTH_TOKEN", ""))
+    if problem:
+        print(f"ciao gateway: {problem}", file=sys.stderr)
         return 2
     argv = gateway_argv(ip, port)
     os.execv(argv[0], argv)

@@ -146,6 +146,28 @@ def test_without_a_token_the_gateway_refuses_to_start(tmp_path):
     assert "KG_AUTH_TOKEN" in (tmp_path / "gateway.log").read_text()
 
 
+@pytest.mark.parametrize("token", ["x", "a" * 31, "  " + "b" * 31 + "\n"])
+def test_a_token_shorter_than_32_characters_is_refused_saying_how_to_make_one(token, capsys):
+    from ciao.gateway import serve
+
+    assert serve("127.0.0.1", 8889, {"KG_AUTH_TOKEN": token}) == 2
+    said = capsys.readouterr().err
+    assert "KG_AUTH_TOKEN has" in said and "32" in said
+    assert "openssl rand -hex 32" in said
+
+
+def test_a_one_character_token_stops_the_gateway_before_it_listens(tmp_path):
+    process, _ = start_gateway(tmp_path, dict(os.environ, KG_AUTH_TOKEN="x"))
+    assert process.wait(30) == 2
+    assert "openssl rand -hex 32" in (tmp_path / "gateway.log").read_text()
+
+
+def test_a_token_of_32_characters_is_enough():
+    from ciao.gateway import token_problem
+
+    assert len(TOKEN) == 32 and token_problem(TOKEN) == ""
+
+
 def listening_addresses(port: int) -> set[str]:
     """The local addresses listening on `port` (from /proc/net/tcp, hex little-endian)."""
     found = set()
