@@ -35,6 +35,16 @@ def running_kernel(**kwargs: Any):
             km.shutdown_kernel(now=not km.is_alive())
 
 
+@contextmanager
+def kernel_with_runs(runs: Path):
+    """A kernel whose config (written in `runs`) keeps its jobs' records in `runs`; the
+    manager, the client and the config file."""
+    config = runs / "config.yaml"
+    config.write_text(f"local: {{run_dir: {runs}}}\n")
+    with running_kernel(env=dict(os.environ, CIAO_CONFIG=str(config))) as (km, kc):
+        yield km, kc, config
+
+
 def drain_iopub(kc, timeout: float = 0.3) -> list[dict]:
     messages = []
     while True:

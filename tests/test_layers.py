@@ -48,13 +48,13 @@ def imports() -> dict[str, set[str]]:
 
 
 def layer(module: str) -> int:
+    """The module's layer; -1 for a package LAYERS does not place."""
     top = module.split(".")[1] if "." in module else "ciao"
-    return next(i for i, names in enumerate(LAYERS) if top in names)
+    return next((i for i, names in enumerate(LAYERS) if top in names), -1)
 
 
 def test_every_package_has_a_layer():
-    for module in imports():
-        assert layer(module) >= 0, module
+    assert [module for module in imports() if layer(module) < 0] == []
 
 
 def test_no_import_runs_back_up_the_layers():

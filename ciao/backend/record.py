@@ -327,7 +327,7 @@ class RunDir:
             return None
 
     def created(self) -> float:
-        return float(self.spec().get("created") or _mtime(self.path))
+        return float(self.spec().get("created") or modified(self.path) or time.time())
 
 
 def viewer_of(owner: dict[str, str]) -> str:
@@ -365,8 +365,9 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _mtime(path: Path) -> float:
+def modified(path: Path) -> float | None:
+    """When `path` was last written (seconds since the epoch); None if it is not there."""
     try:
         return path.stat().st_mtime
     except OSError:
-        return time.time()
+        return None

@@ -360,13 +360,6 @@ def help_text(name: str | None = None) -> str:
     return "\n".join(parts)
 
 
-def help_page(name: str | None = None) -> dict[str, str]:
-    """`%help` as the pager shows it: Markdown, which JupyterLab (where the pager is the
-    cell's output) wraps at words, and the plain text for terminals. Plain text alone
-    was wrapped mid-word there (its outputs break long lines anywhere)."""
-    return {"text/plain": help_text(name), "text/markdown": help_markdown(name)}
-
-
 def help_markdown(name: str | None = None) -> str:
     """The reference as Markdown: a table of magics a group, the examples as code."""
     doc = _topic(name)

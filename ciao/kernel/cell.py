@@ -89,7 +89,6 @@ class CellRunner:
         stream = LogStream(out, job.name, sum(job.replicas.values()), config.output.max_lines)
         view = LiveView(JobView(job), out)
         done: JobDone | None = None
-        lines_shown = False
         if job.resumed:
             stream.notice(
                 f"[ciao] {job.name}: going on after the last line shown here "
@@ -110,7 +109,6 @@ class CellRunner:
                 view.apply(event)
                 if isinstance(event, LogLines | LogLine):
                     texts = event.lines if isinstance(event, LogLines) else (event.text,)
-                    lines_shown = True
                     stream.lines(event.replica, texts, event.stream)
                     tail = tails.get(event.replica)
                     if tail is None:
@@ -125,7 +123,7 @@ class CellRunner:
                     log.debug("%s: %s %s", event.replica, event.phase, event.reason)
                 elif isinstance(event, JobDone):
                     done = event
-            if job.resumed and not lines_shown and done is not None:
+            if job.resumed and not tails and done is not None:  # no line came
                 stream.notice(f"[ciao] {job.name}: every line was already shown here\n", "stdout")
         finally:
             view.refresh(force=True)  # the final state first: it is what matters most
@@ -156,9 +154,15 @@ class CellRunner:
 
     def _command(self, prepared: Prepared, command: Command, out: Output, count: int) -> Payload:
         if isinstance(command, HelpCommand):
-            from ciao.interpreter.docs import help_page
+            from ciao.interpreter.docs import help_markdown, help_text
 
-            return [{"source": "page", "data": help_page(command.topic), "start": 0}]
+            # Markdown too: JupyterLab shows the pager as the cell's output, and wraps
+            # plain text mid-word there; Markdown wraps at words.
+            page = {
+                "text/plain": help_text(command.topic),
+                "text/markdown": help_markdown(command.topic),
+            }
+            return [{"source": "page", "data": page, "start": 0}]
         if isinstance(command, PipCommand):
             python = self.manager.pip(prepared.config, command.args, out.progress)
             if command.args[:1] in (("install",), ("uninstall",)):

@@ -18,7 +18,7 @@ from typing import Any
 
 import zmq
 
-from ciao.protocol.message import Message
+from ciao.protocol.message import Codec, Message, ProtocolError
 
 #: What a frame is counted as beyond its bytes: the objects that hold it. It keeps a
 #: message of a million empty frames from passing as small.
@@ -40,6 +40,27 @@ def read_bounded(sock: zmq.Socket, limit: int) -> tuple[list[zmq.Frame] | None, 
             frames = None  # over the bound: what was kept is let go, the rest is not kept
         if not frame.more:
             return frames, size
+
+
+def read_verified(
+    sock: zmq.Socket, limit: int, codec: Codec, dropped: ThrottledLog, channel: str
+) -> tuple[Message | None, int]:
+    """One whole message from `sock`, parsed and verified, and its size; None (said in
+    `dropped`) for one over `limit` or not verified: its frames are let go at once."""
+    frames, size = read_bounded(sock, limit)
+    if frames is None:
+        dropped.warning(
+            "dropped a message of more than %d bytes on %s (at most %d: $CIAO_MAX_MESSAGE_BYTES)",
+            size,
+            channel,
+            limit,
+        )
+        return None, size
+    try:
+        return codec.deserialize([frame.buffer for frame in frames]), size
+    except ProtocolError as exc:
+        dropped.warning("dropped a message on %s: %s", channel, exc)
+        return None, size
 
 
 def drain(sock: zmq.Socket, most: int = 1024) -> int:

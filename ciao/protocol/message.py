@@ -97,6 +97,16 @@ class Signer:
                 self._history.popitem(last=False)
 
 
+def reply_type(request_type: str) -> str:
+    """`execute_request` -> `execute_reply`."""
+    return request_type.rsplit("_", 1)[0] + "_reply"
+
+
+def error_content(ename: str, evalue: str) -> dict[str, Any]:
+    """A reply's content for a request refused or failed."""
+    return {"status": "error", "ename": ename, "evalue": evalue, "traceback": []}
+
+
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
 

@@ -27,9 +27,9 @@ from typing import Any
 import zmq
 
 from ciao.protocol import peers
-from ciao.protocol.bounds import RequestQueue, ThrottledLog, drain, read_bounded
+from ciao.protocol.bounds import RequestQueue, ThrottledLog, drain, read_bounded, read_verified
 from ciao.protocol.connection import ConnectionInfo
-from ciao.protocol.message import Codec, Message, ProtocolError, Signer
+from ciao.protocol.message import Codec, Message, Signer, error_content, reply_type
 from ciao.protocol.shell import STOP, ShellReader
 from ciao.protocol.subscriptions import MAX_TOPIC_BYTES, Action, SubscriptionGuard
 
@@ -113,12 +113,11 @@ class Request:
         return value
 
     def reply(self, content: dict[str, Any], metadata: dict[str, Any] | None = None) -> None:
-        reply_type = self.msg_type.rsplit("_", 1)[0] + "_reply"
-        self.server.send(self.channel, reply_type, content, self.msg, metadata)
+        self.server.send(self.channel, reply_type(self.msg_type), content, self.msg, metadata)
         self.replied = True
 
     def reply_error(self, ename: str, evalue: str) -> None:
-        self.reply({"status": "error", "ename": ename, "evalue": evalue, "traceback": []})
+        self.reply(error_content(ename, evalue))
 
     def publish(self, msg_type: str, content: dict[str, Any], **extra: Any) -> None:
         self.server.publish(msg_type, content, parent=self.msg, **extra)
@@ -435,21 +434,11 @@ class KernelServer:
 
     def _handle_control(self) -> None:
         """Answer one message on control; nothing a client sends may end the loop."""
-        frames, size = read_bounded(self.control, self.control_max_message)
-        if frames is None:
-            self._dropped["control"].warning(
-                "dropped a message of more than %d bytes on control (at most %d)",
-                size,
-                self.control_max_message,
-            )
+        msg, _ = read_verified(
+            self.control, self.control_max_message, self.codec, self._dropped["control"], "control"
+        )
+        if msg is None:
             return
-        try:
-            msg = self.codec.deserialize([frame.buffer for frame in frames])
-        except ProtocolError as exc:
-            self._dropped["control"].warning("dropped a message on control: %s", exc)
-            return
-        finally:
-            del frames
         self._answer("control", msg)
 
     def serve_shell(self) -> None:

@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 import zmq
 
-from ciao.protocol.bounds import RequestQueue, ThrottledLog, read_bounded
-from ciao.protocol.message import Codec, Message, ProtocolError
+from ciao.protocol.bounds import RequestQueue, ThrottledLog, read_verified
+from ciao.protocol.message import Codec, Message, error_content, reply_type
 
 log = logging.getLogger("ciao.protocol")
 
@@ -84,22 +84,9 @@ class ShellReader:
 
     def _read(self) -> None:
         """One message: dropped (over the bound, or not verified), queued, or refused."""
-        frames, size = read_bounded(self.sock, self.limit)
-        if frames is None:
-            self._dropped.warning(
-                "dropped a message of more than %d bytes on shell (the bound is %d bytes: "
-                "$CIAO_MAX_MESSAGE_BYTES)",
-                size,
-                self.limit,
-            )
+        msg, size = read_verified(self.sock, self.limit, self.codec, self._dropped, "shell")
+        if msg is None:
             return
-        try:
-            msg = self.codec.deserialize([frame.buffer for frame in frames])
-        except ProtocolError as exc:
-            self._dropped.warning("dropped a message on shell: %s", exc)
-            return
-        finally:
-            del frames  # unverified frames are let go now, whatever comes next
         if not self.queue.put(msg, size):
             self._refuse(msg)
 
@@ -112,18 +99,15 @@ class ShellReader:
         )
         if not msg.msg_type.endswith("_request"):
             return
-        content = {
-            "status": "error",
-            "ename": "KernelBusy",
-            "evalue": (
-                f"the kernel is busy: {waiting:.1f} MB of requests already wait for it "
-                f"(at most {self.queue.max_bytes / 1e6:.1f} MB), so this {msg.msg_type} "
-                "was not queued; send it again once the kernel is idle"
-            ),
-            "traceback": [],
-        }
-        reply_type = msg.msg_type.rsplit("_", 1)[0] + "_reply"
-        reply = self.codec.message(reply_type, content, msg, identities=msg.identities)
+        content = error_content(
+            "KernelBusy",
+            f"the kernel is busy: {waiting:.1f} MB of requests already wait for it "
+            f"(at most {self.queue.max_bytes / 1e6:.1f} MB), so this {msg.msg_type} "
+            "was not queued; send it again once the kernel is idle",
+        )
+        reply = self.codec.message(
+            reply_type(msg.msg_type), content, msg, identities=msg.identities
+        )
         self.status("busy", msg)
         self.sock.send_multipart(self.codec.serialize(reply))
         self.status("idle", msg)

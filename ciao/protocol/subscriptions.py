@@ -55,7 +55,8 @@ class _Held:
     dropped: bool = False
 
 
-_GONE = _Held(peer=None)  # a message from a connection that has ended since
+#: A message from a connection that has ended since: taken as from one dropped.
+_GONE = _Held(peer=None, dropped=True)
 
 
 class SubscriptionGuard:
@@ -88,6 +89,8 @@ class SubscriptionGuard:
         """What to do with `data`, a message XPUB passed up, read from descriptor `fd`
         (None: libzmq gave none) of the peer at `address`."""
         held = self._connection(fd, address)
+        if held is not None and held.dropped:  # dropped, or gone: nothing more of it counts
+            return Verdict(Action.IGNORE, data[1:])
         if not data or data[0] not in (0, 1):
             return self._not_a_subscription(held)
         if data[0] == 1:
@@ -111,13 +114,11 @@ class SubscriptionGuard:
 
     def _not_a_subscription(self, held: _Held | None) -> Verdict:
         """Subscribers send nothing else (only an XSUB can): a peer that does is dropped."""
-        if held is None or held is _GONE or held.dropped:
+        if held is None:
             return Verdict(Action.IGNORE)
         return self._drop(held, "it sent a message that is not a subscription")
 
     def _subscribe(self, held: _Held | None, topic: bytes) -> Verdict:
-        if held is _GONE or (held is not None and held.dropped):
-            return Verdict(Action.IGNORE, topic)
         if not topic:  # Jupyter's: libzmq holds it once per connection, whatever is sent
             return Verdict(Action.SUBSCRIBE, topic)
         held = held or self._anonymous
@@ -138,8 +139,6 @@ class SubscriptionGuard:
 
     def _unsubscribe(self, held: _Held | None, topic: bytes) -> Verdict:
         if held is None:  # libzmq ending a connection's topics: it has freed them itself
-            return Verdict(Action.IGNORE, topic)
-        if held is _GONE or held.dropped:
             return Verdict(Action.IGNORE, topic)
         if not topic:
             return Verdict(Action.UNSUBSCRIBE, topic)

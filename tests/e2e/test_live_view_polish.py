@@ -9,7 +9,7 @@ import os
 import re
 
 import pytest
-from kernel_client import execute, of_type, running_kernel, stream_text
+from kernel_client import execute, kernel_with_runs, of_type, stream_text
 
 from ciao.kernel.display import LAST_LINE_WIDTH
 
@@ -31,10 +31,7 @@ BAR = (
 
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory):
-    runs = tmp_path_factory.mktemp("runs")
-    config = runs / "config.yaml"
-    config.write_text(f"local: {{run_dir: {runs}}}\n")
-    with running_kernel(env=dict(os.environ, CIAO_CONFIG=str(config))) as (_, kc):
+    with kernel_with_runs(tmp_path_factory.mktemp("runs")) as (_, kc, config):
         yield kc, config
 
 

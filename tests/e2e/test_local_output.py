@@ -3,12 +3,11 @@ lines. The kernel's memory stays bounded and the record keeps every byte."""
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import pytest
-from kernel_client import execute, running_kernel, stream_text
+from kernel_client import execute, kernel_with_runs, stream_text
 
 from ciao.backend.record import RunDir
 from ciao.backend.types import LogLine, one_per_line
@@ -25,9 +24,7 @@ KERNEL_PEAK_RSS_BYTES = 80 * 1024 * 1024
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
-    config = runs / "config.yaml"
-    config.write_text(f"local: {{run_dir: {runs}}}\n")
-    with running_kernel(env=dict(os.environ, CIAO_CONFIG=str(config))) as (km, kc):
+    with kernel_with_runs(runs) as (km, kc, _):
         yield km, kc, runs
 
 

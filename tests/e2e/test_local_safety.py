@@ -4,13 +4,12 @@ or pass for the job's record."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
 
 import pytest
-from kernel_client import execute, running_kernel, stream_text
+from kernel_client import execute, kernel_with_runs, stream_text
 
 from ciao.backend.identity import ProcessIdentity
 
@@ -20,9 +19,7 @@ pytestmark = pytest.mark.timeout(120)
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
-    config = runs / "config.yaml"
-    config.write_text(f"local: {{run_dir: {runs}}}\n")
-    with running_kernel(env=dict(os.environ, CIAO_CONFIG=str(config))) as (_, kc):
+    with kernel_with_runs(runs) as (_, kc, _):
         yield kc, runs
 
 

@@ -702,10 +702,8 @@ def test_help_as_markdown_is_a_table_of_every_magic_and_each_page_has_its_exampl
     """JupyterLab shows the pager as the cell's output and breaks plain text mid-word;
     Markdown wraps at words. Rendered, every usage is one cell of a table row."""
     mistune = pytest.importorskip("mistune")
-    from ciao.interpreter.docs import help_markdown, help_page
+    from ciao.interpreter.docs import help_markdown
 
-    page = help_page()
-    assert set(page) == {"text/plain", "text/markdown"} and page["text/plain"] == help_text()
     html = mistune.create_markdown(escape=False, plugins=["table"])(help_markdown())
     row = r"<tr>\s*<td[^>]*><code[^>]*>(.*?)</code></td>\s*<td[^>]*>(.*?)</td>\s*</tr>"
     cells = re.findall(row, html)
@@ -716,7 +714,7 @@ def test_help_as_markdown_is_a_table_of_every_magic_and_each_page_has_its_exampl
     assert "numpy&gt;=1.26,&lt;2 is one requirement" in one
     assert "<pre><code>%requirements=pandas==2.2,scikit-learn&gt;=1.4,numpy&gt;=1.26,&lt;2" in one
     with pytest.raises(MagicErrors, match="did you mean %memory"):
-        help_page("memroy")
+        help_markdown("memroy")
 
 
 def test_endless_or_zero_padded_counts_read_as_what_they_say():

@@ -304,3 +304,20 @@ def test_the_kernelspec_runs_the_kernel_unshadowed():
     argv = kernelspec()["argv"]
     assert argv[0] == sys.executable and argv[-3:] == ["kernel", "-f", "{connection_file}"]
     assert argv[1:4] == ["-P", "-m", "ciao"] if sys.version_info >= (3, 11) else argv[1] == "-c"
+
+
+def test_composing_the_kernel_imports_nothing_heavy(tmp_path):
+    """Fast start: the composition root builds every component without the kubernetes
+    client, YAML or dateutil (they load when a cell needs them)."""
+    connection = tmp_path / "kernel-x.json"
+    connection.write_text(
+        '{"ip": "127.0.0.1", "transport": "tcp", "key": "k", "signature_scheme": "hmac-sha256",'
+        ' "shell_port": 0, "iopub_port": 0, "stdin_port": 0, "control_port": 0, "hb_port": 0}'
+    )
+    code = (
+        "import sys\nfrom ciao.app import compose\n"
+        f"kernel, server = compose({str(connection)!r})\n"
+        "heavy = [m for m in ('kubernetes', 'yaml', 'dateutil') if m in sys.modules]\n"
+        "assert heavy == [], heavy\nimport os\nos._exit(0)  # its sockets go with it\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

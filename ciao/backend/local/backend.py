@@ -25,7 +25,7 @@ from ciao.backend.identity import ProcessIdentity
 from ciao.backend.local.engine import ReplicaEngine
 from ciao.backend.local.plan import LocalPlan
 from ciao.backend.local.watch import RecordWatch
-from ciao.backend.record import LOST, RunDir, list_run_dirs, viewer_of
+from ciao.backend.record import LOST, RunDir, list_run_dirs, modified, viewer_of
 from ciao.backend.types import (
     IDLE,
     Event,
@@ -227,8 +227,8 @@ class LocalBackend:
         info = self._info(run)
         if info.state == "Lost":
             states.append(LOST)
-        ended = _modified(run.events_path) if run.final() is not None else None
-        info = replace(info, started=_modified(run.path / "replicas.json"), ended=ended)
+        ended = modified(run.events_path) if run.final() is not None else None
+        info = replace(info, started=modified(run.path / "replicas.json"), ended=ended)
         return info, [*last_lines.values(), *states]
 
     def logs(
@@ -310,14 +310,6 @@ def _append(run: RunDir, event: Event) -> None:
         os.write(fd, encode(event))
     finally:
         os.close(fd)
-
-
-def _modified(path: Path) -> float | None:
-    """When `path` was last written (seconds since the epoch); None if it is not there."""
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return None
 
 
 def _reap(process: subprocess.Popen) -> None:
