@@ -39,6 +39,7 @@ _TOP_KEYS = {
     "local": "local backend: {run_dir, keep: 30d (days) or 100 (newest jobs) of finished jobs}",
     "output": "what a cell shows: {max_bytes_per_second, max_messages_per_second, max_lines}",
     "kubeflow": "which Kubeflow API runs cells: {api: auto|v1|v2, runtime, release}",
+    "files": "paths in the notebook's folder every job takes along (as %files), e.g. [data/]",
     "limits": "what one cell may ask for: {max_replicas} (default 64 locally, 1000 on Kubernetes)",
     **{role: f"default resources of a {role} replica: {{cpu, memory, gpu}}" for role in ALL_ROLES},
 }
@@ -177,6 +178,8 @@ class Config:
     kubeflow: KubeflowConfig = field(default_factory=KubeflowConfig)
     #: `limits.max_replicas`; 0: each backend's default (DEFAULT_MAX_REPLICAS).
     max_replicas: int = 0
+    #: `files:`: what every job takes from the notebook's folder (before its own %files).
+    files: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """The effective configuration, as `%config` shows it."""
@@ -208,6 +211,7 @@ class Config:
                 ),
             },
             "limits": {"max_replicas": self.max_replicas or dict(DEFAULT_MAX_REPLICAS)},
+            "files": list(self.files),
             **{
                 role: {"cpu": res.cpu, "memory": res.memory, "gpu": res.gpu}
                 for role, res in self.defaults.items()
@@ -245,6 +249,23 @@ def load_config(env: Mapping[str, str] | None = None, cwd: Path | None = None) -
             data = data["ciao"] or {}
         return parse_config(data, path)
     return parse_config({}, None, home=env.get("HOME"))
+
+
+def _files(data: dict[str, Any], where: str) -> tuple[str, ...]:
+    """`files:` a list of paths relative to the notebook's folder (as `%files` takes)."""
+    value = data.get("files", [])
+    if isinstance(value, str):
+        value = [part for part in value.split(",")]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: files: expected a list of paths, got {_shown(value)}")
+    paths = tuple(v.strip() for v in value if v.strip())
+    for path in paths:
+        if path.startswith(("/", "~")) or ".." in path.replace("\\", "/").split("/"):
+            raise ConfigError(
+                f"{where}: files: {_shown(path)} is not inside the notebook's folder: "
+                "name it relative to it"
+            )
+    return paths
 
 
 def parse_config(data: Any, source: Path | None, home: str | None = None) -> Config:
@@ -301,8 +322,10 @@ def parse_config(data: Any, source: Path | None, home: str | None = None) -> Con
         if role in data:
             defaults[role] = _resources(_section(data, role, where), where, role)
     run_dir = local.get("run_dir") or str(Path(home or Path.home()) / ".ciao" / "runs")
+    files = _files(data, where)
     return Config(
         source=source,
+        files=files,
         backend=backend,
         backends=backends,
         framework=framework,

@@ -27,7 +27,9 @@ def interpreter_for(config: Config) -> Interpreter:
     """The interpreter with the config's per-role defaults (import kept off start-up)."""
     from ciao.interpreter.magics import MagicInterpreter
 
-    return MagicInterpreter(defaults=config.defaults, default_framework=config.framework)
+    return MagicInterpreter(
+        defaults=config.defaults, default_framework=config.framework, default_files=config.files
+    )
 
 
 class Stoppable(Protocol):

@@ -189,6 +189,21 @@ _DOCS = (
         "<requirement>,...",
     ),
     MagicDoc(
+        "files",
+        "job",
+        (),
+        "Files and folders beside the notebook that the job's replicas need, by commas.",
+        "Paths relative to the notebook's folder (globs work: data/*.csv); a folder travels\n"
+        "whole, minus what .gitignore and .ciaoignore list. Replicas find them at the same\n"
+        "relative paths in a writable working directory. Modules the cell imports from the\n"
+        "notebook's folder (import utils) travel without being named here.\n"
+        "local: replicas run in the notebook's folder, so its files are already there.\n"
+        "kubeflow: in the job's ConfigMap up to its 1 MiB; more needs an image\n"
+        "(s2i: {provider: img} or s2i) or a volume. `files:` in the config adds to every job.\n"
+        "Example:\n    %files=data/small.csv,configs/",
+        "<path>,...",
+    ),
+    MagicDoc(
         "onInterrupt",
         "job",
         ("cancel", "detach"),

@@ -93,6 +93,8 @@ class _Reading:
     flags: set[str] = field(default_factory=set)
     #: `%requirements` items in cell order, and the line that named each project first.
     requirements: list[str] = field(default_factory=list)
+    #: `%files` entries in cell order.
+    files: list[str] = field(default_factory=list)
     requirement_lines: dict[str, int] = field(default_factory=dict)
     roles: dict[str, _Role] = field(default_factory=dict)
     commands: list[tuple[Token, MagicDoc, str]] = field(default_factory=list)
@@ -110,6 +112,7 @@ class MagicInterpreter:
         defaults: dict[str, Resources] | None = None,
         default_framework: str = "pytorch",
         name_factory: Callable[[], str] | None = None,
+        default_files: Sequence[str] = (),
     ) -> None:
         framework = default_framework.lower()
         if framework not in FRAMEWORKS:
@@ -117,6 +120,8 @@ class MagicInterpreter:
         self.default_framework: Framework = framework
         self.defaults = {role.lower(): res for role, res in (defaults or {}).items()}
         self.name_factory = name_factory or random_name
+        #: `files:` of the config: what every job takes along, before its own %files.
+        self.default_files = list(default_files)
 
     def preprocess(self, code: str) -> Parameter:
         """The job the cell describes; raises MagicErrors naming every bad magic at once."""
@@ -163,6 +168,7 @@ class MagicInterpreter:
             detach="detach" in reading.flags,
             on_interrupt=reading.on_interrupt or "cancel",
             requirements=list(reading.requirements),
+            files=[*self.default_files, *(f for f in reading.files if f not in self.default_files)],
             procs_per_node=reading.procs[1] if reading.procs else None,
             runtime=reading.runtime[1] if reading.runtime else "",
             queue=reading.queue,
@@ -207,6 +213,8 @@ def _read_line(tokens: list[Token], reading: _Reading) -> None:
             _read_resource(token, doc, value, role, reading)
         elif doc.name == "requirements":
             _read_requirements(token, value, reading)
+        elif doc.name == "files":
+            _read_files(token, value, reading)
         elif _first_time(token, doc.name, doc.name, reading):
             _read_magic(token, doc, value, reading)
 
@@ -304,6 +312,23 @@ def _read_magic(token: Token, doc: MagicDoc, value: str, reading: _Reading) -> N
             reading.error(token.line, magic, message)
             count = None
         reading.roles[doc.name] = _Role(token.line, count)
+
+
+def _read_files(token: Token, value: str, reading: _Reading) -> None:
+    """`%files=data/a.csv,configs/`: paths inside the notebook's folder, in cell order;
+    several lines add up. Whether each exists is the S2I step's to check (it reads disk)."""
+    for item in (part.strip() for part in value.split(",")):
+        parts = item.replace("\\", "/").split("/")
+        if not item:
+            reading.error(token.line, "%files", "an empty path between commas")
+        elif item.startswith(("/", "~")) or ".." in parts:
+            reading.error(
+                token.line,
+                "%files",
+                f"{excerpt(item)} is not inside the notebook's folder: name it relative to it",
+            )
+        elif item not in reading.files:
+            reading.files.append(item)
 
 
 def _read_requirements(token: Token, value: str, reading: _Reading) -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, ClassVar, Literal, Protocol
+
+if TYPE_CHECKING:
+    from ciao.interpreter.carry import Carried
 
 Framework = Literal["tensorflow", "pytorch"]
 CleanPolicy = Literal["All", "Running", "None"]
@@ -60,7 +63,8 @@ class Parameter:
     """Everything a backend needs to run the cell, in the Go Parameter's terms.
 
     `roles` keeps the cell's roles in operator order; roles with count 0 are absent.
-    Nothing changes a Parameter after phase 1: what phase 2 ships is its own record
+    Nothing changes a Parameter after phase 1 but `carried` and `directory`, which the kernel adds from the
+    notebook's history before anything is planned: what phase 2 ships is its own record
     (`ciao.s2i.types.Shipment`), and a backend's plan holds both.
     """
 
@@ -87,6 +91,14 @@ class Parameter:
     runtime: str = ""
     #: `%queue`: the Kueue LocalQueue of a Kubeflow job; empty: the config's (or none).
     queue: str = ""
+    #: `%files` (after the config's `files:`): paths in the notebook's folder that travel.
+    files: list[str] = field(default_factory=list)
+    #: What the cell takes from the notebook's earlier cells and session; set by the
+    #: kernel before planning (it alone has the history), None where no notebook is.
+    carried: Carried | None = None
+    #: The notebook's folder (the kernel's working directory): where local replicas run
+    #: and `%files` are found.
+    directory: str = "."
 
     def count(self, role: str) -> int:
         spec = self.roles.get(role)

@@ -5,6 +5,7 @@ Jupyter's side of a job: events become stream text, the live view and the reply'
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections import deque
@@ -25,6 +26,7 @@ from ciao.interpreter.types import (
     PipCommand,
 )
 from ciao.kernel.budget import OutputBudget
+from ciao.kernel.carry import DEFAULT_MAX_VALUE_BYTES, NotebookMemory
 from ciao.kernel.display import JobView
 from ciao.kernel.hints import failure_hint
 from ciao.kernel.logstream import LogStream
@@ -47,9 +49,16 @@ Payload = list[dict[str, Any]]
 class CellRunner:
     """Runs cells through the Manager; `owner(count)` says who submits (for job labels)."""
 
-    def __init__(self, manager: Manager, owner: Callable[[int], dict[str, str]]) -> None:
+    def __init__(
+        self,
+        manager: Manager,
+        owner: Callable[[int], dict[str, str]],
+        memory: NotebookMemory | None = None,
+    ) -> None:
         self.manager = manager
         self.owner = owner
+        #: The notebook's earlier cells, whose definitions a job cell takes along.
+        self.memory = memory
 
     def run(self, code: str, out: Output, count: int) -> Payload:
         if not code.strip():
@@ -59,6 +68,19 @@ class CellRunner:
         out.budget = budget_of(prepared.config)
         if prepared.command is not None:
             return self._command(prepared, prepared.command, out, count)
+        assert prepared.job is not None
+        if self.memory is None:
+            return self._job(prepared, out, count)
+        carried = self.memory.carry(prepared.job, count, DEFAULT_MAX_VALUE_BYTES)
+        parameter = dataclasses.replace(
+            prepared.job, carried=carried, directory=self.memory.directory
+        )
+        try:
+            return self._job(dataclasses.replace(prepared, job=parameter), out, count)
+        finally:
+            self.memory.forget(parameter.generate_name)  # shipped, or never will be
+
+    def _job(self, prepared: Prepared, out: Output, count: int) -> Payload:
         parameter = prepared.job
         assert parameter is not None
         if parameter.dry_run:
@@ -236,13 +258,18 @@ class CellRunner:
         """%dryrun: the plan submitting the cell would submit."""
         import yaml
 
-        plan = self.manager.dry_run(prepared, self.owner(count))
+        cell = self.manager.plan(prepared, self.owner(count))
+        plan = cell.job
         documents = plan.documents()
         text = "\n---\n".join(yaml.safe_dump(d, sort_keys=False).rstrip() for d in documents)
         note = (
             f"# %dryrun on {plan.backend}: {plan.description}\n# nothing was built or submitted\n"
         )
-        data = {"objects": documents[:-1], "job": documents[-1]}
+        travels = dict(cell.shipment.travels)
+        if travels:
+            carried = yaml.safe_dump({"travels": travels}, sort_keys=False).rstrip()
+            note += f"# {cell.shipment.travels_line}\n{carried}\n---\n"
+        data = {"objects": documents[:-1], "job": documents[-1], "travels": travels}
         out.result(count, readable_yaml(note + text, data, "plan"))
 
 

@@ -76,9 +76,11 @@ class CiaoKernel:
         self.manager = manager
         self.kernel_id = kernel_id
         self.notebook = notebook_of(os.environ.get("JPY_SESSION_NAME", ""))
+        from ciao.kernel.carry import NotebookMemory
         from ciao.kernel.cell import CellRunner
 
-        self.cells = CellRunner(manager, self._owner)
+        self.memory = NotebookMemory(lambda: None, os.getcwd())
+        self.cells = CellRunner(manager, self._owner, self.memory)
         self.execution_count = 0
         self.history: list[tuple[int, str]] = []
         self.handlers: dict[str, Callable[[Request], None]] = {
@@ -226,6 +228,7 @@ class CiaoKernel:
     def stop(self) -> None:
         """Cancel what runs and end the shell loop (from any thread)."""
         self.manager.cancel()
+        self.memory.close()
         self.server.stop()
 
     def interrupt_request(self, request: Request) -> None:
@@ -263,6 +266,8 @@ class CiaoKernel:
         except Exception as exc:  # a bug of ours: still an error reply, never a dead kernel
             log.exception("executing a cell failed")
             reply.update(self._error(exc, out, internal=True))
+        if store_history:  # what it defined is there for later job cells, even if it failed
+            self.memory.record(count, code, in_session=False)
         request.reply(reply, metadata={"status": reply["status"]})
         if reply["status"] == "error" and stop_on_error:
             self.server.abort_queued(

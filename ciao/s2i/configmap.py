@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from ciao.constants import CODE_DIR, CODE_FILE, REQUIREMENTS_FILE
 from ciao.errors import BackendError
 from ciao.interpreter.types import Parameter
+from ciao.s2i.bundle import FILES_ARCHIVE, Bundle, bundle_of, size_text
+from ciao.s2i.files import largest
 from ciao.s2i.requirements import requirements_text
 from ciao.s2i.types import Progress, Shipment
 
@@ -31,15 +33,18 @@ INSTALL = (
     "python -m pip install --no-cache-dir --disable-pip-version-check "
     f"-r {CODE_DIR}/{REQUIREMENTS_FILE}"
 )
+
+
 INSTALL_AND_RUN = f"{INSTALL} && exec python -u {CODE_DIR}/{CODE_FILE}"
 
 
-def code_command(with_requirements: bool) -> tuple[str, ...]:
-    """The container command that runs the mounted code (`python -u`), after a
-    `pip install -r requirements.txt` when the cell has `%requirements`."""
+def code_command(with_requirements: bool, entry: str = CODE_FILE) -> tuple[str, ...]:
+    """The container command that runs the mounted code (`python -u`; main.py when the
+    cell carries things from the notebook), after a `pip install -r requirements.txt`
+    when the cell has `%requirements`."""
     if with_requirements:
-        return ("sh", "-c", INSTALL_AND_RUN)
-    return ("python", "-u", f"{CODE_DIR}/{CODE_FILE}")
+        return ("sh", "-c", f"{INSTALL} && exec python -u {CODE_DIR}/{entry}")
+    return ("python", "-u", f"{CODE_DIR}/{entry}")
 
 
 class ConfigMapCode:
@@ -49,31 +54,80 @@ class ConfigMapCode:
         self.images = images
 
     def plan(self, parameter: Parameter) -> Shipment:
-        """The ConfigMap's files and the command; refused when they cannot fit in one."""
-        files = {CODE_FILE: parameter.code}
-        if parameter.requirements:
-            files[REQUIREMENTS_FILE] = requirements_text(parameter.requirements)
-        size = sum(len(text.encode("utf-8")) for text in files.values())
-        if size > MAX_CODE_BYTES:
-            what = "code and requirements are" if parameter.requirements else "code is"
-            raise BackendError(
-                f"the cell's {what} {size} bytes, more than a ConfigMap holds "
-                f"({MAX_CODE_BYTES} bytes): ship it in an image with `s2i: {{provider: s2i}}`, "
-                "or load large data from storage instead of embedding it"
-            )
+        """The ConfigMap's files and the command; refused when they cannot fit in one
+        (checked on the files' sizes, before any is read)."""
+        bundle = bundle_of(parameter)
+        requirements = list(parameter.requirements)
+        if bundle.carries and needs_cloudpickle(bundle) and "cloudpickle" not in requirements:
+            requirements.append("cloudpickle")  # to load what the session pickled by value
+        texts = dict(bundle.texts)
+        if requirements:
+            texts[REQUIREMENTS_FILE] = requirements_text(requirements)
+        sizes = {**bundle.sizes(), **{n: len(t.encode("utf-8")) for n, t in texts.items()}}
+        if sum(sizes.values()) > MAX_CODE_BYTES:
+            raise BackendError(too_large(parameter, bundle, sizes))
+        files = {**bundle.payload(pack_files=True), **texts}
         return Shipment(
             image=self.images[parameter.framework],
-            command=code_command(bool(parameter.requirements)),
+            command=code_command(bool(requirements), bundle.entry),
             files=files,
-            script=f"{CODE_DIR}/{CODE_FILE}",
-            setup=INSTALL if parameter.requirements else "",
+            script=f"{CODE_DIR}/{bundle.entry}",
+            setup=INSTALL if requirements else "",
+            travels=bundle.describe() if bundle.carries else {},
+            travels_line=bundle.summary(),
         )
 
     def source_to_image(
         self, shipment: Shipment, parameter: Parameter, progress: Progress | None = None
     ) -> Shipment:
         """Nothing to make: the backend creates the ConfigMap with the job."""
+        if shipment.travels_line and progress is not None:
+            progress(f"[ciao] {shipment.travels_line}")
         return shipment
 
     def cancel(self) -> None:
         """Nothing to stop: nothing is built."""
+
+
+def needs_cloudpickle(bundle: Bundle) -> bool:
+    """Whether a carried value was pickled by value by cloudpickle (a function or class of
+    the notebook's): the stock image has no cloudpickle to load it with."""
+    return any(b"cloudpickle" in path.read_bytes() for path in bundle.blobs.values())
+
+
+def too_large(parameter: Parameter, bundle: Bundle, sizes: dict[str, int]) -> str:
+    """Why the cell cannot travel in a ConfigMap: what is largest, and what to do."""
+    total = sum(sizes.values())
+    if not bundle.carries:
+        what = "code and requirements are" if parameter.requirements else "code is"
+        return (
+            f"the cell's {what} {total} bytes, more than a ConfigMap holds "
+            f"({MAX_CODE_BYTES} bytes): ship it in an image with `s2i: {{provider: s2i}}`, "
+            "or load large data from storage instead of embedding it"
+        )
+    head = (
+        f"the cell's code and what it takes along are {total:,} bytes ({size_text(total)}), "
+        f"more than a ConfigMap holds ({MAX_CODE_BYTES:,} bytes)"
+    )
+    parts = []
+    if bundle.files:
+        shown = ", ".join(f"{f.path} ({size_text(f.size)})" for f in largest(bundle.files))
+        parts.append(
+            f"files: {len(bundle.files)} file(s), {size_text(sizes[FILES_ARCHIVE])}; "
+            f"the largest: {shown}"
+        )
+    if bundle.carried is not None and bundle.carried.values:
+        shown = ", ".join(
+            f"{v.name} from {v.label} ({size_text(v.size)})"
+            for v in sorted(bundle.carried.values, key=lambda v: -v.size)[:5]
+        )
+        parts.append(f"values carried from the session: {shown}")
+    code = sizes.get(CODE_FILE, 0)
+    if code > MAX_CODE_BYTES // 2:
+        parts.append(f"the code itself: {size_text(code)}")
+    return (
+        head
+        + "".join(f"\n  {part}" for part in parts)
+        + "\nShip them in an image instead (s2i: {provider: img}, or s2i), put large data "
+        "on a volume, or load it inside the job."
+    )

@@ -19,20 +19,25 @@ class Shipment:
 
     `image` is the container image (locally: the code file). `command` is the container
     command when the image alone does not run the code. `files` ride beside the image, to
-    be mounted at `ciao.constants.CODE_DIR` (the configmap provider: code and requirements);
+    be mounted at `ciao.constants.CODE_DIR` (the configmap provider: code and requirements,
+    and what the cell carries from the notebook: texts, or bytes for its values and files);
     the backend that submits the job creates their ConfigMap with it. `build` describes an
     image build for `%dryrun` (commands, files), empty when nothing is built.
     """
 
     image: str
     command: tuple[str, ...] = ()
-    files: Mapping[str, str] = field(default_factory=dict)
+    files: Mapping[str, str | bytes] = field(default_factory=dict)
     build: Mapping[str, Any] = field(default_factory=dict)
     #: The code's path in the container, for a backend that starts it its own way
     #: (Trainer v2 runs it under torchrun), and a shell step that must come first
     #: (the configmap provider's pip install of the requirements), if any.
     script: str = ""
     setup: str = ""
+    #: What travels with the code from the notebook (definitions, values, files), in full
+    #: for `%dryrun`, and the one line the cell shows ("carried: np (imports), Net (In [2])").
+    travels: Mapping[str, Any] = field(default_factory=dict)
+    travels_line: str = ""
 
     def run_with(self, runner: Sequence[str]) -> tuple[str, ...]:
         """The container command that runs the code with `runner` (`torchrun`, ...)."""

@@ -493,6 +493,7 @@ def test_the_table_documents_every_magic() -> None:
     kinds = {name: doc.kind for name, doc in MAGICS.items()}
     assert kinds == {
         "framework": "job",
+        "files": "job",
         "chief": "role",
         "master": "role",
         "ps": "role",

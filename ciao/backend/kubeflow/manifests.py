@@ -7,6 +7,8 @@ and are validated in tests against its CRDs and admission-webhook rules.
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,8 +150,20 @@ def config_map_manifest(parameter: Parameter, shipment: Shipment, namespace: str
             "namespace": namespace,
             "labels": ciao_labels(parameter),
         },
-        "data": dict(shipment.files),
+        **config_map_data(shipment.files),
     }
+
+
+def config_map_data(files: Mapping[str, str | bytes]) -> dict[str, dict[str, str]]:
+    """A ConfigMap's `data` (texts) and `binaryData` (bytes, base64 as the API takes them:
+    pickled values, the files' archive)."""
+    data = {name: value for name, value in files.items() if isinstance(value, str)}
+    binary = {
+        name: base64.b64encode(value).decode("ascii")
+        for name, value in files.items()
+        if isinstance(value, bytes)
+    }
+    return {"data": data, **({"binaryData": binary} if binary else {})}
 
 
 #: On every pod: an Istio sidecar (Kubeflow profile namespaces inject one) keeps a pod Running

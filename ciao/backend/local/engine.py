@@ -40,7 +40,9 @@ class ReplicaEngine:
 
     def plan(self, parameter: Parameter, code_file: str) -> LocalPlan:
         """The command line, directory and injected variables of every replica; the ports
-        are planned from the job's name, so the same cell and name give the same plan."""
+        are planned from the job's name, so the same cell and name give the same plan.
+        Replicas run in the notebook's folder, as `python train.py` would there, so they
+        read its files; the code and the job's record stay in the run directory."""
         code = Path(code_file)
         envs = local_env.environment(parameter, local_env.planned_ports(parameter))
         argv: tuple[str, ...] = (self.python, "-u", str(code))
@@ -51,7 +53,7 @@ class ReplicaEngine:
             ReplicaLaunch(
                 replica=name,
                 argv=argv,
-                cwd=str(code.parent),
+                cwd=os.path.abspath(parameter.directory),
                 env={
                     **envs[name],
                     "CIAO_REPLICA": name,

@@ -120,6 +120,7 @@ def parameter_to_dict(parameter: Parameter) -> dict[str, Any]:
             for role, spec in parameter.roles.items()
         },
         "owner": dict(parameter.owner),
+        "directory": parameter.directory,
     }
 
 
@@ -133,4 +134,5 @@ def parameter_from_dict(data: dict[str, Any]) -> Parameter:
         generate_name=data["generate_name"],
         clean_policy=data.get("clean_policy"),
         owner=dict(data.get("owner") or {}),
+        directory=data.get("directory") or ".",
     )

@@ -57,13 +57,17 @@ def make_job(
     clean_policy: str | None = None,
     name: str = "job-1",
 ) -> Cell:
-    """A cell's job as the interpreter and LocalCodeFile hand it to the engine."""
+    """A cell's job as the interpreter and LocalCodeFile hand it to the engine; the
+    notebook's folder is `tmp_path/notebook`."""
+    notebook = tmp_path / "notebook"
+    notebook.mkdir(exist_ok=True)
     parameter = Parameter(
         framework,
         {role: RoleSpec(role, n) for role, n in roles.items()},
         generate_name=name,
         clean_policy=clean_policy,
         code=PRELUDE + textwrap.dedent(code),
+        directory=str(notebook),
     )
     return Cell(parameter, ship(LocalCodeFile(tmp_path), parameter).image)
 
@@ -242,7 +246,9 @@ def test_a_single_replica_tf_job_gets_no_tf_config(engine, tmp_path):
     assert done(events).message == "worker-0 succeeded"
 
 
-def test_replicas_run_in_the_code_files_directory_with_no_stdin(engine, tmp_path):
+def test_replicas_run_in_the_notebooks_folder_with_no_stdin(engine, tmp_path):
+    """As `python train.py` there: they read the notebook's files, and what they write
+    lands beside it; the code stays in the run directory."""
     cell = make_job(
         tmp_path,
         "pytorch",
@@ -256,10 +262,11 @@ def test_replicas_run_in_the_code_files_directory_with_no_stdin(engine, tmp_path
 
     _, events = run(engine, cell)
 
-    job_dir = Path(cell.code_file).parent
+    notebook = tmp_path / "notebook"
     for replica in ("master-0", "worker-0"):
-        assert lines(events, replica) == [str(job_dir), "''"]
-        assert (job_dir / f"{replica}.out").read_text() == "written"
+        assert lines(events, replica) == [str(notebook), "''"]
+        assert (notebook / f"{replica}.out").read_text() == "written"
+    assert Path(cell.code_file).parent != notebook
 
 
 def test_each_replica_is_its_own_process_group(engine, tmp_path):
@@ -288,7 +295,7 @@ def test_a_plan_is_every_replicas_command_line_directory_and_variables(engine, t
     assert [launch.replica for launch in plan.launches] == ["master-0", "worker-0"]
     worker = plan.launches[1]
     assert worker.argv == (sys.executable, "-u", cell.code_file)
-    assert worker.cwd == str(Path(cell.code_file).parent)
+    assert worker.cwd == str(tmp_path / "notebook")
     master_port = planned_ports(cell.parameter)["master-0"]
     assert PORT_RANGE[0] <= master_port < PORT_RANGE[1]
     assert worker.env == {

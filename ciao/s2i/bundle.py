@@ -1,0 +1,150 @@
+"""What travels with a cell's code: the notebook's definitions, values and files.
+
+A cell that needs nothing from the notebook ships as it always has: code.py, run as is. One
+that carries definitions or values, or takes files along, also ships main.py (the
+standard-library bootstrap in carry_main.py), carried.json (what to run before the code,
+from which cell), the values as value-N.pkl, and the files as files.tar.gz; the replicas
+then run main.py. Every S2I provider ships the same bundle its own way (a ConfigMap, an
+image, the run's directory), so what runs is the same everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ciao.constants import CODE_FILE
+from ciao.interpreter.carry import Carried, Chunk
+from ciao.interpreter.types import Parameter
+from ciao.s2i import files as notebook_files
+from ciao.s2i.files import ShippedFile
+
+MAIN_FILE = "main.py"
+MANIFEST_FILE = "carried.json"
+FILES_ARCHIVE = "files.tar.gz"
+
+
+def bootstrap_source() -> str:
+    """carry_main.py's text: what runs first in every replica of a carrying cell."""
+    return (Path(__file__).with_name("carry_main.py")).read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A cell's code and what travels with it. `texts` are written as they are, `blobs`
+    (pickled values) are copied from this machine, `files` come from the notebook's folder
+    (packed in files.tar.gz where they must travel; the local backend runs beside them)."""
+
+    entry: str
+    texts: Mapping[str, str]
+    blobs: Mapping[str, Path] = field(default_factory=dict)
+    files: tuple[ShippedFile, ...] = ()
+    directory: str = "."
+    carried: Carried | None = None
+
+    @property
+    def carries(self) -> bool:
+        return self.entry == MAIN_FILE
+
+    def sizes(self) -> dict[str, int]:
+        """Bytes of each part: the code (and the bootstrap), each value, the files."""
+        sizes = {name: len(text.encode("utf-8")) for name, text in self.texts.items()}
+        sizes.update({name: path.stat().st_size for name, path in self.blobs.items()})
+        if self.files:
+            sizes[FILES_ARCHIVE] = notebook_files.total_size(self.files)
+        return sizes
+
+    def payload(self, pack_files: bool) -> dict[str, str | bytes]:
+        """Every file as it is shipped beside the code (reads the values and the files)."""
+        out: dict[str, str | bytes] = dict(self.texts)
+        out.update({name: path.read_bytes() for name, path in self.blobs.items()})
+        if pack_files and self.files:
+            out[FILES_ARCHIVE] = notebook_files.archive(self.directory, self.files)
+        return out
+
+    def summary(self) -> str:
+        """The cell's one line: what travels (empty when nothing does)."""
+        parts = []
+        if self.carried is not None and not self.carried.empty:
+            parts.append(f"carried: {self.carried.summary()}")
+        if self.files:
+            modules = [f.path for f in self.files if f.reason == "module"]
+            asked = [f.path for f in self.files if f.reason != "module"]
+            size = size_text(notebook_files.total_size(self.files))
+            named = [*(f"{m} (module)" for m in modules), *asked]
+            more = f", ... {len(named) - 8} more" if len(named) > 8 else ""
+            shown = ", ".join(named[:8]) + more
+            parts.append(f"files: {shown} ({size})")
+        return "; ".join(parts)
+
+    def describe(self) -> dict[str, Any]:
+        """What travels, in full, for %dryrun."""
+        carried = self.carried
+        return {
+            "entry": self.entry,
+            "imports": [_chunk_view(c) for c in carried.imports] if carried else [],
+            "definitions": [_chunk_view(c) for c in carried.sources] if carried else [],
+            "values": [
+                {"name": v.name, "cell": v.label, "type": v.type_name, "bytes": v.size}
+                for v in (carried.values if carried else ())
+            ],
+            "files": [{"path": f.path, "bytes": f.size, "why": f.reason} for f in self.files],
+        }
+
+
+def bundle_of(parameter: Parameter, pack_files: bool = True) -> Bundle:
+    """The cell's bundle: its code alone when nothing travels with it."""
+    carried = parameter.carried
+    directory = parameter.directory
+    sources = [parameter.code]
+    if carried is not None:
+        sources += [c.source for c in (*carried.imports, *carried.sources)]
+    found = notebook_files.collect(
+        directory, parameter.files, notebook_files.imported_modules(sources)
+    )
+    texts = {CODE_FILE: parameter.code}
+    if (carried is None or carried.empty) and not found:
+        return Bundle(CODE_FILE, texts, directory=directory, carried=carried)
+    values = carried.values if carried is not None else ()
+    blobs = {f"value-{i}.pkl": Path(v.path) for i, v in enumerate(values)}
+    manifest: dict[str, Any] = {
+        "code": CODE_FILE,
+        "label": carried.label if carried is not None else "",
+        "imports": [_chunk_entry(c) for c in carried.imports] if carried else [],
+        "sources": [_chunk_entry(c) for c in carried.sources] if carried else [],
+        "values": [
+            {"name": v.name, "label": v.label, "file": name}
+            for name, v in zip(blobs, values, strict=True)
+        ],
+        "cells": {
+            chunk.label: carried.cells.get(chunk.count, chunk.source)
+            for chunk in (*carried.imports, *carried.sources)
+        }
+        if carried
+        else {},
+        "files": FILES_ARCHIVE if (found and pack_files) else "",
+        "shipped": [{"path": f.path, "bytes": f.size} for f in found],
+    }
+    texts[MAIN_FILE] = bootstrap_source()
+    texts[MANIFEST_FILE] = json.dumps(manifest, indent=1, ensure_ascii=False) + "\n"
+    return Bundle(MAIN_FILE, texts, blobs, found, directory, carried)
+
+
+def _chunk_entry(chunk: Chunk) -> dict[str, Any]:
+    return {"label": chunk.label, "line": chunk.line, "source": chunk.source}
+
+
+def _chunk_view(chunk: Chunk) -> dict[str, Any]:
+    return {"names": list(chunk.names), "cell": chunk.label, "line": chunk.line}
+
+
+def size_text(size: float) -> str:
+    """`512 bytes`, `1.5 MiB`: sizes as people read them."""
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size} bytes"

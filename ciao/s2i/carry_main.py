@@ -1,0 +1,126 @@
+"""The job's entry point when a cell carries things from the notebook (shipped as main.py).
+
+Never imported by Ciao: its text travels beside the cell's code.py and runs first in every
+replica, with only the standard library (cloudpickle only if a carried value needs it). It
+reads carried.json beside it, then:
+1. unpacks the shipped files (files.tar.gz) into a writable working directory, or, when
+   none were packed (the local backend), stays in the notebook's folder, where the kernel
+   started it; either way that directory is first on sys.path, so `import utils` works;
+2. runs the carried statements (imports, functions, classes) in the order the notebook
+   ran them, each compiled as the cell it came from, so a traceback through one reads
+   `In [2], line 7`; then loads the carried values (value-N.pkl);
+3. runs the cell's own code.py as `__main__`, compiled as its own cell.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import linecache
+import os
+import pickle
+import sys
+import tarfile
+import tempfile
+import traceback
+import types
+from collections.abc import Callable
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def working_directory(manifest: dict[str, Any]) -> str:
+    """Where the replica runs: the shipped files unpacked, or the folder it started in."""
+    archive = manifest.get("files")
+    if not archive:
+        return os.getcwd()
+    target: str = os.environ.get("CIAO_WORKDIR") or os.path.join(tempfile.gettempdir(), "ciao-work")
+    if not os.path.isdir(target):
+        parent = os.path.dirname(target) or "."
+        os.makedirs(parent, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=".ciao-unpack-", dir=parent)
+        with tarfile.open(os.path.join(HERE, archive)) as tar:
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(staging, filter="data")
+            else:  # Python < 3.12 without the backport: Ciao wrote this archive itself
+                tar.extractall(staging)  # noqa: S202
+        with contextlib.suppress(OSError):  # another process of this node may have won
+            os.rename(staging, target)
+    return target
+
+
+def remember(label: str, text: str) -> None:
+    """Let tracebacks show the carried lines (linecache serves them by the cell's name)."""
+    lines = [line + "\n" for line in text.split("\n")]
+    linecache.cache[label] = (len(text), None, lines, label)
+
+
+def run_statement(chunk: dict[str, Any], namespace: dict[str, Any]) -> None:
+    padding = "\n" * (chunk["line"] - 1)  # the line numbers of the cell it came from
+    exec(compile(padding + chunk["source"], chunk["label"], "exec"), namespace)
+
+
+def load_value(value: dict[str, Any], namespace: dict[str, Any]) -> None:
+    path = os.path.join(HERE, value["file"])
+    try:
+        with open(path, "rb") as handle:
+            namespace[value["name"]] = pickle.load(handle)
+    except Exception as exc:
+        where = f" (made in {value['label']})" if value.get("label") else ""
+        raise RuntimeError(
+            f"ciao: the notebook's value {value['name']}{where} could not be loaded here: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def excepthook_for(labels: tuple[str, ...]) -> Callable[..., None]:
+    """Python's traceback, with the notebook's cells named as a notebook names them."""
+
+    def excepthook(kind: Any, error: Any, tb: Any) -> None:
+        while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+            tb = tb.tb_next  # the bootstrap's own frames say nothing about the cell
+        for line in traceback.format_exception(kind, error, tb):
+            for label in labels:
+                line = line.replace(f'File "{label}", line ', f"{label}, line ")
+            sys.stderr.write(line)
+        sys.stderr.flush()
+
+    return excepthook
+
+
+def main(name: str) -> None:
+    """Run the cell as module `name` (`__main__`; `__mp_main__` in a process that
+    multiprocessing spawned, which runs the cell's top level again, as for a script)."""
+    with open(os.path.join(HERE, "carried.json"), encoding="utf-8") as handle:
+        manifest = json.load(handle)
+    directory = working_directory(manifest)
+    os.chdir(directory)
+    sys.path.insert(0, directory)
+    label = manifest.get("label") or manifest["code"]
+    with open(os.path.join(HERE, manifest["code"]), encoding="utf-8") as handle:
+        code = handle.read()
+    cells = dict(manifest.get("cells", {}))
+    cells[label] = code
+    for cell, text in cells.items():
+        remember(cell, text)
+    sys.excepthook = excepthook_for(tuple(cells))
+    # A module of its own, registered as the main one, so pickle finds what the cell
+    # defines (`__main__.Net`) and the bootstrap's own names stay out of the cell's way.
+    module = types.ModuleType(name)
+    module.__file__ = os.path.join(HERE, manifest["code"])
+    sys.modules[name] = module
+    if name == "__mp_main__":
+        sys.modules["__main__"] = module
+    namespace = module.__dict__
+    for chunk in manifest.get("imports", []):
+        run_statement(chunk, namespace)
+    for value in manifest.get("values", []):
+        load_value(value, namespace)
+    for chunk in manifest.get("sources", []):
+        run_statement(chunk, namespace)
+    exec(compile(code, label, "exec"), namespace)
+
+
+if __name__ in ("__main__", "__mp_main__"):
+    main(__name__)
