@@ -46,7 +46,7 @@ def _describe(
     value = namespace[name]
     if isinstance(value, types.ModuleType):
         return {"kind": "module", "module": value.__name__}
-    import cloudpickle  # type: ignore[import-untyped]
+    import cloudpickle
 
     path = os.path.join(out, f"{index}.pkl")
     sink = _Capped(path, cap)
