@@ -10,6 +10,7 @@ image, the run's directory), so what runs is the same everywhere.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -49,6 +50,26 @@ class Bundle:
     def carries(self) -> bool:
         return self.entry == MAIN_FILE
 
+    def requirements(self, asked: list[str]) -> list[str]:
+        """The cell's requirements, and cloudpickle when a carried value was pickled by
+        value (a function or class of the notebook's): a stock image has none to load it."""
+        needs = any(b"cloudpickle" in path.read_bytes() for path in self.blobs.values())
+        if needs and not any(r.split("[")[0].strip().lower() == "cloudpickle" for r in asked):
+            return [*asked, "cloudpickle"]
+        return list(asked)
+
+    def digest(self) -> str:
+        """A hash of everything in the bundle, file contents included (image tags)."""
+        digest = hashlib.sha256()
+        for name in sorted(self.texts):
+            digest.update(f"{name}\0{self.texts[name]}\0".encode())
+        for name in sorted(self.blobs):
+            digest.update(f"{name}\0".encode() + _file_digest(self.blobs[name]))
+        for file in self.files:
+            digest.update(f"{file.path}\0".encode())
+            digest.update(_file_digest(Path(self.directory, file.path)))
+        return digest.hexdigest()
+
     def sizes(self) -> dict[str, int]:
         """Bytes of each part: the code (and the bootstrap), each value, the files."""
         sizes = {name: len(text.encode("utf-8")) for name, text in self.texts.items()}
@@ -64,6 +85,11 @@ class Bundle:
         if pack_files and self.files:
             out[FILES_ARCHIVE] = notebook_files.archive(self.directory, self.files)
         return out
+
+    def payload_names(self, pack_files: bool) -> list[str]:
+        """The names `payload` gives, without reading anything."""
+        names = [*self.texts, *self.blobs]
+        return names + [FILES_ARCHIVE] if pack_files and self.files else names
 
     def summary(self) -> str:
         """The cell's one line: what travels (empty when nothing does)."""
@@ -131,6 +157,14 @@ def bundle_of(parameter: Parameter, pack_files: bool = True) -> Bundle:
     texts[MAIN_FILE] = bootstrap_source()
     texts[MANIFEST_FILE] = json.dumps(manifest, indent=1, ensure_ascii=False) + "\n"
     return Bundle(MAIN_FILE, texts, blobs, found, directory, carried)
+
+
+def _file_digest(path: Path) -> bytes:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.digest()
 
 
 def _chunk_entry(chunk: Chunk) -> dict[str, Any]:

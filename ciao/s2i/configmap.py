@@ -57,9 +57,7 @@ class ConfigMapCode:
         """The ConfigMap's files and the command; refused when they cannot fit in one
         (checked on the files' sizes, before any is read)."""
         bundle = bundle_of(parameter)
-        requirements = list(parameter.requirements)
-        if bundle.carries and needs_cloudpickle(bundle) and "cloudpickle" not in requirements:
-            requirements.append("cloudpickle")  # to load what the session pickled by value
+        requirements = bundle.requirements(parameter.requirements)
         texts = dict(bundle.texts)
         if requirements:
             texts[REQUIREMENTS_FILE] = requirements_text(requirements)
@@ -87,12 +85,6 @@ class ConfigMapCode:
 
     def cancel(self) -> None:
         """Nothing to stop: nothing is built."""
-
-
-def needs_cloudpickle(bundle: Bundle) -> bool:
-    """Whether a carried value was pickled by value by cloudpickle (a function or class of
-    the notebook's): the stock image has no cloudpickle to load it with."""
-    return any(b"cloudpickle" in path.read_bytes() for path in bundle.blobs.values())
 
 
 def too_large(parameter: Parameter, bundle: Bundle, sizes: dict[str, int]) -> str:

@@ -44,6 +44,7 @@ from ciao.config import S2IConfig
 from ciao.constants import CODE_DIR, CODE_FILE, REQUIREMENTS_FILE
 from ciao.errors import ConfigError
 from ciao.interpreter.types import Parameter
+from ciao.s2i.bundle import Bundle, bundle_of
 from ciao.s2i.requirements import requirements_text
 from ciao.s2i.tools import BuildError, ToolResult, ToolRunner
 from ciao.s2i.types import Progress, Shipment
@@ -118,8 +119,8 @@ class ImageBuild(abc.ABC):
 
     #: `s2i.provider` value, and the first word of the build's progress lines.
     provider = ""
-    #: Where the code is in the built image.
-    script = ""
+    #: Where the code (and what travels with it) is in the built image.
+    code_dir = ""
 
     def __init__(
         self,
@@ -159,8 +160,14 @@ class ImageBuild(abc.ABC):
         """The builder (s2i) or base (img) image the build starts from."""
 
     @abc.abstractmethod
-    def source_files(self, parameter: Parameter) -> dict[str, str]:
-        """The files of the build's source directory: relative path -> text."""
+    def recipe_files(self, parameter: Parameter, bundle: Bundle) -> dict[str, str]:
+        """The provider's own files of the build directory (a Dockerfile, .s2i/environment,
+        requirements.txt): relative path -> text."""
+
+    def source_files(self, parameter: Parameter, bundle: Bundle) -> dict[str, str | bytes]:
+        """Every file of the build's source directory: the bundle (the code and what travels
+        with it) and the recipe."""
+        return {**bundle.payload(pack_files=True), **self.recipe_files(parameter, bundle)}
 
     @abc.abstractmethod
     def build_argv(self, directory: Path, parameter: Parameter, image: str) -> list[str]:
@@ -172,15 +179,23 @@ class ImageBuild(abc.ABC):
 
     # ---- the S2IClient --------------------------------------------------------------
 
-    def image_for(self, parameter: Parameter) -> str:
+    @property
+    def script(self) -> str:
+        """Where a cell's code is in the image when nothing travels with it."""
+        return f"{self.code_dir}/{CODE_FILE}"
+
+    def image_for(self, parameter: Parameter, bundle: Bundle | None = None) -> str:
         """`<registry>/<repository>:<content hash>` of the cell."""
+        bundle = bundle if bundle is not None else bundle_of(parameter)
         content = {
             "recipe": RECIPE_VERSION,
             "provider": self.provider,
             "base": self.base_image(parameter),
             "code": parameter.code,
-            "requirements": list(parameter.requirements),
+            "requirements": bundle.requirements(parameter.requirements),
         }
+        if bundle.carries:  # what travels with the code is in the image too
+            content["bundle"] = bundle.digest()
         digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode("utf-8"))
         return f"{self.config.registry}/{self.config.repository}:{digest.hexdigest()[:16]}"
 
@@ -190,8 +205,11 @@ class ImageBuild(abc.ABC):
         """Build and push the planned image (unless pushed before)."""
         say = progress or (lambda line: None)
         image = shipment.image
-        if image != self.image_for(parameter):
+        bundle = bundle_of(parameter)
+        if image != self.image_for(parameter, bundle):
             raise ValueError(f"{image} is not the image of this cell")
+        if shipment.travels_line:
+            say(f"[ciao] {shipment.travels_line}")
         if image in self.pushed:
             say(f"[build] {image} is already built and pushed (same code, requirements and base)")
             return shipment
@@ -200,9 +218,12 @@ class ImageBuild(abc.ABC):
         self.runner.check_cancelled("building the image")
         with tempfile.TemporaryDirectory(prefix=f"ciao-{self.provider}-") as tmp:
             directory = Path(tmp)
-            for name, text in self.source_files(parameter).items():
+            for name, content in self.source_files(parameter, bundle).items():
                 (directory / name).parent.mkdir(parents=True, exist_ok=True)
-                (directory / name).write_text(text, encoding="utf-8")
+                if isinstance(content, bytes):
+                    (directory / name).write_bytes(content)
+                else:
+                    (directory / name).write_text(content, encoding="utf-8")
             argv = self.build_argv(directory, parameter, image)
             say(f"[build] {shlex.join(redact(argv))}")
             result = self.runner.run(argv, "[build]", progress, cwd=tmp)
@@ -224,18 +245,23 @@ class ImageBuild(abc.ABC):
     def plan(self, parameter: Parameter) -> Shipment:
         """What source_to_image will do (for %dryrun and the run): the image, and the
         build (commands and files; `<source dir>` stands for the temporary directory)."""
-        image = self.image_for(parameter)
+        bundle = bundle_of(parameter)
+        image = self.image_for(parameter, bundle)
+        files = {**bundle.texts, **self.recipe_files(parameter, bundle)}
+        files.update({name: f"<{size} bytes>" for name, size in _binary_sizes(bundle).items()})
         return Shipment(
             image=image,
-            script=self.script,
+            script=f"{self.code_dir}/{bundle.entry}",
             build={
                 "build": self.provider,
                 "image": image,
                 "alreadyPushed": image in self.pushed,
                 "buildCommand": redact(self.build_argv(Path("<source dir>"), parameter, image)),
                 "pushCommand": redact([*self.config.push_command, image]),
-                "files": self.source_files(parameter),
+                "files": files,
             },
+            travels=bundle.describe() if bundle.carries else {},
+            travels_line=bundle.summary(),
         )
 
     # ---- failures ---------------------------------------------------------------------
@@ -298,16 +324,15 @@ class S2IBuild(ImageBuild):
 
     provider = "s2i"
     #: sclorg Python builders run APP_FILE from their working directory.
-    script = f"/opt/app-root/src/{CODE_FILE}"
+    code_dir = "/opt/app-root/src"
 
     def base_image(self, parameter: Parameter) -> str:
         return self.config.builders[parameter.framework]
 
-    def source_files(self, parameter: Parameter) -> dict[str, str]:
+    def recipe_files(self, parameter: Parameter, bundle: Bundle) -> dict[str, str]:
         return {
-            CODE_FILE: parameter.code,
-            REQUIREMENTS_FILE: requirements_text(parameter.requirements),
-            ".s2i/environment": f"APP_FILE={CODE_FILE}\n",
+            REQUIREMENTS_FILE: requirements_text(bundle.requirements(parameter.requirements)),
+            ".s2i/environment": f"APP_FILE={bundle.entry}\n",
         }
 
     def build_argv(self, directory: Path, parameter: Parameter, image: str) -> list[str]:
@@ -321,34 +346,37 @@ class DockerfileBuild(ImageBuild):
     """`s2i.provider: img`: a Dockerfile on the stock framework image (`images.<framework>`)."""
 
     provider = "img"
-    script = f"{IMAGE_CODE_DIR}/{CODE_FILE}"
+    code_dir = IMAGE_CODE_DIR
 
     def base_image(self, parameter: Parameter) -> str:
         return self.images[parameter.framework]
 
-    def dockerfile(self, parameter: Parameter) -> str:
+    def dockerfile(self, parameter: Parameter, bundle: Bundle) -> str:
         lines = [
             "# Written by Ciao for one notebook cell.",
             f"FROM {self.base_image(parameter)}",
         ]
-        if parameter.requirements:
+        if bundle.requirements(parameter.requirements):
             lines += [
                 f"COPY {REQUIREMENTS_FILE} {IMAGE_CODE_DIR}/{REQUIREMENTS_FILE}",
                 "RUN python -m pip install --no-cache-dir --disable-pip-version-check "
                 f"-r {IMAGE_CODE_DIR}/{REQUIREMENTS_FILE}",
             ]
+        shipped = sorted(bundle.payload_names(pack_files=True))
+        if shipped == [CODE_FILE]:
+            lines.append(f"COPY {CODE_FILE} {IMAGE_CODE_DIR}/{CODE_FILE}")
+        else:  # the code and what travels with it, in one layer
+            lines.append(f"COPY {' '.join(shipped)} {IMAGE_CODE_DIR}/")
         lines += [
-            f"COPY {CODE_FILE} {IMAGE_CODE_DIR}/{CODE_FILE}",
             "ENV PYTHONUNBUFFERED=1",
-            f'ENTRYPOINT ["python", "-u", "{IMAGE_CODE_DIR}/{CODE_FILE}"]',
+            f'ENTRYPOINT ["python", "-u", "{IMAGE_CODE_DIR}/{bundle.entry}"]',
         ]
         return "\n".join(lines) + "\n"
 
-    def source_files(self, parameter: Parameter) -> dict[str, str]:
+    def recipe_files(self, parameter: Parameter, bundle: Bundle) -> dict[str, str]:
         return {
-            CODE_FILE: parameter.code,
-            REQUIREMENTS_FILE: requirements_text(parameter.requirements),
-            "Dockerfile": self.dockerfile(parameter),
+            REQUIREMENTS_FILE: requirements_text(bundle.requirements(parameter.requirements)),
+            "Dockerfile": self.dockerfile(parameter, bundle),
         }
 
     def build_argv(self, directory: Path, parameter: Parameter, image: str) -> list[str]:
@@ -372,3 +400,9 @@ def _tail(result: ToolResult, what: str) -> str:
         return f" The {what} printed nothing."
     lines = "\n".join(f"    {line}" for line in result.tail)
     return f" Last lines of the {what} output:\n{lines}"
+
+
+def _binary_sizes(bundle: Bundle) -> dict[str, int]:
+    """The bundle's binary files (values, the files' archive) by size, for %dryrun."""
+    sizes = bundle.sizes()
+    return {name: sizes[name] for name in sizes if name not in bundle.texts}

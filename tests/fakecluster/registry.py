@@ -12,6 +12,7 @@ import builtins
 import copy
 import json
 import random
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -419,6 +420,13 @@ class Registry:
                 if quotas:
                     pods, _ = self.store.list("pods", namespace)
                     check_pod_quota(quotas, pods, obj)
+        elif info.plural == "configmaps":
+            errs = configmap_errors(obj)
+            reasons = dns1123_subdomain(name)
+            if reasons:
+                errs.insert(0, E.invalid("metadata.name", name, reasons[-1]))
+            if errs:
+                raise info.invalid(name, errs)
         elif info.plural == "services":
             reasons = dns1035_label(name)
             if reasons:
@@ -929,3 +937,55 @@ class Registry:
                     raise
         listing["items"] = deleted
         return listing
+
+
+#: core.MaxSecretSize: what a ConfigMap's data and binaryData may hold together.
+MAX_CONFIGMAP_BYTES = 1024 * 1024
+_CONFIG_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+
+
+def configmap_errors(obj: Obj) -> builtins.list[E.FieldError]:
+    """ValidateConfigMap (pkg/apis/core/validation): keys, keys in both bags, and the total
+    size of data plus decoded binaryData."""
+    errs: builtins.list[E.FieldError] = []
+    data = obj.get("data") or {}
+    binary = obj.get("binaryData") or {}
+    total = 0
+    for key, value in data.items():
+        errs += [E.invalid(f"data[{key}]", key, m) for m in _config_key_errors(key)]
+        if key in binary:
+            errs.append(E.invalid(f"data[{key}]", key, "duplicate of key present in binaryData"))
+        total += len(str(value).encode("utf-8"))
+    for key, value in binary.items():
+        errs += [E.invalid(f"binaryData[{key}]", key, m) for m in _config_key_errors(key)]
+        try:
+            total += len(base64.b64decode(str(value), validate=True))
+        except ValueError:
+            errs.append(E.invalid(f"binaryData[{key}]", "<binary>", "illegal base64 data"))
+    if total > MAX_CONFIGMAP_BYTES:
+        errs.append(
+            E.FieldError(
+                "[]", "FieldValueTooLong", None, f"must have at most {MAX_CONFIGMAP_BYTES} bytes"
+            )
+        )
+    return errs
+
+
+def _config_key_errors(key: str) -> builtins.list[str]:
+    """validation.IsConfigMapKey."""
+    errors = []
+    if len(key) > 253:
+        errors.append("must be no more than 253 characters")
+    if not _CONFIG_KEY.fullmatch(key):
+        errors.append(
+            "a valid config key must consist of alphanumeric characters, '-', '_' or '.' "
+            "(e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is "
+            "'[-._a-zA-Z0-9]+')"
+        )
+    if key == ".":
+        errors.append("must not be '.'")
+    elif key == "..":
+        errors.append("must not be '..'")
+    elif key.startswith(".."):
+        errors.append("must not start with '..'")
+    return errors

@@ -26,6 +26,7 @@ What maps to what:
 
 from __future__ import annotations
 
+import base64
 import errno
 import hashlib
 import importlib.util
@@ -324,7 +325,9 @@ class ContainerRuntime:
                 f'MountVolume.SetUp failed for volume "{vol["name"]}" : configmap '
                 f'"{source.get("name", "")}" not found',
             )
-        data = {**(cm.get("data") or {})}
+        data: dict[str, str | bytes] = {**(cm.get("data") or {})}
+        for key, value in (cm.get("binaryData") or {}).items():
+            data[key] = base64.b64decode(value)
         items = source.get("items")
         files = (
             {i["path"]: data[i["key"]] for i in items if i.get("key") in data}
@@ -335,7 +338,10 @@ class ContainerRuntime:
         for rel, content in files.items():
             path = directory / rel
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(content)
+            if isinstance(content, bytes):
+                path.write_bytes(content)
+            else:
+                path.write_text(content)
             path.chmod(mode & 0o777)
 
     # -- processes ----------------------------------------------------------------------
