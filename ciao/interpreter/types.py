@@ -63,9 +63,9 @@ class Parameter:
     """Everything a backend needs to run the cell, in the Go Parameter's terms.
 
     `roles` keeps the cell's roles in operator order; roles with count 0 are absent.
-    Nothing changes a Parameter after phase 1 but `carried` and `directory`, which the kernel adds from the
-    notebook's history before anything is planned: what phase 2 ships is its own record
-    (`ciao.s2i.types.Shipment`), and a backend's plan holds both.
+    Nothing changes a Parameter after phase 1 but `carried` and `directory`, which the
+    kernel adds from the notebook before anything is planned: what phase 2 ships is its
+    own record (`ciao.s2i.types.Shipment`), and a backend's plan holds both.
     """
 
     framework: Framework
