@@ -4,7 +4,8 @@ The real tools cannot be installed here. `StandinTools(tmp_path)` writes one sma
 script under each tool's name into a bin directory (put `tools.bin` first on PATH). Every
 run appends a JSON record to `tools.log`: the tool, its argv (argv[0] as the bare name),
 cwd, a few environment variables, and the files of the directory it was given (for
-`s2i build <dir> ...` and `docker build ... <dir>`). Each prints a few lines (stdout and
+`s2i build <dir> ...` and `docker build ... <dir>`: text as text, binary files by size and
+sha256, a .tar.gz also by its members). Each prints a few lines (stdout and
 stderr), so the streaming into the cell can be checked.
 
 They are told what to do through `tools.control(...)` (a JSON file they read at each run,
@@ -39,10 +40,24 @@ except (OSError, ValueError):
     control = {{}}
 
 def files_of(directory):
+    # Text files as their text; others (pickles, archives) by size and hash, and an
+    # archive by its members too, as a build context would hold them.
+    import hashlib, tarfile
     found = {{}}
     for path in sorted(Path(directory).rglob("*")):
-        if path.is_file():
-            found[str(path.relative_to(directory))] = path.read_text()
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        try:
+            found[str(path.relative_to(directory))] = data.decode("utf-8")
+            continue
+        except UnicodeDecodeError:
+            pass
+        entry = {{"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}}
+        if path.name.endswith(".tar.gz"):
+            with tarfile.open(path) as tar:
+                entry["members"] = {{m.name: m.size for m in tar.getmembers()}}
+        found[str(path.relative_to(directory))] = entry
     return found
 
 record = {{
