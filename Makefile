@@ -44,6 +44,7 @@ bench: install $(VENV)/.installed-bench
 	$(PY) bench/startup.py
 	$(PY) bench/gateway.py
 	$(PY) bench/fanin.py
+	$(PY) bench/carry.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
