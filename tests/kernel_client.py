@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import tempfile
 import time
 from collections import defaultdict
 from contextlib import contextmanager
@@ -25,7 +26,11 @@ needs_torchrun = pytest.mark.skipif(
 
 @contextmanager
 def running_kernel(**kwargs: Any):
-    """A kernel started from the installed `ciao` kernelspec, and a ready client."""
+    """A kernel started from the installed `ciao` kernelspec, and a ready client; in a
+    notebook folder of its own unless `cwd` says otherwise (local replicas run in the
+    notebook's folder, and what they write lands there, not in the checkout)."""
+    if "cwd" not in kwargs:
+        kwargs["cwd"] = tempfile.mkdtemp(prefix="notebook-", dir=os.environ.get("HOME"))
     km, kc = start_new_kernel(kernel_name="ciao", startup_timeout=TIMEOUT, **kwargs)
     try:
         yield km, kc

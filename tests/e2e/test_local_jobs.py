@@ -14,6 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from conftest import TEST_HOME
 from kernel_client import execute, of_type, running_kernel, stream_text
 
 PRINT_ENV = """
@@ -113,21 +114,26 @@ def test_a_single_replica_tensorflow_job_has_no_tf_config(kc):
     assert environments(stream_text(messages))["worker-0"]["TF_CONFIG"] is None
 
 
-def test_replicas_share_the_jobs_own_working_directory(kc):
-    _, messages = execute(kc, "%framework=pytorch\n%master=1\n%worker=1" + PRINT_ENV)
+def test_replicas_share_the_notebooks_folder_and_the_record_stays_apart(kc):
+    """They run where the notebook is, as `python train.py` would there; the job's code
+    and record stay in its run directory, private to the user."""
+    cell = "%framework=pytorch\n%master=1\n%worker=1" + PRINT_ENV
+    _, messages = execute(kc, cell + "print('JOB ' + os.environ['CIAO_JOB_NAME'])\n")
     lines = lines_by_replica(stream_text(messages))
     cwds = {
         next(x[4:] for x in replica_lines if x.startswith("CWD "))
         for replica_lines in lines.values()
     }
     (cwd,) = cwds
-    assert Path(cwd, "code.py").is_file()
-    assert Path(cwd).name == "work" and Path(cwd).parent.name.startswith("ciao-")
-    record = Path(cwd).parent
-    assert (record / "spec.json").is_file() and not (Path(cwd) / "spec.json").exists()
-    for path in (record, Path(cwd)):
+    assert Path(cwd).name.startswith("notebook-")  # the kernel's own folder (kernel_client)
+    assert not (Path(cwd) / "code.py").exists()
+    (job,) = {x[4:] for replica_lines in lines.values() for x in replica_lines if x[:4] == "JOB "}
+    record = TEST_HOME / ".ciao" / "runs" / job
+    work = record / "work"
+    assert (work / "code.py").is_file() and (record / "spec.json").is_file()
+    for path in (record, work):
         assert path.stat().st_mode & 0o777 == 0o700
-    files = [p for p in record.iterdir() if p.is_file()] + [Path(cwd) / "code.py"]
+    files = [p for p in record.iterdir() if p.is_file()] + [work / "code.py"]
     assert {"spec.json", "events.jsonl", "supervisor.log", "supervisor"} <= {p.name for p in files}
     for path in files:  # every file of the run record, supervisor.log included
         assert path.stat().st_mode & 0o777 == 0o600, path
