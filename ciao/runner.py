@@ -23,8 +23,9 @@ def run_notebook(
     from nbclient.exceptions import CellExecutionError
 
     notebook = nbformat.read(str(path), as_version=4)
+    folder = str(Path(path).resolve().parent)  # the kernel starts there, as Jupyter starts it
     client = NotebookClient(
-        notebook, kernel_name=kernel_name, timeout=timeout, resources={"metadata": {"path": "."}}
+        notebook, kernel_name=kernel_name, timeout=timeout, resources={"metadata": {"path": folder}}
     )
     status = 0
     try:
