@@ -167,6 +167,10 @@ def needed(code: str, history: Sequence[HistoryCell]) -> Needed:
         binding = table.get(name)
         if binding is None:
             values[name] = None  # no cell's source shows it: perhaps the session has it
+            for star_binding in (b for key, b in table.items() if key.startswith("*")):
+                chunk, _ = _chunk(history, star_binding)  # `from m import *` may define it
+                imports[(chunk.count, chunk.line)] = chunk
+                star = True
             continue
         if binding.kind == "value":
             if binding.in_session:
@@ -217,7 +221,9 @@ def cell_bindings(code: str, count: int, in_session: bool) -> tuple[Binding, ...
         text = ast.get_source_segment(source, node, padded=True) or ""
         if isinstance(node, ast.Import | ast.ImportFrom):
             for alias in node.names:
-                if alias.name == "*":
+                if alias.name == "*":  # a key no identifier can be: any unknown name's
+                    star = f"*{getattr(node, 'module', '')}"
+                    found.append(Binding(star, "import", count, line, text, in_session))
                     continue
                 bound = alias.asname or alias.name.split(".")[0]
                 found.append(Binding(bound, "import", count, line, text, in_session))
@@ -234,7 +240,7 @@ def cell_bindings(code: str, count: int, in_session: bool) -> tuple[Binding, ...
 def _chunk(history: Sequence[HistoryCell], binding: Binding) -> tuple[Chunk, set[str]]:
     """The statement that made `binding`, and the names it uses in turn."""
     names = tuple(
-        b.name
+        b.name.lstrip("*")
         for b in cell_bindings(
             next(c.code for c in history if c.count == binding.count),
             binding.count,

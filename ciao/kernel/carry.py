@@ -82,7 +82,8 @@ class NotebookMemory:
         values: list[CarriedValue] = []
         imports: list[Chunk] = list(found.imports)
         if found.values:
-            asked = self._ask_session(parameter, found.values, max_value_bytes)
+            by_source = [n for chunk in found.sources for n in chunk.names]
+            asked = self._ask_session(parameter, found.values, max_value_bytes, by_source)
             for name, origin in sorted(found.values.items()):
                 answer = asked.get(name)
                 value, chunk, problem = _decide(name, origin, answer, max_value_bytes)
@@ -90,8 +91,9 @@ class NotebookMemory:
                     values.append(value)
                 if chunk is not None:
                     imports.append(chunk)
-                if problem and not (answer is None and origin is None and found.star_import):
-                    problems[name] = problem
+                missing = answer is None or answer.get("kind") == "missing"
+                if problem and not (missing and origin is None and found.star_import):
+                    problems[name] = problem  # (a star import may well define it)
         if problems:
             raise CarryError(_problems_text(problems, self._session_state()))
         cells = {c.count: c.code for c in history}
@@ -118,7 +120,7 @@ class NotebookMemory:
         return "running" if session.running else "stopped"
 
     def _ask_session(
-        self, parameter: Parameter, names: dict[str, int | None], cap: int
+        self, parameter: Parameter, names: dict[str, int | None], cap: int, by_source: list[str]
     ) -> dict[str, dict[str, object]]:
         session = self.session()
         if session is None or not session.running:
@@ -126,7 +128,7 @@ class NotebookMemory:
         out = self.scratch_for(parameter.generate_name)
         out.mkdir(parents=True, exist_ok=True)
         out = Path(tempfile.mkdtemp(dir=out))
-        session.run_hidden(probe.call(sorted(names), str(out), cap), PROBE_TIMEOUT)
+        session.run_hidden(probe.call(sorted(names), str(out), cap, by_source), PROBE_TIMEOUT)
         answer: dict[str, dict[str, object]] = json.loads((out / "probe.json").read_text())
         return answer
 

@@ -38,20 +38,40 @@ class _Capped:
             self.handle.close()
 
 
+def dump(value: Any, sink: Any, namespace: dict[str, Any], by_reference: list[str]) -> None:
+    """cloudpickle `value` into `sink`; the notebook's functions and classes named in
+    `by_reference` (they travel as source) by reference, `__main__.Net`, so a value of a
+    carried class is an instance of the carried class itself in the replica."""
+    import cloudpickle
+
+    carried = {id(namespace[n]) for n in by_reference if n in namespace}
+
+    class Pickler(cloudpickle.CloudPickler):
+        def reducer_override(self, obj: Any) -> Any:
+            if id(obj) in carried and isinstance(obj, type | types.FunctionType):
+                return NotImplemented  # pickle's own save_global: by reference
+            return super().reducer_override(obj)
+
+    Pickler(sink, protocol=4).dump(value)
+
+
 def _describe(
-    namespace: dict[str, Any], name: str, out: str, index: int, cap: int
+    namespace: dict[str, Any],
+    name: str,
+    out: str,
+    index: int,
+    cap: int,
+    by_reference: list[str],
 ) -> dict[str, Any]:
     if name not in namespace:
         return {"kind": "missing"}
     value = namespace[name]
     if isinstance(value, types.ModuleType):
         return {"kind": "module", "module": value.__name__}
-    import cloudpickle
-
     path = os.path.join(out, f"{index}.pkl")
     sink = _Capped(path, cap)
     try:
-        cloudpickle.dump(value, sink, protocol=4)
+        dump(value, sink, namespace, by_reference)
     except Exception as exc:  # a lock, a socket, a generator: it cannot travel
         sink.finish()
         if os.path.exists(path):
@@ -64,20 +84,22 @@ def _describe(
     return described
 
 
-def probe(namespace: dict[str, Any], names: list[str], out: str, cap: int) -> None:
+def probe(
+    namespace: dict[str, Any], names: list[str], out: str, cap: int, by_reference: list[str]
+) -> None:
     """Describe `names` of `namespace` into `out`/probe.json."""
     answer: dict[str, dict[str, Any]] = {}
     for index, name in enumerate(names):
-        answer[name] = _describe(namespace, name, out, index, cap)
+        answer[name] = _describe(namespace, name, out, index, cap, by_reference)
     with open(os.path.join(out, "probe.json"), "w", encoding="utf-8") as handle:
         json.dump(answer, handle)
 
 
-def call(names: list[str], out: str, cap: int) -> str:
+def call(names: list[str], out: str, cap: int, by_reference: list[str]) -> str:
     """The code the kernel sends: this file's text, then a call in a private namespace."""
     with open(__file__, encoding="utf-8") as handle:
         source = handle.read()
-    arguments = f"get_ipython().user_ns, {list(names)!r}, {out!r}, {cap!r}"
+    arguments = f"get_ipython().user_ns, {list(names)!r}, {out!r}, {cap!r}, {by_reference!r}"
     return (
         "def _ciao_probe():\n"
         "    namespace = {}\n"

@@ -19,6 +19,7 @@ from typing import Any
 
 from ciao.constants import CODE_FILE
 from ciao.interpreter.carry import Carried, Chunk
+from ciao.interpreter.requirements import requirement_name
 from ciao.interpreter.types import Parameter
 from ciao.s2i import files as notebook_files
 from ciao.s2i.files import ShippedFile
@@ -54,7 +55,8 @@ class Bundle:
         """The cell's requirements, and cloudpickle when a carried value was pickled by
         value (a function or class of the notebook's): a stock image has none to load it."""
         needs = any(b"cloudpickle" in path.read_bytes() for path in self.blobs.values())
-        if needs and not any(r.split("[")[0].strip().lower() == "cloudpickle" for r in asked):
+        named = {requirement_name(r) for r in asked}
+        if needs and "cloudpickle" not in named:
             return [*asked, "cloudpickle"]
         return list(asked)
 
@@ -139,12 +141,7 @@ def bundle_of(parameter: Parameter, pack_files: bool = True) -> Bundle:
     manifest: dict[str, Any] = {
         "code": CODE_FILE,
         "label": carried.label if carried is not None else "",
-        "imports": [_chunk_entry(c) for c in carried.imports] if carried else [],
-        "sources": [_chunk_entry(c) for c in carried.sources] if carried else [],
-        "values": [
-            {"name": v.name, "label": v.label, "file": name}
-            for name, v in zip(blobs, values, strict=True)
-        ],
+        "steps": _steps(carried, list(blobs)) if carried else [],
         "cells": {
             chunk.label: carried.cells.get(chunk.count, chunk.source)
             for chunk in (*carried.imports, *carried.sources)
@@ -167,8 +164,24 @@ def _file_digest(path: Path) -> bytes:
     return digest.digest()
 
 
-def _chunk_entry(chunk: Chunk) -> dict[str, Any]:
-    return {"label": chunk.label, "line": chunk.line, "source": chunk.source}
+def _steps(carried: Carried, files: list[str]) -> list[dict[str, Any]]:
+    """What main.py runs before the cell, in the order the notebook made it: imports,
+    functions and classes at their cell and line, a value after everything its cell and
+    those before it defined (so a value of a notebook class is an instance of the carried
+    class, and a function's default may be a value); the session's own last."""
+    last = float("inf")
+    steps: list[tuple[tuple[float, float], dict[str, Any]]] = [
+        ((c.count, c.line), {"label": c.label, "line": c.line, "source": c.source})
+        for c in (*carried.imports, *carried.sources)
+    ]
+    steps += [
+        (
+            (v.count if v.count is not None else last, last),
+            {"name": v.name, "label": v.label, "file": name},
+        )
+        for name, v in zip(files, carried.values, strict=True)
+    ]
+    return [step for _, step in sorted(steps, key=lambda s: s[0])]
 
 
 def _chunk_view(chunk: Chunk) -> dict[str, Any]:

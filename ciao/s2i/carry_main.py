@@ -6,15 +6,17 @@ reads carried.json beside it, then:
 1. unpacks the shipped files (files.tar.gz) into a writable working directory, or, when
    none were packed (the local backend), stays in the notebook's folder, where the kernel
    started it; either way that directory is first on sys.path, so `import utils` works;
-2. runs the carried statements (imports, functions, classes) in the order the notebook
-   ran them, each compiled as the cell it came from, so a traceback through one reads
-   `In [2], line 7`; then loads the carried values (value-N.pkl);
+2. runs the carried statements (imports, functions, classes), each compiled as the cell
+   it came from, so a traceback through one reads `In [2], line 7`, and loads the carried
+   values (value-N.pkl), in the order the notebook made them: a value of a class the
+   notebook defined is an instance of the carried class itself;
 3. runs the cell's own code.py as `__main__`, compiled as its own cell.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import linecache
 import os
@@ -31,16 +33,23 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def working_directory(manifest: dict[str, Any]) -> str:
-    """Where the replica runs: the shipped files unpacked, or the folder it started in."""
+    """Where the replica runs: the shipped files unpacked (once per node and content, so
+    the processes of one pod share them and no stale copy is ever used), or the folder it
+    started in."""
     archive = manifest.get("files")
     if not archive:
         return os.getcwd()
-    target: str = os.environ.get("CIAO_WORKDIR") or os.path.join(tempfile.gettempdir(), "ciao-work")
+    path = os.path.join(HERE, archive)
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    parent = os.environ.get("CIAO_WORKDIR") or tempfile.gettempdir()
+    target = os.path.join(parent, "ciao-work-" + digest.hexdigest()[:16])
     if not os.path.isdir(target):
-        parent = os.path.dirname(target) or "."
         os.makedirs(parent, exist_ok=True)
         staging = tempfile.mkdtemp(prefix=".ciao-unpack-", dir=parent)
-        with tarfile.open(os.path.join(HERE, archive)) as tar:
+        with tarfile.open(path) as tar:
             if hasattr(tarfile, "data_filter"):
                 tar.extractall(staging, filter="data")
             else:  # Python < 3.12 without the backport: Ciao wrote this archive itself
@@ -96,7 +105,9 @@ def main(name: str) -> None:
         manifest = json.load(handle)
     directory = working_directory(manifest)
     os.chdir(directory)
-    sys.path.insert(0, directory)
+    # The working directory first, and not this script's own folder, whose code.py would
+    # stand for the standard library's `code` module (pdb imports it).
+    sys.path[:] = [directory, *(p for p in sys.path if os.path.abspath(p or ".") != HERE)]
     label = manifest.get("label") or manifest["code"]
     with open(os.path.join(HERE, manifest["code"]), encoding="utf-8") as handle:
         code = handle.read()
@@ -108,18 +119,21 @@ def main(name: str) -> None:
     # A module of its own, registered as the main one, so pickle finds what the cell
     # defines (`__main__.Net`) and the bootstrap's own names stay out of the cell's way.
     module = types.ModuleType(name)
-    module.__file__ = os.path.join(HERE, manifest["code"])
+    module.__file__ = os.path.abspath(__file__)  # what a spawned process runs again
     sys.modules[name] = module
     if name == "__mp_main__":
         sys.modules["__main__"] = module
     namespace = module.__dict__
-    for chunk in manifest.get("imports", []):
-        run_statement(chunk, namespace)
-    for value in manifest.get("values", []):
-        load_value(value, namespace)
-    for chunk in manifest.get("sources", []):
-        run_statement(chunk, namespace)
+    for step in manifest.get("steps", []):  # in the order the notebook made them
+        if "file" in step:
+            load_value(step, namespace)
+        else:
+            run_statement(step, namespace)
     exec(compile(code, label, "exec"), namespace)
+    if name == "__mp_main__":
+        # multiprocessing makes the spawned process's main module from this script's own
+        # globals once it has run (runpy.run_path): the cell's names must be among them.
+        globals().update({k: v for k, v in namespace.items() if not k.startswith("__")})
 
 
 if __name__ in ("__main__", "__mp_main__"):

@@ -61,8 +61,9 @@ def collect(
         matches = _expand(root, entry)
         if not matches:
             raise FilesError(f"%files: {entry!r} matches nothing in the notebook's folder {root}")
-        for path in matches:
-            for file in _walk(root, path, git, ciao, named=path.is_file()):
+        globbed = any(ch in entry for ch in "*?[")
+        for path in matches:  # a file named on its own travels even if .gitignore lists it
+            for file in _walk(root, path, git, ciao, named=path.is_file() and not globbed):
                 found.setdefault(file.path, file)
     for module in _local_modules(root, modules):
         for file in _walk(root, module, git, ciao, named=True, reason="module"):
@@ -84,7 +85,7 @@ def archive(directory: str | Path, files: Iterable[ShippedFile]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as tar:
         for file in files:
-            path = root / file.path
+            path = (root / file.path).resolve()  # a symlink inside the folder: its content
             info = tar.gettarinfo(str(path), arcname=file.path)
             info.uid = info.gid = 0
             info.uname = info.gname = ""
@@ -141,7 +142,11 @@ def _expand(root: Path, entry: str) -> list[Path]:
             f"%files: {entry!r} is not inside the notebook's folder: name files relative to it"
         )
     if any(ch in text for ch in "*?["):
-        matches = sorted(root.glob(text.rstrip("/")))
+        matches = sorted(
+            path
+            for path in root.glob(text.rstrip("/"))
+            if not SKIPPED_DIRS.intersection(path.relative_to(root).parts)
+        )
     else:
         candidate = root / text
         matches = [candidate] if candidate.exists() or candidate.is_symlink() else []

@@ -4,8 +4,6 @@ definition's source, a session's value), and the one line that tells the user.""
 
 from __future__ import annotations
 
-import pytest
-
 from ciao.interpreter.carry import (
     Carried,
     CarriedValue,
@@ -241,14 +239,10 @@ def test_a_star_import_in_the_job_cell_sets_star_import():
     assert found.star_import and found.values == {"sqrt": None}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a star import in an earlier cell is not a binding: it neither travels nor "
-    "sets star_import, so with the session off `sqrt` is refused as defined nowhere",
-)
-def test_a_star_import_in_an_earlier_cell_sets_star_import():
+def test_a_star_import_in_an_earlier_cell_travels_and_sets_star_import():
     found = needed("print(sqrt(2))", [job(1, "from math import *\n")])
     assert found.star_import
+    assert [chunk.source for chunk in found.imports] == ["from math import *"]
 
 
 # Carried.summary: the cell's one line

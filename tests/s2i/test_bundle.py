@@ -10,15 +10,17 @@ import json
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
-import cloudpickle
 import pytest
 
 from ciao.interpreter.carry import Carried, CarriedValue, HistoryCell, needed
 from ciao.interpreter.magics import MagicInterpreter
 from ciao.interpreter.types import Parameter
+from ciao.kernel import probe
 from ciao.s2i.bundle import Bundle, bundle_of
 
 #: In [1], a session cell: imports, a helper calling another helper, a class.
@@ -78,14 +80,19 @@ def carry(
     code: str, count: int, scratch: Path, history: list[HistoryCell], session: dict[str, Any]
 ) -> Carried:
     """What the kernel carries for `code` (as ciao.kernel.carry does): what it needs from
-    `history`, and the `session`'s values pickled with cloudpickle."""
+    `history`, and the `session`'s values pickled as the session's probe pickles them (the
+    session's namespace is `__main__` there)."""
     found = needed(code, history)
     assert not found.refused
     scratch.mkdir(exist_ok=True)
     values = []
+    by_source = [name for chunk in found.sources for name in chunk.names]
+    main = types.ModuleType("__main__")
+    main.__dict__.update(session)
     for name, origin in sorted(found.values.items()):
         path = scratch / f"{name}.pkl"
-        path.write_bytes(cloudpickle.dumps(session[name]))
+        with mock.patch.dict(sys.modules, {"__main__": main}), path.open("wb") as sink:
+            probe.dump(session[name], sink, session, by_source)
         kind = type(session[name]).__name__
         values.append(CarriedValue(name, origin, path.stat().st_size, str(path), kind))
     cells = {cell.count: cell.code for cell in history}
@@ -168,17 +175,19 @@ def test_a_carrying_cell_ships_main_py_a_manifest_values_and_files(notebook, tmp
     assert "files.tar.gz" not in b.payload(pack_files=False)
     manifest = json.loads(b.texts["carried.json"])
     assert manifest["label"] == "In [3]" and manifest["code"] == "code.py"
-    assert [i["source"] for i in manifest["imports"]] == ["import json", "import os.path as osp"]
-    assert [(s["label"], s["line"]) for s in manifest["sources"]] == [
-        ("In [1]", 5),
-        ("In [1]", 9),
-        ("In [1]", 15),
+    # what main.py runs first, in the notebook's order: In [1]'s imports and definitions
+    # at their lines, then In [2]'s values
+    assert [(s["label"], s.get("line"), s.get("name")) for s in manifest["steps"]] == [
+        ("In [1]", 1, None),
+        ("In [1]", 2, None),
+        ("In [1]", 5, None),
+        ("In [1]", 9, None),
+        ("In [1]", 15, None),
+        ("In [2]", None, "lr"),
+        ("In [2]", None, "scale"),
+        ("In [2]", None, "settings"),
     ]
-    assert [(v["name"], v["label"]) for v in manifest["values"]] == [
-        ("lr", "In [2]"),
-        ("scale", "In [2]"),
-        ("settings", "In [2]"),
-    ]
+    assert [s["source"] for s in manifest["steps"][:2]] == ["import json", "import os.path as osp"]
     assert manifest["cells"] == {"In [1]": CELL_1}
     assert [f["path"] for f in manifest["shipped"]] == ["data/small.csv", "utils.py"]
 
@@ -200,11 +209,6 @@ def test_a_value_pickled_by_value_requires_cloudpickle_on_the_image(notebook, tm
     assert plain.carries and plain.requirements(["numpy"]) == ["numpy"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Bundle.requirements strips only extras ('[') before comparing names, so "
-    "`cloudpickle>=3` is not recognised and cloudpickle is asked for a second time",
-)
 def test_cloudpickle_asked_for_with_a_version_is_not_asked_for_again(notebook, tmp_path):
     by_value = bundle_of(parameter(JOB_CELL, notebook, tmp_path))
     assert by_value.requirements(["cloudpickle>=3"]) == ["cloudpickle>=3"]
@@ -225,7 +229,9 @@ def test_the_replica_runs_the_cell_with_its_definitions_values_and_files(
     assert out["lr"] == "0.5 scale 6"
     assert out["utils"] == "42"
     assert out["exists"] == "True"
-    assert out["cwd"] == str(tmp_path / "work" / "replica")
+    # unpacked once per content, under CIAO_WORKDIR
+    assert Path(out["cwd"]).parent == tmp_path / "work" / "replica"
+    assert Path(out["cwd"]).name.startswith("ciao-work-")
     assert out["csv"] == repr("a,b\n1,2\n")
 
 
@@ -273,12 +279,6 @@ def test_a_function_of_the_cell_pickles_by_reference_and_main_blocks_run(
     assert out == {"local": "True", "carried": "True", "box": "True"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="carry_main sets the cell module's __file__ to code.py, so a spawned process "
-    "(multiprocessing spawn, torch.multiprocessing.spawn) runs code.py as __mp_main__ "
-    "without main.py: the carried names are missing there (NameError: helper)",
-)
 def test_a_process_the_cell_spawns_has_the_carried_definitions(notebook, tmp_path, elsewhere):
     cell = (
         "%master=1\n"
@@ -294,12 +294,6 @@ def test_a_process_the_cell_spawns_has_the_carried_definitions(notebook, tmp_pat
     assert printed(run(b, tmp_path, pack_files=True, cwd=elsewhere)) == {"pool": "[3, 5]"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the bundle's folder is on sys.path with the cell as code.py, which shadows the "
-    "standard library's `code` module: `import pdb` (or breakpoint()) runs the cell again as "
-    "module `code`, without the carried names (NameError: lr)",
-)
 def test_the_cell_runs_once_when_it_imports_pdb(notebook, tmp_path, elsewhere):
     b = bundle_of(parameter("%master=1\nimport pdb\nprint('ran', lr)\n", notebook, tmp_path))
 
@@ -308,18 +302,13 @@ def test_the_cell_runs_once_when_it_imports_pdb(notebook, tmp_path, elsewhere):
     assert result.returncode == 0 and result.stdout == "ran 0.5\n", result.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the session's value of a class defined in a cell is cloudpickled with its class "
-    "by value (the class is __main__'s), so in the replica it belongs to a copy of the "
-    "class, not to the carried one: enum members and dataclass equality break",
-)
 def test_a_session_value_of_a_carried_class_belongs_to_that_class(notebook, tmp_path, elsewhere):
     cell_1 = "import enum\n\nclass Mode(enum.Enum):\n    TRAIN = 1\n"
     ran = {"__name__": "__main__"}
     exec(cell_1, ran)  # as the session ran it: Mode is __main__.Mode
     history = [HistoryCell(1, cell_1, True), HistoryCell(2, "mode = Mode.TRAIN\n", True)]
     cell = "%master=1\nprint('same', mode is Mode.TRAIN)\n"
-    b = bundle_of(parameter(cell, notebook, tmp_path, history, {"mode": ran["Mode"].TRAIN}))
+    session = {"Mode": ran["Mode"], "mode": ran["Mode"].TRAIN}
+    b = bundle_of(parameter(cell, notebook, tmp_path, history, session))
 
     assert printed(run(b, tmp_path, pack_files=True, cwd=elsewhere)) == {"same": "True"}
