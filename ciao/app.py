@@ -7,6 +7,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -40,11 +41,18 @@ def compose(connection_file: str) -> tuple[CiaoKernel, KernelServer]:
     from ciao.protocol.server import KernelServer
     from ciao.registry import Registry
 
-    manager = Manager(load_config, Registry(), interpreter_for)
+    registry = Registry(environ=job_environment(os.environ))
+    manager = Manager(load_config, registry, interpreter_for)
     server = KernelServer(ConnectionInfo.from_file(connection_file), dispatch=lambda r: None)
     kernel = CiaoKernel(server, manager, kernel_id=_kernel_id(connection_file))
     server.dispatch = kernel.dispatch
     return kernel, server
+
+
+def job_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """What a job inherits of the kernel's environment: all but Jupyter's `JPY_*`
+    variables, which describe this kernel (its launcher, its session), not the job."""
+    return {key: value for key, value in environ.items() if not key.startswith("JPY_")}
 
 
 def start_kernel(connection_file: str) -> tuple[CiaoKernel, KernelServer]:

@@ -4,6 +4,7 @@ config alone, without connecting to a cluster (the Kubeflow backend connects on 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ciao.backend.record import RunDir
@@ -25,6 +26,11 @@ AnyBackend = Backend[Any, Any]
 
 class Registry:
     """The components the Manager uses; tests give the Manager another registry."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        #: What local jobs inherit (the composition root leaves Jupyter's variables out);
+        #: None: this process's environment as it is when a job starts.
+        self.environ = environ
 
     def components(self, config: Config, backend: str = "") -> tuple[S2IClient, AnyBackend]:
         """The S2IClient and Backend for a cell: its `%backend`, else the config's."""
@@ -54,7 +60,7 @@ class Registry:
     def local(self, config: Config) -> AnyBackend:
         from ciao.backend.local.backend import LocalBackend
 
-        return LocalBackend(config.run_dir)
+        return LocalBackend(config.run_dir, environ=self.environ)
 
     def kubeflow(self, config: Config) -> AnyBackend:
         return _kubeflow_backend(config)

@@ -21,7 +21,7 @@ PRINT_ENV = """
 import json, os
 keys = ["TF_CONFIG", "MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "PET_MASTER_ADDR",
         "PET_MASTER_PORT", "PET_NNODES", "PET_NODE_RANK", "PET_NPROC_PER_NODE",
-        "PYTHONUNBUFFERED", "CIAO_REPLICA"]
+        "PYTHONUNBUFFERED", "CIAO_REPLICA", "JPY_PARENT_PID"]
 print("ENV " + json.dumps({k: os.environ.get(k) for k in keys}))
 print("CWD " + os.getcwd())
 """
@@ -77,6 +77,7 @@ def test_pytorch_master_and_workers_get_the_operators_environment(kc):
         assert env["PYTHONUNBUFFERED"] == "1"
         assert env["TF_CONFIG"] is None
         assert env["CIAO_REPLICA"] == replica
+        assert env["JPY_PARENT_PID"] is None, "the kernel's Jupyter variables are its own"
 
 
 def test_tensorflow_chief_ps_workers_and_evaluator_get_their_tf_config(kc):

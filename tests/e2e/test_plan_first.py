@@ -94,6 +94,7 @@ class Recording(Registry):
     """The real registry, whose backends remember the plan each submission sent."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.submitted: list[Any] = []
 
     def components(self, config, backend=""):  # type: ignore[no-untyped-def]

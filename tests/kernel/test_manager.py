@@ -113,6 +113,7 @@ class FakeBackend:
 
 class FakeRegistry(Registry):
     def __init__(self, s2i: FakeS2I, backend: FakeBackend) -> None:
+        super().__init__()
         self.s2i, self.backend = s2i, backend
 
     def components(self, config: Config, backend: str = "") -> tuple[Any, Any]:

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -66,11 +66,18 @@ class LocalBackend:
     name = "local"
 
     def __init__(
-        self, run_root: Path, python: str = sys.executable, stop_grace: float = 3.0
+        self,
+        run_root: Path,
+        python: str = sys.executable,
+        stop_grace: float = 3.0,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
+        """`environ`: what a job's supervisor and replicas inherit; None: this process's
+        environment as it is when the job starts."""
         self.run_root = Path(run_root)
         self.python = python
         self.stop_grace = stop_grace
+        self.environ = environ
 
     # ---- submit --------------------------------------------------------------------
 
@@ -86,7 +93,7 @@ class LocalBackend:
             raise BackendError(f"the job's code file {plan.code_file!r} does not exist")
         run = RunDir(self.run_root, plan.name)
         run.start(self.name, python=self.python, plan=plan.as_dict())
-        env = {k: v for k, v in os.environ.items() if not k.startswith("JPY_")}
+        env = dict(os.environ if self.environ is None else self.environ)
         log_fd = os.open(run.path / "supervisor.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         with os.fdopen(log_fd, "ab") as log:  # 0600, as every file of a run
             try:

@@ -79,7 +79,7 @@ class ReplicaEngine:
                 f"the ports planned for job {plan.name} are in use: {taken}; run the cell "
                 "again (a new job gets other ports)"
             )
-        base = {k: v for k, v in os.environ.items() if not k.startswith("JPY_")}
+        base = dict(os.environ)  # the supervisor's: what its job inherits (LocalBackend)
         processes: dict[str, subprocess.Popen[bytes]] = {}
         for launch in plan.launches:
             try:

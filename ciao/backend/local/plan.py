@@ -16,7 +16,7 @@ from ciao.interpreter.types import Parameter, Resources, RoleSpec
 class ReplicaLaunch:
     """How one replica is started.
 
-    `env` holds only what Ciao adds to the kernel's environment (minus its JPY_* variables).
+    `env` holds only what Ciao adds to the environment the job inherits (`LocalBackend`).
     """
 
     replica: str

@@ -149,7 +149,7 @@ def engine() -> ReplicaEngine:
 ENV_KEYS = [
     "MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "PET_MASTER_ADDR", "PET_MASTER_PORT",
     "PET_NNODES", "PET_NODE_RANK", "PET_NPROC_PER_NODE", "PYTHONUNBUFFERED", "TF_CONFIG",
-    "CIAO_REPLICA", "CIAO_JOB_NAME", "JPY_SESSION_NAME", "HOME_OF_TEST",
+    "CIAO_REPLICA", "CIAO_JOB_NAME", "HOME_OF_TEST",
 ]  # fmt: skip
 
 PRINT_ENV = f"print(json.dumps({{k: os.environ.get(k) for k in {ENV_KEYS!r}}}))\n"
@@ -167,7 +167,6 @@ def envs_seen(events: list[Event]) -> dict[str, dict[str, str | None]]:
 
 
 def test_pytorch_replicas_see_the_operators_variables_with_localhost(engine, tmp_path, monkeypatch):
-    monkeypatch.setenv("JPY_SESSION_NAME", "the kernel's, not the job's")
     monkeypatch.setenv("HOME_OF_TEST", "inherited")
     cell = make_job(tmp_path, "pytorch", {"master": 1, "worker": 2}, PRINT_ENV)
 
@@ -192,7 +191,6 @@ def test_pytorch_replicas_see_the_operators_variables_with_localhost(engine, tmp
             "TF_CONFIG": None,
             "CIAO_REPLICA": replica,
             "CIAO_JOB_NAME": "job-1",
-            "JPY_SESSION_NAME": None,
             "HOME_OF_TEST": "inherited",
         }
     assert done(events) == JobDone(True, "Succeeded", "master-0 succeeded", exit_code=0)
