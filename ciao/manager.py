@@ -115,15 +115,6 @@ class ActiveJob:
             if isinstance(event, JobDone):
                 return
 
-    def recorded_tail(self, replica: str, lines: int) -> tuple[str, ...]:
-        """A replica's last lines from the job's record (none when it cannot be read): for
-        a verdict whose replica wrote them before this notebook attached."""
-        try:
-            return tuple(line.text for line in self.backend.logs(self.job.name, replica, lines))
-        except CiaoError as exc:
-            log.info("no recorded tail of %s: %s", replica, exc)
-            return ()
-
     def interrupt(self) -> None:
         """What an interrupt does: cancel the job, or (with %onInterrupt=detach) detach."""
         if self.on_interrupt == "detach":

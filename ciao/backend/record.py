@@ -24,6 +24,7 @@ import fcntl
 import json
 import os
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -216,6 +217,31 @@ class RunDir:
                 if event is not None:
                     yield event
 
+    def last_lines(self, replica: str, count: int, until: int, chunk: int = 1 << 18) -> list[str]:
+        """`replica`'s last `count` log lines recorded before byte `until`: other records
+        are passed over by their first bytes, never decoded."""
+        prefixes = (f"o{replica}\t".encode(), f"e{replica}\t".encode())
+        kept: deque[str] = deque(maxlen=count)
+        for bodies, start in self._chunks(0, chunk):
+            for body in bodies:
+                start += len(body) + 1
+                if start > until:
+                    return list(kept)
+                if body.startswith(prefixes):
+                    kept.append(body[len(prefixes[0]) :].decode("utf-8", "replace"))
+                elif body.startswith(b"{"):  # a line that held a newline is kept as JSON
+                    event = _decode(body)
+                    if isinstance(event, LogLine) and event.replica == replica:
+                        kept.append(event.text)
+        return list(kept)
+
+    def size(self) -> int:
+        """How many bytes of events are recorded."""
+        try:
+            return self.events_path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
     def read_batches(self, offset: int = 0, chunk: int = 1 << 18) -> Iterator[tuple[Event, int]]:
         """As `read_events`, with consecutive lines of one replica's stream as one
         `LogLines` (how the kernel follows a job: per chunk, not per line)."""
@@ -261,10 +287,7 @@ class RunDir:
         return last if isinstance(last, JobDone) else None
 
     def _tail_offset(self) -> int:
-        try:
-            size = self.events_path.stat().st_size
-        except FileNotFoundError:
-            return 0
+        size = self.size()
         if size <= 8192:
             return 0
         with self.events_path.open("rb") as handle:

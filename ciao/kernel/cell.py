@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -34,9 +33,6 @@ from ciao.kernel.view import LiveView, Output
 from ciao.manager import ActiveJob, Manager, Prepared
 
 log = logging.getLogger("ciao.kernel")
-
-#: Lines of the failing replica repeated in the error, so the cause is next to the verdict.
-ERROR_TAIL_LINES = 20
 
 #: How long one batch of `%logs` may wait for the output budget before it is counted as
 #: not shown (it never has to at the default budget: `%logs` is paced).
@@ -106,7 +102,6 @@ class CellRunner:
         The live view goes first (one display_data, then updates in place); the replicas'
         lines stream below it.
         """
-        tails: dict[str, deque[str]] = {}
         job = active.job
         stream = LogStream(out, job.name, sum(job.replicas.values()), config.output.max_lines)
         view = LiveView(JobView(job), out)
@@ -132,10 +127,6 @@ class CellRunner:
                 if isinstance(event, LogLines | LogLine):
                     texts = event.lines if isinstance(event, LogLines) else (event.text,)
                     stream.lines(event.replica, texts, event.stream)
-                    tail = tails.get(event.replica)
-                    if tail is None:
-                        tail = tails[event.replica] = deque(maxlen=ERROR_TAIL_LINES)
-                    tail.extend(texts)
                     if stream.due_in() <= 0:
                         stream.flush()
                 elif isinstance(event, Diagnosis):
@@ -145,7 +136,7 @@ class CellRunner:
                     log.debug("%s: %s %s", event.replica, event.phase, event.reason)
                 elif isinstance(event, JobDone):
                     done = event
-            if job.resumed and not tails and done is not None:  # no line came
+            if job.resumed and not stream.total and done is not None:  # no line came
                 stream.notice(f"[ciao] {job.name}: every line was already shown here\n", "stdout")
         finally:
             view.refresh(force=True)  # the final state first: it is what matters most
@@ -163,10 +154,7 @@ class CellRunner:
             return
         if active.cancel_requested or done.reason == "Cancelled":
             raise JobCancelled(f"job {name} was cancelled: {done.message}")
-        where = done.failed_replica
-        seen = done.tail or (tuple(tails.get(where, ())) if where else ())
-        if where and not done.tail and job.resumed and len(seen) < ERROR_TAIL_LINES:
-            seen = active.recorded_tail(where, ERROR_TAIL_LINES) or seen  # before %attach
+        where, seen = done.failed_replica, done.tail  # the backend kept its last lines
         hint = failure_hint(job.backend, seen)
         shown = bool(where) and stream.showed(where, seen)  # then the error points at them
         message = f"job {name} failed: {done.message or done.reason}"

@@ -484,7 +484,8 @@ class KubeflowBackend:
         if run.followed:
             raise BackendError(f"job {run.name} is already being followed")
         run.followed = True
-        return Follow(self.cluster, run, self.queue_size, self.fallback_after).events()
+        follow = Follow(self.cluster, run, self.queue_size, self.fallback_after, job.resumed)
+        return follow.events()
 
 
 def _last(events: Iterable[LogLine], tail: int | None) -> Iterator[LogLine]:

@@ -20,7 +20,6 @@ import queue
 import re
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +42,7 @@ from ciao.backend.kubeflow.pods import (
     replica_state,
 )
 from ciao.backend.record import RunDir, encode, write_atomic
+from ciao.backend.tails import TAIL_LINES, LastLines
 from ciao.backend.types import IDLE, Diagnosis, Event, Idle, JobDone, LogLine
 from ciao.errors import BackendError
 
@@ -55,8 +55,6 @@ DRAIN_GRACE = 3.0
 POD_FALLBACK_AFTER = 10.0
 #: With nothing in the queue for this long, the reader gets IDLE (to flush, to notice).
 IDLE_AFTER = 0.05
-#: Lines of each replica kept for the verdict of a failed job.
-TAIL_LINES = 20
 #: Bounds on the Warning events held for pods the pod watch has not shown yet.
 MAX_EARLY_PODS = 256
 MAX_EARLY_EVENTS = 8
@@ -105,7 +103,7 @@ class KubeflowRun:
     #: Pod name -> replica, for events about pods whose names do not say it (TrainJob).
     replicas: dict[str, str] = field(default_factory=dict)
     #: Each replica's last lines as they passed, for the verdict.
-    tails: dict[str, deque[str]] = field(default_factory=dict)
+    last_lines: LastLines = field(default_factory=LastLines)
     #: The first failed process each replica's torchrun reported.
     torchrun_failures: dict[str, TorchrunFailure] = field(default_factory=dict)
     #: Warning events about pods not seen yet (the event watch can outrun the pod watch),
@@ -123,10 +121,19 @@ class Follow:
     """The informers, followers and queue of one `get_logs`."""
 
     def __init__(
-        self, cluster: Cluster, run: KubeflowRun, queue_size: int, fallback_after: float
+        self,
+        cluster: Cluster,
+        run: KubeflowRun,
+        queue_size: int,
+        fallback_after: float,
+        resumed: bool = False,
     ) -> None:
+        """`resumed`: an %attach that goes on after lines this machine recorded before."""
         self.cluster = cluster
         self.run = run
+        #: Where the record ended when this follow began: a resumed job's verdict takes
+        #: the failed replica's lines from before it there.
+        self.recorded_before = run.record.size() if resumed and run.record else 0
         self.queue: queue.Queue[Event | BackendError] = queue.Queue(queue_size)
         self.stopping = threading.Event()
         #: Serialises the informers' callbacks (and the fallback): one writer of the state.
@@ -349,17 +356,16 @@ class Follow:
 
     def put(self, item: Event | BackendError) -> bool:
         """Into the bounded queue, waiting while it is full; False once following stopped."""
-        if isinstance(item, LogLine):  # followers' threads: deque appends are atomic
-            tail = self.run.tails.get(item.replica)
-            if tail is None:
-                tail = self.run.tails.setdefault(item.replica, deque(maxlen=TAIL_LINES))
+        if isinstance(item, LogLine):  # on the followers' threads
             if item.replica not in self.run.torchrun_failures:
                 failed = _TORCHRUN_FAILED.search(item.text)
                 if failed:
                     self.run.torchrun_failures[item.replica] = TorchrunFailure(
-                        int(failed.group(2)), int(failed.group(1)), tuple(tail)
+                        int(failed.group(2)),
+                        int(failed.group(1)),
+                        self.run.last_lines.of(item.replica),
                     )
-            tail.append(item.text)
+            self.run.last_lines.add(item.replica, (item.text,))
         while not self.stopping.is_set():
             try:
                 self.queue.put(item, timeout=0.2)
@@ -411,10 +417,11 @@ class Follow:
                 replica, code, why = self._failed_replica()
                 reason = condition.get("reason") or "Failed"
                 torchrun = run.torchrun_failures.get(replica)
-                if torchrun is not None:
+                if torchrun is not None and torchrun.lines_before:
                     tail = torchrun.lines_before
                 else:
-                    tail = tuple(run.tails.get(replica, ())) if replica else ()
+                    tail = run.last_lines.of(replica) if replica else ()
+                tail = self._with_earlier_lines(replica, tail)
                 message = _failure_message(
                     condition.get("message", ""), replica, code, why, torchrun
                 )
@@ -428,6 +435,14 @@ class Follow:
                 )
         with run.changed:
             run.changed.notify_all()
+
+    def _with_earlier_lines(self, replica: str, tail: tuple[str, ...]) -> tuple[str, ...]:
+        """The tail, completed with the replica's lines recorded before an %attach."""
+        record = self.run.record
+        if not replica or not self.recorded_before or record is None or len(tail) >= TAIL_LINES:
+            return tail
+        earlier = record.last_lines(replica, TAIL_LINES, self.recorded_before)
+        return (*earlier, *tail)[-TAIL_LINES:]
 
     def _sync_pods(self) -> None:
         """Read the job's pods now, so the verdict does not outrun the pod watch."""

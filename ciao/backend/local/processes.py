@@ -23,7 +23,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
 from ciao.backend.identity import stat_fields
@@ -34,11 +34,13 @@ from ciao.backend.local.policy import (
     outcome_of_exit,
     stop_reason_after_outcome,
 )
+from ciao.backend.tails import LastLines
 from ciao.backend.types import (
     Diagnosis,
     Event,
     JobDone,
     LogLine,
+    LogLines,
     ReplicaState,
     StreamName,
     one_per_line,
@@ -111,6 +113,8 @@ class ReplicaProcesses:
         self._outcome: JobDone | None = None
         self._followed = False
         self._detached = threading.Event()
+        #: Each replica's last lines as they are followed, for a failed job's verdict.
+        self._last = LastLines()
 
     def start(self) -> None:
         """Start the reader and the waiters (daemons: they end when the pipes close)."""
@@ -153,6 +157,7 @@ class ReplicaProcesses:
             while pending:
                 item = self._queue.get()
                 if isinstance(item, list):
+                    self._keep_last_lines(item)
                     yield item
                     continue
                 if isinstance(item, _StreamClosed):
@@ -168,10 +173,22 @@ class ReplicaProcesses:
         finally:
             self._detached.set()
 
+    def _keep_last_lines(self, batch: list[Event]) -> None:
+        for event in batch:
+            if isinstance(event, LogLines):
+                self._last.add(event.replica, event.lines)
+            elif isinstance(event, LogLine):
+                self._last.add(event.replica, (event.text,))
+
     def _job_done(self) -> JobDone:
+        """The outcome, with the failed replica's last lines (all its lines came before)."""
         with self._lock:
             outcome = self._outcome
-        return outcome or JobDone(False, "Unknown", "the job ended without a deciding replica")
+        if outcome is None:
+            return JobDone(False, "Unknown", "the job ended without a deciding replica")
+        if outcome.failed_replica:
+            return replace(outcome, tail=self._last.of(outcome.failed_replica))
+        return outcome
 
     # -- stopping ----------------------------------------------------------------------
 

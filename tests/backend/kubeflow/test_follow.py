@@ -286,4 +286,4 @@ def test_torchruns_report_does_not_push_the_failed_processs_lines_out_of_the_ver
     assert run.torchrun_failures["node-1"] == TorchrunFailure(
         local_rank=0, exit_code=4, lines_before=("starting 1", "ValueError: bad batch")
     )
-    assert list(run.tails["node-1"])[-1] == "torchrun report line 39"
+    assert run.last_lines.of("node-1")[-1] == "torchrun report line 39"

@@ -383,3 +383,34 @@ def test_a_job_whose_pods_never_appear_says_the_operator_may_be_missing(tmp_path
         assert "training operator running" in diagnosis.hint
         backend.cancel(job)
         assert isinstance(list(events)[-1], JobDone)
+
+
+def test_a_failed_replicas_last_lines_written_before_an_attach_are_in_its_verdict(
+    parts, cluster, tmp_path
+):
+    """Followed, detached, attached again before it fails: no line is delivered twice,
+    and the verdict still carries the replica's last lines, from the record of the first
+    follow."""
+    s2i, followed_only = parts
+    backend = KubeflowBackend(followed_only.cluster, run_root=tmp_path / "runs")
+    go = tmp_path / "fail now"
+    cell = (  # its restarts (up to the backoff limit) write nothing
+        f"%master=1\nimport os, sys, time\nif not os.path.exists({str(go)!r}):\n"
+        "    for i in range(30):\n        print(f'n {i}', flush=True)\n"
+        f"while not os.path.exists({str(go)!r}):\n    time.sleep(0.05)\nsys.exit(3)"
+    )
+    job = submit((s2i, backend), parameter(cell, name="ciao-fails"))
+    events = backend.get_logs(job)
+    for event in events:
+        if event == LogLine("master-0", "n 29"):
+            backend.detach(job)
+    assert not any(isinstance(e, JobDone) for e in events), "detached before its end"
+
+    attached = backend.attach(job.name)
+    go.touch()
+    after = list(events_of(backend, attached))
+
+    assert attached.resumed and not any(isinstance(e, LogLine) for e in after), after
+    done = after[-1]
+    assert isinstance(done, JobDone) and (done.failed_replica, done.exit_code) == ("master-0", 3)
+    assert done.tail == tuple(f"n {i}" for i in range(10, 30))

@@ -253,3 +253,41 @@ def test_submitting_a_plan_whose_code_file_is_gone_is_an_error(tmp_path):
         backend.exec_code(plan)
 
     assert backend.jobs() == []
+
+
+# -- the verdict -------------------------------------------------------------------------------
+
+FAILING = (
+    "%framework=pytorch\n%master=1\n%worker=1\nimport os, sys\n"
+    "if os.environ['CIAO_REPLICA'] == 'worker-0':\n"
+    "    for i in range(50):\n"
+    "        print(f'step {i}', flush=True)\n"
+    "    print('ValueError: shard 7 is corrupt')\n"
+    "    sys.exit(3)\n"
+    "print('the master is fine')\n"
+    "import time; time.sleep(60)\n"
+)
+
+
+def test_a_failed_jobs_verdict_carries_the_failed_replicas_last_lines(tmp_path):
+    backend = LocalBackend(tmp_path / "runs")
+    job = submit(backend, FAILING)
+
+    done = follow(backend, job)[-1]
+
+    assert isinstance(done, JobDone) and not done.succeeded
+    assert (done.failed_replica, done.exit_code) == ("worker-0", 3)
+    assert done.tail == (*(f"step {i}" for i in range(31, 50)), "ValueError: shard 7 is corrupt")
+
+
+def test_attaching_to_a_failed_job_gives_the_same_last_lines_from_its_record(tmp_path):
+    """The lines came before the attach: the recorded verdict carries them."""
+    backend = LocalBackend(tmp_path / "runs")
+    job = submit(backend, FAILING)
+    followed = follow(backend, job)[-1]
+
+    attached = backend.attach(job.name, viewer="notebook.ipynb")
+    done = follow(backend, attached)[-1]
+
+    assert isinstance(done, JobDone) and done == followed
+    assert done.tail[-1] == "ValueError: shard 7 is corrupt"

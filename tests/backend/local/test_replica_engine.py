@@ -439,7 +439,12 @@ def test_a_failing_replica_fails_the_job_naming_it_and_its_exit_code(engine, tmp
     _, events = run(engine, cell)
 
     assert done(events) == JobDone(
-        False, "Failed", "worker-1 exited with code 3", failed_replica="worker-1", exit_code=3
+        False,
+        "Failed",
+        "worker-1 exited with code 3",
+        failed_replica="worker-1",
+        exit_code=3,
+        tail=("boom",),
     )
     states = ends(events)
     assert (states["worker-1"].phase, states["worker-1"].reason) == ("Failed", "ExitCode 3")
