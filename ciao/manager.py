@@ -11,13 +11,14 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
+from ciao.backend.bound import PlannedJob, RunningJob
 from ciao.backend.types import Event, Idle, Job, JobDone, JobInfo, LogLine, Plan
 from ciao.config import Config
 from ciao.errors import BackendError, CiaoError, JobCancelled
 from ciao.interpreter.types import Command, Interpreter, Parameter
-from ciao.registry import AnyBackend, Registry, allowed, check_replicas
+from ciao.registry import Registry, allowed, check_replicas
 from ciao.s2i.types import Progress, S2IClient, Shipment
 
 log = logging.getLogger("ciao.manager")
@@ -41,11 +42,12 @@ class Stoppable(Protocol):
 @dataclass(frozen=True)
 class CellPlan:
     """A cell's run, decided and checked before anything is built or created: the
-    shipment its S2I provider will make, and the backend's plan that submits it."""
+    shipment its S2I provider will make, and the backend's plan (`job.plan`), which only
+    that backend submits (`job.submit()`)."""
 
     parameter: Parameter
     shipment: Shipment
-    job: Plan
+    job: PlannedJob
 
 
 @dataclass
@@ -68,19 +70,15 @@ class ActiveJob:
     """
 
     def __init__(
-        self,
-        backend: AnyBackend,
-        job: Job[Any],
-        on_interrupt: str = "cancel",
-        follow: bool = True,
+        self, running: RunningJob, on_interrupt: str = "cancel", follow: bool = True
     ) -> None:
-        self.backend = backend
-        self.job = job
+        self.running = running
+        self.job: Job[object] = running.job
         self.on_interrupt = on_interrupt
         self.cancel_requested = False
         self.stopped_after_failure = False
         self.detached = not follow
-        self._events: Iterator[Event | Idle] = iter(backend.get_logs(job) if follow else ())
+        self._events: Iterator[Event | Idle] = iter(running.events() if follow else ())
         self._lock = threading.Lock()
         self._cancel_thread: threading.Thread | None = None
 
@@ -125,7 +123,7 @@ class ActiveJob:
     def detach(self) -> None:
         """Stop following; the job runs on. The events already read still come out."""
         self.detached = True
-        self.backend.detach(self.job)
+        self.running.detach()
 
     def cancel(self) -> None:
         """Stop the job without blocking the caller (a signal handler, the control thread)."""
@@ -140,7 +138,7 @@ class ActiveJob:
 
     def _cancel(self) -> None:
         try:
-            self.backend.cancel(self.job)
+            self.running.cancel()
         except Exception:
             log.exception("cancelling %s failed", self.job.name)
 
@@ -190,16 +188,13 @@ class Manager:
         written or submitted: `%dryrun` shows it, a run carries out exactly it."""
         return self._plan(prepared, owner)[0]
 
-    def _plan(
-        self, prepared: Prepared, owner: dict[str, str] | None
-    ) -> tuple[CellPlan, S2IClient, AnyBackend]:
+    def _plan(self, prepared: Prepared, owner: dict[str, str] | None) -> tuple[CellPlan, S2IClient]:
         assert prepared.job is not None
         parameter = dataclasses.replace(prepared.job, owner=dict(owner or {}))
         s2i, backend = self.registry.components(prepared.config, parameter.backend)
         check_replicas(prepared.config, backend.name, parameter.total_replicas)
         shipment = s2i.plan(parameter)
-        job: Plan = backend.dry_run(parameter, shipment)
-        return CellPlan(parameter, shipment, job), s2i, backend
+        return CellPlan(parameter, shipment, backend.plan(parameter, shipment)), s2i
 
     def submit(
         self,
@@ -214,7 +209,7 @@ class Manager:
         `owner` (kernel id, session, cell, notebook) labels the job so it can be found
         again; `progress` receives phase 2's output lines (`[build] ...`).
         """
-        cell, s2i, backend = self._plan(prepared, owner)
+        cell, s2i = self._plan(prepared, owner)
         with self._lock:
             if self._cancel_pending:
                 raise JobCancelled("the cell was interrupted before its job was submitted")
@@ -226,9 +221,9 @@ class Manager:
                 self._building = None
         if shipped != cell.shipment:  # a provider that made other than it planned: a bug
             raise BackendError(f"shipped {shipped.image}, planned {cell.shipment.image}")
-        job = backend.exec_code(cell.job)
         parameter = cell.parameter
-        active = ActiveJob(backend, job, parameter.on_interrupt, follow=not parameter.detach)
+        running = cell.job.submit()
+        active = ActiveJob(running, parameter.on_interrupt, follow=not parameter.detach)
         with self._lock:
             self.active = active
             cancel_now = self._cancel_pending
@@ -240,14 +235,14 @@ class Manager:
         """Follow a job submitted earlier (by any kernel) from where `viewer` left off;
         interrupt then detaches again."""
         backend = self.registry.backend_of(config, name)
-        active = ActiveJob(backend, backend.attach(name, viewer), on_interrupt="detach")
+        active = ActiveJob(backend.attach(name, viewer), on_interrupt="detach")
         with self._lock:
             self.active = active
         return active
 
     def dry_run(self, prepared: Prepared, owner: dict[str, str] | None = None) -> Plan:
         """The job plan submitting the cell would submit (%dryrun); see `plan`."""
-        return self.plan(prepared, owner).job
+        return self.plan(prepared, owner).job.plan
 
     def pip(self, config: Config, args: tuple[str, ...], progress: Progress | None) -> str:
         """`%pip`: pip in the local replicas' Python; returns which Python that was. On a

@@ -5,23 +5,22 @@ config alone, without connecting to a cluster (the Kubeflow backend connects on 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ciao.backend.bound import BoundBackend, ManagedBackend
 from ciao.backend.record import RunDir
-from ciao.backend.types import Backend
 from ciao.config import DEFAULT_MAX_REPLICAS, Config
 from ciao.errors import BackendError, ConfigError
 from ciao.s2i.types import S2IClient
 
-if TYPE_CHECKING:  # the Kubeflow backend (and the kubernetes client) load on first use
+if TYPE_CHECKING:  # the backends (and the kubernetes client) load on first use
     from ciao.backend.kubeflow.backend import KubeflowBackend
+    from ciao.backend.local.backend import LocalBackend
 
 #: `backend:` values and `%backend=` choices.
 BACKENDS = ("local", "kubeflow")
 #: `s2i.provider` values for the Kubeflow backend.
 PROVIDERS = ("configmap", "s2i", "img")
-
-AnyBackend = Backend[Any, Any]
 
 
 class Registry:
@@ -32,14 +31,14 @@ class Registry:
         #: None: this process's environment as it is when a job starts.
         self.environ = environ
 
-    def components(self, config: Config, backend: str = "") -> tuple[S2IClient, AnyBackend]:
+    def components(self, config: Config, backend: str = "") -> tuple[S2IClient, ManagedBackend]:
         """The S2IClient and Backend for a cell: its `%backend`, else the config's."""
         backend = backend or config.backend
         allowed(config, backend)
         if backend == "local":
             from ciao.backend.local.code_file import LocalCodeFile
 
-            return LocalCodeFile(config.run_dir), self.local(config)
+            return LocalCodeFile(config.run_dir), BoundBackend(self.local(config))
         if config.s2i.provider not in PROVIDERS:
             raise ConfigError(
                 f"s2i.provider {config.s2i.provider!r} (from {config.source or 'config'}) is "
@@ -55,22 +54,26 @@ class Registry:
 
             build = S2IBuild if config.s2i.provider == "s2i" else DockerfileBuild
             s2i = build(config.s2i, config.images, source=config.source)
-        return s2i, self.kubeflow(config)
+        return s2i, BoundBackend(self.kubeflow(config))
 
-    def local(self, config: Config) -> AnyBackend:
+    def local(self, config: Config) -> LocalBackend:
         from ciao.backend.local.backend import LocalBackend
 
         return LocalBackend(config.run_dir, environ=self.environ)
 
-    def kubeflow(self, config: Config) -> AnyBackend:
+    def kubeflow(self, config: Config) -> KubeflowBackend:
         return _kubeflow_backend(config)
 
-    def backends(self, config: Config) -> list[AnyBackend]:
+    def backends(self, config: Config) -> list[ManagedBackend]:
         """The backends whose jobs the job commands (%jobs, %status...) look at: the local
         one always, the cluster's when the config names a cluster."""
-        found = [self.local(config)] if "local" in config.backends else []
+        found: list[ManagedBackend] = []
+        if "local" in config.backends:
+            local = BoundBackend(self.local(config))  # its types from the backend, not `found`
+            found.append(local)
         if _names_a_cluster(config):
-            found.append(self.kubeflow(config))
+            cluster = BoundBackend(self.kubeflow(config))
+            found.append(cluster)
         return found
 
     def kubeflow_apis(self, config: Config) -> dict[str, str]:
@@ -78,7 +81,7 @@ class Registry:
         nothing when the config names no cluster. Asks the cluster: errors are answers."""
         return _kubeflow_backend(config).api_summary() if _names_a_cluster(config) else {}
 
-    def backend_of(self, config: Config, name: str) -> AnyBackend:
+    def backend_of(self, config: Config, name: str) -> ManagedBackend:
         """The backend that ran job `name`: its run record says; else the cluster's."""
         try:
             recorded = RunDir(config.run_dir, name).spec().get("backend")
@@ -89,7 +92,7 @@ class Registry:
                 if backend.name == "kubeflow":
                     return backend
         allowed(config, "local")
-        return self.local(config)
+        return BoundBackend(self.local(config))
 
 
 def _kubeflow_backend(config: Config) -> KubeflowBackend:

@@ -23,17 +23,19 @@ JobState = Literal[
 
 HandleT = TypeVar("HandleT")
 PlanT = TypeVar("PlanT", bound="Plan")
+#: A Job[LocalHandle] is a Job[object]: what holds any backend's jobs reads only their facts.
+_HandleT_co = TypeVar("_HandleT_co", covariant=True)
 
 
-@dataclass
-class Job(Generic[HandleT]):
+@dataclass(frozen=True)
+class Job(Generic[_HandleT_co]):
     """A submitted job (the Go `types.Job`); `handle` is the backend's own state for it."""
 
     framework: Framework
     name: str
     replicas: dict[str, int]
     backend: str
-    handle: HandleT = field(repr=False, compare=False)
+    handle: _HandleT_co = field(repr=False, compare=False)
     #: Where it runs, for people: "local", "kubeflow (TrainJob, namespace team)".
     location: str = ""
     #: Followed from where this notebook left off (an %attach after lines were shown).

@@ -83,7 +83,8 @@ def assert_implements(obj: object, protocol: type) -> None:
 
 
 def test_a_backend_plans_submits_exactly_that_plan_follows_lists_and_deletes(config):
-    s2i, backend = Registry().components(config)
+    s2i, managed = Registry().components(config)
+    backend = managed.backend  # the Backend behind the Manager's view of it
     assert_implements(backend, Backend)
     assert_implements(s2i, S2IClient)
     parameter = MagicInterpreter().preprocess(CELL)

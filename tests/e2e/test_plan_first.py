@@ -99,13 +99,13 @@ class Recording(Registry):
 
     def components(self, config, backend=""):  # type: ignore[no-untyped-def]
         s2i, chosen = super().components(config, backend)
-        submit = chosen.exec_code
+        submit = chosen.backend.exec_code
 
         def exec_code(plan):  # type: ignore[no-untyped-def]
             self.submitted.append(plan)
             return submit(plan)
 
-        chosen.exec_code = exec_code  # type: ignore[method-assign]
+        chosen.backend.exec_code = exec_code
         return s2i, chosen
 
 
@@ -123,11 +123,11 @@ def test_dryrun_shows_the_very_plan_a_run_submits(setup, cluster, backend, monke
 
     dryrun = manager.dry_run(prepared, OWNER)  # what %dryrun shows
     shown = manager.plan(prepared, OWNER)
-    assert dryrun.documents() == shown.job.documents()
+    assert dryrun.documents() == shown.job.plan.documents()
     active = manager.submit(prepared, OWNER)
     try:
         (submitted,) = registry.submitted
-        assert submitted == shown.job, "the run submitted other than %dryrun showed"
+        assert submitted == shown.job.plan, "the run submitted other than %dryrun showed"
         assert submitted.documents() == dryrun.documents()
     finally:
         active.cancel()

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from ciao.backend.bound import BoundBackend
 from ciao.backend.record import RunDir
 from ciao.backend.types import IDLE, Event, Idle, Job, JobDone, JobInfo, LogLine, one_per_line
 from ciao.config import Config, parse_config
@@ -117,7 +118,7 @@ class FakeRegistry(Registry):
         self.s2i, self.backend = s2i, backend
 
     def components(self, config: Config, backend: str = "") -> tuple[Any, Any]:
-        return self.s2i, self.backend
+        return self.s2i, BoundBackend(self.backend)
 
 
 def manager_with(s2i: FakeS2I, backend: FakeBackend, tmp_path) -> tuple[Manager, Prepared]:
@@ -183,9 +184,8 @@ def test_a_detach_cell_submits_the_job_and_marks_nothing_as_shown(tmp_path):
     manager = Manager(lambda: config, Registry())
     active = manager.submit(Prepared(config, job=MagicInterpreter().preprocess(cell)))
     assert active.detached and list(active.events()) == []
-    backend = manager.registry.backend_of(config, active.job.name)
-    attached = backend.attach(active.job.name)
-    events = one_per_line(backend.get_logs(attached))
+    attached = manager.registry.backend_of(config, active.job.name).attach(active.job.name)
+    events = one_per_line(attached.events())
     lines = [e for e in events if getattr(e, "text", None) == "for later"]
     assert len(lines) == 1  # %attach shows the job's whole output: the cell consumed none
     assert RunDir(tmp_path, active.job.name).shown("") > 0

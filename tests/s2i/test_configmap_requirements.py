@@ -39,9 +39,9 @@ def parts(cluster, tmp_path, monkeypatch):
         {"backend": "kubeflow", "kubeconfig": str(kubeconfig), "local": {"run_dir": str(tmp_path)}},
         None,
     )
-    s2i, backend = Registry().components(config)
+    s2i, managed = Registry().components(config)
     assert isinstance(s2i, ConfigMapCode)
-    yield s2i, backend
+    yield s2i, managed.backend
     for resource in ("pytorchjobs", "configmaps"):
         for obj in cluster.list(resource, "default"):
             cluster.delete(resource, "default", obj["metadata"]["name"], propagation="Foreground")
