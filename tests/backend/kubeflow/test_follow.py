@@ -8,9 +8,11 @@ import time
 
 import pytest
 
-from ciao.backend.kubeflow import follow as follow_module
-from ciao.backend.kubeflow.follow import Follow, KubeflowRun, TorchrunFailure
+from ciao.backend.kubeflow import pod_watch
+from ciao.backend.kubeflow.follow import Follow
 from ciao.backend.kubeflow.manifests import KINDS, TRAINJOB
+from ciao.backend.kubeflow.run import KubeflowRun
+from ciao.backend.kubeflow.verdict import TorchrunFailure
 from ciao.backend.types import Diagnosis, LogLine
 from ciao.errors import BackendError
 
@@ -90,7 +92,7 @@ def at_once(calls) -> None:
 @pytest.fixture
 def followers(monkeypatch) -> Followers:
     made = Followers()
-    monkeypatch.setattr(follow_module, "ContainerFollower", made)
+    monkeypatch.setattr(pod_watch, "ContainerFollower", made)
     return made
 
 
@@ -105,7 +107,7 @@ def test_a_pod_reported_by_several_threads_at_once_gets_one_follower(followers):
     at_once([lambda: following.on_pod("MODIFIED", POD)] * 8)
 
     assert followers.made == [("/api/v1/namespaces/default/pods/ciao-race-master-0", "pytorch")]
-    assert list(following.run.followers) == [("pod-uid-1", "pytorch")]
+    assert list(following.pod_watch.followers) == [("pod-uid-1", "pytorch")]
 
 
 def test_the_pod_watch_and_the_jobs_last_look_at_its_pods_make_one_follower(followers):
@@ -119,8 +121,8 @@ def test_the_pod_watch_and_the_jobs_last_look_at_its_pods_make_one_follower(foll
     )
 
     assert len(followers.made) == 1
-    assert list(following.run.followers) == [("pod-uid-1", "pytorch")]
-    assert following.run.outcome is not None and following.run.outcome.succeeded
+    assert list(following.pod_watch.followers) == [("pod-uid-1", "pytorch")]
+    assert following.outcome is not None and following.outcome.succeeded
 
 
 NODE_POD = {
@@ -165,7 +167,7 @@ def test_an_event_about_a_trainjob_pod_not_seen_yet_is_kept_until_the_pod_says_i
     following.on_pod("ADDED", NODE_POD)
 
     assert diagnoses(following) == [("node-1", "FailedScheduling")]
-    assert run.early_events == {}
+    assert following.warnings.early == {}
 
 
 def test_events_about_other_objects_are_not_held():
@@ -175,7 +177,7 @@ def test_events_about_other_objects_are_not_held():
 
     following.on_event("ADDED", other)
 
-    assert run.early_events == {} and diagnoses(following) == []
+    assert following.warnings.early == {} and diagnoses(following) == []
 
 
 def test_a_warning_about_a_trainjobs_batch_job_is_about_the_whole_job():
@@ -251,7 +253,7 @@ def test_a_suspended_job_is_said_to_be_waiting_not_to_lack_a_controller():
     following._maybe_fall_back(started=long_ago)
     assert diagnoses(following) == [("job", "Suspended", "resolved")]
 
-    run.resumed_at -= 10  # and still no pod, long after: say so
+    following.resumed_at -= 10  # and still no pod, long after: say so
     following._maybe_fall_back(started=long_ago)
     assert diagnoses(following) == [("job", "NoPods")]
 
@@ -283,7 +285,7 @@ def test_torchruns_report_does_not_push_the_failed_processs_lines_out_of_the_ver
     for text in lines:
         following.put(LogLine("node-1", text))
 
-    assert run.torchrun_failures["node-1"] == TorchrunFailure(
+    assert following.evidence.torchrun_failures["node-1"] == TorchrunFailure(
         local_rank=0, exit_code=4, lines_before=("starting 1", "ValueError: bad batch")
     )
-    assert run.last_lines.of("node-1")[-1] == "torchrun report line 39"
+    assert following.evidence.last_lines.of("node-1")[-1] == "torchrun report line 39"
