@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import statistics
 import subprocess
 import time
@@ -19,15 +20,20 @@ import uuid
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
-from ciao.backend.local.env import free_ports
 from ciao.gateway import gateway_argv
 
 TOKEN = uuid.uuid4().hex
 ROUNDS = 30
 
 
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def start(nodelay: bool) -> tuple[subprocess.Popen, str]:
-    (port,) = free_ports(1)
+    port = free_port()
     process = subprocess.Popen(
         gateway_argv("127.0.0.1", port, nodelay=nodelay),
         env=dict(os.environ, KG_AUTH_TOKEN=TOKEN),

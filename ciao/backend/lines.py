@@ -161,14 +161,6 @@ class LineSplitter:
         return raw[start:]
 
 
-def final_text(text: str) -> str:
-    """What a terminal shows of a finished line that was rewritten with `\\r`."""
-    if "\r" not in text:
-        return text
-    segments = text.rstrip("\r").split("\r")
-    return next((s for s in reversed(segments) if s), "")
-
-
 def _marker_of(line: bytes) -> bytes:
     """The process marker `line` starts with, or b""."""
     found = _MARKER.match(line) if line.startswith(b"[") else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ciao.backend.lines import LONG_LINE, LineSplitter, final_text
+from ciao.backend.lines import LONG_LINE, LineSplitter
 from ciao.backend.types import Diagnosis, LogLine, LogLines, Progress, one_per_line
 
 
@@ -35,7 +35,7 @@ def test_a_progress_line_is_progress_while_open_and_one_final_line_when_it_ends(
 
 def test_a_rewritten_line_that_ends_in_one_chunk_is_its_final_state():
     assert texts(split(b"epoch 1 10%\repoch 1 100%\ndone\n")) == ["epoch 1 100%", "done"]
-    assert final_text("a\rbb\rccc\r") == "ccc"
+    assert texts(split(b"a\rbb\rccc\r\n")) == ["ccc"]
 
 
 def test_a_process_marker_written_once_stays_on_the_lines_progress_and_final_text():

@@ -19,8 +19,7 @@ from collections import Counter
 import pytest
 import websocket_client
 from kernel_client import by_replica
-
-from ciao.backend.local.env import free_ports
+from ports import free_ports
 
 pytestmark = pytest.mark.timeout(240)
 TOKEN = uuid.uuid4().hex

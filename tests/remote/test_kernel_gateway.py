@@ -16,8 +16,7 @@ import pytest
 
 pytest.importorskip("kernel_gateway")
 import websocket_client  # noqa: E402
-
-from ciao.backend.local.env import free_ports  # noqa: E402
+from ports import free_ports  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
 TOKEN = uuid.uuid4().hex

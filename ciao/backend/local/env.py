@@ -12,7 +12,6 @@ import hashlib
 import json
 import socket
 from collections.abc import Mapping
-from contextlib import ExitStack
 
 from ciao.interpreter.types import Parameter
 
@@ -35,18 +34,6 @@ def planned_ports(parameter: Parameter) -> dict[str, int]:
     digest = hashlib.sha256(parameter.generate_name.encode("utf-8")).digest()
     base = low + int.from_bytes(digest[:8], "big") % (high - low - len(names))
     return {name: base + i for i, name in enumerate(names)}
-
-
-def free_ports(count: int) -> list[int]:
-    """`count` distinct ports free on 127.0.0.1 now, picked by the OS (for servers of the
-    tests and benchmarks; replicas get `planned_ports`)."""
-    with ExitStack() as stack:
-        ports = []
-        for _ in range(count):
-            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            sock.bind(("127.0.0.1", 0))
-            ports.append(sock.getsockname()[1])
-        return ports
 
 
 def busy_ports(ports: Mapping[str, int]) -> dict[str, int]:

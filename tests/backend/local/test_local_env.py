@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 import socket
 
+from ports import free_ports
+
 from ciao.backend.local.env import (
     PORT_RANGE,
     busy_ports,
     environment,
-    free_ports,
     planned_ports,
 )
 from ciao.interpreter.types import Parameter, RoleSpec
@@ -20,13 +21,6 @@ from ciao.interpreter.types import Parameter, RoleSpec
 def param(framework: str, name: str = "job", **counts: int) -> Parameter:
     roles = {role: RoleSpec(role, n) for role, n in counts.items()}
     return Parameter(framework, roles, generate_name=name)
-
-
-def test_free_ports_are_distinct_and_usable():
-    ports = free_ports(8)
-
-    assert len(set(ports)) == 8
-    assert all(1024 <= p <= 65535 for p in ports)
 
 
 def test_every_replica_gets_its_own_port_in_the_local_range():
