@@ -100,24 +100,23 @@ class ReplicaEngine:
         replicas = {role: spec.count for role, spec in parameter.roles.items() if spec.count}
         return Job(parameter.framework, plan.name, replicas, "local", run)
 
-    def get_logs(self, job: Job[ReplicaProcesses]) -> Iterator[Event]:
-        """Every replica's Running state, its lines, its end, then exactly one JobDone.
+    def get_log_batches(self, job: Job[ReplicaProcesses]) -> Iterator[list[Event]]:
+        """Every replica's Running state, its lines, its end, then exactly one JobDone, in
+        the batches they were read in (one per chunk: the supervisor records each with one
+        write).
 
         A replica's end (Succeeded, Failed, or Stopped when Ciao stopped it) comes after all
         its lines. The job succeeds when master-0 (PyTorch), the chief or master (TF) or
-        else worker-0 succeeds; any replica exiting non-zero fails it. Once it is decided,
-        parameter servers are stopped, and the others too unless the clean policy is None.
+        else worker-0 succeeds; any replica exiting non-zero fails it (the JobDone carries
+        its last lines). Once it is decided, parameter servers are stopped, and the others
+        too unless the clean policy is None.
         """
-        return job.handle.follow()
-
-    def get_log_batches(self, job: Job[ReplicaProcesses]) -> Iterator[list[Event]]:
-        """The events of `get_logs` in the batches they were read in (one per chunk)."""
         return job.handle.follow_batches()
 
     def cancel(self, job: Job[ReplicaProcesses]) -> None:
         """Stop every replica (SIGTERM, SIGKILL after the grace); return when all are gone.
 
-        Safe from another thread while get_logs is iterated: that iterator then ends with
+        Safe from another thread while get_log_batches is iterated: it then ends with
         JobDone(reason="Cancelled").
         """
         job.handle.cancel()

@@ -43,7 +43,6 @@ from ciao.backend.types import (
     LogLines,
     ReplicaState,
     StreamName,
-    one_per_line,
 )
 from ciao.errors import BackendError
 from ciao.interpreter.types import Parameter
@@ -129,14 +128,9 @@ class ReplicaProcesses:
 
     # -- following ---------------------------------------------------------------------
 
-    def follow(self) -> Iterator[Event]:
-        """Every replica's start, lines (one LogLine each) and end, then one JobDone (see
-        ReplicaEngine.get_logs)."""
-        for batch in self.follow_batches():
-            yield from one_per_line(batch)  # type: ignore[misc]
-
     def follow_batches(self) -> Iterator[list[Event]]:
-        """The events of `follow`, in the batches they were read in (one per chunk).
+        """Every replica's start, lines and end, then one JobDone (see
+        ReplicaEngine.get_log_batches), in the batches they were read in (one per chunk).
 
         A replica's final state comes after all its lines. Closing the iterator early
         detaches: the job keeps running and its further lines are read and discarded, so no
