@@ -19,7 +19,7 @@ from ciao.config import Config
 from ciao.errors import BackendError, CiaoError, JobCancelled
 from ciao.interpreter.types import Command, Interpreter, Parameter
 from ciao.registry import Registry, allowed, check_replicas
-from ciao.s2i.types import Progress, S2IClient, Shipment
+from ciao.s2i.types import LineCallback, S2IClient, Shipment
 
 log = logging.getLogger("ciao.manager")
 
@@ -200,7 +200,7 @@ class Manager:
         self,
         prepared: Prepared,
         owner: dict[str, str] | None = None,
-        progress: Progress | None = None,
+        progress: LineCallback | None = None,
     ) -> ActiveJob:
         """Plan the cell (phases 1-3 checked), ship exactly the planned shipment (phase 2),
         submit exactly the planned job (phase 3), follow it. A check that fails costs no
@@ -244,7 +244,7 @@ class Manager:
         """The job plan submitting the cell would submit (%dryrun); see `plan`."""
         return self.plan(prepared, owner).job.plan
 
-    def pip(self, config: Config, args: tuple[str, ...], progress: Progress | None) -> str:
+    def pip(self, config: Config, args: tuple[str, ...], progress: LineCallback | None) -> str:
         """`%pip`: pip in the local replicas' Python; returns which Python that was. On a
         cluster, packages go with the job (%requirements) or in its image instead."""
         if config.backend != "local":

@@ -4,9 +4,9 @@ the plan."""
 from __future__ import annotations
 
 from ciao.interpreter.types import Parameter
-from ciao.s2i.types import Progress, S2IClient, Shipment
+from ciao.s2i.types import LineCallback, S2IClient, Shipment
 
 
-def ship(client: S2IClient, parameter: Parameter, progress: Progress | None = None) -> Shipment:
+def ship(client: S2IClient, parameter: Parameter, progress: LineCallback | None = None) -> Shipment:
     """What `client` ships for the cell `parameter`, planned first as the Manager does."""
     return client.source_to_image(client.plan(parameter), parameter, progress)

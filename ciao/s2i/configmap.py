@@ -18,7 +18,7 @@ from ciao.interpreter.types import Parameter
 from ciao.s2i.bundle import FILES_ARCHIVE, Bundle, bundle_of, size_text
 from ciao.s2i.files import largest
 from ciao.s2i.requirements import requirements_text
-from ciao.s2i.types import Progress, Shipment
+from ciao.s2i.types import LineCallback, Shipment
 
 #: What one ConfigMap may hold (the API server's limit is 1 MiB, metadata included).
 MAX_CODE_BYTES = 1024 * 1024 - 16 * 1024
@@ -76,7 +76,7 @@ class ConfigMapCode:
         )
 
     def source_to_image(
-        self, shipment: Shipment, parameter: Parameter, progress: Progress | None = None
+        self, shipment: Shipment, parameter: Parameter, progress: LineCallback | None = None
     ) -> Shipment:
         """Nothing to make: the backend creates the ConfigMap with the job."""
         if shipment.travels_line and progress is not None:

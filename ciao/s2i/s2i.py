@@ -47,7 +47,7 @@ from ciao.interpreter.types import Parameter
 from ciao.s2i.bundle import Bundle, bundle_of
 from ciao.s2i.requirements import requirements_text
 from ciao.s2i.tools import BuildError, ToolResult, ToolRunner
-from ciao.s2i.types import Progress, Shipment
+from ciao.s2i.types import LineCallback, Shipment
 from ciao.secrets import redact
 
 #: Bumped when what goes into an image changes for the same cell (the files, the recipe).
@@ -200,7 +200,7 @@ class ImageBuild(abc.ABC):
         return f"{self.config.registry}/{self.config.repository}:{digest.hexdigest()[:16]}"
 
     def source_to_image(
-        self, shipment: Shipment, parameter: Parameter, progress: Progress | None = None
+        self, shipment: Shipment, parameter: Parameter, progress: LineCallback | None = None
     ) -> Shipment:
         """Build and push the planned image (unless pushed before)."""
         say = progress or (lambda line: None)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from ciao.errors import BackendError, JobCancelled
-from ciao.s2i.types import Progress
+from ciao.s2i.types import LineCallback
 from ciao.secrets import redact, values_to_environment
 
 log = logging.getLogger("ciao.s2i")
@@ -98,7 +98,7 @@ class ToolRunner:
         self,
         argv: Sequence[str],
         prefix: str,
-        progress: Progress | None,
+        progress: LineCallback | None,
         cwd: str | None = None,
         hide_values: bool = True,
     ) -> ToolResult:
@@ -150,7 +150,7 @@ class ToolRunner:
                 proc.stdout.close()
 
     def _follow(
-        self, proc: subprocess.Popen[bytes], prefix: str, progress: Progress | None
+        self, proc: subprocess.Popen[bytes], prefix: str, progress: LineCallback | None
     ) -> ToolResult:
         lines: queue.Queue[object] = queue.Queue()
         assert proc.stdout is not None

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from ciao.interpreter.types import Parameter
 
 #: Receives phase 2's output, a line at a time (`[build] Step 3/7 ...`), for the cell.
-Progress = Callable[[str], None]
+LineCallback = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class S2IClient(Protocol):
         ...
 
     def source_to_image(
-        self, shipment: Shipment, parameter: Parameter, progress: Progress | None = None
+        self, shipment: Shipment, parameter: Parameter, progress: LineCallback | None = None
     ) -> Shipment:
         """Make `shipment` (this provider's plan for `parameter`) real: build and push the
         image, or write the code file; `progress` gets the build's lines."""

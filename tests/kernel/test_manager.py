@@ -22,7 +22,7 @@ from ciao.interpreter.magics import MagicInterpreter
 from ciao.interpreter.types import Parameter
 from ciao.manager import Manager, Prepared
 from ciao.registry import Registry
-from ciao.s2i.types import Progress, Shipment
+from ciao.s2i.types import LineCallback, Shipment
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -57,7 +57,7 @@ class FakeS2I:
         return Shipment(image=f"image-of-{parameter.generate_name}")
 
     def source_to_image(
-        self, shipment: Shipment, parameter: Parameter, progress: Progress | None = None
+        self, shipment: Shipment, parameter: Parameter, progress: LineCallback | None = None
     ) -> Shipment:
         self.building.set()
         if self.block:

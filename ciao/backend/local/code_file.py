@@ -18,7 +18,7 @@ from ciao.constants import CODE_FILE
 from ciao.interpreter.types import Parameter
 from ciao.s2i.bundle import bundle_of
 from ciao.s2i.requirements import unmet_requirements
-from ciao.s2i.types import Progress, Shipment
+from ciao.s2i.types import LineCallback, Shipment
 
 
 class LocalCodeFile:
@@ -47,7 +47,7 @@ class LocalCodeFile:
         )
 
     def source_to_image(
-        self, shipment: Shipment, parameter: Parameter, progress: Progress | None = None
+        self, shipment: Shipment, parameter: Parameter, progress: LineCallback | None = None
     ) -> Shipment:
         """The code written where the plan says; warns of unmet requirements, notes
         unapplied resources."""

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from ciao.errors import BackendError, JobCancelled
 from ciao.s2i.tools import ToolRunner
-from ciao.s2i.types import Progress
+from ciao.s2i.types import LineCallback
 
 #: How long one %pip may take (a large wheel over a slow link).
 PIP_TIMEOUT = 3600.0
@@ -38,7 +38,7 @@ class Pip:
     def cancel(self) -> None:
         self._runner.cancel()
 
-    def run(self, progress: Progress | None) -> None:
+    def run(self, progress: LineCallback | None) -> None:
         """Run pip to its end, each line of its output to `progress`; raise if it failed."""
         try:
             result = self._runner.run(self.argv, "[pip]", progress, hide_values=False)
