@@ -48,7 +48,7 @@ class ReplicaEngine:
         argv: tuple[str, ...] = (self.python, "-u", str(code))
         if parameter.procs_per_node:  # %procs=N: N processes per replica, as torchrun starts
             procs = str(parameter.procs_per_node)
-            argv = (*module_argv(self.python, "ciao.backend.local.procs", procs), *argv)
+            argv = (*module_argv(self.python, "ciao.backend.local.launcher", procs), *argv)
         launches = tuple(
             ReplicaLaunch(
                 replica=name,

@@ -6,7 +6,7 @@ import collections
 
 from ciao.backend.lines import LineSplitter
 from ciao.backend.local.backend import LocalBackend
-from ciao.backend.local.procs import worker_environment
+from ciao.backend.local.launcher import worker_environment
 from ciao.backend.types import Idle, JobDone, LogLine, Progress, one_per_line
 from ciao.interpreter.magics import MagicInterpreter
 from ciao.s2i.types import Shipment
@@ -124,10 +124,10 @@ class Writes(list):
 
 def relayed(*chunks_by_rank: tuple[int, bytes]) -> list[bytes]:
     """What the launcher writes for chunks each process writes, in this order."""
-    from ciao.backend.local.procs import _Progress, _Relayed
+    from ciao.backend.local.launcher import _ProgressOwner, _Relayed
 
     out = Writes()
-    progress = _Progress()
+    progress = _ProgressOwner()
     streams: dict[int, _Relayed] = {}
     for rank, chunk in chunks_by_rank:
         if rank not in streams:
@@ -179,7 +179,7 @@ def test_a_line_without_end_is_relayed_in_bounded_pieces():
     import io
 
     from ciao.backend.lines import MAX_LINE_BYTES
-    from ciao.backend.local.procs import _Relayed
+    from ciao.backend.local.launcher import _Relayed
 
     out = io.BytesIO()
     relay = _Relayed(out, b"[default1]:")

@@ -1,4 +1,4 @@
-"""`python -m ciao.backend.local.procs N COMMAND...`: N processes of one local replica, as
+"""`python -m ciao.backend.local.launcher N COMMAND...`: N processes of one local replica, as
 torchrun starts them on a node (`%procs=N`).
 
 Each process gets the variables torchrun gives its workers: LOCAL_RANK, RANK (node rank x
@@ -90,7 +90,7 @@ def run(procs: int, command: list[str]) -> int:
     return code
 
 
-class _Progress:
+class _ProgressOwner:
     """Which process of the node shows its progress live: the lowest local rank that has
     drawn one. Every process's progress line would otherwise take turns in the node's
     single open line, and the live view would flicker between them."""
@@ -115,10 +115,10 @@ class _Relayed:
         target: BinaryIO,
         prefix: bytes,
         rank: int = 0,
-        progress: _Progress | None = None,
+        progress: _ProgressOwner | None = None,
     ) -> None:
         self.target, self.prefix, self.rank = target, prefix, rank
-        self.progress = progress or _Progress()
+        self.progress = progress or _ProgressOwner()
         self.pending = b""  # the start of a line (or of a `\r` rewrite) still being written
         self.rewritten = False  # the open line was rewritten with `\r`: a progress line
         self.latest = b""  # its latest non-empty state, its final text if it ends empty
@@ -180,7 +180,7 @@ class _Relayed:
 def _relay(children: list[subprocess.Popen[bytes]], prefixed: bool) -> None:
     """Copy the children's output a whole line at a time, marked by local rank if asked."""
     streams: dict[int, _Relayed] = {}
-    progress = _Progress()
+    progress = _ProgressOwner()
     with selectors.DefaultSelector() as selector:
         for rank, child in enumerate(children):
             prefix = f"[default{rank}]:".encode() if prefixed else b""
@@ -205,7 +205,7 @@ def _relay(children: list[subprocess.Popen[bytes]], prefixed: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) < 2 or not argv[0].isdigit() or int(argv[0]) < 1:
-        print("usage: python -m ciao.backend.local.procs N COMMAND...", file=sys.stderr)
+        print("usage: python -m ciao.backend.local.launcher N COMMAND...", file=sys.stderr)
         return 2
     return run(int(argv[0]), argv[1:])
 
