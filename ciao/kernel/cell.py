@@ -26,10 +26,10 @@ from ciao.interpreter.types import (
 )
 from ciao.kernel.budget import OutputBudget
 from ciao.kernel.carry import DEFAULT_MAX_VALUE_BYTES, NotebookMemory
-from ciao.kernel.display import JobView
 from ciao.kernel.hints import failure_hint
 from ciao.kernel.logstream import LogStream
-from ciao.kernel.view import LiveView, Output
+from ciao.kernel.output import LiveView, Output
+from ciao.kernel.render import JobView
 from ciao.manager import ActiveJob, Manager, Prepared
 
 log = logging.getLogger("ciao.kernel")
@@ -203,7 +203,7 @@ class CellRunner:
         count: int,
     ) -> None:
         """%jobs, %status, %logs, %attach, %delete: jobs of this kernel or earlier ones."""
-        from ciao.kernel.display import jobs_table, status_view
+        from ciao.kernel.render import jobs_table, status_view
 
         config = prepared.config
         if isinstance(command, JobsCommand):

@@ -1,7 +1,7 @@
 """What each Jupyter request means to Ciao: one handler per message type.
 
 Handlers get a `Request` (its content, `reply`, `publish`) and never touch a socket. Cells
-are run by cell.py (through the Manager), their output shaped by view.py.
+are run by cell.py (through the Manager), their output shaped by output.py.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ciao import __version__
 from ciao.errors import CiaoError
-from ciao.kernel.view import Output
+from ciao.kernel.output import Output
 from ciao.protocol.message import PROTOCOL_VERSION
 from ciao.protocol.server import KernelServer, Request
 

@@ -16,7 +16,7 @@ from collections import Counter, deque
 from collections.abc import Sequence
 from itertools import repeat
 
-from ciao.kernel.view import Output
+from ciao.kernel.output import Output
 
 #: How long waiting log text may wait before it is sent (it is coalesced meanwhile).
 FLUSH_INTERVAL = 0.05

@@ -11,7 +11,7 @@ import re
 import pytest
 from kernel_client import execute, kernel_with_runs, of_type, stream_text
 
-from ciao.kernel.display import LAST_LINE_WIDTH
+from ciao.kernel.render import LAST_LINE_WIDTH
 
 pytestmark = pytest.mark.timeout(300)
 

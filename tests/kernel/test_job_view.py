@@ -7,7 +7,7 @@ import re
 from kernel_client import execute, of_type, running_kernel
 
 from ciao.backend.types import Diagnosis, Job, JobDone, LogLine, Progress, ReplicaState
-from ciao.kernel.display import JobView
+from ciao.kernel.render import JobView
 
 
 def view() -> JobView:
@@ -88,7 +88,7 @@ def test_a_job_cell_publishes_one_view_and_updates_it_in_place():
 
 def test_an_open_progress_line_is_the_rows_last_line_with_a_bar_until_the_line_ends():
     from ciao.backend.types import Job, LogLine, Progress
-    from ciao.kernel.display import JobView
+    from ciao.kernel.render import JobView
 
     view = JobView(Job("pytorch", "j", {"master": 1}, "local", None))
     view.apply(Progress("master-0", " 42%|████      | 42/100"))
@@ -142,7 +142,7 @@ def test_the_rows_clocks_stop_with_the_job():
 
 def test_status_shows_no_age_where_the_backend_does_not_know_when_replicas_started():
     from ciao.backend.types import JobInfo
-    from ciao.kernel.display import status_view
+    from ciao.kernel.render import status_view
 
     info = JobInfo("ciao-abcde", "pytorch", "kubeflow", "Running", 0.0, {"master": 1}, {})
     text = status_view(info, [ReplicaState("master-0", "Running"), LogLine("master-0", "hi")])

@@ -10,7 +10,7 @@ from typing import Any
 
 from ciao.backend.types import Event
 from ciao.kernel.budget import OutputBudget
-from ciao.kernel.display import JobView
+from ciao.kernel.render import JobView
 from ciao.protocol.server import Request
 
 #: The live view is re-rendered at most this often while events arrive...
