@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ciao.backend.lines import LONG_LINE, LineSplitter
+from ciao.backend.splitter import LONG_LINE, LineSplitter
 from ciao.backend.types import Diagnosis, LogLine, LogLines, Progress, one_per_line
 
 

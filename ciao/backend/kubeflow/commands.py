@@ -30,8 +30,8 @@ from ciao.backend.kubeflow.manifests import (
 )
 from ciao.backend.kubeflow.pods import diagnose_pod, replica_state
 from ciao.backend.kubeflow.run import KubeflowRun, start_record, where
-from ciao.backend.lines import LineSplitter
 from ciao.backend.record import RunDir
+from ciao.backend.splitter import LineSplitter
 from ciao.backend.types import Event, Job, JobDone, JobInfo, LogLine, one_per_line
 from ciao.errors import BackendError
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ciao.backend.kubeflow.client import ApiError, Cluster, StreamWorker
-from ciao.backend.lines import LONG_LINE, MAX_LINE_BYTES, LineSplitter
+from ciao.backend.splitter import LONG_LINE, MAX_LINE_BYTES, LineSplitter
 from ciao.backend.types import Diagnosis, Event, LogLine, Progress
 
 #: Bytes asked of the log stream per read.

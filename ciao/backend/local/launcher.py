@@ -23,7 +23,7 @@ import threading
 import time
 from typing import BinaryIO
 
-from ciao.backend.lines import MAX_LINE_BYTES
+from ciao.backend.splitter import MAX_LINE_BYTES
 
 #: How long the others get after one failed (or after SIGTERM) before SIGKILL.
 STOP_GRACE = 3.0

@@ -27,13 +27,13 @@ from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
 from ciao.backend.identity import stat_fields
-from ciao.backend.lines import LineSplitter
 from ciao.backend.local.policy import (
     exit_message,
     exit_status,
     outcome_of_exit,
     stop_reason_after_outcome,
 )
+from ciao.backend.splitter import LineSplitter
 from ciao.backend.tails import LastLines
 from ciao.backend.types import (
     Diagnosis,

@@ -22,7 +22,7 @@ from ciao.backend.kubeflow import log_follower
 from ciao.backend.kubeflow.backend import KubeflowBackend
 from ciao.backend.kubeflow.client import connect, lines
 from ciao.backend.kubeflow.log_follower import ContainerFollower, ContainerView, since_time
-from ciao.backend.lines import MAX_LINE_BYTES, LineSplitter
+from ciao.backend.splitter import MAX_LINE_BYTES, LineSplitter
 from ciao.backend.types import Diagnosis, Event, Idle, JobDone, LogLine, Progress
 from ciao.config import parse_config
 from ciao.interpreter.magics import MagicInterpreter

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import collections
 
-from ciao.backend.lines import LineSplitter
 from ciao.backend.local.backend import LocalBackend
 from ciao.backend.local.launcher import worker_environment
+from ciao.backend.splitter import LineSplitter
 from ciao.backend.types import Idle, JobDone, LogLine, Progress, one_per_line
 from ciao.interpreter.magics import MagicInterpreter
 from ciao.s2i.types import Shipment
@@ -178,8 +178,8 @@ def test_a_line_without_end_is_relayed_in_bounded_pieces():
     comes, never held whole (the relay held it all, in quadratic time)."""
     import io
 
-    from ciao.backend.lines import MAX_LINE_BYTES
     from ciao.backend.local.launcher import _Relayed
+    from ciao.backend.splitter import MAX_LINE_BYTES
 
     out = io.BytesIO()
     relay = _Relayed(out, b"[default1]:")
