@@ -52,10 +52,10 @@ class CellPlan:
 
 @dataclass
 class Prepared:
-    """A cell read by the interpreter: a job to run, or a kernel command."""
+    """A cell read by the interpreter: the Parameter of a job to run, or a kernel command."""
 
     config: Config
-    job: Parameter | None = None
+    parameter: Parameter | None = None
     command: Command | None = None
 
 
@@ -180,7 +180,7 @@ class Manager:
         cell = self._interpreter(config).parse(code)
         if isinstance(cell, Command):
             return Prepared(config, command=cell)
-        return Prepared(config, job=cell)
+        return Prepared(config, parameter=cell)
 
     def plan(self, prepared: Prepared, owner: dict[str, str] | None = None) -> CellPlan:
         """What running the cell will do, every check made (limits, the allowlist, the
@@ -189,8 +189,8 @@ class Manager:
         return self._plan(prepared, owner)[0]
 
     def _plan(self, prepared: Prepared, owner: dict[str, str] | None) -> tuple[CellPlan, S2IClient]:
-        assert prepared.job is not None
-        parameter = dataclasses.replace(prepared.job, owner=dict(owner or {}))
+        assert prepared.parameter is not None
+        parameter = dataclasses.replace(prepared.parameter, owner=dict(owner or {}))
         s2i, backend = self.registry.components(prepared.config, parameter.backend)
         check_replicas(prepared.config, backend.name, parameter.total_replicas)
         shipment = s2i.plan(parameter)

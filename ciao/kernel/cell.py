@@ -64,20 +64,20 @@ class CellRunner:
         out.budget = budget_of(prepared.config)
         if prepared.command is not None:
             return self._command(prepared, prepared.command, out, count)
-        assert prepared.job is not None
+        assert prepared.parameter is not None
         if self.memory is None:
             return self._job(prepared, out, count)
-        carried = self.memory.carry(prepared.job, count, DEFAULT_MAX_VALUE_BYTES)
+        carried = self.memory.carry(prepared.parameter, count, DEFAULT_MAX_VALUE_BYTES)
         parameter = dataclasses.replace(
-            prepared.job, carried=carried, directory=self.memory.directory
+            prepared.parameter, carried=carried, directory=self.memory.directory
         )
         try:
-            return self._job(dataclasses.replace(prepared, job=parameter), out, count)
+            return self._job(dataclasses.replace(prepared, parameter=parameter), out, count)
         finally:
             self.memory.forget(parameter.generate_name)  # shipped, or never will be
 
     def _job(self, prepared: Prepared, out: Output, count: int) -> Payload:
-        parameter = prepared.job
+        parameter = prepared.parameter
         assert parameter is not None
         if parameter.dry_run:
             self._dry_run(prepared, out, count)

@@ -119,7 +119,7 @@ def test_dryrun_shows_the_very_plan_a_run_submits(setup, cluster, backend, monke
     parameter = MagicInterpreter(name_factory=lambda: "ciao-plans").preprocess(cell)
     registry = Recording()
     manager = Manager(load_config=lambda: config, registry=registry)
-    prepared = Prepared(config, job=parameter)
+    prepared = Prepared(config, parameter=parameter)
 
     dryrun = manager.dry_run(prepared, OWNER)  # what %dryrun shows
     shown = manager.plan(prepared, OWNER)

@@ -133,9 +133,9 @@ def test_submit_ships_the_code_then_submits_the_plan_of_that_shipment(tmp_path):
     manager, prepared = manager_with(s2i, backend, tmp_path)
     active = manager.submit(prepared, owner={"cell": "3"})
     (plan,) = backend.submitted
-    assert plan.shipment.image == f"image-of-{prepared.job.generate_name}"
+    assert plan.shipment.image == f"image-of-{prepared.parameter.generate_name}"
     assert plan.parameter.owner == {"cell": "3"}
-    assert prepared.job.owner == {}, "the cell's Parameter itself is never changed"
+    assert prepared.parameter.owner == {}, "the cell's Parameter itself is never changed"
     events = list(active.events())
     assert [type(e).__name__ for e in events] == ["LogLine", "JobDone"], "IDLE is not an event"
 
@@ -146,7 +146,7 @@ def test_the_dry_run_is_the_plan_submit_would_send(tmp_path):
     shown = manager.dry_run(prepared)
     manager.submit(prepared)
     assert backend.submitted == [shown]
-    assert s2i.built == [prepared.job.code], "the dry run built nothing"
+    assert s2i.built == [prepared.parameter.code], "the dry run built nothing"
 
 
 def test_an_interrupt_before_submission_submits_nothing(tmp_path):
@@ -182,7 +182,7 @@ def test_a_detach_cell_submits_the_job_and_marks_nothing_as_shown(tmp_path):
     config = parse_config({"local": {"run_dir": str(tmp_path)}}, None)
     cell = "%detach\n%framework=pytorch\n%master=1\nprint('for later')"
     manager = Manager(lambda: config, Registry())
-    active = manager.submit(Prepared(config, job=MagicInterpreter().preprocess(cell)))
+    active = manager.submit(Prepared(config, parameter=MagicInterpreter().preprocess(cell)))
     assert active.detached and list(active.events()) == []
     attached = manager.registry.backend_of(config, active.job.name).attach(active.job.name)
     events = one_per_line(attached.events())
@@ -197,7 +197,7 @@ def test_a_cell_with_more_replicas_than_its_backend_runs_is_refused_before_anyth
     config = parse_config({"local": {"run_dir": str(tmp_path)}}, None)
     manager = Manager(lambda: config, Registry())
     cell = "%framework=pytorch\n%master=1\n%worker=100\nprint(1)"
-    prepared = Prepared(config, job=MagicInterpreter().preprocess(cell))
+    prepared = Prepared(config, parameter=MagicInterpreter().preprocess(cell))
     for attempt in (manager.dry_run, manager.submit):
         with pytest.raises(
             ConfigError, match="asks for 101 replicas; the local backend runs at most 64"
@@ -207,4 +207,8 @@ def test_a_cell_with_more_replicas_than_its_backend_runs_is_refused_before_anyth
     raised = parse_config(
         {"local": {"run_dir": str(tmp_path)}, "limits": {"max_replicas": 200}}, None
     )
-    assert Manager(lambda: raised, Registry()).dry_run(Prepared(raised, job=prepared.job)).name
+    assert (
+        Manager(lambda: raised, Registry())
+        .dry_run(Prepared(raised, parameter=prepared.parameter))
+        .name
+    )
