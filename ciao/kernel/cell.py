@@ -247,7 +247,7 @@ class CellRunner:
         import yaml
 
         cell = self.manager.plan(prepared, self.owner(count))
-        plan = cell.job
+        plan = cell.job.plan
         documents = plan.documents()
         text = "\n---\n".join(yaml.safe_dump(d, sort_keys=False).rstrip() for d in documents)
         note = (
