@@ -32,7 +32,8 @@ class Registry:
         self.environ = environ
 
     def components(self, config: Config, backend: str = "") -> tuple[S2IClient, ManagedBackend]:
-        """The S2IClient and Backend for a cell: its `%backend`, else the config's."""
+        """The S2IClient and the backend (bound: plans come back to it) for a cell: its
+        `%backend`, else the config's."""
         backend = backend or config.backend
         allowed(config, backend)
         if backend == "local":
