@@ -176,6 +176,10 @@ class RunDir:
         self.create()
         write_atomic(self.path / "spec.json", json.dumps(spec, indent=1))
 
+    def travels(self) -> str:
+        """What travelled with the job's code from the notebook, as submitted (one line)."""
+        return str(self.spec().get("travels") or "")
+
     def spec(self) -> dict[str, Any]:
         try:
             spec = json.loads((self.path / "spec.json").read_text())

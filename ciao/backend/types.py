@@ -40,6 +40,8 @@ class Job(Generic[_HandleT_co]):
     location: str = ""
     #: Followed from where this notebook left off (an %attach after lines were shown).
     resumed: bool = False
+    #: What travelled with its code from the notebook, as its record says (one line).
+    travels: str = ""
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,8 @@ class JobInfo:
     #: backend knows (for %status's ages); None where it does not.
     started: float | None = None
     ended: float | None = None
+    #: What travelled with its code from the notebook (one line; "" when nothing did).
+    travels: str = ""
 
 
 class Backend(Protocol[PlanT, HandleT]):

@@ -216,18 +216,34 @@ class CellRunner:
         name = command.job
         if isinstance(command, LogsCommand):
             lines = self.manager.logs(config, name, command.replica, command.tail)
+            travels = self._travels(config, name)
+            if travels:
+                out.stream("stdout", f"[ciao] {name} ran with {travels}\n")
             self._logs(lines, out, name)
         elif command.action == "status":
             info, events = self.manager.status(config, name)
             out.result(count, status_view(info, events))
+            if info.travels:
+                out.stream("stdout", f"[ciao] {name} ran with {info.travels}\n")
         elif command.action == "attach":
             viewer = viewer_of(self.owner(count))
-            self.follow(self.manager.attach(config, name, viewer), out, config)
+            active = self.manager.attach(config, name, viewer)
+            if active.job.travels:  # what ran is what the cell carried then, not now
+                out.stream("stdout", f"[ciao] {name} ran with {active.job.travels}\n")
+            self.follow(active, out, config)
         elif command.action == "delete":
             self.manager.delete(config, name)
             out.stream("stdout", f"Deleted job {name} and what it created.\n")
         else:
             raise CiaoError(f"unknown command %{command.action}")
+
+    def _travels(self, config: Config, name: str) -> str:
+        """What travelled with the job's code, where its record says ("" where it cannot
+        be read: %logs still reads a job whose cluster objects are gone)."""
+        try:
+            return self.manager.status(config, name)[0].travels
+        except CiaoError:
+            return ""
 
     def _logs(self, lines: Iterable[LogLine], out: Output, name: str) -> None:
         """%logs: every line asked for, paced to the output budget (never dropped: they

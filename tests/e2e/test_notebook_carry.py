@@ -204,3 +204,16 @@ def test_with_the_img_provider_the_files_are_in_the_image(cluster_with_tools):
         config.write_text(original)
         for job in cluster.list("pytorchjobs", "team"):
             cluster.delete("pytorchjobs", "team", job["metadata"]["name"])
+
+
+def test_the_record_says_what_travelled_for_status_logs_and_attach(notebook):
+    kc, _, _ = notebook
+    run(kc, DEFINE)
+    content, messages = run(kc, "%nodes=1\n%detach\nprint(scaled(1))\n")
+    assert content["status"] == "ok", content
+    name = re.search(r"Submitted job (\S+)", stream_text(messages)).group(1)
+
+    for command in (f"%attach {name}", f"%status {name}", f"%logs {name}"):
+        content, messages = run(kc, command)
+        said = f"[ciao] {name} ran with carried: scaled, factor (In ["
+        assert said in stream_text(messages), (command, stream_text(messages))

@@ -10,6 +10,7 @@ choosing this backend costs nothing.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from ciao.backend.kubeflow.client import Cluster
 from ciao.backend.kubeflow.follow import POD_FALLBACK_AFTER, Follow
 from ciao.backend.kubeflow.plan import KubeflowPlan, plan_job
 from ciao.backend.kubeflow.run import KubeflowRun
+from ciao.backend.record import RunDir
 from ciao.backend.types import Event, Idle, Job, JobInfo, LogLine
 from ciao.config import KubeflowConfig
 from ciao.errors import BackendError
@@ -97,7 +99,10 @@ class KubeflowBackend:
         return commands.jobs(self.cluster)
 
     def describe(self, name: str) -> tuple[JobInfo, list[Event]]:
-        return commands.describe(self.cluster, name)
+        info, events = commands.describe(self.cluster, name)
+        if self.run_root is not None:  # what travelled, where this machine recorded it
+            info = dataclasses.replace(info, travels=RunDir(self.run_root, name).travels())
+        return info, events
 
     def logs(
         self, name: str, replica: str | None = None, tail: int | None = None

@@ -73,7 +73,8 @@ def attach(cluster: Cluster, run_root: Path | None, name: str) -> Job[KubeflowRu
         if not resumed:
             run.record = start_record(run_root, run, framework, replicas, owner={})
     location = where(run.kind, run.namespace)
-    return Job(framework, name, replicas, "kubeflow", run, location, resumed)
+    travels = run.record.travels() if run.record is not None else ""
+    return Job(framework, name, replicas, "kubeflow", run, location, resumed, travels)
 
 
 def jobs(cluster: Cluster) -> list[JobInfo]:

@@ -38,6 +38,7 @@ def start_record(
     framework: str,
     replicas: dict[str, int],
     owner: dict[str, str],
+    travels: str = "",
 ) -> RunDir | None:
     """The job's run directory, begun now: what it is (as it is followed, its events)."""
     if run_root is None:
@@ -49,6 +50,7 @@ def start_record(
         framework=framework,
         replicas=replicas,
         owner=owner,
+        travels=travels,
     )
     return record
 

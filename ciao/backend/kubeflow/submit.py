@@ -88,7 +88,12 @@ def _submit(cluster: Cluster, plan: KubeflowPlan, run_root: Path | None) -> Job[
             _adopt_config_map(cluster, run)
         parameter = plan.parameter
         run.record = start_record(
-            run_root, run, parameter.framework, replicas, dict(parameter.owner)
+            run_root,
+            run,
+            parameter.framework,
+            replicas,
+            dict(parameter.owner),
+            plan.shipment.travels_line,
         )
     except BaseException:
         if created is not None:

@@ -85,14 +85,14 @@ class LocalBackend:
         """Every replica's command line, directory and environment; `shipment.image` is
         the code file (see ciao.backend.local.code_file)."""
         engine = ReplicaEngine(python=self.python, stop_grace=self.stop_grace)
-        return engine.plan(parameter, shipment.image)
+        return replace(engine.plan(parameter, shipment.image), travels=shipment.travels_line)
 
     def exec_code(self, plan: LocalPlan) -> Job[_Handle]:
         """Record the plan, and start the supervisor that runs it."""
         if not Path(plan.code_file).is_file():
             raise BackendError(f"the job's code file {plan.code_file!r} does not exist")
         run = RunDir(self.run_root, plan.name)
-        run.start(self.name, python=self.python, plan=plan.as_dict())
+        run.start(self.name, python=self.python, plan=plan.as_dict(), travels=plan.travels)
         env = dict(os.environ if self.environ is None else self.environ)
         log_fd = os.open(run.path / "supervisor.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         with os.fdopen(log_fd, "ab") as log:  # 0600, as every file of a run
@@ -116,7 +116,16 @@ class LocalBackend:
     def _job(self, run: RunDir, handle: _Handle, resumed: bool = False) -> Job[_Handle]:
         parameter = _recorded_parameter(run)
         replicas = {role: r["count"] for role, r in parameter["roles"].items() if r["count"]}
-        return Job(parameter["framework"], run.name, replicas, self.name, handle, "local", resumed)
+        return Job(
+            parameter["framework"],
+            run.name,
+            replicas,
+            self.name,
+            handle,
+            "local",
+            resumed,
+            run.travels(),
+        )
 
     # ---- follow --------------------------------------------------------------------
 
@@ -283,6 +292,7 @@ class LocalBackend:
             owner=dict(parameter.get("owner") or {}),
             location="local",
             message=message,
+            travels=run.travels(),
         )
 
 

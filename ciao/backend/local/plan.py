@@ -41,6 +41,8 @@ class LocalPlan:
     code_file: str
     launches: tuple[ReplicaLaunch, ...]
     stop_grace: float = 3.0
+    #: What travels with the code from the notebook (the shipment's one line).
+    travels: str = ""
 
     backend = "local"
 
