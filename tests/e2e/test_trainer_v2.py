@@ -20,6 +20,7 @@ import time
 import kernel_client
 import pytest
 from fakecluster import FakeCluster
+from fakecluster.jobs import torch_runtime
 from kernel_client import (
     by_replica,
     interrupt_after,
@@ -49,7 +50,15 @@ one_release = pytest.mark.parametrize("release", ["v2.3"], indirect=True)
 
 @pytest.fixture(scope="module")
 def cluster(release):
-    with FakeCluster(namespaces=("team",), kubeflow=("v2",), trainer_release=release) as fake:
+    """The stock runtime, but a node's Job gives up after two restarts, not the default six:
+    a failing node is still restarted (and its verdict is still given after the restarts),
+    without four more torchrun starts of a second each."""
+    with FakeCluster(
+        namespaces=("team",),
+        kubeflow=("v2",),
+        trainer_release=release,
+        runtimes=[torch_runtime(backoff_limit=2)],
+    ) as fake:
         yield fake
 
 
