@@ -64,6 +64,9 @@ POD_SECURITY = ("restricted", "none")
 #: `kubeflow.run_as_user`: the stock framework images run as root, which Pod Security
 #: `restricted` forbids; run as this uid instead (the image needs no user of that id).
 DEFAULT_RUN_AS_USER = 1000
+#: `kubeflow.no_pods_after`: seconds without a pod before a cell says so (and looks for the
+#: pods by older operators' labels); long enough for a busy operator to make them.
+DEFAULT_NO_PODS_AFTER = 10.0
 #: The largest uid Kubernetes accepts in a securityContext.
 MAX_UID = 2147483647
 TRAINER_RELEASES = ("auto", "v2.0", "v2.1", "v2.2", "v2.3")
@@ -78,6 +81,8 @@ _KUBEFLOW_KEYS = {
     "securityContext: for an image that must run as root, where the namespace allows it)",
     "run_as_user": "the uid (also gid and fsGroup) job pods run as under restricted (default "
     "1000), or image: the image's own user (numeric, not root)",
+    "no_pods_after": "seconds a running job may have no pod before the cell says so and looks "
+    "for its pods by older operators' labels (default 10; a queued job never counts)",
 }
 _OUTPUT_KEYS = {
     "max_bytes_per_second": "log output a cell may send, averaged over 3 s (0: unlimited)",
@@ -155,6 +160,8 @@ class KubeflowConfig:
     pod_security: str = "restricted"
     #: The uid (and gid, fsGroup) of job pods under restricted; None: the image's own user.
     run_as_user: int | None = DEFAULT_RUN_AS_USER
+    #: Seconds a job (not suspended) may have no pod before its cell says so.
+    no_pods_after: float = DEFAULT_NO_PODS_AFTER
 
 
 @dataclass(frozen=True)
@@ -343,7 +350,7 @@ def parse_config(data: Any, source: Path | None, home: str | None = None) -> Con
             },
             build_command=_command(s2i, "build_command", DEFAULT_BUILD_COMMAND, where),
             push_command=_command(s2i, "push_command", DEFAULT_PUSH_COMMAND, where),
-            timeout=_seconds(s2i, "timeout", DEFAULT_S2I_TIMEOUT, where),
+            timeout=_seconds(s2i, "timeout", DEFAULT_S2I_TIMEOUT, where, "s2i."),
         ),
         defaults=defaults,
         images={
@@ -360,6 +367,9 @@ def parse_config(data: Any, source: Path | None, home: str | None = None) -> Con
             queue=queue,
             pod_security=pod_security,
             run_as_user=_run_as_user(kubeflow, pod_security, where),
+            no_pods_after=_seconds(
+                kubeflow, "no_pods_after", DEFAULT_NO_PODS_AFTER, where, "kubeflow."
+            ),
         ),
         output=OutputConfig(
             **{key: _count(output, key, getattr(OutputConfig, key), where) for key in _OUTPUT_KEYS}
@@ -522,13 +532,13 @@ def _checked_words(args: list[str]) -> list[str]:
     return checked
 
 
-def _seconds(s2i: dict, key: str, default: float, where: str) -> float:
-    value = s2i.get(key)
+def _seconds(section: dict, key: str, default: float, where: str, prefix: str) -> float:
+    value = section.get(key)
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         raise ConfigError(
-            f"{where}: s2i.{key}: expected a number of seconds > 0, got {_shown(value)}"
+            f"{where}: {prefix}{key}: expected a number of seconds > 0, got {_shown(value)}"
         )
     return float(value)
 

@@ -92,6 +92,8 @@ def test_the_original_keys_and_backend_are_read():
         ({"kubeflow": {"run_as_user": "root"}}, r"kubeflow.run_as_user: expected a uid"),
         ({"kubeflow": {"run_as_user": False}}, r"kubeflow.run_as_user: expected a uid"),
         ({"kubeflow": {"run_as_user": 2**31}}, r"kubeflow.run_as_user: expected a uid"),
+        ({"kubeflow": {"no_pods_after": 0}}, r"kubeflow.no_pods_after: expected a number of sec"),
+        ({"kubeflow": {"no_pods_after": "1m"}}, r"kubeflow.no_pods_after: expected a number"),
         (
             {"kubeflow": {"pod_security": "none", "run_as_user": 1000}},
             r"kubeflow.run_as_user: pods get no securityContext",
@@ -109,6 +111,11 @@ def test_bad_keys_and_values_name_the_file_and_the_key(data, message):
 def test_kubeflow_queue_is_read_and_none_by_default():
     assert parse_config({"kubeflow": {"queue": "team-gpus"}}, None).kubeflow.queue == "team-gpus"
     assert parse_config({}, None).kubeflow.queue == ""
+
+
+def test_a_job_may_have_no_pod_for_10_seconds_before_the_cell_says_so_unless_configured():
+    assert parse_config({}, None).kubeflow.no_pods_after == 10.0
+    assert parse_config({"kubeflow": {"no_pods_after": 2.5}}, None).kubeflow.no_pods_after == 2.5
 
 
 def test_job_pods_are_restricted_as_uid_1000_unless_the_config_says_otherwise():

@@ -33,9 +33,11 @@ from kernel_client import (
     streamed_until,
 )
 
-from ciao.backend.kubeflow.follow import POD_FALLBACK_AFTER
-
 pytestmark = pytest.mark.timeout(300)
+
+#: kubeflow.no_pods_after of the queued job's cell: how long Ciao waits for a pod (10 s by
+#: default) before it says none appeared, which a suspended job must never be told.
+NO_PODS_AFTER = 2
 
 
 @pytest.fixture(scope="module", params=["v2.1", "v2.3"])
@@ -313,18 +315,24 @@ def test_a_runtime_gone_after_admission_is_explained_while_the_cell_waits(tmp_pa
 
 @one_release
 @needs_torchrun
-def test_a_job_a_queue_holds_suspended_is_explained_and_runs_when_admitted(kc, cluster):
+def test_a_job_a_queue_holds_suspended_is_explained_and_runs_when_admitted(kc, cluster, home):
     """%queue labels the TrainJob for Kueue, whose webhook suspends a queued job at creation
     and whose controller resumes it on admission: the cell says why nothing starts, then
-    streams the run as usual."""
-
-    with cluster.kueue() as kueue:
-        msg_id = kc.execute(
-            "%framework=pytorch\n%nodes=2\n%queue=team-gpus\nprint('admitted', flush=True)"
-        )
-        seen = streamed_until(kc, msg_id, "Suspended")
+    streams the run as usual. Queued longer than Ciao waits for pods (kubeflow.no_pods_after,
+    read for each cell: 2 s for this one, not 10), it never says that no pod appeared."""
+    config = home / "config.yaml"
+    usual = config.read_text()
+    config.write_text(usual + f"kubeflow: {{no_pods_after: {NO_PODS_AFTER}}}\n")
+    try:
+        with cluster.kueue() as kueue:
+            msg_id = kc.execute(
+                "%framework=pytorch\n%nodes=2\n%queue=team-gpus\nprint('admitted', flush=True)"
+            )
+            seen = streamed_until(kc, msg_id, "Suspended")
+    finally:
+        config.write_text(usual)
     assert "[job] Suspended: the job is suspended" in seen and "Kueue" in seen, seen
-    time.sleep(POD_FALLBACK_AFTER + 1)  # queued longer than Ciao waits for pods to appear
+    time.sleep(NO_PODS_AFTER + 1)  # queued longer than Ciao waits for pods to appear
     assert cluster.list("pods", "team") == []
     (queued,) = kueue.queued
     assert queued[0] == "trainjobs"

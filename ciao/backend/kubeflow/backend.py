@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ciao.backend.kubeflow import commands, removal, submit
 from ciao.backend.kubeflow.client import Cluster
-from ciao.backend.kubeflow.follow import POD_FALLBACK_AFTER, Follow
+from ciao.backend.kubeflow.follow import Follow
 from ciao.backend.kubeflow.plan import KubeflowPlan, plan_job
 from ciao.backend.kubeflow.run import KubeflowRun
 from ciao.backend.record import RunDir
@@ -37,17 +37,16 @@ class KubeflowBackend:
         cluster: Cluster | Callable[[], Cluster],
         run_root: Path | None = None,
         queue_size: int = 2000,
-        fallback_after: float = POD_FALLBACK_AFTER,
         settings: KubeflowConfig | None = None,
     ) -> None:
         """`cluster`, or how to connect to it: then the first call that needs it connects
         (reading the kubeconfig), so choosing this backend costs nothing. `settings`:
-        which Kubeflow API (v1, v2 or auto), v2's runtime and release."""
+        which Kubeflow API (v1, v2 or auto), v2's runtime and release, how long a job may
+        have no pod."""
         self._cluster = cluster if isinstance(cluster, Cluster) else None
         self._connect = None if isinstance(cluster, Cluster) else cluster
         self.run_root = run_root
         self.queue_size = queue_size
-        self.fallback_after = fallback_after
         self.settings = settings or KubeflowConfig()
 
     @property
@@ -80,7 +79,9 @@ class KubeflowBackend:
         if run.followed:
             raise BackendError(f"job {run.name} is already being followed")
         run.followed = True
-        follow = Follow(self.cluster, run, self.queue_size, self.fallback_after, job.resumed)
+        follow = Follow(
+            self.cluster, run, self.queue_size, self.settings.no_pods_after, job.resumed
+        )
         return follow.events()
 
     def detach(self, job: Job[KubeflowRun]) -> None:

@@ -36,8 +36,6 @@ from ciao.errors import BackendError
 
 log = logging.getLogger("ciao.kubeflow")
 
-#: With no pod found by the operator's labels after this long, try the older labels.
-POD_FALLBACK_AFTER = 10.0
 #: With nothing in the queue for this long, the reader gets IDLE (to flush, to notice).
 IDLE_AFTER = 0.05
 

@@ -15,7 +15,7 @@ from ciao.backend.kubeflow.backend import KubeflowBackend
 from ciao.backend.kubeflow.client import connect
 from ciao.backend.kubeflow.plan import KubeflowPlan
 from ciao.backend.types import Event, Idle, JobDone, LogLine
-from ciao.config import parse_config
+from ciao.config import KubeflowConfig, parse_config
 from ciao.errors import BackendError
 from ciao.interpreter.magics import MagicInterpreter
 from ciao.interpreter.types import Parameter, RoleSpec
@@ -47,7 +47,7 @@ def backend_without_operator(cluster, tmp_path) -> KubeflowBackend:
     """A backend on a cluster with no training operator: pods come only from the test."""
     kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
     kube = connect(parse_config({"kubeconfig": str(kubeconfig)}, None))
-    return KubeflowBackend(kube, fallback_after=0.3)
+    return KubeflowBackend(kube, settings=KubeflowConfig(no_pods_after=0.3))
 
 
 def parameter(cell: str, name: str = "ciao-tests") -> Parameter:
