@@ -5,14 +5,13 @@ attach, delete, dryrun) is allowed by its rules, and every verb it grants was us
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import kernel_client
 import pytest
 import yaml
 from fakecluster import FakeCluster
-from kernel_client import HAS_TORCH, iopub_until_idle, kubeflow_env, running_kernel, stream_text
+from kernel_client import HAS_TORCH, interrupt_after, kubeflow_env, running_kernel, stream_text
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -49,12 +48,13 @@ def session(cluster: FakeCluster, tmp_path: Path, script) -> Calls:
     return set(cluster.authorizer.calls)
 
 
-def interrupted(km, kc, code: str, after: float = 2.0) -> None:
-    msg_id = kc.execute(code)
-    time.sleep(after)
-    km.interrupt_kernel()
-    kc.get_shell_msg(timeout=60)
-    iopub_until_idle(kc, msg_id)
+#: A job that says it is up, then runs until it is stopped.
+UP = "import time\nprint('up', flush=True)\ntime.sleep(120)"
+
+
+def interrupted(km, kc, code: str) -> None:
+    """Interrupt the cell once its job's first line arrived: the job runs and is followed."""
+    interrupt_after(kc, km, code, "up", timeout=60)
 
 
 def everything_on_v1(km, kc) -> None:
@@ -65,13 +65,11 @@ def everything_on_v1(km, kc) -> None:
     content, _ = run(kc, "%dryrun\n%framework=pytorch\n%master=1\nprint(1)")
     assert content["status"] == "ok"
     detached_job_commands(km, kc, "%framework=pytorch\n%master=1")
-    content, text = run(
-        kc, "%detach\n%framework=tensorflow\n%worker=1\nimport time\ntime.sleep(120)"
-    )
+    content, text = run(kc, f"%detach\n%framework=tensorflow\n%worker=1\n{UP}")
     content, _ = run(kc, f"%delete {re.search(r'ciao-[a-z]{5}', text).group(0)}")
     assert content["status"] == "ok", content
     # cancels: deletes the job and its ConfigMap
-    interrupted(km, kc, "%framework=pytorch\n%master=1\nimport time\ntime.sleep(120)")
+    interrupted(km, kc, f"%framework=pytorch\n%master=1\n{UP}")
 
 
 def everything_on_v2(km, kc) -> None:
@@ -82,12 +80,12 @@ def everything_on_v2(km, kc) -> None:
     content, _ = run(kc, "%dryrun\n%framework=pytorch\n%nodes=2\nprint(1)")
     assert content["status"] == "ok"
     detached_job_commands(km, kc, "%framework=pytorch\n%nodes=2")
-    interrupted(km, kc, "%framework=pytorch\n%nodes=2\nimport time\ntime.sleep(120)")
+    interrupted(km, kc, f"%framework=pytorch\n%nodes=2\n{UP}")
 
 
 def detached_job_commands(km, kc, magics: str) -> None:
     """A detached job seen through every job command, attached, then deleted."""
-    content, text = run(kc, f"%detach\n{magics}\nimport time\ntime.sleep(120)")
+    content, text = run(kc, f"%detach\n{magics}\n{UP}")
     name = re.search(r"ciao-[a-z]{5}", text).group(0)
     for command in (f"%status {name}", f"%logs {name}", "%jobs"):
         content, _ = run(kc, command)
