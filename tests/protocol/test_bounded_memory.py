@@ -11,7 +11,6 @@ then are answered "busy"; under CurveZMQ a peer without the key cannot send at a
 from __future__ import annotations
 
 import os
-import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 import zmq
 from jupyter_client.session import Session
 from kernel_client import running_kernel, streamed_until
-from zmq.utils.monitor import recv_monitor_message
+from zmq_peers import connect, disconnections, peak_rss
 
 from ciao.protocol.message import DELIM
 from ciao.protocol.server import DEFAULT_MAX_MESSAGE_BYTES, MAX_TOPIC_BYTES
@@ -30,8 +29,6 @@ pytestmark = pytest.mark.timeout(300)
 #: Peak RSS the kernel may gain from any one attack.
 GROWTH_BOUND = 64 * 1024 * 1024
 MB = 1_000_000
-#: The monitor socket of each socket `connect` was asked to watch.
-MONITORS: dict[zmq.Socket, zmq.Socket] = {}
 
 
 @pytest.fixture
@@ -41,28 +38,8 @@ def kernel() -> Iterator:
         yield km, kc
 
 
-def peak_rss(km) -> int:
-    status = Path(f"/proc/{km.provisioner.process.pid}/status").read_text()
-    return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) * 1024
-
-
 def growth_mb(km, before: int) -> float:
     return (peak_rss(km) - before) / MB
-
-
-def connect(
-    km, kind: int, port: int, ctx: zmq.Context | None = None, watch: bool = False, **options
-) -> zmq.Socket:
-    """A socket connected to the kernel's `port`; with `watch`, its disconnections are
-    recorded from before it connects (see `disconnections`)."""
-    sock = (ctx or zmq.Context.instance()).socket(kind)
-    sock.linger = 0
-    for name, value in options.items():
-        sock.setsockopt(getattr(zmq, name.upper()), value)
-    if watch:
-        MONITORS[sock] = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
-    sock.connect(f"tcp://{km.ip}:{port}")
-    return sock
 
 
 def signed_request(session: Session, msg_type: str, content: dict | None = None) -> list[bytes]:
@@ -78,33 +55,6 @@ def reply_to(sock: zmq.Socket, session: Session, timeout_ms: int = 120_000) -> d
 
 def unsigned(payload: bytes) -> list[bytes]:
     return [DELIM, b"", b"{}", b"{}", b"{}", b"{}", payload]
-
-
-def disconnections(sock: zmq.Socket, count: int, timeout_ms: int = 60_000) -> int:
-    """Wait until `sock` (watched by `connect`) was disconnected `count` times, or
-    `timeout_ms` passed without an event; how many times it was. `sock` is polled too
-    (what comes is dropped), as a peer that goes on using it: libzmq reconnects a socket,
-    and a SUB sends its subscriptions again, only as its own thread touches it."""
-    monitor = MONITORS.pop(sock)
-    poller = zmq.Poller()
-    poller.register(monitor, zmq.POLLIN)
-    poller.register(sock, zmq.POLLIN)
-    seen = 0
-    try:
-        while seen < count:
-            ready = dict(poller.poll(timeout_ms))
-            if not ready:
-                break
-            if sock in ready:
-                sock.recv_multipart()
-            if monitor in ready and recv_monitor_message(monitor)["event"] == (
-                zmq.EVENT_DISCONNECTED
-            ):
-                seen += 1
-    finally:
-        sock.disable_monitor()
-        monitor.close()
-    return seen
 
 
 # ---- shell: whole messages, and messages sent while a cell runs --------------------------
