@@ -47,9 +47,12 @@ WEBHOOK = 'admission webhook "validator.trainjob.trainer.kubeflow.org" denied th
 
 @pytest.fixture(scope="module")
 def v2() -> Iterator[FakeCluster]:
-    """Trainer v2.3 only; the default torch-distributed runtime plus one without retries."""
+    """Trainer v2.3 only; the default torch-distributed runtime plus one without retries.
+    The kubelet backs off 0.02 s doubling to 0.1 s (0.2 s to 1.6 s by default) before it
+    restarts a failed container: the six restarts of the default runtime's Job in a third
+    of a second, not five."""
     runtimes = [torch_runtime(), torch_runtime("torch-once", backoff_limit=0)]
-    with FakeCluster(kubeflow=("v2",), runtimes=runtimes) as c:
+    with FakeCluster(kubeflow=("v2",), runtimes=runtimes, backoff_base=0.02, backoff_cap=0.1) as c:
         yield c
 
 
