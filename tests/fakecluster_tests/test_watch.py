@@ -13,14 +13,30 @@ from kubernetes.client.exceptions import ApiException
 pytestmark = pytest.mark.timeout(60)
 
 
-def collect(func, *args, **kwargs) -> list[tuple[str, str, str]]:
-    """(type, name, resourceVersion) of every event until the server's timeout."""
+def collect(func, *args, until: str = "", **kwargs) -> list[tuple[str, str, str]]:
+    """(type, name, resourceVersion) of every event before the ADDED of `until` (default:
+    the ConfigMap `end`, which a test makes after everything it watches: a watch sends
+    events in the order they happened, so none of those can come after it)."""
+    until = until or END
     w = kubernetes.watch.Watch()
     out = []
-    for ev in w.stream(func, *args, timeout_seconds=1, **kwargs):
+    for ev in w.stream(func, *args, timeout_seconds=30, **kwargs):
         meta = ev["raw_object"]["metadata"]
+        if (ev["type"], meta.get("name")) == ("ADDED", until):
+            w.stop()
+            return out
         out.append((ev["type"], meta.get("name", ""), meta["resourceVersion"]))
-    return out
+    raise AssertionError(f"the watch ended without ADDED {until}: {out}")
+
+
+#: The name of the object a test makes last, whose ADDED ends `collect`.
+END = "end"
+
+
+def end(core, labels: dict[str, str] | None = None) -> None:
+    """The last change a test makes: the ConfigMap `end` (with `labels`, to pass the
+    watch's selector)."""
+    core.create_namespaced_config_map("default", {"metadata": {"name": END, "labels": labels}})
 
 
 def test_resume_from_a_resource_version_misses_and_repeats_nothing(
@@ -35,6 +51,7 @@ def test_resume_from_a_resource_version_misses_and_repeats_nothing(
         "default", {"metadata": {"name": "w2", "labels": cm["metadata"]["labels"]}}
     )
     core.delete_namespaced_config_map("w1", "default")
+    end(core, {"w": "yes"})
     events = collect(
         core.list_namespaced_config_map, "default", resource_version=start, label_selector="w"
     )
@@ -59,8 +76,7 @@ def test_watch_without_resource_version_starts_with_the_current_state(
     kube: SimpleNamespace,
 ) -> None:
     kube.core.create_namespaced_config_map("default", {"metadata": {"name": "here"}})
-    events = collect(kube.core.list_namespaced_config_map, "default")
-    assert ("ADDED", "here") in [(t, n) for t, n, _ in events]
+    collect(kube.core.list_namespaced_config_map, "default", until="here")  # it comes ADDED
 
 
 def test_objects_leaving_and_entering_a_selector(kube: SimpleNamespace) -> None:
@@ -69,6 +85,7 @@ def test_objects_leaving_and_entering_a_selector(kube: SimpleNamespace) -> None:
     core.create_namespaced_config_map("default", {"metadata": {"name": "s", "labels": {"t": "a"}}})
     core.patch_namespaced_config_map("s", "default", {"metadata": {"labels": {"t": "b"}}})
     core.patch_namespaced_config_map("s", "default", {"metadata": {"labels": {"t": "a"}}})
+    end(core, {"t": "a"})
     events = collect(
         core.list_namespaced_config_map, "default", resource_version=start, label_selector="t=a"
     )
@@ -83,6 +100,13 @@ def test_custom_objects_are_watched_too(kube: SimpleNamespace) -> None:
     )["metadata"]["resourceVersion"]
     job = pytorchjob("watched", ["true"], workers=0, suspend=True)
     kube.custom.create_namespaced_custom_object("kubeflow.org", "v1", "default", "pytorchjobs", job)
+    kube.custom.create_namespaced_custom_object(
+        "kubeflow.org",
+        "v1",
+        "default",
+        "pytorchjobs",
+        pytorchjob(END, ["true"], workers=0, suspend=True),
+    )
     events = collect(
         kube.custom.list_namespaced_custom_object,
         "kubeflow.org",
@@ -101,17 +125,18 @@ def test_bookmarks_when_asked() -> None:
         core = kubernetes.client.CoreV1Api(api)
         rv = core.list_namespaced_config_map("default").metadata.resource_version
         w = kubernetes.watch.Watch()
-        types = [
-            ev["type"]
-            for ev in w.stream(
-                core.list_namespaced_config_map,
-                "default",
-                resource_version=rv,
-                allow_watch_bookmarks=True,
-                timeout_seconds=1,
-            )
-        ]
-        assert "BOOKMARK" in types
+        types = []
+        for ev in w.stream(
+            core.list_namespaced_config_map,
+            "default",
+            resource_version=rv,
+            allow_watch_bookmarks=True,
+            timeout_seconds=30,
+        ):
+            types.append(ev["type"])
+            if ev["type"] == "BOOKMARK":
+                w.stop()
+        assert types == ["BOOKMARK"]  # nothing changed: a bookmark, every 0.2 s
         assert w.resource_version == rv
         api.close()
 
@@ -143,6 +168,7 @@ def test_an_expired_resource_version_gets_410(cluster: FakeCluster, kube: Simple
     with pytest.raises(ApiException) as exc:
         collect(core.list_namespaced_config_map, "default", resource_version=old)
     assert exc.value.status == 410
+    end(core)
     assert collect(core.list_namespaced_config_map, "default", resource_version=str(now)) == []
 
 
