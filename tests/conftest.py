@@ -14,6 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
 _ROOT = Path(tempfile.mkdtemp(prefix="ciao-tests-"))
 _HOME = _ROOT / "home"
 _HOME.mkdir()
@@ -28,6 +30,17 @@ os.environ.pop("CIAO_CONFIG", None)
 os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
 
 TEST_HOME = _HOME
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    """A kernel of the installed kernelspec, with the default config, for the tests of one
+    module (`km, kc`): a test that needs a kernel of its own (its memory, its lifecycle, its
+    environment) starts one with kernel_client.running_kernel."""
+    from kernel_client import running_kernel
+
+    with running_kernel() as (km, kc):
+        yield km, kc
 
 
 def pytest_sessionfinish(session, exitstatus):

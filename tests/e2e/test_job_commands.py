@@ -30,11 +30,11 @@ def job_name(text: str) -> str:
     return re.search(r"ciao-[a-z]{5}", text).group(0)
 
 
-def test_dryrun_shows_each_replicas_command_and_environment_and_runs_nothing():
+def test_dryrun_shows_each_replicas_command_and_environment_and_runs_nothing(kernel):
     runs = TEST_HOME / ".ciao" / "runs"
     before = set(runs.iterdir()) if runs.exists() else set()
-    with running_kernel() as (_, kc):
-        reply, messages = execute(kc, "%dryrun\n%framework=pytorch\n%master=1\n%worker=2\nprint(1)")
+    kc = kernel[1]
+    reply, messages = execute(kc, "%dryrun\n%framework=pytorch\n%master=1\n%worker=2\nprint(1)")
     assert reply["content"]["status"] == "ok"
     (result,) = of_type(messages, "execute_result")
     text = result["content"]["data"]["text/plain"]
@@ -94,22 +94,20 @@ def test_interrupt_with_on_interrupt_detach_leaves_the_job_running():
         ]
 
 
-def test_status_logs_and_delete_of_a_finished_job():
-    with running_kernel() as (_, kc):
-        reply, messages = execute(kc, COUNTING.format(n=5, pause=0))
-        name = job_name(of_type(messages, "display_data")[0]["content"]["data"]["text/plain"])
-        reply, messages = execute(kc, f"%status {name}")
-        (status,) = of_type(messages, "execute_result")
-        text = status["content"]["data"]["text/plain"]
-        assert "Succeeded" in text.splitlines()[0] and "master-0" in text
-        _, messages = execute(kc, f"%logs {name} worker-0 --tail 2")
-        assert lines_of(stream_text(messages)) == ["[worker-0] worker-0 3", "[worker-0] worker-0 4"]
-        reply, messages = execute(kc, f"%delete {name}")
-        assert reply["content"]["status"] == "ok"
-        reply, _ = execute(kc, f"%status {name}")
-        assert (
-            reply["content"]["status"] == "error" and "no local job" in reply["content"]["evalue"]
-        )
+def test_status_logs_and_delete_of_a_finished_job(kernel):
+    kc = kernel[1]
+    reply, messages = execute(kc, COUNTING.format(n=5, pause=0))
+    name = job_name(of_type(messages, "display_data")[0]["content"]["data"]["text/plain"])
+    reply, messages = execute(kc, f"%status {name}")
+    (status,) = of_type(messages, "execute_result")
+    text = status["content"]["data"]["text/plain"]
+    assert "Succeeded" in text.splitlines()[0] and "master-0" in text
+    _, messages = execute(kc, f"%logs {name} worker-0 --tail 2")
+    assert lines_of(stream_text(messages)) == ["[worker-0] worker-0 3", "[worker-0] worker-0 4"]
+    reply, messages = execute(kc, f"%delete {name}")
+    assert reply["content"]["status"] == "ok"
+    reply, _ = execute(kc, f"%status {name}")
+    assert reply["content"]["status"] == "error" and "no local job" in reply["content"]["evalue"]
 
 
 def test_a_detached_job_outlives_the_kernel_and_a_followed_one_does_not():
@@ -132,12 +130,12 @@ def test_a_detached_job_outlives_the_kernel_and_a_followed_one_does_not():
         execute(kc, f"%delete {detached}")
 
 
-def test_job_commands_complete_the_names_of_known_jobs():
-    with running_kernel() as (_, kc):
-        _, messages = execute(kc, COUNTING.format(n=1, pause=0))
-        name = job_name(of_type(messages, "display_data")[0]["content"]["data"]["text/plain"])
-        cell = f"%attach {name[:7]}"
-        kc.complete(cell, cursor_pos=len(cell))
-        reply = kc.get_shell_msg(timeout=10)["content"]
+def test_job_commands_complete_the_names_of_known_jobs(kernel):
+    kc = kernel[1]
+    _, messages = execute(kc, COUNTING.format(n=1, pause=0))
+    name = job_name(of_type(messages, "display_data")[0]["content"]["data"]["text/plain"])
+    cell = f"%attach {name[:7]}"
+    kc.complete(cell, cursor_pos=len(cell))
+    reply = kc.get_shell_msg(timeout=10)["content"]
     assert name in reply["matches"]
     assert (reply["cursor_start"], reply["cursor_end"]) == (len("%attach "), len(cell))

@@ -28,9 +28,8 @@ print("CWD " + os.getcwd())
 
 
 @pytest.fixture(scope="module")
-def kc():
-    with running_kernel() as (_, client):
-        yield client
+def kc(kernel):
+    return kernel[1]
 
 
 @pytest.fixture(scope="module")

@@ -43,41 +43,39 @@ def wheel(directory: Path) -> Path:
 USES_IT = f"%framework=pytorch\n%master=1\nimport {PACKAGE}\nprint({PACKAGE}.GREETING)"
 
 
-def test_pip_installs_where_the_local_replicas_find_it(tmp_path):
+def test_pip_installs_where_the_local_replicas_find_it(kernel, tmp_path):
     path = wheel(tmp_path)
-    with running_kernel() as (_, kc):
-        before, messages = execute(kc, USES_IT)
-        assert before["content"]["status"] == "error"
-        hint = "\n".join(before["content"]["traceback"])
-        assert f"%pip install {PACKAGE}" in hint, hint  # the exact command, in the error
-        assert before["content"]["evalue"].count("ModuleNotFoundError") <= 1
-        try:
-            reply, messages = execute(kc, f"%pip install --no-index --no-deps {path}")
-            assert reply["content"]["status"] == "ok", reply["content"]
-            text = stream_text(messages)
-            assert "[pip] Successfully installed ciao" in text and "probe-0.1" in text
-            assert "the Python local replicas run" in text
-            after, messages = execute(kc, USES_IT)
-            assert after["content"]["status"] == "ok", after["content"]
-            assert "[master-0] installed by %pip" in stream_text(messages)
-        finally:
-            reply, _ = execute(kc, f"%pip uninstall -y {PACKAGE}")
-        assert reply["content"]["status"] == "ok"
+    kc = kernel[1]
+    before, messages = execute(kc, USES_IT)
+    assert before["content"]["status"] == "error"
+    hint = "\n".join(before["content"]["traceback"])
+    assert f"%pip install {PACKAGE}" in hint, hint  # the exact command, in the error
+    assert before["content"]["evalue"].count("ModuleNotFoundError") <= 1
+    try:
+        reply, messages = execute(kc, f"%pip install --no-index --no-deps {path}")
+        assert reply["content"]["status"] == "ok", reply["content"]
+        text = stream_text(messages)
+        assert "[pip] Successfully installed ciao" in text and "probe-0.1" in text
+        assert "the Python local replicas run" in text
+        after, messages = execute(kc, USES_IT)
+        assert after["content"]["status"] == "ok", after["content"]
+        assert "[master-0] installed by %pip" in stream_text(messages)
+    finally:
+        reply, _ = execute(kc, f"%pip uninstall -y {PACKAGE}")
+    assert reply["content"]["status"] == "ok"
 
 
-def test_a_failing_pip_is_an_error_naming_its_exit_code():
-    with running_kernel() as (_, kc):
-        reply, messages = execute(kc, "%pip install --no-index no-such-package-for-ciao")
+def test_a_failing_pip_is_an_error_naming_its_exit_code(kernel):
+    reply, messages = execute(kernel[1], "%pip install --no-index no-such-package-for-ciao")
     content = reply["content"]
     assert content["status"] == "error"
     assert "pip exited with code 1" in content["evalue"]
     assert "[pip]" in stream_text(messages)
 
 
-def test_shell_escapes_are_refused_before_any_job_with_what_to_write():
-    with running_kernel() as (_, kc):
-        reply, messages = execute(kc, "%framework=pytorch\n!pip install pandas\nprint(1)")
-        shell, _ = execute(kc, "!ls")
+def test_shell_escapes_are_refused_before_any_job_with_what_to_write(kernel):
+    reply, messages = execute(kernel[1], "%framework=pytorch\n!pip install pandas\nprint(1)")
+    shell, _ = execute(kernel[1], "!ls")
     content = reply["content"]
     assert content["status"] == "error" and content["ename"] == "MagicError"
     assert "line 2" in content["evalue"] and "%pip install pandas" in content["evalue"]

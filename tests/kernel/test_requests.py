@@ -8,15 +8,8 @@ from kernel_client import (
     execute,
     iopub_until_idle,
     of_type,
-    running_kernel,
     stream_text,
 )
-
-
-@pytest.fixture(scope="module")
-def kernel():
-    with running_kernel() as (km, kc):
-        yield km, kc
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import pytest
 import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from kernel_client import running_kernel
 
 from ciao.protocol.message import DELIM
 
@@ -19,19 +18,19 @@ pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.fixture(scope="module")
-def target(tmp_path_factory):
+def target(kernel, tmp_path_factory):
     marker = tmp_path_factory.mktemp("fuzz") / "ran"
-    with running_kernel() as (km, kc):
-        ctx = zmq.Context.instance()
-        sockets = {}
-        for channel, port in (("shell", km.shell_port), ("control", km.control_port)):
-            sock = ctx.socket(zmq.DEALER)
-            sock.linger = 0
-            sock.connect(f"tcp://{km.ip}:{port}")
-            sockets[channel] = sock
-        yield km, kc, sockets, marker
-        for sock in sockets.values():
-            sock.close()
+    km, kc = kernel
+    ctx = zmq.Context.instance()
+    sockets = {}
+    for channel, port in (("shell", km.shell_port), ("control", km.control_port)):
+        sock = ctx.socket(zmq.DEALER)
+        sock.linger = 0
+        sock.connect(f"tcp://{km.ip}:{port}")
+        sockets[channel] = sock
+    yield km, kc, sockets, marker
+    for sock in sockets.values():
+        sock.close()
 
 
 def execute_parts(marker) -> list[bytes]:

@@ -8,7 +8,6 @@ import time
 
 import pytest
 import zmq
-from kernel_client import running_kernel
 from zmq_peers import connect, disconnections, peak_rss
 
 from ciao.protocol.server import DEFAULT_MAX_MESSAGE_BYTES, MAX_TOPIC_BYTES
@@ -17,12 +16,6 @@ pytestmark = pytest.mark.timeout(180)
 
 #: The kernel idles at ~30 MB; what a peer sends must never be held whole.
 PEAK_RSS_BOUND = 100 * 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def kernel():
-    with running_kernel() as (km, kc):
-        yield km, kc
 
 
 def refused_each_time(km, port: int, frames: list[bytes], times: int) -> None:

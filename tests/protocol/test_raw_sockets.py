@@ -8,15 +8,8 @@ import uuid
 import pytest
 import zmq
 from jupyter_client.session import Session
-from kernel_client import running_kernel
 
 from ciao.protocol.message import DELIM
-
-
-@pytest.fixture(scope="module")
-def kernel():
-    with running_kernel() as (km, kc):
-        yield km, kc
 
 
 @pytest.fixture
