@@ -125,6 +125,13 @@ def nothing_left(cluster) -> None:
     ] == []
 
 
+def printed(lines: list[str], word: str) -> list[str]:
+    """A node's lines that the cell printed, each starting with `word`: the node's log is
+    torchrun's too, whose agent may add a warning of its own when the node hosting its
+    rendezvous store ends first (c10d's `recvValueWithTimeout failed`)."""
+    return [line for line in lines if line.startswith(word + " ")]
+
+
 COUNT = (
     "import os\n"
     "rank = os.environ['RANK']\n"
@@ -155,7 +162,7 @@ def test_a_3_node_cell_runs_under_torchrun_and_every_line_of_every_node_arrives_
         env = got[0].split()
         assert env[0] == "env" and env[2] == "3" and env[3] == "0"
         ranks.add(env[1])
-        assert got[1:] == [f"line {i}" for i in range(200)], node
+        assert printed(got, "line") == [f"line {i}" for i in range(200)], node
     assert ranks == {"0", "1", "2"}
     (job,) = cluster.list("trainjobs", "team")
     assert job["spec"]["trainer"]["numNodes"] == 3
@@ -223,7 +230,7 @@ def test_a_gloo_allreduce_across_three_nodes(kc, cluster):
     content, messages = run(kc, cell, timeout=240)
     assert content["status"] == "ok", content
     lines = by_replica(stream_text(messages))
-    assert all(lines[f"node-{i}"][-1] == "sum 6" for i in range(3)), lines
+    assert all(printed(lines[f"node-{i}"], "sum") == ["sum 6"] for i in range(3)), lines
 
 
 @one_release
@@ -237,7 +244,7 @@ def test_a_dropped_watch_loses_and_repeats_nothing(kc, cluster):
     assert reply["status"] == "ok", reply
     assert dropped.fired >= 1
     for node in ("node-0", "node-1"):
-        assert lines[node][1:] == [f"line {i}" for i in range(200)]
+        assert printed(lines[node], "line") == [f"line {i}" for i in range(200)]
 
 
 @one_release
@@ -263,7 +270,7 @@ def test_detach_restart_attach_resumes_with_nothing_lost_or_repeated(kc, cluster
     assert content["status"] == "ok", content
     lines = by_replica(stream_text(messages))
     for node in ("node-0", "node-1"):
-        assert lines[node] == [f"tick {i}" for i in range(40)]
+        assert printed(lines[node], "tick") == [f"tick {i}" for i in range(40)]
 
 
 @one_release
