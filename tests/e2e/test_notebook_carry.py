@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from fakecluster import FakeCluster
+from fakecluster.jobs import torch_runtime
 from kernel_client import (
     HAS_TORCH,
     by_replica,
@@ -80,7 +81,12 @@ def notebook(request, tmp_path_factory):
             yield kc, folder, None
         return
     kubeflow = ("v2",) if request.param == "v2" else ("v1",)
-    with FakeCluster(namespaces=("team",), kubeflow=kubeflow, trainer_release="v2.3") as cluster:
+    # On v2 a failing node's Job gives up after two restarts, not the default six: four
+    # torchrun starts of a second or more fewer, and the same traceback.
+    runtimes = [torch_runtime(backoff_limit=2)]
+    with FakeCluster(
+        namespaces=("team",), kubeflow=kubeflow, trainer_release="v2.3", runtimes=runtimes
+    ) as cluster:
         env = kubeflow_env(cluster, home)
         with running_kernel(env=env, cwd=str(folder)) as (_, kc):
             yield kc, folder, cluster
