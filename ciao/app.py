@@ -128,6 +128,10 @@ def _shutdown(kernel: CiaoKernel, server: KernelServer) -> None:
     if active is not None:  # as an interrupt would: cancel, or detach (%onInterrupt=detach,
         active.interrupt()  # %attach), so a job only watched here is never stopped by it
         active.wait_cancelled(5.0)
+    try:
+        kernel.close()  # the session's process: asked to end, killed if it does not
+    except Exception:
+        log.exception("stopping the session failed")
     if not server.close(timeout=2.0):
         log.warning("sockets did not close in time")
         os._exit(0)

@@ -41,6 +41,7 @@ _TOP_KEYS = {
     "kubeflow": "which Kubeflow API runs cells: {api: auto|v1|v2, runtime, release}",
     "files": "paths in the notebook's folder every job takes along (as %files), e.g. [data/]",
     "limits": "what one cell may ask for: {max_replicas} (default 64 locally, 1000 on Kubernetes)",
+    "session": "the Python session of cells without job magics: {enabled, max_value_bytes}",
     **{role: f"default resources of a {role} replica: {{cpu, memory, gpu}}" for role in ALL_ROLES},
 }
 _S2I_KEYS = (
@@ -84,6 +85,14 @@ _KUBEFLOW_KEYS = {
     "no_pods_after": "seconds a running job may have no pod before the cell says so and looks "
     "for its pods by older operators' labels (default 10; a queued job never counts)",
 }
+_SESSION_KEYS = {
+    "enabled": "true (default): cells without job magics run in a Python session in a child "
+    "process of the kernel; false: every cell is a job",
+    "max_value_bytes": "the largest value (pickled) a job cell takes from the session "
+    "(default 104857600: 100 MiB)",
+}
+#: `session.max_value_bytes`: a value bigger than this is refused to a job, by name.
+DEFAULT_MAX_VALUE_BYTES = 100 * 1024 * 1024
 _OUTPUT_KEYS = {
     "max_bytes_per_second": "log output a cell may send, averaged over 3 s (0: unlimited)",
     "max_messages_per_second": "IOPub messages a cell may send a second (0: unlimited)",
@@ -165,6 +174,17 @@ class KubeflowConfig:
 
 
 @dataclass(frozen=True)
+class SessionConfig:
+    """`session:` of the config: whether cells without job magics run in a persistent
+    Python session (a child process of the kernel, in the kernel's Python and directory),
+    and how big a value of it a job cell may carry. Off in the gateway's deployment: the
+    session would run code in the gateway's pod."""
+
+    enabled: bool = True
+    max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
+
+
+@dataclass(frozen=True)
 class Config:
     source: Path | None = None
     backend: str = "local"
@@ -187,6 +207,7 @@ class Config:
     max_replicas: int = 0
     #: `files:`: what every job takes from the notebook's folder (before its own %files).
     files: tuple[str, ...] = ()
+    session: SessionConfig = field(default_factory=SessionConfig)
 
     def as_dict(self) -> dict[str, Any]:
         """The effective configuration, as `%config` shows it."""
@@ -219,6 +240,7 @@ class Config:
             },
             "limits": {"max_replicas": self.max_replicas or dict(DEFAULT_MAX_REPLICAS)},
             "files": list(self.files),
+            "session": dataclasses.asdict(self.session),
             **{
                 role: {"cpu": res.cpu, "memory": res.memory, "gpu": res.gpu}
                 for role, res in self.defaults.items()
@@ -315,6 +337,7 @@ def parse_config(data: Any, source: Path | None, home: str | None = None) -> Con
             f"{where}: limits.max_replicas: expected a whole number >= 1 (0: the backend's "
             f"default), got {_shown(max_replicas)}"
         )
+    session = _session(data, where)
     kubeflow = _section(data, "kubeflow", where)
     _check_keys(kubeflow, _KUBEFLOW_KEYS, where, "kubeflow.")
     runtime = _string(kubeflow, "runtime", where, "kubeflow.") or "torch-distributed"
@@ -360,6 +383,7 @@ def parse_config(data: Any, source: Path | None, home: str | None = None) -> Con
         run_dir=Path(str(run_dir)).expanduser(),
         keep=_keep(local.get("keep", DEFAULT_KEEP), where),
         max_replicas=max_replicas,
+        session=session,
         kubeflow=KubeflowConfig(
             api=_choice(kubeflow, "api", KUBEFLOW_APIS, where, "auto", "kubeflow."),
             runtime=runtime,
@@ -375,6 +399,24 @@ def parse_config(data: Any, source: Path | None, home: str | None = None) -> Con
             **{key: _count(output, key, getattr(OutputConfig, key), where) for key in _OUTPUT_KEYS}
         ),
     )
+
+
+def _session(data: dict, where: str) -> SessionConfig:
+    """`session: {enabled, max_value_bytes}`."""
+    section = _section(data, "session", where)
+    _check_keys(section, _SESSION_KEYS, where, "session.")
+    enabled = section.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError(
+            f"{where}: session.enabled: expected true or false, got {_shown(enabled)}"
+        )
+    size = section.get("max_value_bytes", DEFAULT_MAX_VALUE_BYTES)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ConfigError(
+            f"{where}: session.max_value_bytes: expected a number of bytes >= 1 "
+            f"(like 104857600 for 100 MiB), got {_shown(size)}"
+        )
+    return SessionConfig(enabled=enabled, max_value_bytes=size)
 
 
 def _pod_security(kubeflow: dict, where: str) -> str:

@@ -52,11 +52,14 @@ class CellPlan:
 
 @dataclass
 class Prepared:
-    """A cell read by the interpreter: the Parameter of a job to run, or a kernel command."""
+    """A cell read by the interpreter: the Parameter of a job to run, a kernel command, or
+    (`session`) Python for the session, when the config turns it on and the cell names no
+    Ciao magic."""
 
     config: Config
     parameter: Parameter | None = None
     command: Command | None = None
+    session: bool = False
 
 
 class ActiveJob:
@@ -175,9 +178,13 @@ class Manager:
             self._cancel_pending = False
 
     def prepare(self, code: str) -> Prepared:
-        """Phase 1: read the config and the cell's magics; raises ConfigError / MagicErrors."""
+        """Phase 1: read the config and the cell's magics; raises ConfigError / MagicErrors.
+        A cell for the session is only recognised here: the kernel runs it."""
         config = self._load_config()
-        cell = self._interpreter(config).parse(code)
+        interpreter = self._interpreter(config)
+        if config.session.enabled and interpreter.runs_in_session(code):
+            return Prepared(config, session=True)
+        cell = interpreter.parse(code)
         if isinstance(cell, Command):
             return Prepared(config, command=cell)
         return Prepared(config, parameter=cell)
@@ -245,15 +252,17 @@ class Manager:
         return self.plan(prepared, owner).job.plan
 
     def pip(self, config: Config, args: tuple[str, ...], progress: LineCallback | None) -> str:
-        """`%pip`: pip in the local replicas' Python; returns which Python that was. On a
-        cluster, packages go with the job (%requirements) or in its image instead."""
-        if config.backend != "local":
-            raise CiaoError(
-                f"cells run on {config.backend} here, in their image, not in this kernel's "
-                "Python: list the packages in %requirements=... (installed in every replica), "
-                "or use an image that has them (images: in the config)"
-            )
-        allowed(config, "local")
+        """`%pip`: pip in the local replicas' Python, which the session runs too; returns
+        which Python that was. On a cluster, packages go with the job (%requirements) or
+        in its image instead: without a session, %pip has nothing to install for there."""
+        if not config.session.enabled:
+            if config.backend != "local":
+                raise CiaoError(
+                    f"cells run on {config.backend} here, in their image, not in this "
+                    "kernel's Python: list the packages in %requirements=... (installed in "
+                    "every replica), or use an image that has them (images: in the config)"
+                )
+            allowed(config, "local")
         from ciao.backend.local.packages import Pip
 
         pip = Pip(args)
@@ -281,6 +290,14 @@ class Manager:
     def delete(self, config: Config, name: str) -> None:
         """%delete: stop the job if it runs, and delete what it created and its record."""
         self.registry.backend_of(config, name).delete(name)
+
+    def session_enabled(self) -> bool:
+        """Whether the config turns the session on (False when it cannot be read: a cell
+        would say why)."""
+        try:
+            return self._load_config().session.enabled
+        except CiaoError:
+            return False
 
     def known_job_names(self) -> list[str]:
         """Names of the jobs this machine has a run directory for, newest first; for

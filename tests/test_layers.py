@@ -20,6 +20,7 @@ LAYERS: list[set[str]] = [
     {"backend"},
     {"registry"},
     {"manager"},
+    {"session"},
     {"kernel"},
     {"app", "gateway", "gateway_ws", "runner", "install", "__main__"},
 ]

@@ -20,6 +20,7 @@ from ciao.interpreter.docs import MAGICS, MagicDoc, describe, lookup
 from ciao.interpreter.lines import (
     Token,
     find_magic_lines,
+    find_shell_lines,
     magic_tokens,
     split_cell,
     split_pieces,
@@ -30,7 +31,7 @@ from ciao.interpreter.types import FRAMEWORKS, ROLES
 #: Job magics of PyTorch cells only (torchrun's processes, Trainer v2 runtimes).
 PYTORCH_ONLY = frozenset({"procs", "runtime"})
 
-__all__ = ["complete", "inspect", "is_complete"]
+__all__ = ["complete", "inspect", "is_complete", "is_complete_python"]
 
 _WORD_END = re.compile(r"(?!\d)\w+$")
 _WORD_START = re.compile(r"\w*")
@@ -73,6 +74,24 @@ def is_complete(code: str, interpreter: MagicInterpreter | None = None) -> tuple
     if compiled is not None:
         return "complete", ""
     return "incomplete", _next_indent(source)
+
+
+def is_complete_python(code: str) -> tuple[str, str]:
+    """is_complete for a session cell, while no session runs to ask: its Python judged
+    as Python's console does, with magic and shell-escape lines (IPython's) left out."""
+    lines = split_cell(code)
+    for index in (*find_magic_lines(lines), *find_shell_lines(lines)):
+        lines[index] = ""
+    source = "\n".join(lines)
+    if not source.strip():
+        return "complete", ""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compiled = codeop.compile_command(source, symbol="exec")
+    except (SyntaxError, ValueError, OverflowError):
+        return "invalid", ""
+    return ("complete", "") if compiled is not None else ("incomplete", _next_indent(source))
 
 
 def _next_indent(source: str) -> str:

@@ -232,6 +232,17 @@ _DOCS = (
         "Example:\n    %detach\n    %framework=pytorch\n    %master=1",
     ),
     MagicDoc(
+        "job",
+        "flag",
+        (),
+        "Run the cell as a job (one replica, the config's defaults) instead of in the session.",
+        "A cell with any job magic (%framework, a role, %backend, %dryrun...) is a job\n"
+        "already; %job makes a cell without them one too, as every cell was before the\n"
+        "session: the code runs in a fresh process (locally, or on the cluster with\n"
+        "backend: kubeflow), not in this notebook's Python session.\n"
+        "Example:\n    %job\n    import platform\n    print(platform.node())",
+    ),
+    MagicDoc(
         "jobs",
         "command",
         (),
@@ -281,12 +292,14 @@ _DOCS = (
         "pip",
         "command",
         (),
-        "Install packages where the local replicas get them: the kernel's Python.",
+        "Install packages where local jobs and the session get them: the kernel's Python.",
         "Runs pip (any of its commands: install, uninstall -y, list, show) in the Python\n"
-        "that local jobs run, with its output in the cell; the next job has the packages.\n"
-        "On Kubernetes, cells run in the image: use %requirements (installed in every\n"
-        "replica) or an image that has them. `!pip` does not run: cells are jobs, not\n"
-        "IPython.\nExample:\n    %pip install torch==2.13.0",
+        "that local jobs and the session run, with its output in the cell; the next job\n"
+        "and the session's next import have the packages (a package the session imported\n"
+        "already stays as it was until the kernel restarts). Ciao's, not the session's:\n"
+        "alone in its cell. On Kubernetes, jobs run in the image: use %requirements\n"
+        "(installed in every replica) or an image that has them.\n"
+        "Example:\n    %pip install torch==2.13.0",
         "install PACKAGE...",
     ),
     MagicDoc(
@@ -302,7 +315,10 @@ _DOCS = (
         "command",
         (),
         "Show the kernel's configuration: backend, defaults per role, where it was read from.",
-        "A kernel command: alone in its cell.\nExample:\n    %config",
+        "A kernel command: alone in its cell. It says whether the session is on\n"
+        "(session.enabled). Ciao's, not the session's: IPython's %config is\n"
+        "get_ipython().run_line_magic('config', '...') in a session cell.\n"
+        "Example:\n    %config",
     ),
 )
 
@@ -319,6 +335,10 @@ _GROUPS: tuple[tuple[MagicKind, str], ...] = (
     ("command", "Kernel commands (alone in a cell)"),
 )
 
+#: Magics of the session (IPython's) that a Ciao magic of the same name hides: a cell
+#: starting with one runs Ciao's (a test keeps this list equal to what IPython has).
+SHADOWED_SESSION_MAGICS = ("config", "pip")
+
 _EXAMPLES = """\
 Examples:
     %framework=tensorflow
@@ -333,8 +353,36 @@ Examples:
     <training code>
 
 Every line whose first character is % is a magic line; tokens are separated by `;`.
-Everything else is the training code, run by every replica. Without role magics a cell
-runs as one replica (pytorch: %master=1, tensorflow: %worker=1)."""
+Everything else is the training code, run by every replica. Without role magics a job
+cell runs as one replica (pytorch: %master=1, tensorflow: %worker=1)."""
+
+
+#: Kinds of magic that make a cell a job (the rest are kernel commands).
+JOB_KINDS: tuple[MagicKind, ...] = ("job", "flag", "role", "resource")
+
+WHERE_TITLE = "Where a cell runs"
+
+
+def where_cells_run() -> str:
+    """Which cells run in the session, which as jobs, which in the kernel, and which
+    Ciao magics hide the session's of the same name (for `%help`)."""
+    jobs = " ".join(f"%{d.name}" for d in _DOCS if d.kind in JOB_KINDS)
+    commands = " ".join(f"%{d.name}" for d in _DOCS if d.kind == "command")
+    shadowed = " and ".join(f"%{name}" for name in SHADOWED_SESSION_MAGICS)
+    return "\n".join(
+        textwrap.wrap(
+            "A cell without Ciao magics runs in this notebook's Python session (a child "
+            "process of the kernel, in its Python and folder): names persist from cell to "
+            "cell, values, tables and plots show, and the session's own magics and shell "
+            "escapes work (%timeit, %matplotlib, !ls). "
+            f"A cell with a job magic ({jobs}) runs as a job: %job alone makes any cell "
+            "one. A kernel command runs alone in its cell, in the kernel "
+            f"({commands}). Ciao's magics come first: {shadowed} are Ciao's, not the "
+            "session's. With session: {enabled: false} in the config every cell is a job, "
+            "as before the session.",
+            88,
+        )
+    )
 
 
 def lookup(name: str) -> MagicDoc | None:
@@ -371,7 +419,7 @@ def help_text(name: str | None = None) -> str:
         width = max(len(d.usage) for d in _DOCS)
         parts += [f"  {d.usage:<{width}}  {d.summary}" for d in _DOCS if d.kind == kind]
         parts.append("")
-    parts.append(_EXAMPLES)
+    parts += [f"{WHERE_TITLE}:", where_cells_run(), "", _EXAMPLES]
     return "\n".join(parts)
 
 
@@ -384,7 +432,11 @@ def help_markdown(name: str | None = None) -> str:
     for kind, title in _GROUPS:  # one table, so the groups' columns line up
         rows.append(f"| **{_md(title)}** | |")
         rows += [f"| {_code(d.usage)} | {_md(d.summary)} |" for d in _DOCS if d.kind == kind]
-    parts = ["**Ciao magics** (`%help <magic>` for details)", "\n".join(rows)]
+    parts = [
+        "**Ciao magics** (`%help <magic>` for details)",
+        f"**{WHERE_TITLE}**: " + _md(where_cells_run()).replace("\n", " "),
+        "\n".join(rows),
+    ]
     examples, _, rules = _EXAMPLES.removeprefix("Examples:\n").partition("\n\nEvery line")
     parts.append(f"**Examples**\n\n```\n{textwrap.dedent(examples)}\n```")
     parts.append(_md("Every line" + rules).replace("\n", " "))

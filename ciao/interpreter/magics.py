@@ -131,6 +131,12 @@ class MagicInterpreter:
             raise MagicErrors([MagicError(line, result.magic, "a kernel command, not a job")])
         return result
 
+    def runs_in_session(self, code: str) -> bool:
+        """Whether the cell is the session's: no magic line of it is Ciao's (route.py)."""
+        from ciao.interpreter.route import runs_in_session
+
+        return runs_in_session(code)
+
     def preprocessed_code(self, code: str) -> str:
         """The training code: magic lines emptied (not removed) so line numbers match."""
         lines = split_cell(code)

@@ -203,6 +203,11 @@ class Interpreter(Protocol):
         """The job the cell describes; raises MagicErrors naming every bad magic line."""
         ...
 
+    def runs_in_session(self, code: str) -> bool:
+        """Whether the cell is the session's (it names no Ciao magic), when the session
+        is on; otherwise every cell is `parse`d."""
+        ...
+
     def preprocessed_code(self, code: str) -> str:
         """The training code: the cell with magic lines blanked, so line numbers match."""
         ...

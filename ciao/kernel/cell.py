@@ -25,7 +25,7 @@ from ciao.interpreter.types import (
     PipCommand,
 )
 from ciao.kernel.budget import OutputBudget
-from ciao.kernel.carry import DEFAULT_MAX_VALUE_BYTES, NotebookMemory
+from ciao.kernel.carry import NotebookMemory
 from ciao.kernel.hints import failure_hint
 from ciao.kernel.logstream import LogStream
 from ciao.kernel.output import LiveView, Output
@@ -57,17 +57,27 @@ class CellRunner:
         self.memory = memory
 
     def run(self, code: str, out: Output, count: int) -> Payload:
+        prepared = self.prepare(code)
+        return [] if prepared is None else self.run_prepared(prepared, out, count)
+
+    def prepare(self, code: str) -> Prepared | None:
+        """The cell read (phase 1), or None for an empty one; from now on an interrupt
+        stops it."""
         if not code.strip():
-            return []
+            return None
         self.manager.begin()
-        prepared = self.manager.prepare(code)
+        return self.manager.prepare(code)
+
+    def run_prepared(self, prepared: Prepared, out: Output, count: int) -> Payload:
+        """A job, a dry run or a command (not a session cell: the kernel runs those)."""
         out.budget = budget_of(prepared.config)
         if prepared.command is not None:
             return self._command(prepared, prepared.command, out, count)
         assert prepared.parameter is not None
         if self.memory is None:
             return self._job(prepared, out, count)
-        carried = self.memory.carry(prepared.parameter, count, DEFAULT_MAX_VALUE_BYTES)
+        cap = prepared.config.session.max_value_bytes
+        carried = self.memory.carry(prepared.parameter, count, cap)
         parameter = dataclasses.replace(
             prepared.parameter, carried=carried, directory=self.memory.directory
         )
@@ -176,10 +186,12 @@ class CellRunner:
         if isinstance(command, PipCommand):
             python = self.manager.pip(prepared.config, command.args, out.progress)
             if command.args[:1] in (("install",), ("uninstall",)):
+                runs, sees = "local replicas run", "the next local jobs see"
+                if prepared.config.session.enabled:
+                    runs = "local replicas and the session run"
+                    sees = "the next local jobs and the session's next imports see"
                 out.stream(
-                    "stdout",
-                    f"[ciao] pip ran in {python}, the Python local replicas run: the next "
-                    "local jobs see the change\n",
+                    "stdout", f"[ciao] pip ran in {python}, the Python {runs}: {sees} the change\n"
                 )
             return []
         if isinstance(command, ConfigCommand):

@@ -22,6 +22,7 @@ from ciao.errors import CiaoError
 from ciao.kernel.output import Output
 from ciao.protocol.message import PROTOCOL_VERSION
 from ciao.protocol.server import KernelServer, Request
+from ciao.session import Session
 
 if TYPE_CHECKING:
     from ciao.manager import Manager
@@ -40,8 +41,9 @@ LANGUAGE_INFO = {
 
 BANNER = (
     f"Ciao {__version__}: notebook cells as distributed training jobs.\n"
-    "Start a cell with magics such as %framework=pytorch, %master=1, %worker=2;%cpu=1\n"
-    "and write the training code below them. %help shows every magic."
+    "A plain cell runs in this notebook's Python session; a cell that starts with magics\n"
+    "such as %framework=pytorch, %master=1, %worker=2;%cpu=1 runs as a job.\n"
+    "%help shows every magic."
 )
 
 UNSIGNED_WARNING = (
@@ -61,6 +63,10 @@ HELP_LINKS = [
     },
 ]
 
+#: How long the kernel waits for the session to answer an editor's request (completion,
+#: inspection): past it, the kernel answers with what it knows itself.
+SESSION_ANSWER_SECONDS = 2.0
+
 #: What the control channel answers. Anything else there would run on the control thread,
 #: beside a running cell (an execute would even read the shell socket to abort the queue).
 CONTROL_REQUESTS = frozenset({"kernel_info_request", "shutdown_request", "interrupt_request"})
@@ -71,15 +77,24 @@ class CiaoKernel:
 
     implementation = "ciao"
 
-    def __init__(self, server: KernelServer, manager: Manager, kernel_id: str = "") -> None:
+    def __init__(
+        self,
+        server: KernelServer,
+        manager: Manager,
+        kernel_id: str = "",
+        session: Session | None = None,
+    ) -> None:
         self.server = server
         self.manager = manager
         self.kernel_id = kernel_id
+        #: The Python session of cells without job magics (its process starts with the
+        #: first such cell).
+        self.session = session or Session()
         self.notebook = notebook_of(os.environ.get("JPY_SESSION_NAME", ""))
         from ciao.kernel.carry import NotebookMemory
         from ciao.kernel.cell import CellRunner
 
-        self.memory = NotebookMemory(lambda: None, os.getcwd())
+        self.memory = NotebookMemory(self._carry_session, os.getcwd())
         self.cells = CellRunner(manager, self._owner, self.memory)
         self.execution_count = 0
         self.history: list[tuple[int, str]] = []
@@ -92,8 +107,8 @@ class CiaoKernel:
             "history_request": self.history_request,
             "comm_info_request": self.comm_info,
             "comm_open": self.comm_open,
-            "comm_msg": self.comm_ignore,
-            "comm_close": self.comm_ignore,
+            "comm_msg": self.comm_forward,
+            "comm_close": self.comm_forward,
             "shutdown_request": self.shutdown,
             "interrupt_request": self.interrupt_request,
         }
@@ -132,14 +147,27 @@ class CiaoKernel:
 
     def is_complete(self, request: Request) -> None:
         from ciao.interpreter import assist
+        from ciao.interpreter.route import runs_in_session
 
-        status, indent = assist.is_complete(request.field("code", str, ""))
+        code = request.field("code", str, "")
+        if runs_in_session(code) and self.manager.session_enabled():
+            answer = self.session.request(
+                "is_complete_request", {"code": code}, SESSION_ANSWER_SECONDS
+            )
+            if answer is not None and answer.get("status") in ("complete", "incomplete", "invalid"):
+                request.reply(answer)
+                return
+            status, indent = assist.is_complete_python(code)
+        else:
+            status, indent = assist.is_complete(code)
         content: dict[str, Any] = {"status": status}
         if status == "incomplete":
             content["indent"] = indent
         request.reply(content)
 
     def complete(self, request: Request) -> None:
+        """Ciao's magics (and job names after %attach...) with the session's names and
+        attributes, when it runs: one list over one span of the cell."""
         from ciao.interpreter import assist
 
         code = request.field("code", str, "")
@@ -148,23 +176,51 @@ class CiaoKernel:
         if job is not None:  # %attach ci<Tab>: the jobs this machine knows of
             prefix, start, end = job
             matches = [n for n in self.manager.known_job_names() if n.startswith(prefix)]
+            metadata: dict[str, Any] = {}
         else:
             matches, start, end = assist.complete(code, cursor)
+            answer = self.session.request(
+                "complete_request", {"code": code, "cursor_pos": cursor}, SESSION_ANSWER_SECONDS
+            )
+            matches, start, end, metadata = merge_completions(code, (matches, start, end), answer)
         request.reply(
             {
                 "status": "ok",
                 "matches": matches,
                 "cursor_start": start,
                 "cursor_end": end,
-                "metadata": {},
+                "metadata": metadata,
             }
         )
 
     def inspect(self, request: Request) -> None:
+        """The doc of the Ciao magic under the cursor, else the session's (a name's
+        signature and docstring)."""
         from ciao.interpreter import assist
 
         code = request.field("code", str, "")
-        doc = assist.inspect(code, _cursor(request, code))
+        cursor = _cursor(request, code)
+        doc = assist.inspect(code, cursor)
+        if doc is None:
+            answer = self.session.request(
+                "inspect_request",
+                {
+                    "code": code,
+                    "cursor_pos": cursor,
+                    "detail_level": request.field("detail_level", int, 0),
+                },
+                SESSION_ANSWER_SECONDS,
+            )
+            if answer is not None and answer.get("status") == "ok" and answer.get("found"):
+                request.reply(
+                    {
+                        "status": "ok",
+                        "found": True,
+                        "data": answer.get("data") or {},
+                        "metadata": answer.get("metadata") or {},
+                    }
+                )
+                return
         request.reply(
             {
                 "status": "ok",
@@ -207,16 +263,41 @@ class CiaoKernel:
         request.reply({"status": "ok", "history": history})
 
     def comm_info(self, request: Request) -> None:
-        request.reply({"status": "ok", "comms": {}})
+        """The session's comms (ipywidgets), when it runs; Ciao itself has none."""
+        content = {"target_name": request.field("target_name", str, None)}
+        answer = self.session.request(
+            "comm_info_request",
+            {k: v for k, v in content.items() if v is not None},
+            SESSION_ANSWER_SECONDS,
+        )
+        comms = answer.get("comms") if answer is not None else None
+        request.reply({"status": "ok", "comms": comms if isinstance(comms, dict) else {}})
 
     def comm_open(self, request: Request) -> None:
-        """Ciao registers no comm targets: close the comm at once, as ipykernel does."""
+        """To the session when it runs (its comm targets: ipywidgets); else no target:
+        the comm is closed at once, as ipykernel does."""
+        if self._forward(request):
+            return
         comm_id = request.content.get("comm_id", "")
         log.info("no comm target %r; closing comm %s", request.content.get("target_name"), comm_id)
         request.publish("comm_close", {"comm_id": comm_id, "data": {}})
 
-    def comm_ignore(self, request: Request) -> None:
-        log.info("ignored %s for unknown comm %s", request.msg_type, request.content.get("comm_id"))
+    def comm_forward(self, request: Request) -> None:
+        if not self._forward(request):
+            log.info(
+                "ignored %s for unknown comm %s", request.msg_type, request.content.get("comm_id")
+            )
+
+    def _forward(self, request: Request) -> bool:
+        from ciao.kernel.session_cell import CommRelay
+
+        return self.session.forward(
+            request.msg_type,
+            request.content,
+            request.msg.metadata,
+            request.msg.buffers,
+            CommRelay(request),
+        )
 
     # ---- lifecycle -----------------------------------------------------------------
 
@@ -226,18 +307,27 @@ class CiaoKernel:
         self.stop()
 
     def stop(self) -> None:
-        """Cancel what runs and end the shell loop (from any thread)."""
+        """Cancel what runs and end the shell loop (from any thread); the session's
+        process stops in `close`, on the main thread, once the loop has ended."""
         self.manager.cancel()
         self.memory.close()
+        self.session.abandon()
         self.server.stop()
+
+    def close(self) -> None:
+        """Stop the session's process (no orphan survives the kernel). Main thread."""
+        self.session.close()
 
     def interrupt_request(self, request: Request) -> None:
         self.interrupt()
         request.reply({"status": "ok"})
 
     def interrupt(self) -> None:
-        """Cancel the running job, if any; never blocks (control or signal thread)."""
-        if self.manager.cancel():
+        """Interrupt the session's cell (KeyboardInterrupt there), or cancel the running
+        job; never blocks (control or signal thread)."""
+        if self.session.interrupt():
+            log.info("interrupt: KeyboardInterrupt in the session")
+        elif self.manager.cancel():
             log.info("interrupt: cancelling the running job")
         else:
             log.info("interrupt while idle: nothing to stop")
@@ -258,16 +348,28 @@ class CiaoKernel:
         if not silent:
             request.publish("execute_input", {"code": code, "execution_count": count})
         reply: dict[str, Any] = {"status": "ok", "execution_count": count}
+        in_session = False
         try:
-            payload = self.cells.run(code, out, count)
-            reply.update(payload=payload, user_expressions=self._expressions(expressions))
+            prepared = self.cells.prepare(code)
+            in_session = prepared is not None and prepared.session
+            if prepared is not None and prepared.session:
+                from ciao.kernel.cell import budget_of
+                from ciao.kernel.session_cell import run_session_cell
+
+                out.budget = budget_of(prepared.config)
+                reply.update(
+                    run_session_cell(self.session, code, request, out, count, store_history)
+                )
+            else:
+                payload = [] if prepared is None else self.cells.run_prepared(prepared, out, count)
+                reply.update(payload=payload, user_expressions=self._expressions(expressions))
         except CiaoError as exc:
             reply.update(self._error(exc, out))
         except Exception as exc:  # a bug of ours: still an error reply, never a dead kernel
             log.exception("executing a cell failed")
             reply.update(self._error(exc, out, internal=True))
         if store_history:  # what it defined is there for later job cells, even if it failed
-            self.memory.record(count, code, in_session=False)
+            self.memory.record(count, code, in_session=in_session)
         request.reply(reply, metadata={"status": reply["status"]})
         if reply["status"] == "error" and stop_on_error:
             self.server.abort_queued(
@@ -279,6 +381,10 @@ class CiaoKernel:
                     "execution_count": self.execution_count,
                 }
             )
+
+    def _carry_session(self) -> Session | None:
+        """The session job cells take values from; None when the config turns it off."""
+        return self.session if self.manager.session_enabled() else None
 
     def _owner(self, count: int) -> dict[str, str]:
         """Who submits a job: this kernel, its session, the cell, and the notebook when
@@ -292,14 +398,18 @@ class CiaoKernel:
         return owner
 
     def _expressions(self, expressions: dict[str, Any]) -> dict[str, Any]:
-        """Ciao cells run elsewhere: there is no kernel namespace to evaluate in."""
+        """Evaluated in the session when it runs; a job cell has no namespace here."""
+        if not expressions:
+            return {}
+        if self.session.running:
+            try:
+                return self.session.evaluate(expressions)
+            except CiaoError as exc:
+                why = str(exc)
+        else:
+            why = "no Python session runs (the first cell without job magics starts it)"
         return {
-            name: {
-                "status": "error",
-                "ename": "NotSupported",
-                "evalue": "the ciao kernel has no namespace: cells run as jobs",
-                "traceback": [],
-            }
+            name: {"status": "error", "ename": "NotSupported", "evalue": why, "traceback": []}
             for name in expressions
         }
 
@@ -328,6 +438,41 @@ def notebook_of(path: str) -> dict[str, str]:
     user = os.environ.get("USER", "") or str(os.getuid())
     digest = hashlib.sha256(f"{user}:{os.path.abspath(path)}".encode()).hexdigest()
     return {"notebook": safe[:63].strip("._-") or "notebook", "notebook-id": digest[:16]}
+
+
+def merge_completions(
+    code: str, ours: tuple[list[str], int, int], answer: dict[str, Any] | None
+) -> tuple[list[str], int, int, dict[str, Any]]:
+    """Ciao's matches and the session's complete_reply as one answer: both replace a span
+    of the cell, so each match is widened to the span both cover. Ciao's come first on a
+    Ciao magic line, the session's first elsewhere; each match once."""
+    matches, start, end = ours
+    if answer is None or answer.get("status") != "ok" or not answer.get("matches"):
+        return matches, start, end, {}
+    theirs = [m for m in answer["matches"] if isinstance(m, str)]
+    their_start = answer.get("cursor_start")
+    their_end = answer.get("cursor_end")
+    if not isinstance(their_start, int) or not isinstance(their_end, int):
+        return matches, start, end, {}
+    if not matches:
+        start, end = their_start, their_end
+    span_start, span_end = min(start, their_start), max(end, their_end)
+
+    def widen(text: str, s: int, e: int) -> str:
+        return code[span_start:s] + text + code[e:span_end]
+
+    ciao = [widen(m, start, end) for m in matches]
+    session = [widen(m, their_start, their_end) for m in theirs]
+    line_start = code.rfind("\n", 0, span_start) + 1
+    first, second = (
+        (ciao, session) if code[line_start:].lstrip().startswith("%") else (session, ciao)
+    )
+    merged = list(dict.fromkeys(first + second))
+    metadata: dict[str, Any] = {}
+    types = (answer.get("metadata") or {}).get("_jupyter_types_experimental")
+    if isinstance(types, list) and not matches:
+        metadata = {"_jupyter_types_experimental": types}
+    return merged, span_start, span_end, metadata
 
 
 def _cursor(request: Request, code: str) -> int:

@@ -66,6 +66,21 @@ class Output:
             )
             self.budget.spend()
 
+    def relay(
+        self,
+        msg_type: str,
+        content: dict[str, Any],
+        metadata: dict[str, Any] | None = None,
+        buffers: list[bytes] | None = None,
+    ) -> None:
+        """A message of the session as it published it (an execute_result with all its
+        representations and their metadata, display_data, clear_output, error); comm
+        messages go even from a silent cell: they are a widget's state, not output."""
+        if self.silent and not msg_type.startswith("comm_"):
+            return
+        self.request.publish(msg_type, content, metadata=metadata or {}, buffers=buffers)
+        self.budget.spend()
+
     def error(self, error: dict[str, Any]) -> None:
         if not self.silent:
             self.request.publish("error", error)

@@ -45,8 +45,13 @@ DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 CONTROL_MAX_MESSAGE_BYTES = 1024 * 1024
 #: The shell queue for the main thread holds this many messages at the bound, in bytes.
 SHELL_QUEUE_MESSAGES = 4
-#: The kernel never asks for input: what comes to stdin is dropped, a frame at a time.
-STDIN_MAX_FRAME_BYTES = 64 * 1024
+#: Largest frame on stdin: an input_reply carries what a person typed at an input()
+#: prompt (a pasted text, at most). What comes there unasked for is dropped.
+STDIN_MAX_FRAME_BYTES = 1024 * 1024
+#: A whole stdin message as `read_bounded` counts it (an input_reply's few frames).
+STDIN_MAX_BYTES = 2 * STDIN_MAX_FRAME_BYTES
+#: Input requests asked and not yet answered, at most (older ones are forgotten).
+MAX_PENDING_INPUTS = 16
 #: Subscriptions are all that comes up IOPub: a frame holds one topic and a 10-byte
 #: command header; a longer frame ends its sender's connection before libzmq stores it.
 IOPUB_MAX_FRAME_BYTES = MAX_TOPIC_BYTES + 16
@@ -121,6 +126,12 @@ class Request:
 
     def publish(self, msg_type: str, content: dict[str, Any], **extra: Any) -> None:
         self.server.publish(msg_type, content, parent=self.msg, **extra)
+
+    def ask_input(self, content: dict[str, Any]) -> str:
+        """Send an input_request (`prompt`, `password`) to the frontend that sent this
+        request, on stdin; its id, for `server.input_reply`. Only when the request
+        allowed stdin (`allow_stdin`): a frontend that did not will never answer."""
+        return self.server.ask_input(self.msg, content)
 
 
 class _LocalPush:
@@ -208,6 +219,9 @@ class KernelServer:
         )
         self._wake_control_pull = self._inproc(zmq.PULL, "wake-control")
         self._wake_control = self._inproc(zmq.PUSH, "wake-control")
+        self._stdin_out_pull = self._inproc(zmq.PULL, "stdin-out")
+        self._stdin_out = _LocalPush(self.ctx, self._address("stdin-out"))
+        self._inputs = _Inputs()
         self._dropped = {
             name: ThrottledLog(log) for name in ("control", "stdin", "iopub", "iopub-peer")
         }
@@ -276,11 +290,30 @@ class KernelServer:
         parent: Message | None = None,
         metadata: dict[str, Any] | None = None,
         topic: str | None = None,
+        buffers: list[bytes] | None = None,
     ) -> None:
-        """Publish on IOPub from any thread."""
+        """Publish on IOPub from any thread (`buffers`: a comm message's binary parts)."""
         msg = self.codec.message(msg_type, content, parent, metadata)
         msg.identities = [(topic or f"kernel.{self.codec.session[:8]}.{msg_type}").encode()]
+        msg.buffers = list(buffers or [])
         self._iopub_push.send(self.codec.serialize(msg))
+
+    def ask_input(self, parent: Message, content: dict[str, Any]) -> str:
+        """Send an input_request on stdin to the frontend that sent `parent` (its shell
+        identity is its stdin identity too), from any thread; the request's id."""
+        msg = self.codec.message("input_request", content, parent, identities=parent.identities)
+        self._inputs.ask(msg.msg_id)
+        self._stdin_out.send(self.codec.serialize(msg))
+        return msg.msg_id
+
+    def input_reply(self, request_id: str, timeout: float) -> dict[str, Any] | None:
+        """The content of the frontend's input_reply to `request_id`, waiting up to
+        `timeout` seconds for it; None if it has not come (yet)."""
+        return self._inputs.reply(request_id, timeout)
+
+    def forget_input(self, request_id: str) -> None:
+        """No longer wait for an answer to `request_id` (it would be dropped)."""
+        self._inputs.forget(request_id)
 
     def flush_iopub(self, timeout: float = 2.0) -> bool:
         """Wait until what this thread (and any thread before it) published has been
@@ -416,21 +449,44 @@ class KernelServer:
             self.control.close(linger=1000)  # a shutdown_reply may still be on its way
             self.stdin.close(linger=0)
             self._wake_control_pull.close()
+            self._stdin_out_pull.close(linger=0)
 
     def _serve_control(self) -> None:
-        """Answer requests on control; what arrives on stdin (Ciao never asks for input)
-        is read and dropped a frame at a time, so nothing piles up there."""
+        """Answer requests on control, and carry stdin: input requests out (queued by
+        `ask_input`), the answers to them in; anything else that comes on stdin is read
+        and dropped, so nothing piles up there."""
         poller = zmq.Poller()
-        for sock in (self.control, self._wake_control_pull, self.stdin):
+        for sock in (self.control, self._wake_control_pull, self.stdin, self._stdin_out_pull):
             poller.register(sock, zmq.POLLIN)
         while not self._stopping.is_set():
             ready = dict(poller.poll())
-            if self.stdin in ready and drain(self.stdin):
-                self._dropped["stdin"].warning(
-                    "dropped what came on stdin: this kernel never asks for input"
-                )
+            if self._stdin_out_pull in ready:
+                while self._stdin_out_pull.poll(0):
+                    self.stdin.send_multipart(self._stdin_out_pull.recv_multipart(), zmq.NOBLOCK)
+            if self.stdin in ready:
+                self._read_stdin()
             if self.control in ready and not self._stopping.is_set():
                 self._handle_control()
+
+    def _read_stdin(self) -> None:
+        """Take the input_replies that answer a pending input_request; drop the rest."""
+        if not self._inputs.waiting():
+            if drain(self.stdin):
+                self._dropped["stdin"].warning("dropped what came on stdin: no input was asked for")
+            return
+        for _ in range(RECEIVE_QUEUE):
+            if not self.stdin.poll(0):
+                return
+            msg, _ = read_verified(
+                self.stdin, STDIN_MAX_BYTES, self.codec, self._dropped["stdin"], "stdin"
+            )
+            if msg is None:
+                continue
+            answered = msg.parent_header.get("msg_id")
+            if msg.msg_type != "input_reply" or not self._inputs.answer(answered, msg.content):
+                self._dropped["stdin"].warning(
+                    "dropped %s on stdin: it answers no pending input request", msg.msg_type
+                )
 
     def _handle_control(self) -> None:
         """Answer one message on control; nothing a client sends may end the loop."""
@@ -531,9 +587,50 @@ class KernelServer:
         self._shell_replies.send([STOP])  # after the main thread's last reply
         self._threads["shell"].join(max(0.0, deadline - time.monotonic()))
         self._iopub_push.close()
+        self._stdin_out.close()
         self._shell_replies.close()
         self._wake_control.close(linger=0)
         terminator = threading.Thread(target=self.ctx.term, name="ciao-zmq-term", daemon=True)
         terminator.start()
         terminator.join(max(0.0, deadline - time.monotonic()))
         return not terminator.is_alive()
+
+
+class _Inputs:
+    """The input requests waiting for an answer and the answers come for them (the
+    control thread files them, the thread that asked takes them)."""
+
+    def __init__(self) -> None:
+        self._answers: dict[str, dict[str, Any] | None] = {}
+        self._changed = threading.Condition()
+
+    def ask(self, request_id: str) -> None:
+        with self._changed:
+            self._answers[request_id] = None
+            while len(self._answers) > MAX_PENDING_INPUTS:
+                del self._answers[next(iter(self._answers))]
+
+    def waiting(self) -> bool:
+        with self._changed:
+            return bool(self._answers)
+
+    def answer(self, request_id: Any, content: dict[str, Any]) -> bool:
+        """File the answer to `request_id`; False if no such request waits for one."""
+        with self._changed:
+            if not isinstance(request_id, str) or self._answers.get(request_id, {}) is not None:
+                return False  # not asked for (a stray), or answered already
+            self._answers[request_id] = content
+            self._changed.notify_all()
+            return True
+
+    def reply(self, request_id: str, timeout: float) -> dict[str, Any] | None:
+        with self._changed:
+            self._changed.wait_for(lambda: self._answers.get(request_id) is not None, timeout)
+            content = self._answers.get(request_id)
+            if content is not None:
+                del self._answers[request_id]
+            return content
+
+    def forget(self, request_id: str) -> None:
+        with self._changed:
+            self._answers.pop(request_id, None)
