@@ -26,3 +26,11 @@ def runs_in_session(code: str) -> bool:
     """Whether the cell is plain Python (and IPython's magics and shell escapes) for the
     session: it has no magic line of Ciao's."""
     return not any(is_ciao_line(tokens) for tokens in magic_tokens(code).values())
+
+
+def on_ciao_line(code: str, cursor_pos: int) -> bool:
+    """Whether the cursor is on a magic line of Ciao's: completing there is Ciao's alone
+    (the session would read `%framework=py` as Python and offer `%pycat`)."""
+    lineno = code.count("\n", 0, max(0, min(cursor_pos, len(code)))) + 1
+    tokens = magic_tokens(code).get(lineno)
+    return tokens is not None and is_ciao_line(tokens)

@@ -169,6 +169,7 @@ class CiaoKernel:
         """Ciao's magics (and job names after %attach...) with the session's names and
         attributes, when it runs: one list over one span of the cell."""
         from ciao.interpreter import assist
+        from ciao.interpreter.route import on_ciao_line
 
         code = request.field("code", str, "")
         cursor = _cursor(request, code)
@@ -179,10 +180,15 @@ class CiaoKernel:
             metadata: dict[str, Any] = {}
         else:
             matches, start, end = assist.complete(code, cursor)
-            answer = self.session.request(
-                "complete_request", {"code": code, "cursor_pos": cursor}, SESSION_ANSWER_SECONDS
-            )
-            matches, start, end, metadata = merge_completions(code, (matches, start, end), answer)
+            metadata = {}
+            if not on_ciao_line(code, cursor):
+                answer = self.session.request(
+                    "complete_request",
+                    {"code": code, "cursor_pos": cursor},
+                    SESSION_ANSWER_SECONDS,
+                )
+                ours = (matches, start, end)
+                matches, start, end, metadata = merge_completions(code, ours, answer)
         request.reply(
             {
                 "status": "ok",
@@ -445,7 +451,7 @@ def merge_completions(
 ) -> tuple[list[str], int, int, dict[str, Any]]:
     """Ciao's matches and the session's complete_reply as one answer: both replace a span
     of the cell, so each match is widened to the span both cover. Ciao's come first on a
-    Ciao magic line, the session's first elsewhere; each match once."""
+    line starting with %, the session's first elsewhere; each match once."""
     matches, start, end = ours
     if answer is None or answer.get("status") != "ok" or not answer.get("matches"):
         return matches, start, end, {}

@@ -615,10 +615,17 @@ class _Inputs:
             return bool(self._answers)
 
     def answer(self, request_id: Any, content: dict[str, Any]) -> bool:
-        """File the answer to `request_id`; False if no such request waits for one."""
+        """File the answer to `request_id`; False if no such request waits for one. An
+        answer that names no request it answers (jupyter_client's `input()` and older
+        frontends send none) answers the one request waiting, if one is."""
         with self._changed:
-            if not isinstance(request_id, str) or self._answers.get(request_id, {}) is not None:
-                return False  # not asked for (a stray), or answered already
+            unanswered = [key for key, value in self._answers.items() if value is None]
+            if not (isinstance(request_id, str) and request_id in self._answers):
+                if len(unanswered) != 1:
+                    return False  # a stray: it answers nothing asked
+                request_id = unanswered[0]
+            if request_id not in unanswered:
+                return False  # answered already
             self._answers[request_id] = content
             self._changed.notify_all()
             return True

@@ -47,6 +47,9 @@ MAX_ROUTES = 256
 #: answer.
 CHECK_SECONDS = 0.2
 INPUT_CHECK_SECONDS = 0.02
+#: How long the kernel relays what the session does for a frontend's comm message before
+#: it answers the next request (what comes later is published as it comes).
+COMM_WAIT = 30.0
 #: How long after an interrupt a hidden run that overran may take to stop.
 INTERRUPT_GRACE = 5.0
 
@@ -279,14 +282,27 @@ class Session:
         relay: Relay,
     ) -> bool:
         """Pass a frontend's comm message (comm_open, comm_msg, comm_close) to the running
-        session; what the session publishes in answer goes to `relay`. False when no
-        session runs."""
-        child = self._child
-        if child is None or not child.alive:
+        session and relay what it publishes in answer (a widget's callback runs there) up
+        to its idle, or COMM_WAIT seconds (later messages still reach `relay`). False
+        when no session runs."""
+        child, pump = self._child, self._pump
+        if child is None or pump is None or not child.alive:
             return False
         msg = child.session.msg(msg_type, content, metadata=metadata)
-        self._remember(str(msg["header"]["msg_id"]), _Route(relay), last=True)
-        child.session.send(child.shell, msg, buffers=buffers or None)
+        msg_id = str(msg["header"]["msg_id"])
+        pump.hand_over()
+        with self._lock:
+            self._busy = True
+        try:
+            self._remember(msg_id, _Route(relay), last=True)
+            child.session.send(child.shell, msg, buffers=buffers or None)
+            deadline = time.monotonic() + COMM_WAIT
+            self._wait(child, msg_id, idle=True, reply=False, deadline=deadline, what=msg_type)
+        finally:
+            with self._lock:
+                self._busy = False
+            for frames in pump.take_back():
+                self._publish_frames(frames)
         return True
 
     # ---- interrupting and stopping -----------------------------------------------------
@@ -348,12 +364,14 @@ class Session:
         *,
         stdin: Stdin | None = None,
         idle: bool = False,
+        reply: bool = True,
         deadline: float | None = None,
         what: str,
     ) -> dict[str, Any] | None:
-        """Wait for the child's reply to `msg_id` (and, with `idle`, for its IOPub idle,
-        relaying what came before it): the reply's content, None past `deadline`. Input
-        requests go to `stdin` and its answers back. SessionEnded if the child dies."""
+        """Wait for the child's reply to `msg_id` (unless not `reply`: a comm message has
+        none) and, with `idle`, for its IOPub idle, relaying what came before it: the
+        reply's content ({} without one), None past `deadline`. Input requests go to
+        `stdin` and its answers back. SessionEnded if the child dies."""
         pump = self._pump
         poller = zmq.Poller()
         for sock in (child.shell, child.stdin):
@@ -362,11 +380,11 @@ class Session:
             poller.register(pump.handoff, zmq.POLLIN)
         if child.pidfd is not None:
             poller.register(child.pidfd, zmq.POLLIN)
-        reply: dict[str, Any] | None = None
+        answer: dict[str, Any] | None = None if reply else {}
         idle_seen = not idle
         asked: tuple[str, dict[str, Any]] | None = None  # (our id, the child's request)
         try:
-            while reply is None or not idle_seen:
+            while answer is None or not idle_seen:
                 if self._abandoned.is_set():
                     raise SessionError(f"the kernel is shutting down: it stopped {what}")
                 wait = INPUT_CHECK_SECONDS if asked else CHECK_SECONDS
@@ -387,7 +405,7 @@ class Session:
                 if child.shell in ready:
                     while (msg := child.recv(child.shell)) is not None:
                         if msg["parent_header"].get("msg_id") == msg_id:
-                            reply = msg["content"]
+                            answer = msg["content"]
                 if child.stdin in ready:
                     while (msg := child.recv(child.stdin)) is not None:
                         asked = self._ask(child, msg, stdin) or asked
@@ -403,7 +421,7 @@ class Session:
         finally:
             if asked is not None and stdin is not None:
                 stdin.forget(asked[0])
-        return reply
+        return answer
 
     def _ask(
         self, child: Child, msg: dict[str, Any], stdin: Stdin | None

@@ -36,7 +36,7 @@ def test_kernel_info_describes_ciao_and_python(kc):
 
 
 def test_execute_streams_replica_output_with_its_name(kc):
-    reply, messages = execute(kc, 'print("hello from a replica")')
+    reply, messages = execute(kc, '%job\nprint("hello from a replica")')
     assert reply["content"]["status"] == "ok"
     assert "[master-0] hello from a replica\n" in stream_text(messages)
 
@@ -88,7 +88,7 @@ def test_a_bad_magic_is_one_error_naming_the_line_and_the_kernel_goes_on(kc):
 
 
 def test_a_failing_replica_is_an_error_with_its_traceback(kc):
-    reply, messages = execute(kc, "import sys\nprint('before')\nraise SystemExit(3)")
+    reply, messages = execute(kc, "%job\nimport sys\nprint('before')\nraise SystemExit(3)")
     content = reply["content"]
     assert content["status"] == "error"
     assert content["ename"] == "JobFailed"
@@ -121,7 +121,7 @@ def test_without_stop_on_error_the_queued_cells_run(kc):
 
 
 def test_replicas_have_no_stdin_even_when_the_client_allows_it(kc):
-    reply, messages = execute(kc, "input('name? ')", allow_stdin=True)
+    reply, messages = execute(kc, "%job\ninput('name? ')", allow_stdin=True)
     assert reply["content"]["status"] == "error"
     assert "EOFError" in stream_text(messages, "stderr")
 
@@ -158,7 +158,7 @@ def test_inspect_shows_the_doc_of_the_magic_under_the_cursor(kc):
     content = kc.get_shell_msg(timeout=10)["content"]
     assert content["status"] == "ok" and content["found"] is True
     assert "worker" in content["data"]["text/plain"].lower()
-    kc.inspect("print(1)", cursor_pos=2)
+    kc.inspect("%worker=2\nno_such_name_anywhere", cursor_pos=len("%worker=2\nno_such"))
     assert kc.get_shell_msg(timeout=10)["content"]["found"] is False
 
 
