@@ -186,12 +186,16 @@ class CellRunner:
         if isinstance(command, PipCommand):
             python = self.manager.pip(prepared.config, command.args, out.progress)
             if command.args[:1] in (("install",), ("uninstall",)):
-                runs, sees = "local replicas run", "the next local jobs see"
+                runs, sees = "", "the next local jobs see"
                 if prepared.config.session.enabled:
-                    runs = "local replicas and the session run"
-                    sees = "the next local jobs and the session's next imports see"
+                    runs, sees = (
+                        ", and the session",
+                        "the next local jobs and the session's imports see",
+                    )
                 out.stream(
-                    "stdout", f"[ciao] pip ran in {python}, the Python {runs}: {sees} the change\n"
+                    "stdout",
+                    f"[ciao] pip ran in {python}, the Python local replicas run{runs}: "
+                    f"{sees} the change\n",
                 )
             return []
         if isinstance(command, ConfigCommand):

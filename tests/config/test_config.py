@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -313,3 +314,37 @@ def test_an_exploding_config_is_an_error_in_the_cell_and_the_kernel_stays_small(
     assert "aliases" in content["evalue"] and len(content["evalue"]) < 4096
     assert again["content"]["status"] == "error"  # still answering
     assert (after - before) * 1024 < 64 * 1024 * 1024
+
+
+def test_the_session_is_on_by_default_and_its_value_cap_is_100_mib():
+    session = parse_config({}, None).session
+    assert session.enabled is True and session.max_value_bytes == 100 * 1024 * 1024
+    off = parse_config({"session": {"enabled": False, "max_value_bytes": 1024}}, None)
+    assert (off.session.enabled, off.session.max_value_bytes) == (False, 1024)
+    assert off.as_dict()["session"] == {"enabled": False, "max_value_bytes": 1024}
+
+
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        ({"session": {"enabled": "maybe"}}, "session.enabled: expected true or false"),
+        ({"session": {"max_value_bytes": 0}}, "session.max_value_bytes: expected a number"),
+        ({"session": {"max_value_bytes": "100Mi"}}, "session.max_value_bytes"),
+        ({"session": {"enable": True}}, "did you mean session.enabled?"),
+        ({"session": "off"}, "session: expected a mapping"),
+    ],
+)
+def test_bad_session_values_are_config_errors(data, words):
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        parse_config(data, Path("c.yaml"))
+
+
+def test_the_gateways_deployment_turns_the_session_off():
+    """The session would run a notebook's code in the gateway's pod, which `backends:
+    [kubeflow]` exists to prevent."""
+    import yaml
+
+    deployment = Path(__file__).resolve().parents[2] / "deploy" / "kernel-gateway.yaml"
+    config_map = next(yaml.safe_load_all(deployment.read_text()))
+    config = parse_config(yaml.safe_load(config_map["data"]["config.yaml"]), None)
+    assert config.session.enabled is False and config.backends == ("kubeflow",)

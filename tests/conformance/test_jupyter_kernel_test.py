@@ -12,7 +12,7 @@ class CiaoKernelTests(jupyter_kernel_test.KernelTests):
     language_name = "python"
     file_extension = ".py"
 
-    # A cell with no magics runs as a one-replica job; its output is prefixed by replica.
+    # A cell with no job magics runs in the notebook's Python session.
     code_hello_world = 'print("hello, world")'
     code_stderr = 'import sys; print("test", file=sys.stderr)'
 
@@ -32,6 +32,7 @@ class CiaoKernelTests(jupyter_kernel_test.KernelTests):
     code_page_something = "%help"
     code_generate_error = "%framework=jax"
     code_execute_result = [
+        {"code": "6*7", "result": "42"},
         {"code": "%config", "mime": "text/plain"},
         {"code": "%config", "mime": "text/markdown"},
         {"code": "%config", "mime": "application/vnd.ciao.config+json"},
@@ -40,13 +41,19 @@ class CiaoKernelTests(jupyter_kernel_test.KernelTests):
     supported_history_operations = ("tail", "range", "search")
     code_inspect_sample = "%worker=2"
 
-    # A job cell shows its live view (display_data, updated in place) above its logs.
+    # A job cell shows its live view (display_data, updated in place) above its logs; a
+    # session cell displays what it displays.
     code_display_data = [
         {"code": "%framework=pytorch\n%master=1\nprint('view')", "mime": "text/plain"},
         {"code": "%framework=pytorch\n%master=1\nprint('view')", "mime": "text/html"},
+        {
+            "code": "from IPython.display import HTML, display\ndisplay(HTML('<b>x</b>'))",
+            "mime": "text/html",
+        },
     ]
-    # Ciao never clears a cell's output: the live view is updated in place instead.
-    code_clear_output = ""
+    # Ciao never clears a job's output (its live view is updated in place); a session
+    # cell may.
+    code_clear_output = "from IPython.display import clear_output\nclear_output()"
 
 
 class CiaoIopubWelcomeTests(jupyter_kernel_test.IopubWelcomeTests):

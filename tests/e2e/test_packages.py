@@ -60,6 +60,8 @@ def test_pip_installs_where_the_local_replicas_find_it(kernel, tmp_path):
         after, messages = execute(kc, USES_IT)
         assert after["content"]["status"] == "ok", after["content"]
         assert "[master-0] installed by %pip" in stream_text(messages)
+        session, messages = execute(kc, f"import {PACKAGE}\nprint({PACKAGE}.GREETING)")
+        assert stream_text(messages) == "installed by %pip\n"  # the session's Python too
     finally:
         reply, _ = execute(kc, f"%pip uninstall -y {PACKAGE}")
     assert reply["content"]["status"] == "ok"
@@ -75,7 +77,7 @@ def test_a_failing_pip_is_an_error_naming_its_exit_code(kernel):
 
 def test_shell_escapes_are_refused_before_any_job_with_what_to_write(kernel):
     reply, messages = execute(kernel[1], "%framework=pytorch\n!pip install pandas\nprint(1)")
-    shell, _ = execute(kernel[1], "!ls")
+    shell, _ = execute(kernel[1], "%job\n!ls")  # a job: in the session, !ls runs
     content = reply["content"]
     assert content["status"] == "error" and content["ename"] == "MagicError"
     assert "line 2" in content["evalue"] and "%pip install pandas" in content["evalue"]
@@ -83,9 +85,9 @@ def test_shell_escapes_are_refused_before_any_job_with_what_to_write(kernel):
     assert "run it in a terminal" in shell["content"]["evalue"]
 
 
-def test_pip_on_a_cluster_says_where_packages_go(tmp_path):
+def test_pip_on_a_cluster_without_a_session_says_where_packages_go(tmp_path):
     config = tmp_path / "config.yaml"
-    config.write_text("backend: kubeflow\n")
+    config.write_text("backend: kubeflow\nsession: {enabled: false}\n")
     with running_kernel(env=dict(os.environ, CIAO_CONFIG=str(config))) as (_, kc):
         reply, _ = execute(kc, "%pip install pandas")
     content = reply["content"]

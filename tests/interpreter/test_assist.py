@@ -80,6 +80,7 @@ def test_roles_are_those_of_the_cells_framework() -> None:
         "%onInterrupt=",
         "%dryrun",
         "%detach",
+        "%job",
         "%jobs",
         "%status",
         "%logs",
@@ -104,6 +105,7 @@ def test_roles_are_those_of_the_cells_framework() -> None:
         "%onInterrupt=",
         "%dryrun",
         "%detach",
+        "%job",
     ]
     assert complete_at_bar("%|", TF)[0][:3] == ["%framework=", "%chief=", "%master="]
 
@@ -122,6 +124,7 @@ def test_magics_already_given_are_not_offered_again() -> None:
         "%onInterrupt=",
         "%dryrun",
         "%detach",
+        "%job",
     ]
 
 
@@ -142,6 +145,7 @@ def test_resource_magics_come_first_after_a_role_on_the_line() -> None:
         "%onInterrupt=",
         "%dryrun",
         "%detach",
+        "%job",
     ]
     assert replaced == "%"
     matches, _ = complete_at_bar("%master=1\n%worker=2;%cpu=1; %|")

@@ -512,6 +512,7 @@ def test_the_table_documents_every_magic() -> None:
         "onInterrupt": "job",
         "dryrun": "flag",
         "detach": "flag",
+        "job": "flag",
         "jobs": "command",
         "status": "command",
         "logs": "command",
