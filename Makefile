@@ -42,9 +42,10 @@ $(VENV)/.installed-bench: $(VENV)/.installed-test
 	$(PIP) install -e '.[bench]'
 	touch $@
 
-# bench/fanin.py writes bench/results/fanin.json; docs/performance.md reads the figures.
+# bench/fanin.py and bench/session.py write bench/results/; docs/performance.md reads them.
 bench: install $(VENV)/.installed-bench
 	$(PY) bench/startup.py
+	$(PY) bench/session.py
 	$(PY) bench/gateway.py
 	$(PY) bench/fanin.py
 	$(PY) bench/carry.py

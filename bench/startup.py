@@ -4,8 +4,9 @@ Anchor (docs/jupyter-protocol.md, 2 vCPU): ipykernel launch -> first
 kernel_info_reply ~320 ms, execute -> reply ~3.4 ms; a 150-line pyzmq kernel ~172 ms /
 ~0.5 ms. When ipykernel is importable here it is measured beside Ciao on this machine.
 
-Ciao's execute is a job (at least one child process), so its "execute" figure is the
-round trip of an empty cell (no job) and, separately, of a one-replica job.
+Ciao's "execute" figures are the round trip of an empty cell (nothing runs) and of a
+one-replica job (`%job`: at least one child process); bench/session.py measures cells in
+the session beside ipykernel's.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def measure(kernel_name: str, cells: dict[str, str]) -> dict[str, float]:
 
 
 def main() -> None:
-    rows = measure("ciao", {"empty cell": "", "one-replica job": "pass"})
+    rows = measure("ciao", {"empty cell": "", "one-replica job": "%job\npass"})
     for what, seconds in rows.items():
         print(f"ciao      {what:45s} {seconds * 1000:8.1f} ms")
     if importlib.util.find_spec("ipykernel"):

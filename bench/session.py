@@ -1,0 +1,132 @@
+"""The session beside ipykernel, in one run (measured, not asserted; issue 21's Speed).
+
+For each of RUNS fresh kernels of each kind, alternating (ipykernel, ciao, ipykernel...):
+
+- launch -> first kernel_info_reply (KernelManager.start_kernel, then a client's
+  kernel_info, as bench/startup.py measures it);
+- the first `x=1` cell -> its execute_reply: for Ciao that is the session's cold start
+  (the child process started, ready, and the cell run in it);
+- then CELLS more `x=1` cells, each execute_request -> execute_reply (warm round trips).
+
+Both kernels run this interpreter from temporary kernelspecs (bench/fanin.py's). Ciao's
+reply comes once the session's output is all relayed (its idle); ipykernel's reply comes
+before its idle. `python bench/session.py [--runs 5] [--cells 30]`; the results, with the
+machine and the date, go to bench/results/session.json; docs/performance.md reads them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.manager import KernelManager
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fanin import machine, write_kernelspecs  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "session.json"
+TARGETS = {
+    "warm x=1 round trip, ciao / ipykernel": 1.5,
+    "session cold start (first cell), s": 1.0,
+    "launch -> first kernel_info_reply, ciao / ipykernel": 0.5,
+}
+
+
+def one_kernel(specs: Any, name: str, cells: int, env: dict[str, str]) -> dict[str, Any]:
+    km = KernelManager(kernel_name=name, kernel_spec_manager=specs)
+    began = time.perf_counter()
+    km.start_kernel(env=env, stderr=open(os.devnull, "w"))  # noqa: SIM115
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.kernel_info(reply=True, timeout=60)
+        launch = time.perf_counter() - began
+        began = time.perf_counter()
+        first = kc.execute("x=1", reply=True, timeout=60)
+        cold = time.perf_counter() - began
+        assert first["content"]["status"] == "ok", first["content"]
+        warm = []
+        for _ in range(cells):
+            began = time.perf_counter()
+            reply = kc.execute("x=1", reply=True, timeout=60)
+            warm.append(time.perf_counter() - began)
+            assert reply["content"]["status"] == "ok", reply["content"]
+        return {"launch": launch, "first_cell": cold, "warm": warm}
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--cells", type=int, default=30)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    load = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="ciao-bench-") as tmp:
+        specs = write_kernelspecs(Path(tmp) / "kernels")
+        home = Path(tmp) / "home"
+        home.mkdir()
+        env = {k: v for k, v in os.environ.items() if k != "CIAO_CONFIG"}
+        env.update(HOME=str(home), JUPYTER_PLATFORM_DIRS="1")
+        runs: dict[str, list[dict[str, Any]]] = {"ipykernel": [], "ciao": []}
+        for _ in range(args.runs):
+            runs["ipykernel"].append(one_kernel(specs, "bench-ipykernel", args.cells, env))
+            runs["ciao"].append(one_kernel(specs, "bench-ciao", args.cells, env))
+    summary = {
+        kind: {
+            "launch_ms": statistics.median(r["launch"] for r in got) * 1000,
+            "first_cell_ms": statistics.median(r["first_cell"] for r in got) * 1000,
+            "first_cell_max_ms": max(r["first_cell"] for r in got) * 1000,
+            "warm_ms": statistics.median(t for r in got for t in r["warm"]) * 1000,
+            "warm_p90_ms": sorted(t for r in got for t in r["warm"])[
+                int(0.9 * sum(len(r["warm"]) for r in got))
+            ]
+            * 1000,
+        }
+        for kind, got in runs.items()
+    }
+    ciao, ipy = summary["ciao"], summary["ipykernel"]
+    warm, cold, launch = TARGETS
+    against = {
+        warm: ciao["warm_ms"] / ipy["warm_ms"],
+        cold: ciao["first_cell_ms"] / 1000,
+        launch: ciao["launch_ms"] / ipy["launch_ms"],
+    }
+    for kind, figures in summary.items():
+        for what, value in figures.items():
+            print(f"{kind:9s} {what:20s} {value:8.2f} ms")
+    for what, value in against.items():
+        verdict = "met" if value <= TARGETS[what] else "MISSED"
+        print(f"{what:55s} {value:6.2f}  (target <= {TARGETS[what]}: {verdict})")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps(
+            {
+                "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes"),
+                "machine": machine(),
+                "load_average_at_start": load,
+                "load_average_at_end": os.getloadavg()[0],
+                "runs": args.runs,
+                "cells": args.cells,
+                "summary": summary,
+                "against_targets": against,
+                "targets": TARGETS,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+
+
+if __name__ == "__main__":
+    main()
