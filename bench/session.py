@@ -1,12 +1,13 @@
 """The session beside ipykernel, in one run (measured, not asserted; issue 21's Speed).
 
-For each of RUNS fresh kernels of each kind, alternating (ipykernel, ciao, ipykernel...):
+Each of RUNS runs starts a fresh kernel of each kind (which first alternates) and times:
 
 - launch -> first kernel_info_reply (KernelManager.start_kernel, then a client's
   kernel_info, as bench/startup.py measures it);
 - the first `x=1` cell -> its execute_reply: for Ciao that is the session's cold start
   (the child process started, ready, and the cell run in it);
-- then CELLS more `x=1` cells, each execute_request -> execute_reply (warm round trips).
+- then CELLS more `x=1` cells in each, taken in turns between the two kernels, each
+  execute_request -> execute_reply (warm round trips).
 
 Both kernels run this interpreter from temporary kernelspecs (bench/fanin.py's). Ciao's
 reply comes once the session's output is all relayed (its idle); ipykernel's reply comes
@@ -21,6 +22,7 @@ import datetime
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -40,35 +42,54 @@ TARGETS = {
 }
 
 
-def one_kernel(specs: Any, name: str, cells: int, env: dict[str, str]) -> dict[str, Any]:
-    km = KernelManager(kernel_name=name, kernel_spec_manager=specs)
-    began = time.perf_counter()
-    km.start_kernel(env=env, stderr=open(os.devnull, "w"))  # noqa: SIM115
-    kc = km.client()
-    kc.start_channels()
-    try:
-        kc.kernel_info(reply=True, timeout=60)
-        launch = time.perf_counter() - began
+class Kernel:
+    """One kernel started through KernelManager, timed from launch to kernel_info_reply."""
+
+    def __init__(self, specs: Any, name: str, env: dict[str, str]) -> None:
+        self.km = KernelManager(kernel_name=name, kernel_spec_manager=specs)
         began = time.perf_counter()
-        first = kc.execute("x=1", reply=True, timeout=60)
-        cold = time.perf_counter() - began
-        assert first["content"]["status"] == "ok", first["content"]
-        warm = []
+        self.km.start_kernel(env=env, stderr=subprocess.DEVNULL)
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        self.kc.kernel_info(reply=True, timeout=60)
+        self.launch = time.perf_counter() - began
+
+    def cell(self, code: str) -> float:
+        """Seconds from execute_request to execute_reply."""
+        began = time.perf_counter()
+        reply = self.kc.execute(code, reply=True, timeout=60)
+        seconds = time.perf_counter() - began
+        assert reply["content"]["status"] == "ok", reply["content"]
+        return seconds
+
+    def stop(self) -> None:
+        self.kc.stop_channels()
+        self.km.shutdown_kernel(now=True)
+
+
+def one_run(specs: Any, cells: int, env: dict[str, str], ciao_first: bool) -> dict[str, Any]:
+    """Both kernels side by side: launched one after the other, then their cells taken in
+    turns (one ipykernel cell, one Ciao cell...), so a change in the machine's load falls
+    on both alike."""
+    order = ["bench-ciao", "bench-ipykernel"] if ciao_first else ["bench-ipykernel", "bench-ciao"]
+    kernels = {name: Kernel(specs, name, env) for name in order}
+    try:
+        got: dict[str, Any] = {}
+        for name, kernel in kernels.items():
+            got[name] = {"launch": kernel.launch, "first_cell": kernel.cell("x=1"), "warm": []}
         for _ in range(cells):
-            began = time.perf_counter()
-            reply = kc.execute("x=1", reply=True, timeout=60)
-            warm.append(time.perf_counter() - began)
-            assert reply["content"]["status"] == "ok", reply["content"]
-        return {"launch": launch, "first_cell": cold, "warm": warm}
+            for name, kernel in kernels.items():
+                got[name]["warm"].append(kernel.cell("x=1"))
+        return {"ipykernel": got["bench-ipykernel"], "ciao": got["bench-ciao"]}
     finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
+        for kernel in kernels.values():
+            kernel.stop()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--cells", type=int, default=30)
+    parser.add_argument("--cells", type=int, default=60)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     load = os.getloadavg()[0]
@@ -79,9 +100,10 @@ def main() -> None:
         env = {k: v for k, v in os.environ.items() if k != "CIAO_CONFIG"}
         env.update(HOME=str(home), JUPYTER_PLATFORM_DIRS="1")
         runs: dict[str, list[dict[str, Any]]] = {"ipykernel": [], "ciao": []}
-        for _ in range(args.runs):
-            runs["ipykernel"].append(one_kernel(specs, "bench-ipykernel", args.cells, env))
-            runs["ciao"].append(one_kernel(specs, "bench-ciao", args.cells, env))
+        for index in range(args.runs):
+            result = one_run(specs, args.cells, env, ciao_first=index % 2 == 1)
+            for kind in runs:
+                runs[kind].append(result[kind])
     summary = {
         kind: {
             "launch_ms": statistics.median(r["launch"] for r in got) * 1000,

@@ -73,7 +73,10 @@ class Child:
         self.pid = self.process.pid
         self._parse_lock = threading.Lock()
         self._stderr: deque[str] = deque(maxlen=STDERR_LINES)
-        threading.Thread(target=self._read_stderr, name="ciao-session-stderr", daemon=True).start()
+        self._stderr_reader = threading.Thread(
+            target=self._read_stderr, name="ciao-session-stderr", daemon=True
+        )
+        self._stderr_reader.start()
         self.context = zmq.Context()
         self.context.setsockopt(zmq.RECONNECT_IVL, RECONNECT_MS)
         self.context.setsockopt(zmq.LINGER, 0)
@@ -183,10 +186,18 @@ class Child:
                 while self.recv(self.iopub) is not None:
                     published = True  # iopub_welcome, or a status: subscribed
             if not self.alive:
+                how = describe_exit(self.process.wait())
+                self._stderr_reader.join(1.0)  # what it said before it ended
+                hint = ""
+                if "No module named" in self.stderr_tail():
+                    hint = (
+                        f"\nInstall ipykernel in that Python ({self.python} -m pip install "
+                        "ipykernel), or make every cell a job: session: {enabled: false} in "
+                        "the config"
+                    )
                 raise SessionError(
-                    "the Python session could not start: "
-                    f"{self.python} -m ipykernel_launcher {describe_exit(self.process.wait())}"
-                    + self._said()
+                    f"the Python session could not start: {self.python} -m ipykernel_launcher "
+                    f"{how}" + self._said() + hint
                 )
 
     def _said(self) -> str:

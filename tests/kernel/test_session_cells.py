@@ -183,6 +183,9 @@ def test_ciaos_magics_take_precedence_over_the_sessions_of_the_same_name(kc):
     )
     theirs = set(stream_text(messages).split())
     assert theirs & {name.lower() for name in MAGICS} == set(SHADOWED_SESSION_MAGICS)
+    reply, _ = execute(kc, "%help")
+    page = reply["content"]["payload"][0]["data"]["text/plain"]
+    assert "%job" in page and "Ciao's magics come first: %config and %pip" in page
     reply, messages = execute(kc, "%config")
     assert (
         "enabled: true" in of_type(messages, "execute_result")[0]["content"]["data"]["text/plain"]

@@ -140,6 +140,19 @@ def test_close_leaves_no_process_and_run_hidden_never_starts_one():
     assert ended(pid, 10) and session.running is False
 
 
+def test_a_python_without_ipykernel_is_an_error_saying_what_to_do(tmp_path):
+    import venv
+
+    venv.EnvBuilder(with_pip=False).create(tmp_path / "bare")
+    session = Session(python=str(tmp_path / "bare" / "bin" / "python"))
+    with pytest.raises(SessionError) as info:
+        session.start()
+    message = str(info.value)
+    assert "could not start" in message and "No module named" in message
+    assert "pip install ipykernel" in message and "session: {enabled: false}" in message
+    assert session.running is False
+
+
 def test_how_a_process_ended_is_said_in_words():
     assert describe_exit(3) == "exited with code 3"
     assert describe_exit(-9).startswith("was killed by signal 9 (SIGKILL: ")
