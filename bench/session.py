@@ -2,8 +2,8 @@
 
 Each of RUNS runs starts a fresh kernel of each kind (which first alternates) and times:
 
-- launch -> first kernel_info_reply (KernelManager.start_kernel, then a client's
-  kernel_info, as bench/startup.py measures it);
+- launch -> first kernel_info_reply, each kernel launched alone (KernelManager.start_kernel,
+  then a client's kernel_info, as bench/startup.py measures it);
 - the first `x=1` cell -> its execute_reply: for Ciao that is the session's cold start
   (the child process started, ready, and the cell run in it);
 - then CELLS more `x=1` cells in each, taken in turns between the two kernels, each
@@ -67,16 +67,25 @@ class Kernel:
         self.km.shutdown_kernel(now=True)
 
 
+def launch_alone(specs: Any, name: str, env: dict[str, str]) -> float:
+    """Seconds from launch to the first kernel_info_reply, nothing else starting."""
+    kernel = Kernel(specs, name, env)
+    kernel.stop()
+    return kernel.launch
+
+
 def one_run(specs: Any, cells: int, env: dict[str, str], ciao_first: bool) -> dict[str, Any]:
-    """Both kernels side by side: launched one after the other, then their cells taken in
-    turns (one ipykernel cell, one Ciao cell...), so a change in the machine's load falls
-    on both alike."""
+    """Each kernel launched alone (timed), then a fresh one of each side by side: their
+    first cells, then their cells taken in turns (one ipykernel cell, one Ciao cell...),
+    so a change in the machine's load falls on both alike."""
     order = ["bench-ciao", "bench-ipykernel"] if ciao_first else ["bench-ipykernel", "bench-ciao"]
+    launches = {name: launch_alone(specs, name, env) for name in order}
     kernels = {name: Kernel(specs, name, env) for name in order}
     try:
         got: dict[str, Any] = {}
         for name, kernel in kernels.items():
-            got[name] = {"launch": kernel.launch, "first_cell": kernel.cell("x=1"), "warm": []}
+            first = kernel.cell("x=1")
+            got[name] = {"launch": launches[name], "first_cell": first, "warm": []}
         for _ in range(cells):
             for name, kernel in kernels.items():
                 got[name]["warm"].append(kernel.cell("x=1"))
@@ -141,6 +150,13 @@ def main() -> None:
                 "runs": args.runs,
                 "cells": args.cells,
                 "summary": summary,
+                "launch_ms": {
+                    kind: [round(r["launch"] * 1000, 1) for r in got] for kind, got in runs.items()
+                },
+                "first_cell_ms": {
+                    kind: [round(r["first_cell"] * 1000, 1) for r in got]
+                    for kind, got in runs.items()
+                },
                 "against_targets": against,
                 "targets": TARGETS,
             },

@@ -22,10 +22,10 @@ from ciao.errors import CiaoError
 from ciao.kernel.output import Output
 from ciao.protocol.message import PROTOCOL_VERSION
 from ciao.protocol.server import KernelServer, Request
-from ciao.session import Session
 
 if TYPE_CHECKING:
     from ciao.manager import Manager
+    from ciao.session import Session
 
 log = logging.getLogger("ciao.kernel")
 
@@ -87,9 +87,7 @@ class CiaoKernel:
         self.server = server
         self.manager = manager
         self.kernel_id = kernel_id
-        #: The Python session of cells without job magics (its process starts with the
-        #: first such cell).
-        self.session = session or Session()
+        self._session = session
         self.notebook = notebook_of(os.environ.get("JPY_SESSION_NAME", ""))
         from ciao.kernel.carry import NotebookMemory
         from ciao.kernel.cell import CellRunner
@@ -112,6 +110,16 @@ class CiaoKernel:
             "shutdown_request": self.shutdown,
             "interrupt_request": self.interrupt_request,
         }
+
+    @property
+    def session(self) -> Session:
+        """The Python session of cells without job magics: made (not started: its
+        process starts with the first such cell) when first needed, not at start-up."""
+        if self._session is None:
+            from ciao.session import Session
+
+            self._session = Session()
+        return self._session
 
     # ---- dispatch ------------------------------------------------------------------
 
@@ -317,12 +325,14 @@ class CiaoKernel:
         process stops in `close`, on the main thread, once the loop has ended."""
         self.manager.cancel()
         self.memory.close()
-        self.session.abandon()
+        if self._session is not None:
+            self._session.abandon()
         self.server.stop()
 
     def close(self) -> None:
         """Stop the session's process (no orphan survives the kernel). Main thread."""
-        self.session.close()
+        if self._session is not None:
+            self._session.close()
 
     def interrupt_request(self, request: Request) -> None:
         self.interrupt()
@@ -331,7 +341,7 @@ class CiaoKernel:
     def interrupt(self) -> None:
         """Interrupt the session's cell (KeyboardInterrupt there), or cancel the running
         job; never blocks (control or signal thread)."""
-        if self.session.interrupt():
+        if self._session is not None and self._session.interrupt():
             log.info("interrupt: KeyboardInterrupt in the session")
         elif self.manager.cancel():
             log.info("interrupt: cancelling the running job")
@@ -407,7 +417,7 @@ class CiaoKernel:
         """Evaluated in the session when it runs; a job cell has no namespace here."""
         if not expressions:
             return {}
-        if self.session.running:
+        if self._session is not None and self._session.running:
             try:
                 return self.session.evaluate(expressions)
             except CiaoError as exc:

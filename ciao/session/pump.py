@@ -9,6 +9,7 @@ the cell's output then leaves in order with the kernel's own messages for the ce
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import uuid
@@ -72,6 +73,8 @@ class Pump:
                 if self._stop_pull in ready:
                     return
                 frames = self._iopub.recv_multipart()
+                if _never_relayed(frames):
+                    continue
                 with self._lock:
                     if self._handing:  # under the lock: take_back sees it in the pipe
                         push.send_multipart(frames)
@@ -98,3 +101,21 @@ class Pump:
             self._stop_pull.close(linger=0)  # never started (closing twice does nothing)
         self._stop_push.close(linger=0)
         self.handoff.close(linger=0)
+
+
+#: IOPub messages of the child that nothing waits for and the kernel never passes on: it
+#: says busy and echoes the code itself (the idle it does wait for).
+_DROPPED = frozenset({"execute_input", "iopub_welcome", "shutdown_reply", "debug_event"})
+
+
+def _never_relayed(frames: list[bytes]) -> bool:
+    """Whether a message is one the session would only drop, read from its header alone
+    (not verified: dropping is all it decides), so it costs no hand-over nor HMAC."""
+    try:
+        start = frames.index(b"<IDS|MSG>")
+        kind = json.loads(frames[start + 2]).get("msg_type")
+        if kind == "status":  # idle ends a request: only busy (and starting) go
+            return bool(json.loads(frames[start + 5]).get("execution_state") != "idle")
+    except (ValueError, IndexError, AttributeError):
+        return False
+    return kind in _DROPPED
