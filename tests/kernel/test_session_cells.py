@@ -23,14 +23,8 @@ from kernel_client import (
 from ciao.interpreter.docs import MAGICS, SHADOWED_SESSION_MAGICS
 
 
-@pytest.fixture(scope="module")
-def kernel():
-    with running_kernel() as (km, kc):
-        yield km, kc
-
-
 @pytest.fixture
-def kc(kernel):
+def kc(kernel):  # the module's kernel (tests/conftest.py)
     _, client = kernel
     drain_iopub(client, timeout=0.05)
     return client
