@@ -14,10 +14,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def readme_blocks() -> list[str]:
+    """The README's code blocks, in order."""
+    return (ROOT / "README.md").read_text().split("```\n")[1::2]
+
+
 def readme_first_example() -> tuple[str, list[str]]:
     """The README's first code block (a cell) and the second (what it prints)."""
-    blocks = (ROOT / "README.md").read_text().split("```\n")
-    return blocks[1], blocks[3].splitlines()
+    blocks = readme_blocks()
+    return blocks[0], blocks[1].splitlines()
+
+
+def readme_session_example() -> tuple[str, str, list[str]]:
+    """The README's second example: a session cell, a job cell, what the job prints."""
+    blocks = readme_blocks()
+    return blocks[2], blocks[3], blocks[4].splitlines()
 
 
 def test_make_install_registers_a_user_kernelspec_any_jupyter_finds(tmp_path):
@@ -78,6 +89,19 @@ def test_make_install_registers_a_user_kernelspec_any_jupyter_finds(tmp_path):
         assert reply["content"]["status"] == "ok", reply["content"]
         assert sorted(line for line in printed if re.match(r"\[[a-z]+-\d+\] ", line)) == sorted(
             expected
+        )
+        # and its second: a session cell, then a job cell that uses what it defined
+        session_cell, job_cell, expected = readme_session_example()
+        printed.clear()
+        reply = kc.execute_interactive(session_cell, timeout=120, output_hook=collect)
+        assert reply["content"]["status"] == "ok", reply["content"]
+        assert printed == []
+        reply = kc.execute_interactive(job_cell, timeout=120, output_hook=collect)
+        assert reply["content"]["status"] == "ok", reply["content"]
+        carried = [line.replace("In [2]", "In [1]") for line in printed if "carried" in line]
+        assert carried == [expected[0]]  # the same line, this kernel's second cell
+        assert sorted(line for line in printed if re.match(r"\[[a-z]+-\d+\] ", line)) == sorted(
+            expected[1:]
         )
     finally:
         kc.stop_channels()

@@ -25,8 +25,15 @@ def text_of(cell, name: str = "stdout") -> str:
     )
 
 
-def test_the_first_notebook_runs_a_real_distributed_exchange():
-    partial_sums, tf_cluster, failing = run("hello-distributed.ipynb")
+def test_the_first_notebook_explores_in_the_session_and_runs_real_distributed_jobs():
+    explore, shouting, partial_sums, tf_cluster, failing = run("hello-distributed.ipynb")
+
+    (result,) = [o for o in explore.outputs if o.output_type == "execute_result"]
+    assert result.data["text/plain"] == "'ALPHA!'"  # the session's value, as any kernel shows it
+    text = text_of(shouting)
+    assert "carried: shout, words (In [1])" in text
+    for replica, word in (("master-0", "ALPHA!"), ("worker-0", "BETA!"), ("worker-1", "GAMMA!")):
+        assert f"[{replica}] {word}" in text
 
     text = text_of(partial_sums)
     assert "[master-0] total = 500500 (expected 500500)" in text
