@@ -9,7 +9,10 @@ The real `kubernetes` client talks HTTP/1.1 to a loopback port; a simulated trai
 operator (v1.9) turns TFJobs/PyTorchJobs into pods and services; a simulated Kubeflow
 Trainer v2 (trainer.py) with JobSet v0.12 and the batch/v1 Job controller (jobset.py) turns
 TrainJobs into JobSets, indexed Jobs and pods; a simulated kubelet runs each container's
-command as a local process, so followed logs are real output.
+command as a local process, so followed logs are real output. Every pod has a loopback
+address of its own (status.podIP), and inside pods Python's resolver is cluster DNS: a
+Service name answers the pods its selector selects, so two jobs' masters listen on one port
+at once (runtime.py says what is simulated and how).
 
 FakeCluster(namespaces=("default",), capacity=None, strict_schemas=True, *, crds_dir=None,
             token=None, user="system:serviceaccount:default:ciao", history_size=1000,
@@ -120,9 +123,9 @@ ancestor label trainer.kubeflow.org/trainjob-ancestor-step=trainer is on the Job
 copies only its own labels to pods); container `node` with trainer.env, then PET_NNODES,
 PET_NPROC_PER_NODE, PET_NODE_RANK (field ref), PET_MASTER_ADDR=<t>-node-0-0.<t>,
 PET_MASTER_PORT=29500 and the Job's JOB_COMPLETION_INDEX, port 29500. Inside pods, Python
-resolves <t>-node-0-<i>.<t> to that pod's own loopback address (each JobSet pod has one), and
-torch's TCPStore is patched to use it, so `torchrun` (run as `python -m
-torch.distributed.run`) rendezvous across nodes, several jobs at once on one port. Status:
+resolves <t>-node-0-<i>.<t> to that pod's own loopback address, and torch's TCPStore is
+patched to use it, so `torchrun` (run as `python -m torch.distributed.run`) rendezvous
+across nodes, several jobs at once on one port. Status:
 Complete (AllJobsCompleted, "jobset completed successfully") or Failed (FailedJobs, "jobset
 failed due to one or more job failures (first failed job: <t>-node-0)") copied from the
 JobSet, Suspended, jobsStatus [{name: node, ready, succeeded, failed, active, suspended}]

@@ -26,7 +26,7 @@ from .faults import Faults
 from .logs import ContainerLog, LogBook
 from .recorder import EventRecorder
 from .registry import Registry
-from .runtime import ContainerRuntime, MountError, Sandbox, dns_records, pod_ip
+from .runtime import NODE_IP, ContainerRuntime, MountError, Sandbox, dns_records, pod_ip
 from .scheduler import (
     add,
     failed_scheduling_message,
@@ -38,7 +38,6 @@ from .store import Obj, WatchEvent
 from .timeutil import rfc3339
 from .worker import Worker
 
-NODE_IP = "127.0.0.1"
 PYTORCH_INIT = "init-pytorch"
 
 
@@ -82,6 +81,16 @@ def pull_error(image: str, cause: str) -> str:
 
 def _terminal(pod: Obj) -> bool:
     return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+def _dns_key(pod: Obj | None) -> tuple[Any, ...] | None:
+    """What of a pod decides the DNS names that answer it (see runtime.dns_records)."""
+    if pod is None:
+        return None
+    meta, spec = pod["metadata"], pod.get("spec") or {}
+    labels = tuple(sorted((meta.get("labels") or {}).items()))
+    names = (spec.get("hostname"), spec.get("subdomain"))
+    return labels, names, spec.get("nodeName"), _terminal(pod), "deletionTimestamp" in meta
 
 
 class ContainerWorker:
@@ -425,7 +434,7 @@ class ContainerWorker:
                 return 143
             other = kubelet.registry.store.get("pods", namespace, master)
             phase = (other or {}).get("status", {}).get("phase")
-            if phase in ("Running", "Succeeded", "Failed"):
+            if other is not None and phase in ("Running", "Succeeded", "Failed"):
                 break
             if time.monotonic() - last_say >= 1.0:
                 log.append("stdout", f"nslookup: can't resolve '{master}'".encode())
@@ -437,7 +446,7 @@ class ContainerWorker:
             "Address 1: 10.96.0.10 kube-dns.kube-system.svc.cluster.local",
             "",
             f"Name:      {master}",
-            f"Address 1: {NODE_IP} {master}.{namespace}.svc.cluster.local",
+            f"Address 1: {pod_ip(other)} {master}.{namespace}.svc.cluster.local",
         ):
             log.append("stdout", line.encode())
         log.finish()
@@ -781,7 +790,7 @@ class Kubelet(Worker[WatchEvent]):
         self._schedule_pending()
 
     def _write_services(self) -> None:
-        """Cluster DNS: service names, and pod names under headless services (JobSet)."""
+        """Cluster DNS: service names -> their pods, pod names under headless services."""
         services, _ = self.registry.store.list("services")
         pods, _ = self.registry.store.list("pods")
         self.runtime.write_services(dns_records(services, pods))
@@ -789,8 +798,8 @@ class Kubelet(Worker[WatchEvent]):
     def _pod_event(self, ev: WatchEvent) -> None:
         pod = ev.obj
         meta = pod["metadata"]
-        if (pod.get("spec") or {}).get("subdomain"):
-            self._write_services()  # its DNS name, before its containers start
+        if ev.type == "DELETED" or _dns_key(pod) != _dns_key(ev.old):
+            self._write_services()  # its DNS names, before its containers start
         uid = meta["uid"]
         with self._lock:
             worker = self._workers.get(uid)

@@ -10,15 +10,28 @@ What maps to what:
   spec.nodeName, spec.serviceAccountName, status.podIP/hostIP), configMapKeyRef and
   envFrom configMapRef; plus HOSTNAME (spec.hostname, else the pod's name), PATH with this
   interpreter's bin directory first (so `python`, `torchrun` in shell commands are this
-  venv's), and a PYTHONPATH with a generated sitecustomize that resolves, inside Python, the
-  cluster's service names (`svc`, `svc.ns`, `svc.ns.svc[.cluster.local]`) to 127.0.0.1 and
-  the DNS names of pods behind a headless service (`<hostname>.<subdomain>[.ns[.svc...]]`,
-  as JobSet pods have) and the pod's own hostname to the pod's IP (C-level resolvers are not
-  patched, but torch's TCPStore is: it is given the resolved address, and a store server
-  whose address is its own pod's binds that address only).
-- pod IPs: 127.0.0.1 for every pod, except pods with spec.hostname and spec.subdomain, which
-  get an address of their own in 127.0.0.0/8 (derived from the UID), so two such pods can
-  both listen on one port (e.g. torchrun's 29500) as on separate nodes.
+  venv's), and a PYTHONPATH with a generated sitecustomize that is the pod's cluster DNS
+  inside Python (C-level resolvers are not patched; torch's TCPStore is, see below).
+- pod IPs: every pod has an address of its own in 127.0.0.0/8, derived from its UID
+  (127.1-254.x.y; a hostNetwork pod has the node's, 127.0.0.1), in status.podIP and the
+  downward API; its hostname resolves to it. So pods of two jobs can listen on one port
+  (the v1 operator's 23456, torchrun's 29500) at once, as on separate nodes: a server binds
+  its pod's address. torch's TCPStore binds 0.0.0.0 itself, so the sitecustomize gives a
+  store server whose host is its own pod's address a socket bound there (master_listen_fd).
+  gloo listens on ephemeral ports (of the machine's hostname's address), which never clash;
+  a plain 0.0.0.0 bind takes the port on every pod's address, as one network namespace.
+- cluster DNS (what CoreDNS answers from the Endpoints controller's lists): a Service
+  name (`svc`, `svc.ns`, `svc.ns.svc[.cluster.local]`) answers the addresses of the pods
+  its selector selects in its namespace that are bound to the node, not finished and not
+  terminating (terminating ones too with publishNotReadyAddresses). Unlike upstream, a pod
+  is answered from its binding on, before it is Ready: the pod's own processes resolve the
+  name once (TCPStore) where torch on a cluster would retry until it is. A ClusterIP
+  Service stands for kube-proxy by answering its pods' addresses directly (ports are not
+  translated); without pods it answers an address of its own (127.0.x.y, x >= 1) where no
+  pod listens, so a connection is refused as kube-proxy rejects it; a headless one answers
+  NXDOMAIN (socket.gaierror EAI_NONAME). `<hostname>.<subdomain>[.ns[.svc...]]` answers a
+  bound pod with that hostname under a headless Service `<subdomain>` (as JobSet pods have),
+  until the pod is gone, finished or not.
 - `torchrun ...` (exec form) runs `<this python> -m torch.distributed.run ...`; without an
   importable torch it fails to start like a missing binary (StartError, exit code 128,
   `exec: "torchrun": executable file not found in $PATH`).
@@ -42,7 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SITECUSTOMIZE = '''"""fakecluster: cluster DNS for this pod (service names resolve to 127.0.0.1)."""
+SITECUSTOMIZE = '''"""fakecluster: this pod's cluster DNS (service and pod names -> addresses)."""
 import json as _json
 import os as _os
 import socket as _socket
@@ -68,14 +81,15 @@ def _services():
     return _cache[1]
 
 
-def _resolve(host):
+def _addresses(host):
+    """A cluster name's addresses ([] when it has none: NXDOMAIN); None for other names."""
     if isinstance(host, (bytes, bytearray)):
         host = bytes(host).decode("ascii", "replace")
     if not isinstance(host, str) or not host:
         return None
     name = host.rstrip(".").lower()
     if name == _HOSTNAME:
-        return _POD_IP
+        return [_POD_IP]
     if name.endswith(".cluster.local"):
         name = name[: -len(".cluster.local")]
     if name.endswith(".svc"):
@@ -85,10 +99,24 @@ def _resolve(host):
     if len(parts) == 1:
         return table.get(_NAMESPACE, {{}}).get(name)
     if len(parts) == 2:
-        return table.get(_NAMESPACE, {{}}).get(name) or table.get(parts[1], {{}}).get(parts[0])
+        found = table.get(_NAMESPACE, {{}}).get(name)
+        return found if found is not None else table.get(parts[1], {{}}).get(parts[0])
     if len(parts) == 3:
         return table.get(parts[2], {{}}).get(parts[0] + "." + parts[1])
     return None
+
+
+def _resolve(host):
+    found = _addresses(host)
+    return found[0] if found else None
+
+
+def _lookup(host):
+    """`_addresses`, but a cluster name without addresses raises NXDOMAIN."""
+    addresses = _addresses(host)
+    if addresses is not None and not addresses:
+        raise _socket.gaierror(_socket.EAI_NONAME, "Name or service not known")
+    return addresses
 
 
 _getaddrinfo = _socket.getaddrinfo
@@ -97,16 +125,20 @@ _gethostbyname_ex = _socket.gethostbyname_ex
 
 
 def getaddrinfo(host, *args, **kwargs):
-    return _getaddrinfo(_resolve(host) or host, *args, **kwargs)
+    addresses = _lookup(host)
+    if addresses is None:
+        return _getaddrinfo(host, *args, **kwargs)
+    return [info for ip in addresses for info in _getaddrinfo(ip, *args, **kwargs)]
 
 
 def gethostbyname(host):
-    return _resolve(host) or _gethostbyname(host)
+    addresses = _lookup(host)
+    return addresses[0] if addresses else _gethostbyname(host)
 
 
 def gethostbyname_ex(host):
-    ip = _resolve(host)
-    return (host, [], [ip]) if ip else _gethostbyname_ex(host)
+    addresses = _lookup(host)
+    return (host, [], list(addresses)) if addresses else _gethostbyname_ex(host)
 
 
 _socket.getaddrinfo = getaddrinfo
@@ -186,26 +218,75 @@ _PYTHON = re.compile(r"^python(3(\.\d+)?)?$")
 NODE_IP = "127.0.0.1"
 
 
+def _loopback(uid: str) -> bytes:
+    return hashlib.sha256(uid.encode()).digest()
+
+
 def pod_ip(pod: dict[str, Any]) -> str:
-    """127.0.0.1, or for a pod with a hostname and subdomain (a JobSet pod) its own address."""
-    spec = pod.get("spec") or {}
-    if not (spec.get("hostname") and spec.get("subdomain")):
+    """The pod's own address, 127.1-254.x.y from its UID (a hostNetwork pod: the node's)."""
+    if (pod.get("spec") or {}).get("hostNetwork"):
         return NODE_IP
-    h = hashlib.sha256(pod["metadata"].get("uid", "").encode()).digest()
+    h = _loopback(pod["metadata"].get("uid", ""))
     return f"127.{1 + h[0] % 254}.{h[1]}.{1 + h[2] % 254}"
+
+
+def unserved_ip(service: dict[str, Any]) -> str:
+    """A ClusterIP Service's address while it has no endpoints: 127.0.x.y (x >= 1), which no
+    pod has, so connecting is refused as kube-proxy's reject rule answers."""
+    h = _loopback(service["metadata"].get("uid", ""))
+    return f"127.0.{1 + h[0] % 254}.{1 + h[1] % 254}"
 
 
 def torch_importable() -> bool:
     return importlib.util.find_spec("torch") is not None
 
 
-def dns_records(services: list[dict[str, Any]], pods: list[dict[str, Any]]) -> dict[str, dict]:
-    """What cluster DNS answers, by namespace: service names -> 127.0.0.1, and
-    `<hostname>.<subdomain>` -> the pod's IP for bound pods under a headless service (kept
-    until the pod is gone, finished or not: simpler than endpoints, never flaky)."""
-    table: dict[str, dict[str, str]] = {}
+def _terminal(pod: dict[str, Any]) -> bool:
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+def endpoints(service: dict[str, Any], pods: list[dict[str, Any]]) -> list[str]:
+    """The addresses of the pods the Service's selector selects in its namespace that are
+    bound to the node and not finished (nor terminating, unless publishNotReadyAddresses),
+    by pod name; Ready or not (see the module docstring). No selector: none."""
+    spec = service.get("spec") or {}
+    selector: dict[str, str] = spec.get("selector") or {}
+    if not selector:
+        return []
+    namespace = service["metadata"]["namespace"]
+    terminating_too = bool(spec.get("publishNotReadyAddresses"))
+    out = []
+    for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
+        meta = pod["metadata"]
+        labels = meta.get("labels") or {}
+        if meta.get("namespace") != namespace or any(
+            labels.get(k) != v for k, v in selector.items()
+        ):
+            continue
+        if not (pod.get("spec") or {}).get("nodeName") or _terminal(pod):
+            continue
+        if meta.get("deletionTimestamp") and not terminating_too:
+            continue
+        out.append(pod_ip(pod))
+    return out
+
+
+def dns_records(
+    services: list[dict[str, Any]], pods: list[dict[str, Any]]
+) -> dict[str, dict[str, list[str]]]:
+    """What cluster DNS answers, by namespace and name: a Service's endpoints (a ClusterIP
+    one without any: its unserved address), and `<hostname>.<subdomain>` -> the pod's
+    address for bound pods under a headless Service (kept until the pod is gone, finished
+    or not: a JobSet's Service publishes not-ready addresses, and never flaky)."""
+    table: dict[str, dict[str, list[str]]] = {}
     for svc in services:
-        table.setdefault(svc["metadata"]["namespace"], {})[svc["metadata"]["name"]] = NODE_IP
+        spec = svc.get("spec") or {}
+        if spec.get("type") == "ExternalName":
+            continue  # a CNAME to a name outside the cluster: not simulated
+        addresses = endpoints(svc, pods)
+        if not addresses and spec.get("clusterIP") != "None":
+            addresses = [unserved_ip(svc)]
+        table.setdefault(svc["metadata"]["namespace"], {})[svc["metadata"]["name"]] = addresses
     for pod in pods:
         spec = pod.get("spec") or {}
         ns = pod["metadata"].get("namespace", "")
@@ -214,7 +295,7 @@ def dns_records(services: list[dict[str, Any]], pods: list[dict[str, Any]]) -> d
             continue
         if subdomain not in table.get(ns, {}):
             continue
-        table[ns][f"{hostname}.{subdomain}"] = pod_ip(pod)
+        table[ns][f"{hostname}.{subdomain}"] = [pod_ip(pod)]
     return table
 
 
@@ -271,13 +352,9 @@ class ContainerRuntime:
         root.mkdir(parents=True, exist_ok=True)
         self.write_services({})
 
-    def write_services(self, services: dict[str, Any]) -> None:
-        """The names sitecustomize resolves, by namespace (a list of service names, or a
-        mapping name -> address); replaced atomically, and only when it changes."""
-        table = {
-            ns: names if isinstance(names, dict) else dict.fromkeys(names, NODE_IP)
-            for ns, names in services.items()
-        }
+    def write_services(self, table: dict[str, dict[str, list[str]]]) -> None:
+        """The names sitecustomize resolves (`dns_records`); replaced atomically, and only
+        when it changes."""
         with self._hosts_lock:
             if table == self._written:
                 return

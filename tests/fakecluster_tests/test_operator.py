@@ -111,6 +111,8 @@ def test_pytorchjob_master_and_two_workers_succeeds(
     assert followed == ["1"]  # following a terminated container returns at once
     init_log = kube.core.read_namespaced_pod_log("pt-worker-0", "default", container="init-pytorch")
     assert "Name:      pt-master-0" in init_log
+    master_ip = pods["pt-master-0"].status.pod_ip
+    assert f"Address 1: {master_ip} pt-master-0.default.svc.cluster.local" in init_log
     reasons = [e["reason"] for e in cluster.events("default", "pt")]
     assert reasons.count("SuccessfulCreatePod") == 3
     assert reasons.count("SuccessfulCreateService") == 3
@@ -129,6 +131,9 @@ def test_tfjob_with_ps_and_clean_pod_policy_running(
     ]
     job = tfjob("tfps", {"PS": (1, SLEEP), "Worker": (2, worker)}, clean_pod_policy="Running")
     kube.custom.create_namespaced_custom_object(*KF, "default", "tfjobs", job)
+    ps_ip = cluster.wait_for(
+        lambda: cluster.get("pods", "default", "tfps-ps-0")["status"]["podIP"], 30, "the PS's IP"
+    )
     done = cluster.wait_for(lambda: finished(cluster, "tfjobs", "tfps"), 30, "the TFJob to end")
     assert conditions(done)["Succeeded"]["message"] == "TFJob default/tfps successfully completed."
     cluster.wait_for(lambda: cluster.get("pods", "default", "tfps-ps-0") is None, 20, "PS deleted")
@@ -143,7 +148,7 @@ def test_tfjob_with_ps_and_clean_pod_policy_running(
         "task": {"type": "worker", "index": 0},
         "environment": "cloud",
     }
-    assert log[1] == "127.0.0.1"  # cluster DNS names resolve inside the pod's process
+    assert log[1] == ps_ip  # the PS's Service name resolves, inside the pod, to the PS pod
     pod = kube.core.read_namespaced_pod("tfps-worker-0", "default")
     assert pod.metadata.labels["training.kubeflow.org/operator-name"] == "tfjob-controller"
     assert pod.metadata.labels["training.kubeflow.org/job-role"] == "master"
