@@ -218,7 +218,7 @@ _PYTHON = re.compile(r"^python(3(\.\d+)?)?$")
 NODE_IP = "127.0.0.1"
 
 
-def _loopback(uid: str) -> bytes:
+def _digest(uid: str) -> bytes:
     return hashlib.sha256(uid.encode()).digest()
 
 
@@ -226,14 +226,14 @@ def pod_ip(pod: dict[str, Any]) -> str:
     """The pod's own address, 127.1-254.x.y from its UID (a hostNetwork pod: the node's)."""
     if (pod.get("spec") or {}).get("hostNetwork"):
         return NODE_IP
-    h = _loopback(pod["metadata"].get("uid", ""))
+    h = _digest(pod["metadata"].get("uid", ""))
     return f"127.{1 + h[0] % 254}.{h[1]}.{1 + h[2] % 254}"
 
 
 def unserved_ip(service: dict[str, Any]) -> str:
     """A ClusterIP Service's address while it has no endpoints: 127.0.x.y (x >= 1), which no
     pod has, so connecting is refused as kube-proxy's reject rule answers."""
-    h = _loopback(service["metadata"].get("uid", ""))
+    h = _digest(service["metadata"].get("uid", ""))
     return f"127.0.{1 + h[0] % 254}.{1 + h[1] % 254}"
 
 
