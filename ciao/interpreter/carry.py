@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import re
 import symtable
 import textwrap
 from collections.abc import Iterable, Sequence
@@ -29,6 +30,12 @@ MODULE_NAMES = frozenset(
     {"__name__", "__file__", "__doc__", "__builtins__", "__spec__", "__loader__", "__package__"}
 )
 BUILTIN_NAMES = frozenset(dir(builtins)) | MODULE_NAMES
+#: What IPython gives every session and no script has: a job cell that uses one gets what a
+#: script would (a NameError, or its own `try:`), never a copy of the session's.
+IPYTHON_NAMES = frozenset(
+    {"get_ipython", "display", "In", "Out", "_ih", "_oh", "_dh", "_", "__", "___", "exit", "quit"}
+)
+_IPYTHON_HISTORY = re.compile(r"_i{1,3}|_i?\d+")
 
 BindingKind = Literal["import", "source", "value"]
 
@@ -53,11 +60,13 @@ class Binding:
     name: str
     kind: BindingKind
     count: int
-    #: The statement's first line in its cell (1-based; a function's decorators included).
+    #: The statement's first line in its cell (1-based; a function's decorators included),
+    #: and its column (two statements may share a line: `import os; import json`).
     line: int
     #: The statement's source (imports and functions/classes); empty for a value.
     source: str = ""
     in_session: bool = True
+    column: int = 0
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,8 @@ class Needed:
     imports: tuple[Chunk, ...] = ()
     sources: tuple[Chunk, ...] = ()
     values: dict[str, int | None] = field(default_factory=dict)
+    #: Where each value was last assigned in its cell (its line), to load it in order.
+    value_lines: dict[str, int] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)
     #: A star import could define any name: unknown names are then not errors.
     star_import: bool = False
@@ -133,7 +144,93 @@ def free_names(source: str) -> set[str]:
                 bound.add(name)
             elif symbol.is_global() and symbol.is_referenced():
                 used.add(name)
-    return used - bound - BUILTIN_NAMES
+    globals_set = {n for n in bound if n not in _top_level_bound(table)}
+    free = (used - bound) | (_read_before_bound(source) - globals_set)
+    return {n for n in free - BUILTIN_NAMES - IPYTHON_NAMES if not _IPYTHON_HISTORY.fullmatch(n)}
+
+
+def _top_level_bound(table: symtable.SymbolTable) -> set[str]:
+    return {
+        s.get_name()
+        for s in table.get_symbols()
+        if s.is_assigned() or s.is_imported() or s.is_namespace()
+    }
+
+
+def _read_before_bound(source: str) -> set[str]:
+    """Top-level names a statement reads before any statement (or its own target) binds
+    them: `epochs = epochs * 2` needs the notebook's `epochs`."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    early: set[str] = set()
+    _visit(tree.body, set(), early)
+    return early
+
+
+def _visit(statements: list[ast.stmt], bound: set[str], early: set[str]) -> None:
+    """Walk statements in the order they run, noting reads of names not bound yet."""
+
+    def read(*nodes: ast.AST | None) -> None:
+        early.update(_loads(*nodes) - bound)
+
+    for node in statements:
+        if isinstance(node, ast.For | ast.AsyncFor):
+            read(node.iter)
+            bound.update(_stores(node.target))
+            _visit(node.body + node.orelse, bound, early)
+        elif isinstance(node, ast.While | ast.If):
+            read(node.test)
+            _visit(node.body + node.orelse, bound, early)
+        elif isinstance(node, ast.With | ast.AsyncWith):
+            for item in node.items:
+                read(item.context_expr)
+                bound.update(_stores(item.optional_vars))
+            _visit(node.body, bound, early)
+        elif isinstance(node, ast.Try):
+            _visit(node.body, bound, early)
+            for handler in node.handlers:
+                read(handler.type)
+                bound.update({handler.name} if handler.name else set())
+                _visit(handler.body, bound, early)
+            _visit(node.orelse + node.finalbody, bound, early)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            read(*node.decorator_list, *node.args.defaults, *node.args.kw_defaults)
+            bound.add(node.name)
+        elif isinstance(node, ast.ClassDef):
+            read(*node.decorator_list, *node.bases)
+            bound.add(node.name)  # its body's names are the class's own
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            bound.update(a.asname or a.name.split(".")[0] for a in node.names)
+        else:
+            if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+                early.update({node.target.id} - bound)  # `x += 1` reads x first
+            read(*(child for child in ast.iter_child_nodes(node)))
+            bound.update(_stores(node))
+
+
+def _loads(*nodes: ast.AST | None) -> set[str]:
+    """Names read in expressions (not in lambdas and comprehensions: own scopes)."""
+    names: set[str] = set()
+    stack = [n for n in nodes if n is not None]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            names.add(node.id)
+        elif not isinstance(
+            node, ast.Lambda | ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp
+        ):
+            stack.extend(ast.iter_child_nodes(node))
+    return names
+
+
+def _stores(node: ast.AST | None) -> set[str]:
+    if node is None:
+        return set()
+    return {
+        n.id for n in ast.walk(node) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)
+    }
 
 
 def has_star_import(source: str) -> bool:
@@ -151,9 +248,10 @@ def needed(code: str, history: Sequence[HistoryCell]) -> Needed:
     """What `code` (a job cell's training code) needs from `history` (the earlier cells,
     oldest first), transitively, found from source alone."""
     table = definitions(tuple(history))
-    imports: dict[tuple[int, int], Chunk] = {}
-    sources: dict[tuple[int, int], Chunk] = {}
+    imports: dict[tuple[int, int, int], Chunk] = {}
+    sources: dict[tuple[int, int, int], Chunk] = {}
     values: dict[str, int | None] = {}
+    value_lines: dict[str, int] = {}
     refused: dict[str, str] = {}
     code = python_source(code)
     star = has_star_import(code)
@@ -169,12 +267,13 @@ def needed(code: str, history: Sequence[HistoryCell]) -> Needed:
             values[name] = None  # no cell's source shows it: perhaps the session has it
             for star_binding in (b for key, b in table.items() if key.startswith("*")):
                 chunk, _ = _chunk(history, star_binding)  # `from m import *` may define it
-                imports[(chunk.count, chunk.line)] = chunk
+                imports[(chunk.count, chunk.line, star_binding.column)] = chunk
                 star = True
             continue
         if binding.kind == "value":
             if binding.in_session:
                 values[name] = binding.count
+                value_lines[name] = binding.line
             else:
                 refused[name] = (
                     f"{name} is assigned in {cell_label(binding.count)}, which ran as a job: "
@@ -184,12 +283,14 @@ def needed(code: str, history: Sequence[HistoryCell]) -> Needed:
             continue
         chunk, uses = _chunk(history, binding)
         star = star or has_star_import(chunk.source)
-        (imports if binding.kind == "import" else sources)[(chunk.count, chunk.line)] = chunk
+        key = (chunk.count, chunk.line, binding.column)
+        (imports if binding.kind == "import" else sources)[key] = chunk
         todo.extend(sorted(uses - seen))
     return Needed(
         imports=tuple(imports[k] for k in sorted(imports)),
         sources=tuple(sources[k] for k in sorted(sources)),
         values=values,
+        value_lines=value_lines,
         refused=refused,
         star_import=star,
     )
@@ -217,23 +318,23 @@ def cell_bindings(code: str, count: int, in_session: bool) -> tuple[Binding, ...
         return ()
     found: list[Binding] = []
     for node in tree.body:
-        line = _first_line(node)
+        line, col = _first_line(node), node.col_offset
         text = ast.get_source_segment(source, node, padded=True) or ""
         if isinstance(node, ast.Import | ast.ImportFrom):
             for alias in node.names:
                 if alias.name == "*":  # a key no identifier can be: any unknown name's
                     star = f"*{getattr(node, 'module', '')}"
-                    found.append(Binding(star, "import", count, line, text, in_session))
+                    found.append(Binding(star, "import", count, line, text, in_session, col))
                     continue
                 bound = alias.asname or alias.name.split(".")[0]
-                found.append(Binding(bound, "import", count, line, text, in_session))
+                found.append(Binding(bound, "import", count, line, text, in_session, col))
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             text = "\n".join(source.split("\n")[line - 1 : node.end_lineno])
-            found.append(Binding(node.name, "source", count, line, text, in_session))
+            found.append(Binding(node.name, "source", count, line, text, in_session, col))
         else:
             kind: BindingKind = "source" if _only_definitions(node) else "value"
             for name in sorted(_assigned(node)):
-                found.append(Binding(name, kind, count, line, text, in_session))
+                found.append(Binding(name, kind, count, line, text, in_session, col))
     return tuple(found)
 
 
@@ -246,7 +347,7 @@ def _chunk(history: Sequence[HistoryCell], binding: Binding) -> tuple[Chunk, set
             binding.count,
             binding.in_session,
         )
-        if b.line == binding.line
+        if (b.line, b.column) == (binding.line, binding.column)
     )
     uses = set() if binding.kind == "import" else free_names(_dedent(binding.source))
     return Chunk(binding.count, binding.line, binding.source, names), uses
@@ -333,6 +434,8 @@ class CarriedValue:
     size: int
     path: str
     type_name: str
+    #: The line of its cell that last assigned it (0: unknown).
+    line: int = 0
 
     @property
     def label(self) -> str:

@@ -23,6 +23,7 @@ from ciao.interpreter.carry import (
     CarriedValue,
     Chunk,
     HistoryCell,
+    Needed,
     cell_label,
     needed,
 )
@@ -31,8 +32,6 @@ from ciao.kernel import probe
 
 #: How long the session may take to describe and pickle the values a job needs.
 PROBE_TIMEOUT = 120.0
-#: The largest value (pickled) that travels, unless `session.max_value_bytes` says.
-DEFAULT_MAX_VALUE_BYTES = 100 * 1024 * 1024
 
 
 class CarryError(CiaoError):
@@ -82,11 +81,15 @@ class NotebookMemory:
         values: list[CarriedValue] = []
         imports: list[Chunk] = list(found.imports)
         if found.values:
-            by_source = [n for chunk in found.sources for n in chunk.names]
+            by_source = {
+                name: _defined_before(found, origin, found.value_lines.get(name, 0))
+                for name, origin in found.values.items()
+            }
             asked = self._ask_session(parameter, found.values, max_value_bytes, by_source)
             for name, origin in sorted(found.values.items()):
                 answer = asked.get(name)
-                value, chunk, problem = _decide(name, origin, answer, max_value_bytes)
+                line = found.value_lines.get(name, 0)
+                value, chunk, problem = _decide(name, origin, line, answer, max_value_bytes)
                 if value is not None:
                     values.append(value)
                 if chunk is not None:
@@ -120,7 +123,11 @@ class NotebookMemory:
         return "running" if session.running else "stopped"
 
     def _ask_session(
-        self, parameter: Parameter, names: dict[str, int | None], cap: int, by_source: list[str]
+        self,
+        parameter: Parameter,
+        names: dict[str, int | None],
+        cap: int,
+        by_source: dict[str, list[str]],
     ) -> dict[str, dict[str, object]]:
         session = self.session()
         if session is None or not session.running:
@@ -128,13 +135,28 @@ class NotebookMemory:
         out = self.scratch_for(parameter.generate_name)
         out.mkdir(parents=True, exist_ok=True)
         out = Path(tempfile.mkdtemp(dir=out))
-        session.run_hidden(probe.call(sorted(names), str(out), cap, by_source), PROBE_TIMEOUT)
-        answer: dict[str, dict[str, object]] = json.loads((out / "probe.json").read_text())
+        asked = ", ".join(sorted(names))
+        try:
+            session.run_hidden(probe.call(sorted(names), str(out), cap, by_source), PROBE_TIMEOUT)
+            answer: dict[str, dict[str, object]] = json.loads((out / "probe.json").read_text())
+        except (CiaoError, OSError, ValueError) as exc:
+            raise CarryError(
+                f"the Python session could not hand over {asked}, which this cell uses: {exc}"
+            ) from exc
         return answer
 
 
+def _defined_before(found: Needed, origin: int | None, line: int) -> list[str]:
+    """The carried functions and classes main.py defines before it loads a value made at
+    `origin`, `line` (all of them for a value no cell shows: it is loaded last): only those
+    can be pickled by reference in it; later ones travel inside it, by value."""
+    if origin is None:
+        return [n for chunk in found.sources for n in chunk.names]
+    return [n for c in found.sources if (c.count, c.line) < (origin, line) for n in c.names]
+
+
 def _decide(
-    name: str, origin: int | None, answer: dict[str, object] | None, cap: int
+    name: str, origin: int | None, line: int, answer: dict[str, object] | None, cap: int
 ) -> tuple[CarriedValue | None, Chunk | None, str]:
     """A value to carry, an import line, or why the name cannot travel."""
     made = f" (made in {cell_label(origin)})" if origin is not None else ""
@@ -145,8 +167,8 @@ def _decide(
     kind = answer["kind"]
     if kind == "module":
         module = str(answer["module"])
-        line = f"import {module}" if module == name else f"import {module} as {name}"
-        return None, Chunk(0, 1, line, (name,)), ""
+        text = f"import {module}" if module == name else f"import {module} as {name}"
+        return None, Chunk(0, 1, text, (name,)), ""
     if kind == "unpicklable":
         return None, None, f"{name}{made} cannot be pickled to travel: {answer['error']}"
     size = int(str(answer["size"]))
@@ -158,7 +180,8 @@ def _decide(
             f"({_mib(cap)}): save it to a file and take it with %files, put it on a volume, "
             "or load it inside the job",
         )
-    return CarriedValue(name, origin, size, str(answer["file"]), str(answer["type"])), None, ""
+    kind = str(answer["type"])
+    return CarriedValue(name, origin, size, str(answer["file"]), kind, line), None, ""
 
 
 def _problems_text(problems: dict[str, str], session: str) -> str:

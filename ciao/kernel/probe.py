@@ -85,17 +85,22 @@ def _describe(
 
 
 def probe(
-    namespace: dict[str, Any], names: list[str], out: str, cap: int, by_reference: list[str]
+    namespace: dict[str, Any],
+    names: list[str],
+    out: str,
+    cap: int,
+    by_reference: dict[str, list[str]],
 ) -> None:
-    """Describe `names` of `namespace` into `out`/probe.json."""
+    """Describe `names` of `namespace` into `out`/probe.json; `by_reference[name]`: the
+    carried functions and classes defined before that value is loaded."""
     answer: dict[str, dict[str, Any]] = {}
     for index, name in enumerate(names):
-        answer[name] = _describe(namespace, name, out, index, cap, by_reference)
+        answer[name] = _describe(namespace, name, out, index, cap, by_reference.get(name, []))
     with open(os.path.join(out, "probe.json"), "w", encoding="utf-8") as handle:
         json.dump(answer, handle)
 
 
-def call(names: list[str], out: str, cap: int, by_reference: list[str]) -> str:
+def call(names: list[str], out: str, cap: int, by_reference: dict[str, list[str]]) -> str:
     """The code the kernel sends: this file's text, then a call in a private namespace."""
     with open(__file__, encoding="utf-8") as handle:
         source = handle.read()

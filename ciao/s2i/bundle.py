@@ -142,18 +142,29 @@ def bundle_of(parameter: Parameter, pack_files: bool = True) -> Bundle:
         "code": CODE_FILE,
         "label": carried.label if carried is not None else "",
         "steps": _steps(carried, list(blobs)) if carried else [],
-        "cells": {
-            chunk.label: carried.cells.get(chunk.count, chunk.source)
-            for chunk in (*carried.imports, *carried.sources)
-        }
-        if carried
-        else {},
+        "cells": _carried_lines(carried) if carried else {},
         "files": FILES_ARCHIVE if (found and pack_files) else "",
         "shipped": [{"path": f.path, "bytes": f.size} for f in found],
     }
     texts[MAIN_FILE] = bootstrap_source()
     texts[MANIFEST_FILE] = json.dumps(manifest, indent=1, ensure_ascii=False) + "\n"
     return Bundle(MAIN_FILE, texts, blobs, found, directory, carried)
+
+
+def _carried_lines(carried: Carried) -> dict[str, str]:
+    """Each cell's text as tracebacks show it: the lines of what travels, the others
+    blank (another line of the cell, a token say, never leaves the notebook)."""
+    cells: dict[str, list[str]] = {}
+    for chunk in (*carried.imports, *carried.sources):
+        if not chunk.count:
+            continue  # found in the session alone: no cell to show
+        original = carried.cells.get(chunk.count, chunk.source).split("\n")
+        lines = cells.setdefault(chunk.label, [""] * len(original))
+        for offset in range(len(chunk.source.split("\n"))):
+            index = chunk.line - 1 + offset
+            if index < len(lines):
+                lines[index] = original[index]
+    return {label: "\n".join(lines) for label, lines in cells.items()}
 
 
 def _file_digest(path: Path) -> bytes:
@@ -170,13 +181,13 @@ def _steps(carried: Carried, files: list[str]) -> list[dict[str, Any]]:
     those before it defined (so a value of a notebook class is an instance of the carried
     class, and a function's default may be a value); the session's own last."""
     last = float("inf")
-    steps: list[tuple[tuple[float, float], dict[str, Any]]] = [
-        ((c.count, c.line), {"label": c.label, "line": c.line, "source": c.source})
+    steps: list[tuple[tuple[float, float, int], dict[str, Any]]] = [
+        ((c.count, c.line, 0), {"label": c.label, "line": c.line, "source": c.source})
         for c in (*carried.imports, *carried.sources)
     ]
     steps += [
         (
-            (v.count if v.count is not None else last, last),
+            (v.count, v.line, 1) if v.count is not None else (last, last, 1),
             {"name": v.name, "label": v.label, "file": name},
         )
         for name, v in zip(files, carried.values, strict=True)

@@ -15,12 +15,12 @@ reads carried.json beside it, then:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import linecache
 import os
 import pickle
+import shutil
 import sys
 import tarfile
 import tempfile
@@ -54,8 +54,10 @@ def working_directory(manifest: dict[str, Any]) -> str:
                 tar.extractall(staging, filter="data")
             else:  # Python < 3.12 without the backport: Ciao wrote this archive itself
                 tar.extractall(staging)  # noqa: S202
-        with contextlib.suppress(OSError):  # another process of this node may have won
+        try:
             os.rename(staging, target)
+        except OSError:  # another process of this node won: theirs is the same content
+            shutil.rmtree(staging, ignore_errors=True)
     return target
 
 
@@ -107,7 +109,8 @@ def main(name: str) -> None:
     os.chdir(directory)
     # The working directory first, and not this script's own folder, whose code.py would
     # stand for the standard library's `code` module (pdb imports it).
-    sys.path[:] = [directory, *(p for p in sys.path if os.path.abspath(p or ".") != HERE)]
+    rest = [p for p in sys.path if os.path.abspath(p or ".") not in (HERE, directory)]
+    sys.path[:] = rest if directory == HERE else [directory, *rest]
     label = manifest.get("label") or manifest["code"]
     with open(os.path.join(HERE, manifest["code"]), encoding="utf-8") as handle:
         code = handle.read()

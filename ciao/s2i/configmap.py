@@ -62,9 +62,12 @@ class ConfigMapCode:
         if requirements:
             texts[REQUIREMENTS_FILE] = requirements_text(requirements)
         sizes = {**bundle.sizes(), **{n: len(t.encode("utf-8")) for n, t in texts.items()}}
-        if sum(sizes.values()) > MAX_CODE_BYTES:
+        if sum(sizes.values()) > MAX_CODE_BYTES:  # refused before reading a byte of it
             raise BackendError(too_large(parameter, bundle, sizes))
         files = {**bundle.payload(pack_files=True), **texts}
+        shipped = {n: len(v.encode("utf-8") if isinstance(v, str) else v) for n, v in files.items()}
+        if sum(shipped.values()) > MAX_CODE_BYTES:  # the archive's headers tipped it over
+            raise BackendError(too_large(parameter, bundle, {**sizes, **shipped}))
         return Shipment(
             image=self.images[parameter.framework],
             command=code_command(bool(requirements), bundle.entry),

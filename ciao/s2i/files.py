@@ -62,9 +62,22 @@ def collect(
         if not matches:
             raise FilesError(f"%files: {entry!r} matches nothing in the notebook's folder {root}")
         globbed = any(ch in entry for ch in "*?[")
-        for path in matches:  # a file named on its own travels even if .gitignore lists it
-            for file in _walk(root, path, git, ciao, named=path.is_file() and not globbed):
+        # What .gitignore says of the entry itself the user overrode by naming it (data
+        # folders often are ignored): its rules still apply below it, unless they ignore
+        # the entry as a whole.
+        base = _entry_base(root, entry)
+        rules = None if base and _ignored_dir(git, None, base) else git
+        shipped = 0
+        for path in matches:
+            named = path.is_file() and not globbed
+            for file in _walk(root, path, rules, ciao, named=named):
                 found.setdefault(file.path, file)
+                shipped += 1
+        if not shipped:
+            raise FilesError(
+                f"%files: {entry!r} names no file that travels: everything in it is listed in "
+                f"{' or '.join(IGNORE_FILES)}"
+            )
     for module in _local_modules(root, modules):
         for file in _walk(root, module, git, ciao, named=True, reason="module"):
             found.setdefault(file.path, ShippedFile(file.path, file.size, "module"))
@@ -186,6 +199,19 @@ def _walk(
                 continue  # a symlink out of the folder is never followed
             if file.is_file():
                 yield ShippedFile(rel, file.stat().st_size, reason)
+
+
+def _entry_base(root: Path, entry: str) -> str:
+    """The folder part of an entry before any glob character (`data/*.csv` -> data)."""
+    text = entry.strip().rstrip("/")
+    for index, char in enumerate(text):
+        if char in "*?[":
+            text = text[:index].rsplit("/", 1)[0] if "/" in text[:index] else ""
+            break
+    else:
+        if (root / text).is_file():
+            text = text.rsplit("/", 1)[0] if "/" in text else ""
+    return text
 
 
 def _inside(root: Path, path: Path) -> bool:

@@ -273,3 +273,20 @@ def test_a_value_only_the_session_shows_is_named_as_such():
 
 def test_nothing_carried_summarises_to_nothing():
     assert Carried(1).empty and Carried(1).summary() == ""
+
+
+def test_two_imports_on_one_line_both_travel():
+    found = needed("print(os.sep, json.dumps(1))", [session(1, "import os; import json\n")])
+    assert sorted(c.source for c in found.imports) == ["import json", "import os"]
+
+
+def test_a_name_the_cell_reads_before_it_rebinds_it_comes_from_the_notebook():
+    history = [session(1, "epochs = 3\nhistory = []\nmodel = 1\n")]
+    found = needed("epochs = epochs * 2\nhistory += [1]\nmodel = model + 1\n", history)
+    assert found.values == {"epochs": 1, "history": 1, "model": 1}
+    assert found.value_lines == {"epochs": 1, "history": 2, "model": 3}
+
+
+def test_what_ipython_gives_a_session_is_never_carried_nor_refused():
+    code = "try:\n    get_ipython()\nexcept NameError:\n    pass\ndisplay(1)\nprint(_i2, Out)\n"
+    assert free_names(code) == set()

@@ -44,7 +44,7 @@ class Box:
 """
 RAISE_LINE = CELL_1.split("\n").index('        raise ValueError(f"negative: {x}")') + 1
 
-#: In [2], a session cell: values only the session holds.
+#: In [2], a session cell: values only the session holds (loaded in this order).
 CELL_2 = "lr = 0.5\nsettings = {'epochs': 3}\nscale = lambda x: x * 3\n"
 SESSION: dict[str, Any] = {"lr": 0.5, "settings": {"epochs": 3}, "scale": lambda x: x * 3}
 HISTORY = [HistoryCell(1, CELL_1, True), HistoryCell(2, CELL_2, True)]
@@ -86,15 +86,20 @@ def carry(
     assert not found.refused
     scratch.mkdir(exist_ok=True)
     values = []
-    by_source = [name for chunk in found.sources for name in chunk.names]
+    defined = [(c.count, c.line, n) for c in found.sources for n in c.names]
     main = types.ModuleType("__main__")
     main.__dict__.update(session)
     for name, origin in sorted(found.values.items()):
         path = scratch / f"{name}.pkl"
         with mock.patch.dict(sys.modules, {"__main__": main}), path.open("wb") as sink:
-            probe.dump(session[name], sink, session, by_source)
+            line = found.value_lines.get(name, 0)
+            before = [
+                n for count, at, n in defined if origin is None or (count, at) < (origin, line)
+            ]
+            probe.dump(session[name], sink, session, before)
         kind = type(session[name]).__name__
-        values.append(CarriedValue(name, origin, path.stat().st_size, str(path), kind))
+        size = path.stat().st_size
+        values.append(CarriedValue(name, origin, size, str(path), kind, found.value_lines[name]))
     cells = {cell.count: cell.code for cell in history}
     return Carried(count, found.imports, found.sources, tuple(values), cells)
 
@@ -183,9 +188,9 @@ def test_a_carrying_cell_ships_main_py_a_manifest_values_and_files(notebook, tmp
         ("In [1]", 5, None),
         ("In [1]", 9, None),
         ("In [1]", 15, None),
-        ("In [2]", None, "lr"),
-        ("In [2]", None, "scale"),
+        ("In [2]", None, "lr"),  # at their lines in In [2]: 1, 2, 3
         ("In [2]", None, "settings"),
+        ("In [2]", None, "scale"),
     ]
     assert [s["source"] for s in manifest["steps"][:2]] == ["import json", "import os.path as osp"]
     assert manifest["cells"] == {"In [1]": CELL_1}
@@ -312,3 +317,27 @@ def test_a_session_value_of_a_carried_class_belongs_to_that_class(notebook, tmp_
     b = bundle_of(parameter(cell, notebook, tmp_path, history, session))
 
     assert printed(run(b, tmp_path, pack_files=True, cwd=elsewhere)) == {"same": "True"}
+
+
+def test_a_value_is_loaded_before_what_its_cell_defines_after_it(notebook, tmp_path, elsewhere):
+    cell_1 = "lr = 0.1\n\ndef train(lr=lr):\n    return lr\n"
+    history = [HistoryCell(1, cell_1, True)]
+    b = bundle_of(
+        parameter("%master=1\nprint('lr', train())\n", notebook, tmp_path, history, {"lr": 0.1})
+    )
+
+    assert printed(run(b, tmp_path, pack_files=True, cwd=elsewhere)) == {"lr": "0.1"}
+
+
+def test_a_value_holding_a_class_of_a_later_cell_still_loads(notebook, tmp_path, elsewhere):
+    ran = {"__name__": "__main__"}
+    exec("class Net:\n    pass\n", ran)
+    history = [
+        HistoryCell(1, "models = []\n", True),
+        HistoryCell(2, "class Net:\n    pass\n\nmodels.append(Net())\n", True),
+    ]
+    session = {"Net": ran["Net"], "models": [ran["Net"]()]}
+    cell = "%master=1\nprint('models', len(models), type(models[0]).__name__, Net.__name__)\n"
+    b = bundle_of(parameter(cell, notebook, tmp_path, history, session))
+
+    assert printed(run(b, tmp_path, pack_files=True, cwd=elsewhere)) == {"models": "1 Net Net"}

@@ -76,8 +76,17 @@ def test_a_glob_is_a_walk_and_honours_gitignore(notebook):
 
 def test_ciaoignore_always_wins(notebook):
     write(notebook, ".ciaoignore", "*.bin\nconfigs/sub/\n")
-    found = collect(notebook, ["data/big.bin", "data", "configs"])
+    found = collect(notebook, ["data", "configs"])
     assert paths(found) == ["configs/a.yaml", "data/small.csv"]
+    with pytest.raises(FilesError, match="'data/big.bin' names no file that travels"):
+        collect(notebook, ["data/big.bin"])
+
+
+def test_a_folder_gitignore_ignores_as_a_whole_travels_when_named(notebook):
+    """Data folders are often ignored: naming one is asking for it."""
+    write(notebook, ".gitignore", "data/\n")
+    assert paths(collect(notebook, ["data/"])) == ["data/big.bin", "data/small.csv"]
+    assert paths(collect(notebook, ["data/*.csv"])) == ["data/small.csv"]
 
 
 def test_version_control_caches_and_checkpoints_are_never_walked(notebook):
