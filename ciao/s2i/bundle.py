@@ -14,6 +14,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +57,8 @@ class Bundle:
         value (a function or class of the notebook's): a stock image has none to load it."""
         needs = any(b"cloudpickle" in path.read_bytes() for path in self.blobs.values())
         named = {requirement_name(r) for r in asked}
-        if needs and "cloudpickle" not in named:
-            return [*asked, "cloudpickle"]
+        if needs and "cloudpickle" not in named:  # the version that pickled them loads them
+            return [*asked, f"cloudpickle=={metadata.version('cloudpickle')}"]
         return list(asked)
 
     def digest(self) -> str:
