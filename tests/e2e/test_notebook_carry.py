@@ -223,3 +223,20 @@ def test_the_record_says_what_travelled_for_status_logs_and_attach(notebook):
         content, messages = run(kc, command)
         said = f"[ciao] {name} ran with carried: scaled, factor (In ["
         assert said in stream_text(messages), (command, stream_text(messages))
+
+
+def test_with_the_session_off_definitions_travel_and_values_are_refused_saying_why(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(f"local: {{run_dir: {tmp_path / 'runs'}}}\nsession: {{enabled: false}}\n")
+    with running_kernel(env=dict(os.environ, CIAO_CONFIG=str(config))) as (_, kc):
+        # every cell is a job: its imports and functions travel, its values cannot
+        content, _ = run(kc, "import math\ndef root(x):\n    return math.sqrt(x)\nlimit = 3\n")
+        assert content["status"] == "ok", content
+
+        content, messages = run(kc, "%nodes=1\nprint('root', root(16))\n")
+        assert content["status"] == "ok", content
+        assert "[master-0] root 4.0" in stream_text(messages)
+
+        content, _ = run(kc, "%nodes=1\nprint(limit)\n")
+        assert content["status"] == "error"
+        assert "limit is assigned in In [1], which ran as a job" in content["evalue"]
