@@ -11,6 +11,7 @@ import re
 
 import pytest
 from fakecluster import FakeCluster
+from fakecluster.jobs import torch_runtime
 from kernel_client import HAS_TORCH, by_replica, kubeflow_env, run, running_kernel, stream_text
 
 pytestmark = [
@@ -74,8 +75,13 @@ def kc(request, tmp_path_factory):
             yield client
         return
     kubeflow = ("v2",) if request.param == "v2" else ("v1",)
+    # On v2 a failing node's Job gives up after two restarts, not the default six: the same
+    # traceback, four torchrun starts sooner.
+    runtimes = [torch_runtime(backoff_limit=2)]
     with (
-        FakeCluster(namespaces=("team",), kubeflow=kubeflow, trainer_release="v2.3") as cluster,
+        FakeCluster(
+            namespaces=("team",), kubeflow=kubeflow, trainer_release="v2.3", runtimes=runtimes
+        ) as cluster,
         running_kernel(env=kubeflow_env(cluster, home)) as (_, client),
     ):
         yield client
