@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import select
 import tempfile
 import time
 from collections import defaultdict
@@ -148,3 +149,21 @@ def stream_text(messages: list[dict], name: str = "stdout") -> str:
 
 def of_type(messages: list[dict], msg_type: str) -> list[dict]:
     return [m for m in messages if m["msg_type"] == msg_type]
+
+
+def ended(pid: int, timeout: float) -> bool:
+    """Whether process `pid` ends within `timeout` seconds (waits on its pidfd)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([fd], [], [], timeout)[0])
+    finally:
+        os.close(fd)
+
+
+def everything_said(content: dict, messages: list[dict]) -> str:
+    """All a cell printed (stdout, stderr) and its error's traceback, as one text."""
+    parts = [stream_text(messages), stream_text(messages, "stderr")]
+    return "\n".join([*parts, *content.get("traceback", [])])

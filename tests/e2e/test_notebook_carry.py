@@ -21,6 +21,7 @@ from fakecluster.jobs import torch_runtime
 from kernel_client import (
     HAS_TORCH,
     by_replica,
+    everything_said,
     kubeflow_env,
     run,
     running_kernel,
@@ -117,9 +118,7 @@ def test_a_traceback_through_carried_code_names_its_cell_and_line(notebook):
     content, messages = run(kc, "%nodes=1\n\nprint(scaled(-1))\n")
 
     assert content["status"] == "error"
-    text = "\n".join(
-        [stream_text(messages), stream_text(messages, "stderr"), *content["traceback"]]
-    )
+    text = everything_said(content, messages)
     assert f"In [{count}], line 5, in scaled" in text, text
     assert "ValueError: negative: -1" in text
     assert 'main.py", line' not in text  # no frame of Ciao's bootstrap

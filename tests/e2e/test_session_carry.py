@@ -12,7 +12,15 @@ import re
 import pytest
 from fakecluster import FakeCluster
 from fakecluster.jobs import torch_runtime
-from kernel_client import HAS_TORCH, by_replica, kubeflow_env, run, running_kernel, stream_text
+from kernel_client import (
+    HAS_TORCH,
+    by_replica,
+    everything_said,
+    kubeflow_env,
+    run,
+    running_kernel,
+    stream_text,
+)
 
 pytestmark = [
     pytest.mark.timeout(300),
@@ -114,9 +122,7 @@ def test_an_exception_in_a_carried_helper_names_its_cell_and_line(kc):
     content, messages = run(kc, "%framework=pytorch\n%master=1\ncheck(wide)\n")
 
     assert content["status"] == "error"
-    text = "\n".join(
-        [stream_text(messages), stream_text(messages, "stderr"), *content["traceback"]]
-    )
+    text = everything_said(content, messages)
     assert f"In [{model['execution_count']}], line 15, in check" in text, text
     assert "ValueError: expected 4 features, got 5" in text
 

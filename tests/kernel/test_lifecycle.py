@@ -308,7 +308,9 @@ def test_the_kernelspec_runs_the_kernel_unshadowed():
 
 def test_composing_the_kernel_imports_nothing_heavy(tmp_path):
     """Fast start: the composition root builds every component without the kubernetes
-    client, YAML or dateutil (they load when a cell needs them)."""
+    client, YAML or dateutil (they load when a cell needs them), and without the session's
+    libraries (IPython, ipykernel, jupyter_client, ciao.session: the first session cell
+    loads them)."""
     connection = tmp_path / "kernel-x.json"
     connection.write_text(
         '{"ip": "127.0.0.1", "transport": "tcp", "key": "k", "signature_scheme": "hmac-sha256",'
@@ -317,7 +319,8 @@ def test_composing_the_kernel_imports_nothing_heavy(tmp_path):
     code = (
         "import sys\nfrom ciao.app import compose\n"
         f"kernel, server = compose({str(connection)!r})\n"
-        "heavy = [m for m in ('kubernetes', 'yaml', 'dateutil') if m in sys.modules]\n"
+        "heavy = [m for m in ('kubernetes', 'yaml', 'dateutil', 'IPython', 'ipykernel',"
+        " 'jupyter_client', 'ciao.session') if m in sys.modules]\n"
         "assert heavy == [], heavy\nimport os\nos._exit(0)  # its sockets go with it\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

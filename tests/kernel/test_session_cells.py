@@ -6,12 +6,12 @@ from __future__ import annotations
 import base64
 import os
 import re
-import select
 import signal
 
 import pytest
 from kernel_client import (
     drain_iopub,
+    ended,
     execute,
     iopub_until_idle,
     of_type,
@@ -32,18 +32,6 @@ def kc(kernel):  # the module's kernel (tests/conftest.py)
 
 def plain(text: str) -> str:
     return re.sub(r"\x1b\[[0-9;]*m", "", text)
-
-
-def ended(pid: int, timeout: float) -> bool:
-    """Whether process `pid` ends within `timeout` seconds (waits on its pidfd)."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    try:
-        return bool(select.select([fd], [], [], timeout)[0])
-    finally:
-        os.close(fd)
 
 
 def session_pid(kc) -> int:
@@ -306,24 +294,3 @@ def test_is_complete_reads_a_session_cell_before_the_session_starts():
         kc.is_complete("for i in range(3):")
         content = kc.get_shell_msg(timeout=10)["content"]
         assert content["status"] == "incomplete" and content["indent"] == "    "
-
-
-def test_the_kernel_starts_without_the_sessions_libraries(tmp_path):
-    """Start-up stays as fast as before the session: IPython, ipykernel, jupyter_client
-    and the session's own modules load with the first session cell, not with the kernel."""
-    import subprocess
-    import sys
-
-    connection = tmp_path / "kernel-x.json"
-    connection.write_text(
-        '{"ip": "127.0.0.1", "transport": "tcp", "key": "k", "signature_scheme": "hmac-sha256",'
-        ' "shell_port": 0, "iopub_port": 0, "stdin_port": 0, "control_port": 0, "hb_port": 0}'
-    )
-    code = (
-        "import sys\nfrom ciao.app import compose\n"
-        f"kernel, server = compose({str(connection)!r})\n"
-        "loaded = [m for m in ('IPython', 'ipykernel', 'jupyter_client', 'ciao.session')"
-        " if m in sys.modules]\n"
-        "assert loaded == [], loaded\nimport os\nos._exit(0)\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

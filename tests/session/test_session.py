@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import os
-import select
 import signal
 import sys
 
 import pytest
+from kernel_client import ended
 
 from ciao.session import Session
 from ciao.session.errors import SessionEnded, SessionError, describe_exit
@@ -28,18 +28,6 @@ class Collected:
 
     def of(self, msg_type: str) -> list[dict]:
         return [c for t, c in self.messages if t == msg_type]
-
-
-def ended(pid: int, timeout: float) -> bool:
-    """Whether process `pid` ends within `timeout` seconds (waits on its pidfd)."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    try:
-        return bool(select.select([fd], [], [], timeout)[0])
-    finally:
-        os.close(fd)
 
 
 @pytest.fixture(scope="module")
