@@ -436,6 +436,8 @@ class CarriedValue:
     type_name: str
     #: The line of its cell that last assigned it (0: unknown).
     line: int = 0
+    #: The top-level modules its pickle refers to (one beside the notebook travels too).
+    modules: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:

@@ -180,8 +180,10 @@ def _decide(
             f"({_mib(cap)}): save it to a file and take it with %files, put it on a volume, "
             "or load it inside the job",
         )
+    listed = answer.get("modules")
+    modules = tuple(str(m) for m in listed) if isinstance(listed, list) else ()
     kind = str(answer["type"])
-    return CarriedValue(name, origin, size, str(answer["file"]), kind, line), None, ""
+    return CarriedValue(name, origin, size, str(answer["file"]), kind, line, modules), None, ""
 
 
 def _problems_text(problems: dict[str, str], session: str) -> str:

@@ -38,21 +38,27 @@ class _Capped:
             self.handle.close()
 
 
-def dump(value: Any, sink: Any, namespace: dict[str, Any], by_reference: list[str]) -> None:
+def dump(value: Any, sink: Any, namespace: dict[str, Any], by_reference: list[str]) -> set[str]:
     """cloudpickle `value` into `sink`; the notebook's functions and classes named in
     `by_reference` (they travel as source) by reference, `__main__.Net`, so a value of a
-    carried class is an instance of the carried class itself in the replica."""
+    carried class is an instance of the carried class itself in the replica. Returns the
+    top-level modules whose classes and functions the pickle refers to (a module beside
+    the notebook among them must travel too)."""
     import cloudpickle
 
     carried = {id(namespace[n]) for n in by_reference if n in namespace}
+    modules: set[str] = set()
 
     class Pickler(cloudpickle.CloudPickler):
         def reducer_override(self, obj: Any) -> Any:
+            owner = obj if isinstance(obj, type | types.FunctionType) else type(obj)
+            modules.add(str(getattr(owner, "__module__", "") or "").split(".")[0])
             if id(obj) in carried and isinstance(obj, type | types.FunctionType):
                 return NotImplemented  # pickle's own save_global: by reference
             return super().reducer_override(obj)
 
     Pickler(sink, protocol=4).dump(value)
+    return modules - {"", "__main__", "builtins"}
 
 
 def _describe(
@@ -71,14 +77,19 @@ def _describe(
     path = os.path.join(out, f"{index}.pkl")
     sink = _Capped(path, cap)
     try:
-        dump(value, sink, namespace, by_reference)
+        modules = dump(value, sink, namespace, by_reference)
     except Exception as exc:  # a lock, a socket, a generator: it cannot travel
         sink.finish()
         if os.path.exists(path):
             os.unlink(path)
         return {"kind": "unpicklable", "error": f"{type(exc).__name__}: {exc}"}
     sink.finish()
-    described: dict[str, Any] = {"kind": "value", "size": sink.size, "type": type(value).__name__}
+    described: dict[str, Any] = {
+        "kind": "value",
+        "size": sink.size,
+        "type": type(value).__name__,
+        "modules": sorted(modules),
+    }
     if sink.size <= cap:
         described["file"] = path
     return described

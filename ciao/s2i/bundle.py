@@ -131,9 +131,10 @@ def bundle_of(parameter: Parameter, pack_files: bool = True) -> Bundle:
     sources = [parameter.code]
     if carried is not None:
         sources += [c.source for c in (*carried.imports, *carried.sources)]
-    found = notebook_files.collect(
-        directory, parameter.files, notebook_files.imported_modules(sources)
-    )
+    modules = notebook_files.imported_modules(sources)
+    if carried is not None:  # a value of a class from utils.py needs utils.py to load
+        modules |= {module for value in carried.values for module in value.modules}
+    found = notebook_files.collect(directory, parameter.files, modules)
     texts = {CODE_FILE: parameter.code}
     if (carried is None or carried.empty) and not found:
         return Bundle(CODE_FILE, texts, directory=directory, carried=carried)

@@ -97,10 +97,10 @@ def carry(
             before = [
                 n for count, at, n in defined if origin is None or (count, at) < (origin, line)
             ]
-            probe.dump(session[name], sink, session, before)
+            modules = tuple(sorted(probe.dump(session[name], sink, session, before)))
         kind = type(session[name]).__name__
-        size = path.stat().st_size
-        values.append(CarriedValue(name, origin, size, str(path), kind, found.value_lines[name]))
+        size, line = path.stat().st_size, found.value_lines.get(name, 0)
+        values.append(CarriedValue(name, origin, size, str(path), kind, line, modules))
     cells = {cell.count: cell.code for cell in history}
     return Carried(count, found.imports, found.sources, tuple(values), cells)
 
@@ -344,3 +344,22 @@ def test_a_value_holding_a_class_of_a_later_cell_still_loads(notebook, tmp_path,
     b = bundle_of(parameter(cell, notebook, tmp_path, history, session))
 
     assert printed(run(b, tmp_path, pack_files=True, cwd=elsewhere)) == {"models": "1 Net Net"}
+
+
+def test_a_value_of_a_class_from_a_module_beside_the_notebook_takes_the_module(
+    notebook, tmp_path, elsewhere
+):
+    (notebook / "tokens.py").write_text("class Tok:\n    def __init__(self):\n        self.v = 7\n")
+    with mock.patch.object(sys, "path", [str(notebook), *sys.path]):
+        import tokens  # as the session imported it, from the notebook's folder
+
+        history = [HistoryCell(1, "import tokens\ntok = tokens.Tok()\n", True)]
+        b = bundle_of(
+            parameter(
+                "%master=1\nprint('v', tok.v)\n", notebook, tmp_path, history, {"tok": tokens.Tok()}
+            )
+        )
+    sys.modules.pop("tokens", None)
+
+    assert "tokens.py" in [f.path for f in b.files]
+    assert printed(run(b, tmp_path, pack_files=True, cwd=elsewhere)) == {"v": "7"}
