@@ -206,8 +206,12 @@ class ImageBuild(abc.ABC):
         say = progress or (lambda line: None)
         image = shipment.image
         bundle = bundle_of(parameter)
-        if image != self.image_for(parameter, bundle):
-            raise ValueError(f"{image} is not the image of this cell")
+        if image != self.image_for(parameter, bundle):  # a file beside the notebook changed
+            raise BuildError(
+                f"what travels with the cell changed since it was planned ({image} would no "
+                "longer hold it: a file of %files or a module beside the notebook was "
+                "written meanwhile); nothing was built or submitted: run the cell again"
+            )
         if shipment.travels_line:
             say(f"[ciao] {shipment.travels_line}")
         if image in self.pushed:

@@ -441,3 +441,19 @@ def test_the_plan_shows_the_image_commands_and_files_and_runs_nothing(tools, tmp
     (s2i_run, _) = tools.runs()
     assert s2i_run["files"] == build_plan["files"]
     assert client.plan(parameter).build["alreadyPushed"] is True
+
+
+def test_a_file_changed_between_plan_and_build_is_refused_with_nothing_built(tools, tmp_path):
+    notebook = tmp_path / "notebook"
+    notebook.mkdir()
+    (notebook / "data.csv").write_text("a\n1\n")
+    _, parsed = cell("%master=1\n%files=data.csv\nprint(1)\n")
+    parameter = dataclasses.replace(parsed, directory=str(notebook))
+    client = provider(tools, tmp_path, cls=DockerfileBuild)
+    shipment = client.plan(parameter)
+
+    (notebook / "data.csv").write_text("a\n2\n")  # a detached job, an editor, ...
+
+    with pytest.raises(BuildError, match="changed since it was planned.*run the cell again"):
+        client.source_to_image(shipment, parameter)
+    assert tools.runs() == []
