@@ -10,12 +10,14 @@ built or created.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import TEST_HOME
 from fakecluster import FakeCluster
 from fakecluster.jobs import torch_runtime
 from kernel_client import (
@@ -239,3 +241,18 @@ def test_with_the_session_off_definitions_travel_and_values_are_refused_saying_w
         content, _ = run(kc, "%nodes=1\nprint(limit)\n")
         assert content["status"] == "error"
         assert "limit is assigned in In [1], which ran as a job" in content["evalue"]
+
+
+# local runs keep main.py and carried.json beside their code, in the run's work directory
+@pytest.mark.parametrize("notebook", BACKENDS[1:], indirect=True)
+def test_a_kubeflow_record_keeps_what_travelled_in_full(notebook):
+    kc, _, _ = notebook
+    run(kc, DEFINE)
+    content, messages = run(kc, "%nodes=1\n%detach\nprint(scaled(1))\n")
+    assert content["status"] == "ok", content
+    name = re.search(r"Submitted job (\S+)", stream_text(messages)).group(1)
+
+    spec = json.loads((TEST_HOME / ".ciao" / "runs" / name / "spec.json").read_text())
+
+    assert [d["names"] for d in spec["travelled"]["definitions"]] == [["scaled"], ["factor"]]
+    assert spec["travels"].startswith("carried: scaled, factor (In [")

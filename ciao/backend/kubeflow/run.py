@@ -4,8 +4,10 @@ and what other threads ask of it; what following it learns is the follower's (fo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ciao.backend.kubeflow.manifests import JobKind
 from ciao.backend.record import RunDir
@@ -39,6 +41,7 @@ def start_record(
     replicas: dict[str, int],
     owner: dict[str, str],
     travels: str = "",
+    travelled: Mapping[str, Any] | None = None,
 ) -> RunDir | None:
     """The job's run directory, begun now: what it is (as it is followed, its events)."""
     if run_root is None:
@@ -51,6 +54,7 @@ def start_record(
         replicas=replicas,
         owner=owner,
         travels=travels,
+        travelled=dict(travelled or {}),  # what the job carried, in full (as %dryrun shows)
     )
     return record
 

@@ -94,6 +94,7 @@ def _submit(cluster: Cluster, plan: KubeflowPlan, run_root: Path | None) -> Job[
             replicas,
             dict(parameter.owner),
             plan.shipment.travels_line,
+            plan.shipment.travels,
         )
     except BaseException:
         if created is not None:
