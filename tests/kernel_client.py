@@ -17,6 +17,9 @@ import pytest
 from jupyter_client.manager import start_new_kernel
 
 TIMEOUT = 60
+#: The tests' private HOME (tests/conftest.py sets it before any test module is imported):
+#: the kernels' run records are under it.
+TEST_HOME = Path(os.environ["HOME"])
 #: Cells under `torchrun` (every Trainer v2 node, `%procs`) run only where torch is
 #: installed: the test cluster's images have torchrun only then.
 HAS_TORCH = importlib.util.find_spec("torch") is not None

@@ -7,8 +7,7 @@ import re
 import time
 
 import pytest
-from conftest import TEST_HOME
-from kernel_client import execute, iopub_until_idle, of_type, running_kernel, stream_text
+from kernel_client import TEST_HOME, execute, iopub_until_idle, of_type, running_kernel, stream_text
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -13,8 +13,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import TEST_HOME
-from kernel_client import execute, of_type, running_kernel, stream_text
+from kernel_client import TEST_HOME, execute, of_type, running_kernel, stream_text
 
 pytestmark = pytest.mark.timeout(180)
 

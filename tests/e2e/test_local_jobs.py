@@ -14,8 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from conftest import TEST_HOME
-from kernel_client import execute, of_type, running_kernel, stream_text
+from kernel_client import TEST_HOME, execute, of_type, running_kernel, stream_text
 
 PRINT_ENV = """
 import json, os

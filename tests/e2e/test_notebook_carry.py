@@ -17,11 +17,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TEST_HOME
 from fakecluster import FakeCluster
 from fakecluster.jobs import torch_runtime
 from kernel_client import (
     HAS_TORCH,
+    TEST_HOME,
     by_replica,
     everything_said,
     kubeflow_env,
