@@ -170,3 +170,13 @@ def everything_said(content: dict, messages: list[dict]) -> str:
     """All a cell printed (stdout, stderr) and its error's traceback, as one text."""
     parts = [stream_text(messages), stream_text(messages, "stderr")]
     return "\n".join([*parts, *content.get("traceback", [])])
+
+
+def every_job(kc) -> str:
+    """`%jobs --all` as text, with what it said on stderr: for an assertion's message when
+    a job is missing from `%jobs` (which notebook, which kernel the listing saw)."""
+    _, messages = run(kc, "%jobs --all")
+    results = [
+        m["content"]["data"]["text/plain"] for m in messages if m["msg_type"] == "execute_result"
+    ]
+    return "\n".join([*results, stream_text(messages, "stderr")])

@@ -14,6 +14,7 @@ import pytest
 from fakecluster import FakeCluster, StatusError
 from kernel_client import (
     by_replica,
+    every_job,
     interrupt_after,
     iopub_until_idle,
     kubeflow_env,
@@ -428,7 +429,7 @@ def test_detach_then_attach_from_a_restarted_kernel_repeats_and_loses_nothing(ke
     kc.wait_for_ready(timeout=30)
     _, messages = run(kc, "%jobs")
     table = [m for m in messages if m["msg_type"] == "execute_result"][0]["content"]["data"]
-    assert name in table["text/plain"]
+    assert name in table["text/plain"], (table["text/plain"], every_job(kc))
     content, messages = run(kc, f"%attach {name}")
     assert content["status"] == "ok", content
     text = stream_text(messages)

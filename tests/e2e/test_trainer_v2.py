@@ -366,7 +366,7 @@ def test_a_queued_detached_job_shows_as_suspended_in_jobs_and_status(kc, cluster
         rows = [
             line for line in result["content"]["data"]["text/plain"].splitlines() if name in line
         ]
-        assert rows and "Suspended" in rows[0], (command, rows)
+        assert rows and "Suspended" in rows[0], (command, rows, kernel_client.every_job(kc))
     content, _ = run(kc, f"%delete {name}")
     assert content["status"] == "ok", content
     nothing_left(cluster)
@@ -405,7 +405,7 @@ def test_jobs_and_status_and_logs_and_delete(kc, cluster):
     name = re.search(r"ciao-[a-z]{5}", stream_text(messages)).group(0)
     wait_until_true(cluster, name, "Complete", 120)
     content, messages = run(kc, "%jobs")
-    assert name in str(messages)
+    assert name in str(messages), (stream_text(messages, "stderr"), kernel_client.every_job(kc))
     content, messages = run(kc, f"%status {name}")
     assert "node-1" in str(messages)
     content, messages = run(kc, f"%logs {name}")
