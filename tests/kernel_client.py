@@ -180,3 +180,31 @@ def every_job(kc) -> str:
         m["content"]["data"]["text/plain"] for m in messages if m["msg_type"] == "execute_result"
     ]
     return "\n".join([*results, stream_text(messages, "stderr")])
+
+
+@contextmanager
+def kernel_on(backend: str, home: Path, cwd: Path | None = None):
+    """A kernel whose cells run on `backend` ("local", or the test cluster's "v1"
+    operator or "v2" Trainer, in namespace team), its records under `home`; the client and
+    the cluster (None locally). On v2 a failing node's Job gives up after two restarts,
+    not the default six: the same traceback, four torchrun starts sooner."""
+    where = {} if cwd is None else {"cwd": str(cwd)}
+    if backend == "local":
+        config = home / "config.yaml"
+        config.write_text(f"local: {{run_dir: {home / 'runs'}}}\n")
+        with running_kernel(env=dict(os.environ, CIAO_CONFIG=str(config)), **where) as (_, kc):
+            yield kc, None
+        return
+    from fakecluster import FakeCluster
+    from fakecluster.jobs import torch_runtime
+
+    with (
+        FakeCluster(
+            namespaces=("team",),
+            kubeflow=(backend,),
+            trainer_release="v2.3",
+            runtimes=[torch_runtime(backoff_limit=2)],
+        ) as cluster,
+        running_kernel(env=kubeflow_env(cluster, home), **where) as (_, kc),
+    ):
+        yield kc, cluster

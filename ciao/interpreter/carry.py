@@ -349,17 +349,13 @@ def _chunk(history: Sequence[HistoryCell], binding: Binding) -> tuple[Chunk, set
         )
         if (b.line, b.column) == (binding.line, binding.column)
     )
-    uses = set() if binding.kind == "import" else free_names(_dedent(binding.source))
+    uses = set() if binding.kind == "import" else free_names(textwrap.dedent(binding.source))
     return Chunk(binding.count, binding.line, binding.source, names), uses
 
 
 def _first_line(node: ast.stmt) -> int:
     decorators: list[ast.expr] = getattr(node, "decorator_list", [])
     return min([node.lineno, *(d.lineno for d in decorators)])
-
-
-def _dedent(source: str) -> str:
-    return textwrap.dedent(source)
 
 
 #: Statements a block may hold and still travel as source.

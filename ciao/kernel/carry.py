@@ -29,6 +29,7 @@ from ciao.interpreter.carry import (
 )
 from ciao.interpreter.types import Parameter
 from ciao.kernel import probe
+from ciao.s2i.bundle import size_text
 
 #: How long the session may take to describe and pickle the values a job needs.
 PROBE_TIMEOUT = 120.0
@@ -176,8 +177,8 @@ def _decide(
         return (
             None,
             None,
-            f"{name}{made} is {_mib(size)} pickled, more than session.max_value_bytes "
-            f"({_mib(cap)}): save it to a file and take it with %files, put it on a volume, "
+            f"{name}{made} is {size_text(size)} pickled, more than session.max_value_bytes "
+            f"({size_text(cap)}): save it to a file and take it with %files, put it on a volume, "
             "or load it inside the job",
         )
     listed = answer.get("modules")
@@ -200,7 +201,3 @@ def _problems_text(problems: dict[str, str], session: str) -> str:
     count = len(problems)
     what = "a name" if count == 1 else f"{count} names"
     return f"this cell uses {what} that cannot travel to its replicas:\n" + "\n".join(lines) + hint
-
-
-def _mib(size: int) -> str:
-    return f"{size / 1024 / 1024:.1f} MiB" if size >= 1024 * 1024 else f"{size:,} bytes"

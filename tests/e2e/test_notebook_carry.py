@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 from fakecluster import FakeCluster
-from fakecluster.jobs import torch_runtime
 from kernel_client import (
     HAS_TORCH,
     TEST_HOME,
     by_replica,
     everything_said,
+    kernel_on,
     kubeflow_env,
     run,
     running_kernel,
@@ -76,23 +76,16 @@ def notebook(request, tmp_path_factory):
     """A kernel in a notebook's folder, on one backend; its client, folder and cluster."""
     home = tmp_path_factory.mktemp(f"carry-{request.param}")
     folder = make_notebook(home / "notebook")
-    if request.param == "local":
-        config = home / "config.yaml"
-        config.write_text(f"local: {{run_dir: {home / 'runs'}}}\n")
-        env = dict(os.environ, CIAO_CONFIG=str(config))
-        with running_kernel(env=env, cwd=str(folder)) as (_, kc):
-            yield kc, folder, None
-        return
-    kubeflow = ("v2",) if request.param == "v2" else ("v1",)
-    # On v2 a failing node's Job gives up after two restarts, not the default six: four
-    # torchrun starts of a second or more fewer, and the same traceback.
-    runtimes = [torch_runtime(backoff_limit=2)]
-    with FakeCluster(
-        namespaces=("team",), kubeflow=kubeflow, trainer_release="v2.3", runtimes=runtimes
-    ) as cluster:
-        env = kubeflow_env(cluster, home)
-        with running_kernel(env=env, cwd=str(folder)) as (_, kc):
-            yield kc, folder, cluster
+    with kernel_on(request.param, home, cwd=folder) as (kc, cluster):
+        yield kc, folder, cluster
+
+
+def detached_after_define(kc) -> str:
+    """Define `scaled` (and `factor`), then a detached job cell using it: the job's name."""
+    run(kc, DEFINE)
+    content, messages = run(kc, "%nodes=1\n%detach\nprint(scaled(1))\n")
+    assert content["status"] == "ok", content
+    return re.search(r"Submitted job (\S+)", stream_text(messages)).group(1)
 
 
 def test_a_job_cell_uses_earlier_definitions_local_modules_and_files(notebook):
@@ -215,10 +208,7 @@ def test_with_the_img_provider_the_files_are_in_the_image(cluster_with_tools):
 
 def test_the_record_says_what_travelled_for_status_logs_and_attach(notebook):
     kc, _, _ = notebook
-    run(kc, DEFINE)
-    content, messages = run(kc, "%nodes=1\n%detach\nprint(scaled(1))\n")
-    assert content["status"] == "ok", content
-    name = re.search(r"Submitted job (\S+)", stream_text(messages)).group(1)
+    name = detached_after_define(kc)
 
     for command in (f"%attach {name}", f"%status {name}", f"%logs {name}"):
         content, messages = run(kc, command)
@@ -247,10 +237,7 @@ def test_with_the_session_off_definitions_travel_and_values_are_refused_saying_w
 @pytest.mark.parametrize("notebook", BACKENDS[1:], indirect=True)
 def test_a_kubeflow_record_keeps_what_travelled_in_full(notebook):
     kc, _, _ = notebook
-    run(kc, DEFINE)
-    content, messages = run(kc, "%nodes=1\n%detach\nprint(scaled(1))\n")
-    assert content["status"] == "ok", content
-    name = re.search(r"Submitted job (\S+)", stream_text(messages)).group(1)
+    name = detached_after_define(kc)
 
     spec = json.loads((TEST_HOME / ".ciao" / "runs" / name / "spec.json").read_text())
 

@@ -6,19 +6,15 @@ session holds travels by value; what cannot travel is refused before anything is
 
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
-from fakecluster import FakeCluster
-from fakecluster.jobs import torch_runtime
 from kernel_client import (
     HAS_TORCH,
     by_replica,
     everything_said,
-    kubeflow_env,
+    kernel_on,
     run,
-    running_kernel,
     stream_text,
 )
 
@@ -76,22 +72,7 @@ dist.destroy_process_group()
 @pytest.fixture(scope="module", params=["local", "v1", "v2"])
 def kc(request, tmp_path_factory):
     home = tmp_path_factory.mktemp(f"session-{request.param}")
-    if request.param == "local":
-        config = home / "config.yaml"
-        config.write_text(f"local: {{run_dir: {home / 'runs'}}}\n")
-        with running_kernel(env=dict(os.environ, CIAO_CONFIG=str(config))) as (_, client):
-            yield client
-        return
-    kubeflow = ("v2",) if request.param == "v2" else ("v1",)
-    # On v2 a failing node's Job gives up after two restarts, not the default six: the same
-    # traceback, four torchrun starts sooner.
-    runtimes = [torch_runtime(backoff_limit=2)]
-    with (
-        FakeCluster(
-            namespaces=("team",), kubeflow=kubeflow, trainer_release="v2.3", runtimes=runtimes
-        ) as cluster,
-        running_kernel(env=kubeflow_env(cluster, home)) as (_, client),
-    ):
+    with kernel_on(request.param, home) as (client, _):
         yield client
 
 
