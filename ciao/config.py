@@ -615,7 +615,7 @@ def _count(section: dict, key: str, default: int, where: str) -> int:
 
 
 def _resources(section: dict, where: str, role: str) -> Resources:
-    from ciao.interpreter.magics import check_quantity
+    from ciao.interpreter.quantity import check_quantity
 
     _check_keys(section, dict.fromkeys(_RESOURCE_KEYS, ""), where, f"{role}.")
     cpu = _string(section, "cpu", where, f"{role}.") or None

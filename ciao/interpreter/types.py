@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Literal, Protocol
 
+from ciao.interpreter.pod import PodSettings
+
 if TYPE_CHECKING:
     from ciao.interpreter.carry import Carried
 
@@ -56,6 +58,8 @@ class RoleSpec:
     role: str
     count: int
     resources: Resources = field(default_factory=Resources)
+    #: The role's pod settings: the job's (`Parameter.pod`) with its own line's on top.
+    pod: PodSettings = field(default_factory=PodSettings)
 
 
 @dataclass
@@ -99,6 +103,11 @@ class Parameter:
     #: The notebook's folder (the kernel's working directory): where local replicas run
     #: and `%files` are found.
     directory: str = "."
+    #: Pod settings of every role: config `pod:`, then the `%profile`'s, then the cell's
+    #: own lines; a role's line adds its own (`RoleSpec.pod`).
+    pod: PodSettings = field(default_factory=PodSettings)
+    #: `%profile` of the cell (or the config's default): a name in the config's `profiles:`.
+    profile: str = ""
 
     def count(self, role: str) -> int:
         spec = self.roles.get(role)
@@ -107,6 +116,11 @@ class Parameter:
     def resources(self, role: str) -> Resources:
         spec = self.roles.get(role)
         return spec.resources if spec else Resources()
+
+    def pod_of(self, role: str) -> PodSettings:
+        """The pod settings of `role`'s replicas (the job's, with the role line's on top)."""
+        spec = self.roles.get(role)
+        return spec.pod if spec else self.pod
 
     @property
     def total_replicas(self) -> int:
