@@ -503,9 +503,13 @@ SETTING_OF_FIELD: dict[str, str] = {
 def add_setting(settings: PodSettings, setting: Setting, value: Any, origin: str) -> PodSettings:
     """`settings` with one more value of `setting` (appended, or the one value)."""
     current = getattr(settings, setting.field)
-    new = (*current, value) if setting.many else value
-    origins = {**settings.origins, setting.magic: settings.origins.get(setting.magic, origin)}
-    return replace(settings, **{setting.field: new}, origins=origins)
+    new: Any = (*current, value) if setting.many else value
+    changes: dict[str, Any] = {setting.field: new}
+    changes["origins"] = {
+        **settings.origins,
+        setting.magic: settings.origins.get(setting.magic, origin),
+    }
+    return replace(settings, **changes)
 
 
 def settings_from(values: Iterable[tuple[Setting, Any, str]]) -> PodSettings:
@@ -514,3 +518,27 @@ def settings_from(values: Iterable[tuple[Setting, Any, str]]) -> PodSettings:
     for setting, value, origin in values:
         settings = add_setting(settings, setting, value, origin)
     return settings
+
+
+def as_magics(settings: PodSettings) -> list[tuple[str, str]]:
+    """Every value of `settings` as the magic that would give it, `("volume",
+    "pvc:datasets:/data:ro")`, in the SETTINGS table's order (then the config-only keys),
+    for notes and %dryrun: what a user reads is what they would write."""
+    said: list[tuple[str, str]] = []
+    for setting in SETTINGS:
+        value = getattr(settings, setting.field)
+        for item in value if setting.many else ([value] if value else []):
+            said.append((setting.magic, _magic_text(item)))
+    for key, name in OBJECT_KEYS.items():
+        value = getattr(settings, name)
+        if value:
+            pairs = value.items() if isinstance(value, dict) else value
+            said.append((key, ",".join(f"{k}={v}" for k, v in pairs)))
+    return said
+
+
+def _magic_text(item: Any) -> str:
+    if isinstance(item, tuple):  # a node label
+        return f"{item[0]}={item[1]}"
+    describe = getattr(item, "describe", None)
+    return describe() if describe else str(item)

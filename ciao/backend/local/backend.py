@@ -24,6 +24,7 @@ from pathlib import Path
 from ciao.backend.identity import ProcessIdentity
 from ciao.backend.local.engine import ReplicaEngine
 from ciao.backend.local.plan import LocalPlan
+from ciao.backend.local.pod_settings import check_folders
 from ciao.backend.local.watch import RecordWatch
 from ciao.backend.record import LOST, RunDir, list_run_dirs, modified, viewer_of
 from ciao.backend.types import (
@@ -84,6 +85,7 @@ class LocalBackend:
     def dry_run(self, parameter: Parameter, shipment: Shipment) -> LocalPlan:
         """Every replica's command line, directory and environment; `shipment.image` is
         the code file (see ciao.backend.local.code_file)."""
+        check_folders(parameter)
         engine = ReplicaEngine(python=self.python, stop_grace=self.stop_grace)
         return replace(engine.plan(parameter, shipment.image), travels=shipment.travels_line)
 

@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 from ciao.backend.local.plan import resources_note
+from ciao.backend.local.pod_settings import settings_note
 from ciao.backend.record import RunDir
 from ciao.constants import CODE_FILE
 from ciao.interpreter.types import Parameter
@@ -66,9 +67,9 @@ class LocalCodeFile:
         if parameter.requirements and progress is not None:
             for line in unmet_requirements(parameter.requirements):
                 progress(line)
-        note = resources_note(parameter)
-        if note and progress is not None:
-            progress(note)
+        for note in (resources_note(parameter), settings_note(parameter)):
+            if note and progress is not None:
+                progress(note)
         return shipment
 
     def cancel(self) -> None:

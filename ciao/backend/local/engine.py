@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ciao.backend.local import env as local_env
 from ciao.backend.local.plan import LocalPlan, ReplicaLaunch
+from ciao.backend.local.pod_settings import local_environment
 from ciao.backend.local.processes import ReplicaProcesses
 from ciao.backend.types import Event, Job
 from ciao.errors import BackendError
@@ -55,6 +56,7 @@ class ReplicaEngine:
                 argv=argv,
                 cwd=os.path.abspath(parameter.directory),
                 env={
+                    **local_environment(parameter.pod_of(name.rsplit("-", 1)[0])),
                     **envs[name],
                     "CIAO_REPLICA": name,
                     "CIAO_JOB_NAME": parameter.generate_name,

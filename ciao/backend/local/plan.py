@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ciao.backend.local.pod_settings import cluster_only
 from ciao.interpreter.types import Parameter, Resources, RoleSpec
 
 
@@ -52,7 +53,11 @@ class LocalPlan:
 
     @property
     def description(self) -> str:
-        unapplied = resource_magics(self.parameter)
+        unapplied = "; ".join(
+            text
+            for text in (resource_magics(self.parameter), ", ".join(cluster_only(self.parameter)))
+            if text
+        )
         note = f"; {unapplied} are not applied locally" if unapplied else ""
         return f"{len(self.launches)} local process(es) on this machine{note}"
 
