@@ -12,8 +12,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ciao.backend.kubeflow.pod_settings import (
+    cell_env,
+    cell_env_from,
+    cell_volumes,
+    gang_scheduled,
+    placement,
+    pod_metadata,
+    security_context,
+    volcano_policy,
+)
 from ciao.config import DEFAULT_RUN_AS_USER
 from ciao.constants import CODE_DIR
+from ciao.interpreter.pod import PodSettings
 from ciao.interpreter.types import REPLICA_TYPES, Framework, Parameter, Resources
 from ciao.s2i.types import Shipment
 
@@ -237,24 +248,29 @@ def job_manifest(
     shipment: Shipment,
     namespace: str,
     security: PodSecurity = RESTRICTED,
+    queue: str = "",
 ) -> dict[str, Any]:
     """The TFJob / PyTorchJob that runs `shipment` with the cell's roles and resources; every
-    role's pods get `security`'s securityContext."""
+    role's pods get `security`'s securityContext and the role's pod settings. A job of
+    Volcano's gets its gang scheduling (and `queue`) in `runPolicy.schedulingPolicy`."""
     kind = KINDS[parameter.framework]
     labels = ciao_labels(parameter)
-    annotations = dict(POD_ANNOTATIONS)  # the manifest's own: a plan may be changed
     specs = {
         REPLICA_TYPES[role]: {
             "replicas": spec.count,
             "restartPolicy": kind.restart_policy,
-            "template": {
-                "metadata": {"labels": dict(labels), "annotations": dict(annotations)},
-                "spec": _pod_spec(parameter, shipment, kind, role, spec.resources, security),
-            },
+            "template": _pod_template(parameter, shipment, kind, role, spec.resources, security),
         }
         for role, spec in parameter.roles.items()
         if spec.count > 0
     }
+    run_policy: dict[str, Any] = {
+        "cleanPodPolicy": parameter.effective_clean_policy,
+        "backoffLimit": BACKOFF_LIMIT,
+        "suspend": False,
+    }
+    if gang_scheduled(parameter):
+        run_policy["schedulingPolicy"] = volcano_policy(parameter, queue)
     return {
         "apiVersion": f"{API_GROUP}/{API_VERSION}",
         "kind": kind.kind,
@@ -262,14 +278,10 @@ def job_manifest(
             "name": parameter.generate_name,
             "namespace": namespace,
             "labels": labels,
-            "annotations": annotations,
+            "annotations": dict(POD_ANNOTATIONS),  # the manifest's own: a plan may be changed
         },
         "spec": {
-            "runPolicy": {
-                "cleanPodPolicy": parameter.effective_clean_policy,
-                "backoffLimit": BACKOFF_LIMIT,
-                "suspend": False,
-            },
+            "runPolicy": run_policy,
             kind.replica_specs: specs,
             # %procs=N: the operator sets PET_NPROC_PER_NODE, torchrun starts N processes
             **(
@@ -281,7 +293,7 @@ def job_manifest(
     }
 
 
-def _pod_spec(
+def _pod_template(
     parameter: Parameter,
     shipment: Shipment,
     kind: JobKind,
@@ -289,6 +301,10 @@ def _pod_spec(
     resources: Resources,
     security: PodSecurity,
 ) -> dict[str, Any]:
+    settings = parameter.pod_of(role)
+    labels, annotations = pod_metadata(
+        settings, ciao_labels(parameter), POD_ANNOTATIONS, LABEL_PREFIX
+    )
     container: dict[str, Any] = {
         "name": kind.container,
         "image": shipment.image,
@@ -298,9 +314,12 @@ def _pod_spec(
             {"name": "CIAO_JOB_NAME", "value": parameter.generate_name},
             {"name": "CIAO_ROLE", "value": role},
             *security.env,
+            *cell_env(settings),
         ],
         "ports": [{"name": kind.port_name, "containerPort": kind.port}],
     }
+    if settings.env_from:
+        container["envFrom"] = cell_env_from(settings)
     if parameter.procs_per_node and shipment.script:  # torchrun starts the processes
         container["command"] = list(shipment.run_with(torchrun(parameter)))
     elif shipment.command:
@@ -311,20 +330,26 @@ def _pod_spec(
     if security.container_context:
         container["securityContext"] = security.container_context
     spec: dict[str, Any] = {"containers": [container]}
-    volumes, mounts = pod_volumes(parameter, shipment, security)
+    volumes, mounts = pod_volumes(parameter, shipment, security, settings)
     if mounts:
         container["volumeMounts"] = mounts
         spec["volumes"] = volumes
-    if security.pod_context:
-        spec["securityContext"] = security.pod_context
-    return spec
+    context = security_context(settings, security.pod_context)
+    if context:
+        spec["securityContext"] = context
+    spec.update(placement(settings))
+    return {"metadata": {"labels": labels, "annotations": annotations}, "spec": spec}
 
 
 def pod_volumes(
-    parameter: Parameter, shipment: Shipment, security: PodSecurity
+    parameter: Parameter,
+    shipment: Shipment,
+    security: PodSecurity,
+    settings: PodSettings | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The pod's volumes and the training container's mounts: the shipped files' ConfigMap
-    at CODE_DIR, and the emptyDir HOME of a pod that runs as a uid of Ciao's choosing."""
+    at CODE_DIR, the emptyDir HOME of a pod that runs as a uid of Ciao's choosing, then
+    the cell's `%volume`s and `%shm` (`settings`)."""
     volumes: list[dict[str, Any]] = []
     mounts: list[dict[str, Any]] = []
     if shipment.files:
@@ -334,6 +359,10 @@ def pod_volumes(
     if security.home:
         volumes.append({"name": HOME_VOLUME, "emptyDir": {}})
         mounts.append({"name": HOME_VOLUME, "mountPath": HOME_DIR})
+    if settings is not None:
+        theirs, their_mounts = cell_volumes(settings, {v["name"] for v in volumes})
+        volumes += theirs
+        mounts += their_mounts
     return volumes, mounts
 
 

@@ -20,11 +20,9 @@ from ciao.backend.kubeflow.manifests import (
     config_map_manifest,
     job_manifest,
 )
-from ciao.backend.kubeflow.trainjob import (
-    SECURITY_CONTEXT_RELEASES,
-    Runtime,
-    trainjob_manifest,
-)
+from ciao.backend.kubeflow.pod_settings import gang_scheduled
+from ciao.backend.kubeflow.trainer_overrides import SECURITY_CONTEXT_RELEASES
+from ciao.backend.kubeflow.trainjob import Runtime, trainjob_manifest
 from ciao.interpreter.types import Parameter
 from ciao.s2i.types import Shipment
 
@@ -38,7 +36,8 @@ class Target:
     runtime: Runtime | None = None
     release: str = ""
     release_why: str = ""
-    #: The Kueue LocalQueue the job waits in; empty: none.
+    #: The queue the job waits in (`%queue`, else `kubeflow.queue`): Kueue's LocalQueue,
+    #: or Volcano's queue when the job goes to Volcano (v1); empty: none.
     queue: str = ""
     #: The securityContext of the job's pods (config `kubeflow.pod_security`).
     security: PodSecurity = RESTRICTED
@@ -81,9 +80,15 @@ class KubeflowPlan:
                 f"{target.release} ({target.release_why})"
             )
         if target.queue:
-            what += f", queued in {target.queue} (Kueue)"
+            what += f", queued in {target.queue} ({'Volcano' if self.volcano else 'Kueue'})"
         what += f"; {self.security_note}"
         return f"{what}; {target.why}" if target.why else what
+
+    @property
+    def volcano(self) -> bool:
+        """Whether Volcano gang-schedules the job (v1, `%schedulerName=volcano`): then the
+        queue is Volcano's (`runPolicy.schedulingPolicy.queue`), not Kueue's label."""
+        return self.target.api == "v1" and gang_scheduled(self.parameter)
 
     @property
     def security_note(self) -> str:
@@ -121,7 +126,10 @@ def plan_job(
             parameter, shipment, namespace, target.runtime, target.release, target.security
         )
     else:
-        job = job_manifest(parameter, shipment, namespace, target.security)
-    if target.queue:  # on the job only: Kueue would take a labelled pod for one of its own
+        job = job_manifest(parameter, shipment, namespace, target.security, target.queue)
+    plan = KubeflowPlan(parameter, shipment, namespace, job, objects, target)
+    # on the job only: Kueue would take a labelled pod for one of its own; with Volcano
+    # the queue is in the job's schedulingPolicy instead
+    if target.queue and not plan.volcano:
         job["metadata"]["labels"][QUEUE_LABEL] = target.queue
-    return KubeflowPlan(parameter, shipment, namespace, job, objects, target)
+    return plan

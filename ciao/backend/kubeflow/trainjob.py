@@ -4,8 +4,10 @@ Pure functions, like manifests.py for v1. A PyTorch cell becomes one TrainJob on
 runtime: `numNodes` is the cell's replica count, every node runs the cell under `torchrun`
 (which reads the torch plugin's PET_* variables and gives each process RANK, WORLD_SIZE,
 LOCAL_RANK, MASTER_ADDR and MASTER_PORT, as the v1 operator does), and the shipped files
-are mounted through the pod-override field of the installed release: its name changed in
-every release (docs/kubeflow-trainer-v2.md).
+and the cell's pod settings reach the pods through the pod-override field of the installed
+release: its name and what it can hold changed in every release (docs/kubeflow-trainer-v2.md;
+trainer_overrides.py refuses what the release cannot hold). The cell's `%env` is the
+trainer's env: the webhook refuses env for container `node` in an override.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ciao.backend.kubeflow.manifests import (
+    LABEL_PREFIX,
     POD_ANNOTATIONS,
     RESTRICTED,
     TRAINER_GROUP,
@@ -24,7 +27,19 @@ from ciao.backend.kubeflow.manifests import (
     resource_amounts,
     torchrun,
 )
+from ciao.backend.kubeflow.pod_settings import (
+    cell_env,
+    placement,
+    pod_metadata,
+    security_context,
+)
+from ciao.backend.kubeflow.trainer_overrides import (
+    SECURITY_CONTEXT_RELEASES,
+    check_release,
+    node_settings,
+)
 from ciao.errors import BackendError
+from ciao.interpreter.pod import PodSettings
 from ciao.interpreter.types import Parameter
 from ciao.s2i.types import Shipment
 
@@ -39,9 +54,6 @@ OVERRIDE_FIELDS = {
 }
 #: Who owns Ciao's runtime patch (a list-map keyed by manager).
 PATCH_MANAGER = "ciao.kubeflow.org/kernel"
-#: The releases whose pod override can carry a securityContext (runtimePatches: the pod's
-#: and a container's); in v2.0 and v2.1 only the runtime's pod template can set one.
-SECURITY_CONTEXT_RELEASES = ("v2.2", "v2.3")
 NO_SECURITY_CONTEXT = PodSecurity(restricted=False)
 
 
@@ -76,6 +88,8 @@ def trainjob_manifest(
         )
     if release not in OVERRIDE_FIELDS:
         raise BackendError(f"unknown Kubeflow Trainer release {release!r}")
+    settings = node_settings(parameter)
+    check_release(settings, release, OVERRIDE_FIELDS[release])
     security = pod_security_of(release, security)
     trainer: dict[str, Any] = {
         "numNodes": parameter.total_replicas,
@@ -83,7 +97,9 @@ def trainjob_manifest(
         "env": [
             {"name": "PYTHONUNBUFFERED", "value": "1"},
             {"name": "CIAO_JOB_NAME", "value": parameter.generate_name},
-            *security.env,  # the trainer's env: the webhook refuses env for `node` elsewhere
+            # the trainer's env: the webhook refuses env for container `node` in overrides
+            *security.env,
+            *cell_env(settings),
         ],
     }
     if shipment.image:
@@ -99,7 +115,7 @@ def trainjob_manifest(
         "trainer": trainer,
     }
     labels = ciao_labels(parameter)
-    override = _pod_override(parameter, shipment, release, labels, security)
+    override = _pod_override(parameter, shipment, release, labels, security, settings)
     if override:
         spec[OVERRIDE_FIELDS[release]] = [override]
     return {
@@ -129,13 +145,14 @@ def _pod_override(
     release: str,
     labels: dict[str, str],
     security: PodSecurity,
+    settings: PodSettings,
 ) -> dict[str, Any]:
-    """The code's ConfigMap mount, Ciao's pod labels and the no-sidecar annotation, and (from
-    v2.2) the securityContext, in the release's shape (v2.0's podSpecOverrides has no pod
-    metadata: there the runtime must carry the annotation in an Istio namespace)."""
-    volumes, mounts = pod_volumes(parameter, shipment, security)
-    if not volumes and release == "v2.0":
-        return {}
+    """The code's ConfigMap mount, the cell's volumes and where its pods go, Ciao's pod
+    labels and the no-sidecar annotation, and (from v2.2) the securityContext, in the
+    release's shape (v2.0's podSpecOverrides has no pod metadata: there the runtime must
+    carry the annotation in an Istio namespace). `check_release` has refused what the
+    release cannot carry."""
+    volumes, mounts = pod_volumes(parameter, shipment, security, settings)
     container: dict[str, Any] = {"name": TRAINER_JOB}
     if mounts:
         container["volumeMounts"] = mounts
@@ -146,12 +163,15 @@ def _pod_override(
         pod_spec["containers"] = [container]
     if volumes:
         pod_spec["volumes"] = volumes
-    if security.pod_context:
-        pod_spec["securityContext"] = security.pod_context
+    context = security_context(settings, security.pod_context)
+    if context:
+        pod_spec["securityContext"] = context
+    pod_spec.update(placement(settings))
     target = [{"name": TRAINER_JOB}]
     if release == "v2.0":
-        return {"targetJobs": target, **pod_spec}
-    metadata = {"labels": dict(labels), "annotations": dict(POD_ANNOTATIONS)}
+        return {"targetJobs": target, **pod_spec} if pod_spec else {}
+    pod_labels, annotations = pod_metadata(settings, labels, POD_ANNOTATIONS, LABEL_PREFIX)
+    metadata = {"labels": pod_labels, "annotations": annotations}
     if release == "v2.1":
         return {"targetJobs": target, "metadata": metadata, "spec": pod_spec}
     pod_template = {"metadata": metadata, "spec": pod_spec}
