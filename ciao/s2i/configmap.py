@@ -1,5 +1,6 @@
 """The `configmap` provider: no image build; the code rides in a ConfigMap mounted into
-the stock framework image, and the container runs it with `python -u`. The cell's
+the stock framework image (or the cell's `%image`), and the container runs it with
+`python -u`. The cell's
 `%requirements` go in the same ConfigMap (requirements.txt), and the container
 pip-installs them before it runs the code.
 
@@ -17,6 +18,7 @@ from ciao.errors import BackendError
 from ciao.interpreter.types import Parameter
 from ciao.s2i.bundle import FILES_ARCHIVE, Bundle, bundle_of, size_text
 from ciao.s2i.files import largest
+from ciao.s2i.image import cell_image
 from ciao.s2i.requirements import requirements_text
 from ciao.s2i.types import LineCallback, Shipment
 
@@ -69,7 +71,7 @@ class ConfigMapCode:
         if sum(shipped.values()) > MAX_CODE_BYTES:  # the archive's headers tipped it over
             raise BackendError(too_large(parameter, bundle, {**sizes, **shipped}))
         return Shipment(
-            image=self.images[parameter.framework],
+            image=cell_image(parameter, self.images[parameter.framework]),
             command=code_command(bool(requirements), bundle.entry),
             files=files,
             script=f"{CODE_DIR}/{bundle.entry}",

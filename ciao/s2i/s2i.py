@@ -4,7 +4,7 @@
   `APP_FILE=code.py`, which Python builders of the sclorg family read) in a fresh directory,
   `s2i build <dir> <builder image> <image>`, then `<push command> <image>`. The builder's
   run script runs the code, so the job needs no container command.
-- `img` (the original's name for a Dockerfile build): `FROM <images.framework>`, the
+- `img` (the original's name for a Dockerfile build): `FROM <%image or images.framework>`, the
   requirements pip-installed in a layer, `ENTRYPOINT ["python", "-u", "/opt/ciao/code.py"]`,
   built with `<build command> -t <image> <dir>` (docker, podman, buildah bud and img share
   that form) and pushed the same way.
@@ -45,6 +45,7 @@ from ciao.constants import CODE_DIR, CODE_FILE, REQUIREMENTS_FILE
 from ciao.errors import ConfigError
 from ciao.interpreter.types import Parameter
 from ciao.s2i.bundle import Bundle, bundle_of
+from ciao.s2i.image import cell_image, refuse_image
 from ciao.s2i.requirements import requirements_text
 from ciao.s2i.tools import BuildError, ToolResult, ToolRunner
 from ciao.s2i.types import LineCallback, Shipment
@@ -331,6 +332,13 @@ class S2IBuild(ImageBuild):
     code_dir = "/opt/app-root/src"
 
     def base_image(self, parameter: Parameter) -> str:
+        refuse_image(
+            parameter,
+            self.provider,
+            "builds the cell on its source-to-image builder "
+            f"(s2i.builders.{parameter.framework}), which %image cannot replace: set the "
+            "builder in the config, or use s2i.provider img, which builds on %image",
+        )
         return self.config.builders[parameter.framework]
 
     def recipe_files(self, parameter: Parameter, bundle: Bundle) -> dict[str, str]:
@@ -347,13 +355,15 @@ class S2IBuild(ImageBuild):
 
 
 class DockerfileBuild(ImageBuild):
-    """`s2i.provider: img`: a Dockerfile on the stock framework image (`images.<framework>`)."""
+    """`s2i.provider: img`: a Dockerfile on the cell's `%image`, else the stock framework
+    image (`images.<framework>`)."""
 
     provider = "img"
     code_dir = IMAGE_CODE_DIR
 
     def base_image(self, parameter: Parameter) -> str:
-        return self.images[parameter.framework]
+        """`%image` (the cell's), else `images.<framework>`."""
+        return cell_image(parameter, self.images[parameter.framework])
 
     def dockerfile(self, parameter: Parameter, bundle: Bundle) -> str:
         lines = [
