@@ -11,14 +11,25 @@ from typing import Any
 
 import pytest
 from fakecluster import validate_job, validate_trainjob
+from pod_examples import (
+    DATA_MOUNT,
+    DATA_VOLUME,
+    DONE_WHEN,
+    GPU_NODES,
+    GPU_PROFILE,
+    GPU_TAINT,
+    SHM_MOUNT,
+    SHM_VOLUME,
+    TOKEN,
+    cell,
+    given,
+)
 
 from ciao.backend.kubeflow.manifests import PodSecurity, job_manifest
 from ciao.backend.kubeflow.plan import Target, plan_job
 from ciao.backend.kubeflow.trainjob import OVERRIDE_FIELDS, Runtime, trainjob_manifest
 from ciao.errors import BackendError
-from ciao.interpreter.magics import MagicInterpreter
-from ciao.interpreter.pod import SETTING_BY_MAGIC, PodSettings, settings_from
-from ciao.interpreter.types import Parameter
+from ciao.interpreter.pod import PodSettings
 from ciao.s2i.types import Shipment
 
 CODE_BESIDE = Shipment(
@@ -31,40 +42,6 @@ RUNTIME = Runtime("torch-distributed")
 PYTORCH = "%framework=pytorch\n%master=1\n%worker=2\nprint(1)"
 TENSORFLOW = "%framework=tensorflow\n%chief=1\n%worker=2\n%ps=1\nprint(1)"
 NODES = "%nodes=2\nprint(1)"
-
-
-def given(*magics: tuple[str, str, str]) -> PodSettings:
-    """Settings as the magics (or a profile) give them: (magic, text, where)."""
-    return settings_from(
-        (SETTING_BY_MAGIC[magic], SETTING_BY_MAGIC[magic].read(text), where)
-        for magic, text, where in magics
-    )
-
-
-#: The issue's example: `%profile=gpu` (a GPU node pool's label and taint), a read-only
-#: dataset claim, a token from a Secret, and 8 GiB of /dev/shm for DataLoader workers.
-GPU_PROFILE = given(
-    ("nodeSelector", "nvidia.com/gpu.product=NVIDIA-H100-80GB-HBM3", "profile gpu"),
-    ("toleration", "nvidia.com/gpu:NoSchedule", "profile gpu"),
-)
-CELL = given(
-    ("volume", "pvc:datasets:/data:ro", "line 2"),
-    ("env", "TOKEN=secret:hf/token", "line 3"),
-    ("shm", "8Gi", "line 4"),
-)
-DONE_WHEN = CELL.with_defaults(GPU_PROFILE)
-
-
-def cell(text: str, settings: PodSettings, **roles: PodSettings) -> Parameter:
-    """The cell's job with `settings` for every role, and a role's own line's on top."""
-    parameter = MagicInterpreter(name_factory=lambda: "ciao-abcde").preprocess(text)
-    specs = {
-        role: dataclasses.replace(
-            spec, pod=roles[role].with_defaults(settings) if role in roles else settings
-        )
-        for role, spec in parameter.roles.items()
-    }
-    return dataclasses.replace(parameter, pod=settings, roles=specs)
 
 
 def templates(job: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -93,17 +70,6 @@ def env_of(entries: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 # --- the issue's example on every API ----------------------------------------------------
-
-DATA_VOLUME = {
-    "name": "volume-data",
-    "persistentVolumeClaim": {"claimName": "datasets", "readOnly": True},
-}
-DATA_MOUNT = {"name": "volume-data", "mountPath": "/data", "readOnly": True}
-SHM_VOLUME = {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "8Gi"}}
-SHM_MOUNT = {"name": "dshm", "mountPath": "/dev/shm"}
-TOKEN = {"secretKeyRef": {"name": "hf", "key": "token"}}
-GPU_NODES = {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
-GPU_TAINT = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
 
 
 @pytest.mark.parametrize("text", [PYTORCH, TENSORFLOW])
