@@ -10,7 +10,6 @@ in the cell, not a dead kernel.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import re
 from collections.abc import Mapping
@@ -19,7 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from ciao.config_file import read_yaml
-from ciao.errors import ConfigError, excerpt
+from ciao.config_keys import check_keys as _check_keys
+from ciao.config_keys import shown as _shown
+from ciao.config_pod import pod_as_dict, read_pod, read_profiles
+from ciao.errors import ConfigError
+from ciao.interpreter.pod import PodSettings
 from ciao.interpreter.types import ALL_ROLES, FRAMEWORKS, QUEUE_NAME, Resources
 from ciao.names import DNS_LABEL
 from ciao.secrets import redact
@@ -42,6 +45,9 @@ _TOP_KEYS = {
     "files": "paths in the notebook's folder every job takes along (as %files), e.g. [data/]",
     "limits": "what one cell may ask for: {max_replicas} (default 64 locally, 1000 on Kubernetes)",
     "session": "the Python session of cells without job magics: {enabled, max_value_bytes}",
+    "pod": "every job's pod settings: {volumes, env, tolerations, nodeSelector, ...} (as the "
+    "pod magics: %volume, %env, ...)",
+    "profiles": "named pod settings a cell picks with %profile=NAME: {NAME: {...as pod:}}",
     **{role: f"default resources of a {role} replica: {{cpu, memory, gpu}}" for role in ALL_ROLES},
 }
 _S2I_KEYS = (
@@ -208,6 +214,10 @@ class Config:
     #: `files:`: what every job takes from the notebook's folder (before its own %files).
     files: tuple[str, ...] = ()
     session: SessionConfig = field(default_factory=SessionConfig)
+    #: `pod:`: every job's pod settings (under its profile's and its cell's).
+    pod: PodSettings = field(default_factory=PodSettings)
+    #: `profiles:`: pod settings by name, for `%profile=NAME`.
+    profiles: dict[str, PodSettings] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """The effective configuration, as `%config` shows it."""
@@ -241,6 +251,8 @@ class Config:
             "limits": {"max_replicas": self.max_replicas or dict(DEFAULT_MAX_REPLICAS)},
             "files": list(self.files),
             "session": dataclasses.asdict(self.session),
+            "pod": pod_as_dict(self.pod),
+            "profiles": {name: pod_as_dict(pod) for name, pod in self.profiles.items()},
             **{
                 role: {"cpu": res.cpu, "memory": res.memory, "gpu": res.gpu}
                 for role, res in self.defaults.items()
@@ -356,6 +368,8 @@ def parse_config(data: Any, source: Path | None, home: str | None = None) -> Con
     return Config(
         source=source,
         files=files,
+        pod=read_pod(data.get("pod"), where, "pod", "config pod"),
+        profiles=read_profiles(data.get("profiles"), where),
         backend=backend,
         backends=backends,
         framework=framework,
@@ -473,15 +487,6 @@ def _backends(data: dict, where: str) -> tuple[str, ...]:
     return chosen
 
 
-def _check_keys(data: dict, allowed: Mapping[str, str], where: str, prefix: str) -> None:
-    for key in data:
-        if key not in allowed:
-            close = difflib.get_close_matches(str(key), list(allowed), n=1)
-            hint = f"; did you mean {prefix}{close[0]}?" if close else ""
-            known = ", ".join(prefix + k for k in allowed)
-            raise ConfigError(f"{where}: unknown key {prefix}{key}{hint} (known keys: {known})")
-
-
 def _section(data: dict, key: str, where: str, prefix: str = "") -> dict:
     value = data.get(key) or {}
     if not isinstance(value, dict):
@@ -545,14 +550,6 @@ def _command(s2i: dict, key: str, default: tuple[str, ...], where: str) -> tuple
                 f"(`{value[0]} login <registry>`) and remove it"
             )
     return tuple(value)
-
-
-def _shown(value: Any) -> str:
-    """A config value as an error quotes it: a command with its build-arg and env values
-    masked, and never more than an excerpt (a YAML value can be megabytes)."""
-    if isinstance(value, list):
-        value = redact([str(item) for item in value])
-    return excerpt(value)
 
 
 def _checked_words(args: list[str]) -> list[str]:

@@ -25,11 +25,16 @@ log = logging.getLogger("ciao.manager")
 
 
 def interpreter_for(config: Config) -> Interpreter:
-    """The interpreter with the config's per-role defaults (import kept off start-up)."""
+    """The interpreter with the config's per-role defaults, files, pod settings and
+    profiles (import kept off start-up)."""
     from ciao.interpreter.magics import MagicInterpreter
 
     return MagicInterpreter(
-        defaults=config.defaults, default_framework=config.framework, default_files=config.files
+        defaults=config.defaults,
+        default_framework=config.framework,
+        default_files=config.files,
+        pod=config.pod,
+        profiles=config.profiles,
     )
 
 
@@ -188,6 +193,15 @@ class Manager:
         if isinstance(cell, Command):
             return Prepared(config, command=cell)
         return Prepared(config, parameter=cell)
+
+    def cell_interpreter(self) -> Interpreter | None:
+        """The interpreter a cell would be read with now (the config's framework, pod
+        settings and profiles), for the editor's help; None when the config cannot be
+        read (running the cell says why)."""
+        try:
+            return self._interpreter(self._load_config())
+        except CiaoError:
+            return None
 
     def plan(self, prepared: Prepared, owner: dict[str, str] | None = None) -> CellPlan:
         """What running the cell will do, every check made (limits, the allowlist, the

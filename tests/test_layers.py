@@ -15,7 +15,7 @@ LAYERS: list[set[str]] = [
     {"ciao", "errors", "constants", "names", "launch", "secrets"},
     {"protocol"},
     {"interpreter"},
-    {"config_file", "config"},
+    {"config_file", "config_keys", "config_pod", "config"},
     {"s2i"},
     {"backend"},
     {"registry"},

@@ -26,6 +26,7 @@ from ciao.interpreter.lines import (
     split_pieces,
 )
 from ciao.interpreter.magics import MagicInterpreter
+from ciao.interpreter.pod import SETTING_BY_MAGIC
 from ciao.interpreter.types import FRAMEWORKS, ROLES
 
 #: Job magics of PyTorch cells only (torchrun's processes, Trainer v2 runtimes).
@@ -151,7 +152,7 @@ def _complete_magic(
         return [], col, col
     name, blank, rest = match.groups()
     if rest.startswith("="):
-        return _magic_values(lookup(name), rest[1:].lstrip(), line, col, piece_end)
+        return _magic_values(lookup(name), rest[1:].lstrip(), line, col, piece_end, interp)
     if blank or rest:
         doc = lookup(name)
         if doc is not None and doc.name == "help":
@@ -168,18 +169,33 @@ def _complete_magic(
 
 
 def _magic_values(
-    doc: MagicDoc | None, prefix: str, line: str, col: int, piece_end: int
+    doc: MagicDoc | None, prefix: str, line: str, col: int, piece_end: int, interp: MagicInterpreter
 ) -> Completion:
-    values = doc.values if doc else ()
-    matches = [value for value in values if value.startswith(prefix.lower())]
+    matches = _value_matches(doc, prefix, interp) if doc else []
     end = col + _run_end(_VALUE_CHARS, line[col:piece_end], 0)
     return matches, col - len(prefix), end
+
+
+def _value_matches(doc: MagicDoc, typed: str, interp: MagicInterpreter) -> list[str]:
+    """The values of `doc` that may follow what is typed (any case), whole: its choices,
+    the config's profiles for %profile, or the starts of a free-form value (`pvc:`); after
+    the doc's `hint_after` (`:` of a toleration), what may follow it (its effects)."""
+    choices = list(doc.values) + (sorted(interp.profiles) if doc.name == "profile" else [])
+    head, tail = "", typed
+    if doc.hint_after:
+        before, mark, after = typed.rpartition(doc.hint_after)
+        if mark:
+            head, tail, choices = before + mark, after, list(doc.hints)
+    else:
+        choices += doc.hints
+    return [head + choice for choice in choices if choice.lower().startswith(tail.lower())]
 
 
 def _magic_names(
     code: str, line: str, lineno: int, piece_start: int, prefix: str, interp: MagicInterpreter
 ) -> list[str]:
-    """The magics that may start a token here, as `%name=` (commands as `%name`)."""
+    """The magics that may start a token here, as `%name=` (commands as `%name`); after a
+    role on its line, its resources and pod settings first."""
     tokens = magic_tokens(code)
     others = [t for n, ts in tokens.items() for t in ts if n != lineno or t.end < piece_start]
     before = [t for t in tokens.get(lineno, []) if t.end < piece_start]
@@ -194,12 +210,28 @@ def _magic_names(
     role_index = max((i for i, t in enumerate(before) if _kind(t) == "role"), default=None)
     segment = set() if role_index is None else {_name(t) for t in before[role_index + 1 :]}
     alone = sum(1 for text in split_cell(code) if text.strip()) == 1 and not before
+    line_has_role = any(_kind(t) == "role" for t in tokens.get(lineno, []))
+    # pod settings given once a scope: the job's (lines without a role) or this role's
+    job_pod = {
+        _name(t)
+        for n, ts in tokens.items()
+        if not any(_kind(u) == "role" for u in ts)
+        for t in ts
+        if (n != lineno or t.end < piece_start) and _kind(t) == "pod"
+    }
     resources: list[str] = []
     offered: list[str] = []
     for doc in MAGICS.values():
         if not doc.name.lower().startswith(prefix.lower()):
             continue
-        if doc.kind == "command":
+        if doc.kind == "pod":
+            setting = SETTING_BY_MAGIC[doc.name]
+            if role_index is not None:
+                if setting.per_role and (setting.many or doc.name not in segment):
+                    resources.append(f"%{doc.name}=")
+            elif not line_has_role and (setting.many or doc.name not in job_pod):
+                offered.append(f"%{doc.name}=")
+        elif doc.kind == "command":
             if alone and ";" not in line:
                 offered.append(f"%{doc.name}")
         elif doc.kind == "flag":
@@ -208,6 +240,8 @@ def _magic_names(
         elif doc.kind == "resource":
             if role_index is not None and doc.name not in segment:
                 resources.append(f"%{doc.name}=")
+        elif doc.name == "profile" and line_has_role:
+            continue  # the whole job's: on a line of its own
         elif doc.name not in used and (doc.kind != "role" or doc.name in ROLES[framework]):
             offered.append(f"%{doc.name}=")
     return resources + offered

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ciao.errors import MagicError, MagicErrors
+from ciao.interpreter.pod import EFFECTS, VOLUME_KINDS
 
-MagicKind = Literal["job", "flag", "role", "resource", "command"]
+MagicKind = Literal["job", "flag", "role", "resource", "pod", "command"]
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,9 @@ class MagicDoc:
     """What one magic is: its kind, the values it takes (for completion), its doc.
 
     `values` lists the allowed values as users type them (empty when any number or quantity
-    is allowed); `arg` is the placeholder shown in usage lines (`<count>`).
+    is allowed); `arg` is the placeholder shown in usage lines (`<count>`). `hints` are
+    starts of free-form values that completion offers (`pvc:`), after the last
+    `hint_after` in the value when that is set (a toleration's effect after its `:`).
     """
 
     name: str
@@ -28,6 +31,8 @@ class MagicDoc:
     summary: str
     doc: str
     arg: str = ""
+    hints: tuple[str, ...] = ()
+    hint_after: str = ""
 
     @property
     def usage(self) -> str:
@@ -39,6 +44,41 @@ class MagicDoc:
 
 def _role(name: str, summary: str, doc: str) -> MagicDoc:
     return MagicDoc(name, "role", (), summary, doc, "<count>")
+
+
+#: Where a pod setting applies, said once for every pod magic's doc.
+_POD_SCOPE = (
+    "On a line of its own it is every role's; after a role on the role's line, that\n"
+    "role's alone (on top of the job's): %worker=4;%gpu=1;%{name}=..."
+)
+
+
+def _pod(
+    name: str,
+    summary: str,
+    doc: str,
+    arg: str,
+    hints: tuple[str, ...] = (),
+    hint_after: str = "",
+    scope: bool = True,
+) -> MagicDoc:
+    """A pod setting's magic (pod.py's SETTINGS reads its value); the scope rule is
+    added to its doc before the example."""
+    prose, _, example = doc.partition("Example:\n")
+    where = _POD_SCOPE.replace("{name}", name) + "\n" if scope else ""
+    return MagicDoc(
+        name, "pod", (), summary, f"{prose}{where}Example:\n{example}", arg, hints, hint_after
+    )
+
+
+#: Node labels clusters commonly select GPU nodes and zones by (completion offers them).
+NODE_LABELS = (
+    "nvidia.com/gpu.product=",
+    "node.kubernetes.io/instance-type=",
+    "topology.kubernetes.io/zone=",
+    "kubernetes.io/arch=",
+    "kubernetes.io/hostname=",
+)
 
 
 _DOCS = (
@@ -214,6 +254,133 @@ _DOCS = (
         "cancel|detach",
     ),
     MagicDoc(
+        "profile",
+        "job",
+        (),
+        "Pod settings by name: one of the config's profiles: (GPU nodes, volumes, secrets).",
+        "A profile holds any pod setting (the magics below) and affinity, securityContext,\n"
+        "labels and annotations, written once in the config's profiles:. The job's settings\n"
+        "are the config's pod:, then the profile's, then the cell's own lines, then a\n"
+        "role's line: each later one wins (a variable, a mount path or a node label given\n"
+        "again replaces the earlier one; tolerations and pull secrets add up). The whole\n"
+        "job's: on a line of its own. %config lists the profiles.\n"
+        "Example:\n    %profile=a100\n    %nodes=2;%gpu=8",
+        "<name>",
+    ),
+    _pod(
+        "volume",
+        "Mount a volume: an existing PVC, a scratch emptyDir, a ConfigMap or Secret as files.",
+        "pvc:CLAIM:/path[:ro]         an existing PersistentVolumeClaim (ro: read-only)\n"
+        "emptyDir:/path[:SIZE]        an empty folder of the pod (SIZE: its limit, like 20Gi)\n"
+        "configMap:NAME:/path         a ConfigMap's keys as files (read-only)\n"
+        "secret:NAME:/path            a Secret's keys as files (read-only)\n"
+        "hostPath:/folder:/path[:ro]  a folder of the node (locally: of this machine)\n"
+        "Give it again for more volumes, one a mount path. A replica also finds each one's\n"
+        "path in CIAO_VOLUME_<PATH> (/data/train: CIAO_VOLUME_DATA_TRAIN).\n"
+        "Example:\n    %volume=pvc:datasets:/data:ro\n    %volume=emptyDir:/scratch:20Gi",
+        "<kind>:<name>:<path>[:ro]",
+        hints=tuple(f"{kind}:" for kind in VOLUME_KINDS),
+    ),
+    _pod(
+        "shm",
+        "Size of /dev/shm of each replica (an in-memory emptyDir): PyTorch DataLoader workers.",
+        "A memory quantity like 8Gi. Containers get 64 MiB of shared memory, and DataLoader\n"
+        "workers (num_workers > 0) that pass larger batches crash with a bus error. The\n"
+        "memory counts against the replica's memory limit: give %memory room for it.\n"
+        "Example:\n    %nodes=2;%gpu=4;%memory=64Gi;%shm=16Gi",
+        "<quantity>",
+    ),
+    _pod(
+        "env",
+        "Set an environment variable of the replicas: a value, or a Secret's key by reference.",
+        "NAME=value, NAME=secret:SECRET/KEY (the value of KEY in the Secret, put there by\n"
+        "the kubelet: Ciao never reads it) or NAME=configMap:NAME/KEY. Give it again for\n"
+        "more variables, each name once. A value cannot hold ; (it separates magics).\n"
+        "Variables Ciao or the operator set (RANK, WORLD_SIZE, MASTER_ADDR, CIAO_...)\n"
+        "are refused. Locally the values reach the replicas too. IPython's own\n"
+        "%env NAME=value (a blank, no = after env) is the session's, in session cells.\n"
+        "Example:\n    %env=HF_HOME=/data/hf\n    %env=WANDB_API_KEY=secret:wandb/api-key",
+        "<NAME>=<value>",
+        hints=("secret:", "configMap:"),
+        hint_after="=",
+    ),
+    _pod(
+        "envFrom",
+        "Every key of a Secret (or ConfigMap) as an environment variable of the replicas.",
+        "secret:NAME or configMap:NAME; give it again for more. Ciao never reads the\n"
+        "values: the kubelet sets them. Kubeflow Trainer v2 has no field for it: use\n"
+        "%env=NAME=secret:SECRET/KEY per variable there.\n"
+        "Example:\n    %envFrom=secret:s3-creds",
+        "secret|configMap:<name>",
+        hints=("secret:", "configMap:"),
+    ),
+    _pod(
+        "nodeSelector",
+        "Run the replicas only on nodes with this label (a GPU model, an instance type).",
+        "label=value, like nvidia.com/gpu.product=NVIDIA-H100-80GB-HBM3; give it again for\n"
+        "more labels (each label once): a node must have all of them. kubectl get nodes\n"
+        "--show-labels lists the labels of the cluster's nodes.\n"
+        "Example:\n    %nodeSelector=nvidia.com/gpu.product=NVIDIA-A100-SXM4-80GB",
+        "<label>=<value>",
+        hints=NODE_LABELS,
+    ),
+    _pod(
+        "toleration",
+        "Let the replicas run on nodes with this taint (GPU nodes are often tainted).",
+        "key (the taint, whatever its value) or key=value (with that value), and :Effect\n"
+        "to tolerate that effect only; without it, every effect. Effects:\n"
+        f"{', '.join(EFFECTS)}. Give it again for more. A replica that does not tolerate\n"
+        "a node's taint waits for another node (FailedScheduling: untolerated taint).\n"
+        "Example:\n    %toleration=nvidia.com/gpu:NoSchedule\n"
+        "    %toleration=dedicated=ml-team:NoExecute",
+        "<key>[=<value>][:<effect>]",
+        hints=EFFECTS,
+        hint_after=":",
+    ),
+    _pod(
+        "serviceAccount",
+        "The Kubernetes service account the replicas run as (its permissions, its pull secrets).",
+        "A service account of the job's namespace, like trainer; without it, the\n"
+        "namespace's default. Its imagePullSecrets apply to the replicas too.\n"
+        "Example:\n    %serviceAccount=trainer",
+        "<name>",
+    ),
+    _pod(
+        "imagePullSecret",
+        "A Secret with the registry credentials to pull a private image (docker-registry type).",
+        "The name of a Secret of the job's namespace; give it again for more. Where the\n"
+        "Kubeflow API cannot carry it (Trainer v2.0), give the service account the pull\n"
+        "secret instead: kubectl patch serviceaccount NAME -p\n"
+        '\'{"imagePullSecrets": [{"name": "regcred"}]}\' and %serviceAccount=NAME.\n'
+        "Example:\n    %imagePullSecret=regcred",
+        "<secret>",
+    ),
+    _pod(
+        "priorityClass",
+        "The PriorityClass of the replicas: which pods the scheduler preempts for which.",
+        "The name of a PriorityClass of the cluster (kubectl get priorityclasses).\n"
+        "Example:\n    %priorityClass=high",
+        "<name>",
+    ),
+    _pod(
+        "schedulerName",
+        "The scheduler that places the replicas (volcano for gang scheduling); default: the "
+        "cluster's.",
+        "The name a scheduler of the cluster answers to, like volcano.\n"
+        "Example:\n    %schedulerName=volcano",
+        "<name>",
+    ),
+    _pod(
+        "image",
+        "The container image the replicas run the cell in (instead of the config's images:).",
+        "An image reference like pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime; it needs\n"
+        "python. The whole job's: one image per job, on a line of its own. Locally it does\n"
+        "not apply (the cell says so).\n"
+        "Example:\n    %image=nvcr.io/nvidia/pytorch:24.10-py3",
+        "<image>",
+        scope=False,
+    ),
+    MagicDoc(
         "dryrun",
         "flag",
         (),
@@ -332,12 +499,16 @@ _GROUPS: tuple[tuple[MagicKind, str], ...] = (
     ("flag", "Job flags (no value)"),
     ("role", "Roles (replica counts; 0 leaves a role out)"),
     ("resource", "Resources (per replica, after a role on the same line)"),
+    ("pod", "Pod settings (a line of their own: every role; after a role: that role)"),
     ("command", "Kernel commands (alone in a cell)"),
 )
 
 #: Magics of the session (IPython's) that a Ciao magic of the same name hides: a cell
-#: starting with one runs Ciao's (a test keeps this list equal to what IPython has).
+#: starting with one runs Ciao's (a test keeps these lists equal to what IPython has).
 SHADOWED_SESSION_MAGICS = ("config", "pip")
+#: Magics both have, told apart by how they are written: `%env=NAME=value` is Ciao's,
+#: IPython's `%env NAME=value` (or `%env` alone) the session's (route.py).
+SHARED_SESSION_MAGICS = ("env",)
 
 _EXAMPLES = """\
 Examples:
@@ -358,7 +529,7 @@ cell runs as one replica (pytorch: %master=1, tensorflow: %worker=1)."""
 
 
 #: Kinds of magic that make a cell a job (the rest are kernel commands).
-JOB_KINDS: tuple[MagicKind, ...] = ("job", "flag", "role", "resource")
+JOB_KINDS: tuple[MagicKind, ...] = ("job", "flag", "role", "resource", "pod")
 
 WHERE_TITLE = "Where a cell runs"
 
@@ -378,8 +549,9 @@ def where_cells_run() -> str:
             f"A cell with a job magic ({jobs}) runs as a job: %job alone makes any cell "
             "one. A kernel command runs alone in its cell, in the kernel "
             f"({commands}). Ciao's magics come first: {shadowed} are Ciao's, not the "
-            "session's. With session: {enabled: false} in the config every cell is a job, "
-            "as before the session.",
+            "session's, and %env is Ciao's written %env=NAME=value, the session's written "
+            "%env NAME=value. With session: {enabled: false} in the config every cell is a "
+            "job, as before the session.",
             88,
         )
     )

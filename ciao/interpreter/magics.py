@@ -7,10 +7,12 @@ time, and some only after the image was built.
 
 from __future__ import annotations
 
+import difflib
 import re
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from ciao.errors import MagicError, MagicErrors, excerpt
 from ciao.interpreter.docs import MAGICS, MagicDoc, describe, help_text, lookup, unknown_magic
@@ -20,6 +22,14 @@ from ciao.interpreter.lines import (
     find_shell_lines,
     magic_tokens,
     split_cell,
+)
+from ciao.interpreter.pod import (
+    SETTING_BY_MAGIC,
+    PodSettings,
+    Setting,
+    SettingError,
+    identity,
+    settings_from,
 )
 from ciao.interpreter.quantity import check_quantity
 from ciao.interpreter.requirements import (
@@ -67,13 +77,19 @@ _EXAMPLE = {"cpu": "500m", "memory": "1Gi", "gpu": "1"}
 _POLICIES: dict[str, CleanPolicy] = {p.lower(): p for p in CLEAN_POLICIES}
 
 
+#: A pod setting as read from a cell: the setting, its value (as pod.py read it), its line.
+_PodValue = tuple[Setting, Any, int]
+
+
 @dataclass
 class _Role:
-    """A role magic as read: its line, its count (None when invalid), its resource magics."""
+    """A role magic as read: its line, its count (None when invalid), its resource magics
+    and the pod settings after it on its line."""
 
     line: int
     count: int | None
     resources: dict[str, str | int] = field(default_factory=dict)
+    pod: list[_PodValue] = field(default_factory=list)
 
 
 @dataclass
@@ -99,6 +115,11 @@ class _Reading:
     roles: dict[str, _Role] = field(default_factory=dict)
     commands: list[tuple[Token, MagicDoc, str]] = field(default_factory=list)
     seen: dict[str, int] = field(default_factory=dict)
+    #: Pod settings of lines without a role magic: every role's.
+    pod: list[_PodValue] = field(default_factory=list)
+    #: (scope, field, identity) of each list item (a variable, a mount path) -> its line.
+    pod_items: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    profile: tuple[int, str] | None = None  # (line, name)
 
     def error(self, line: int, magic: str, message: str) -> None:
         self.errors.append(MagicError(line, magic, message))
@@ -113,6 +134,8 @@ class MagicInterpreter:
         default_framework: str = "pytorch",
         name_factory: Callable[[], str] | None = None,
         default_files: Sequence[str] = (),
+        pod: PodSettings | None = None,
+        profiles: Mapping[str, PodSettings] | None = None,
     ) -> None:
         framework = default_framework.lower()
         if framework not in FRAMEWORKS:
@@ -122,6 +145,10 @@ class MagicInterpreter:
         self.name_factory = name_factory or random_name
         #: `files:` of the config: what every job takes along, before its own %files.
         self.default_files = list(default_files)
+        #: `pod:` of the config: every job's pod settings, under its profile's and its own.
+        self.pod = pod or PodSettings()
+        #: `profiles:` of the config, which `%profile=NAME` picks from.
+        self.profiles: dict[str, PodSettings] = dict(profiles or {})
 
     def preprocess(self, code: str) -> Parameter:
         """The job the cell describes; raises MagicErrors naming every bad magic at once."""
@@ -158,14 +185,16 @@ class MagicInterpreter:
         counts = _check_roles(reading, framework) if framework else {}
         if framework:
             _check_job_magics(reading, framework)
+        self._check_profile(reading)
         if reading.errors:
             raise MagicErrors(reading.errors)
         if command is not None:
             return command
         assert framework is not None
+        pod = self._job_pod(reading)
         return Parameter(
             framework=framework,  # type: ignore[arg-type]
-            roles=self._role_specs(framework, counts, reading.roles),
+            roles=self._role_specs(framework, counts, reading.roles, pod),
             generate_name=self.name_factory(),
             clean_policy=reading.clean_policy,
             code=self.preprocessed_code(code),
@@ -178,10 +207,36 @@ class MagicInterpreter:
             procs_per_node=reading.procs[1] if reading.procs else None,
             runtime=reading.runtime[1] if reading.runtime else "",
             queue=reading.queue,
+            pod=pod,
+            profile=reading.profile[1] if reading.profile else "",
         )
 
+    def _check_profile(self, reading: _Reading) -> None:
+        """`%profile=NAME` names one of the config's profiles."""
+        if reading.profile is None or reading.profile[1] in self.profiles:
+            return
+        line, name = reading.profile
+        if not self.profiles:
+            message = (
+                f"unknown profile {excerpt(name)}: the config has no profiles: (write "
+                f"profiles: {{{name}: {{...}}}} in it; %config shows which file it reads)"
+            )
+        else:
+            close = difflib.get_close_matches(name, list(self.profiles), n=1, cutoff=0.6)
+            hint = f" did you mean {close[0]}?" if close else ""
+            known = ", ".join(sorted(self.profiles))
+            message = f"unknown profile {excerpt(name)};{hint} the config's profiles are {known}"
+        reading.error(line, "%profile", message)
+
+    def _job_pod(self, reading: _Reading) -> PodSettings:
+        """Every role's pod settings: config pod < profile < the cell's own lines."""
+        base = self.pod
+        if reading.profile is not None:
+            base = self.profiles[reading.profile[1]].with_defaults(base)
+        return _cell_pod(reading.pod).with_defaults(base)
+
     def _role_specs(
-        self, framework: str, counts: dict[str, int], roles: dict[str, _Role]
+        self, framework: str, counts: dict[str, int], roles: dict[str, _Role], pod: PodSettings
     ) -> dict[str, RoleSpec]:
         specs: dict[str, RoleSpec] = {}
         for role in ROLES[framework]:
@@ -189,13 +244,22 @@ class MagicInterpreter:
                 source = "nodes" if "nodes" in roles else role  # %nodes: master + workers
                 given = roles[source].resources if source in roles else {}
                 resources = replace(self.defaults.get(role, Resources()), **given)  # type: ignore[arg-type]
-                specs[role] = RoleSpec(role, counts[role], resources)
+                line_pod = roles[source].pod if source in roles else []
+                role_pod = _cell_pod(line_pod).with_defaults(pod) if line_pod else pod
+                specs[role] = RoleSpec(role, counts[role], resources, role_pod)
         return specs
 
 
+def _cell_pod(values: list[_PodValue]) -> PodSettings:
+    """The pod settings of some lines of the cell, each from its line."""
+    return settings_from((setting, value, f"line {line}") for setting, value, line in values)
+
+
 def _read_line(tokens: list[Token], reading: _Reading) -> None:
-    """Check each token of one magic line on its own; resources attach to the last role."""
+    """Check each token of one magic line on its own; resources and pod settings attach
+    to the last role before them (pod settings on a line without a role: every role)."""
     role: str | None = None
+    line_roles = [t.text for t in tokens if (d := _doc_of(t)) is not None and d.kind == "role"]
     for token in tokens:
         doc = _token_doc(token, reading)
         if doc is None:
@@ -212,17 +276,32 @@ def _read_line(tokens: list[Token], reading: _Reading) -> None:
             continue
         if doc.kind == "role":
             role = doc.name
+        if doc.name == "env" and token.value is None and token.rest:
+            message = (
+                f"write %env={token.rest.strip()}: IPython's %env NAME=value is the session's, "
+                "in a cell without Ciao's magics"
+            )
+            reading.error(token.line, "%env", message)
+            continue
         value = _token_value(token, doc, reading)
         if value is None:
             continue
         if doc.kind == "resource":
             _read_resource(token, doc, value, role, reading)
+        elif doc.kind == "pod":
+            _read_pod(token, doc, value, role, line_roles, reading)
+        elif doc.name == "profile" and line_roles:
+            reading.error(token.line, "%profile", _whole_job(line_roles))
         elif doc.name == "requirements":
             _read_requirements(token, value, reading)
         elif doc.name == "files":
             _read_files(token, value, reading)
         elif _first_time(token, doc.name, doc.name, reading):
             _read_magic(token, doc, value, reading)
+
+
+def _doc_of(token: Token) -> MagicDoc | None:
+    return lookup(token.name) if token.has_name else None
 
 
 def _token_doc(token: Token, reading: _Reading) -> MagicDoc | None:
@@ -258,11 +337,14 @@ def _first_time(token: Token, key: str, name: str, reading: _Reading) -> bool:
     if first is None:
         reading.seen[key] = token.line
         return True
-    where = (
-        f"on lines {first} and {token.line}" if first != token.line else f"twice on line {first}"
-    )
-    reading.error(token.line, f"%{name}", f"given {where}; give it once")
+    reading.error(token.line, f"%{name}", _twice(first, token.line))
     return False
+
+
+def _twice(first: int, line: int) -> str:
+    """`given on lines 2 and 5; give it once` (or `twice on line 2`)."""
+    where = f"on lines {first} and {line}" if first != line else f"twice on line {first}"
+    return f"given {where}; give it once"
 
 
 def _read_magic(token: Token, doc: MagicDoc, value: str, reading: _Reading) -> None:
@@ -302,6 +384,8 @@ def _read_magic(token: Token, doc: MagicDoc, value: str, reading: _Reading) -> N
             )
         else:
             reading.queue = value
+    elif doc.name == "profile":
+        reading.profile = (token.line, value)
     elif doc.name == "cleanPolicy":
         reading.clean_policy = _POLICIES.get(value.lower())
         if reading.clean_policy is None:
@@ -318,6 +402,59 @@ def _read_magic(token: Token, doc: MagicDoc, value: str, reading: _Reading) -> N
             reading.error(token.line, magic, message)
             count = None
         reading.roles[doc.name] = _Role(token.line, count)
+
+
+def _read_pod(
+    token: Token,
+    doc: MagicDoc,
+    value: str,
+    role: str | None,
+    line_roles: list[str],
+    reading: _Reading,
+) -> None:
+    """A pod setting: the role's before it on its line, else every role's. Read by
+    pod.py's reader; a one-value setting once in a scope, a list item (a variable, a mount
+    path, a node label) once in a scope."""
+    magic = f"%{doc.name}"
+    setting = SETTING_BY_MAGIC[doc.name]
+    if not setting.per_role and line_roles:
+        reading.error(token.line, magic, _whole_job(line_roles))
+        return
+    if role is None and line_roles:
+        example = f"{line_roles[0]};{magic}=..."
+        message = (
+            f"goes after the role on its line for that role's replicas ({example}), or on "
+            "a line of its own for every role"
+        )
+        reading.error(token.line, magic, message)
+        return
+    scope = f"{token.line}.{role}" if role is not None else ""
+    if not setting.many and not _first_time(token, f"pod.{scope}.{doc.name}", doc.name, reading):
+        return
+    try:
+        parsed = setting.read(value)
+    except SettingError as exc:
+        reading.error(token.line, magic, str(exc))
+        return
+    known = identity(setting.field, parsed)
+    if known is not None:
+        what, which = known
+        first = reading.pod_items.get((scope, setting.field, which))
+        if first is not None:
+            reading.error(token.line, magic, f"{what} {which} is {_twice(first, token.line)}")
+            return
+        reading.pod_items[(scope, setting.field, which)] = token.line
+    if role is None:
+        reading.pod.append((setting, parsed, token.line))
+    elif role in reading.roles and reading.roles[role].line == token.line:
+        reading.roles[role].pod.append((setting, parsed, token.line))
+
+
+def _whole_job(line_roles: list[str]) -> str:
+    """The error of a whole-job setting (%image, %profile) on a role's line."""
+    return (
+        f"is the whole job's, not a role's: put it on a line of its own, not with {line_roles[0]}"
+    )
 
 
 def _read_files(token: Token, value: str, reading: _Reading) -> None:

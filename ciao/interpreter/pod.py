@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from ciao.constants import CODE_DIR
 from ciao.errors import excerpt
+from ciao.interpreter.quantity import check_quantity
 
 VolumeKind = Literal["pvc", "emptyDir", "configMap", "secret", "hostPath"]
 VOLUME_KINDS: tuple[VolumeKind, ...] = ("pvc", "emptyDir", "configMap", "secret", "hostPath")
@@ -219,16 +220,31 @@ def _dict_merge(
     return {**(earlier or {}), **later}
 
 
+#: What identifies one item of a list setting, and what that is called: a later item with
+#: the same identity replaces an earlier one when settings merge, and two in one place (a
+#: cell's scope, a config section) are an error.
+IDENTITIES: dict[str, tuple[str, Callable[[Any], str]]] = {
+    "volumes": ("the mount path", lambda v: v.path),
+    "env": ("the variable", lambda e: e.name),
+    "node_selector": ("the node label", lambda kv: kv[0]),
+    "labels": ("the label", lambda kv: kv[0]),
+    "annotations": ("the annotation", lambda kv: kv[0]),
+}
+
+
+def identity(field_name: str, value: Any) -> tuple[str, str] | None:
+    """(what it is, which one) of one item of a list setting, like ("the variable",
+    "TOKEN"); None where items have no identity (tolerations, pull secrets add up)."""
+    known = IDENTITIES.get(field_name)
+    return (known[0], known[1](value)) if known else None
+
+
 _MERGE: dict[str, Callable[[Any, Any], Any]] = {
-    "volumes": _by_key(lambda v: v.path),
-    "env": _by_key(lambda e: e.name),
+    **{name: _by_key(key) for name, (_, key) in IDENTITIES.items()},
     "env_from": _union,
-    "node_selector": _by_key(lambda kv: kv[0]),
     "tolerations": _union,
     "image_pull_secrets": _union,
     "security_context": _dict_merge,
-    "labels": _by_key(lambda kv: kv[0]),
-    "annotations": _by_key(lambda kv: kv[0]),
 }
 
 
@@ -288,13 +304,15 @@ def _volume_kind(word: str) -> VolumeKind:
 
 
 def _mount_path(path: str) -> str:
-    if not path.startswith("/") or path == "/":
+    """The mount path, as one spelling (`/data//x/` is `/data/x`): the identity by which
+    two volumes of one scope clash and a later one replaces an earlier one."""
+    clean = re.sub("/+", "/", path).rstrip("/")
+    if not path.startswith("/") or not clean:
         raise SettingError(
             f"the mount path must be an absolute folder like /data, got {excerpt(path)}"
         )
     if ".." in path.split("/"):
         raise SettingError(f"the mount path must not contain '..', got {excerpt(path)}")
-    clean = path.rstrip("/")
     for reserved in RESERVED_MOUNTS:
         if (
             clean == reserved
@@ -320,19 +338,24 @@ def read_env(text: str) -> EnvVar:
     if not eq:
         raise SettingError(f"expected NAME=value or NAME=secret:SECRET/KEY, got {excerpt(text)}")
     _check_env_name(name)
-    for kind in ("secret", "configMap"):
-        if value.startswith(kind + ":"):
-            ref_name, slash, key = value[len(kind) + 1 :].partition("/")
-            if not slash or not key:
-                raise SettingError(
-                    f"{name}: a {kind} reference is {kind}:NAME/KEY (the key inside it), "
-                    f"got {excerpt(value)}"
-                )
-            _check_subdomain(ref_name, f"a {kind} name")
-            if len(key) > MAX_SUBDOMAIN or not _KEY.fullmatch(key):
-                raise SettingError(f"{excerpt(key)} is not a {kind} key (letters, digits, -, _, .)")
-            return EnvVar(name, ref_kind=kind, ref_name=ref_name, ref_key=key)
-    return EnvVar(name, value=value)
+    prefix, colon, reference = value.partition(":")
+    kind = _REF_KINDS.get(prefix.lower()) if colon else None
+    if kind is None:
+        return EnvVar(name, value=value)
+    ref_name, slash, key = reference.partition("/")
+    if not slash or not key:
+        raise SettingError(
+            f"{name}: a {kind} reference is {kind}:NAME/KEY (the key inside it), "
+            f"got {excerpt(value)}"
+        )
+    _check_subdomain(ref_name, f"a {kind} name")
+    if len(key) > MAX_SUBDOMAIN or not _KEY.fullmatch(key):
+        raise SettingError(f"{excerpt(key)} is not a {kind} key (letters, digits, -, _, .)")
+    return EnvVar(name, ref_kind=kind, ref_name=ref_name, ref_key=key)
+
+
+#: The objects a value may come from, as written (any case) -> as Kubernetes names them.
+_REF_KINDS = {"secret": "secret", "configmap": "configMap"}
 
 
 def _check_env_name(name: str) -> None:
@@ -346,12 +369,12 @@ def _check_env_name(name: str) -> None:
 
 def read_env_from(text: str) -> EnvFrom:
     """`secret:NAME` or `configMap:NAME`."""
-    kind, colon, name = text.partition(":")
-    kinds = {"secret": "secret", "configmap": "configMap"}
-    if not colon or kind.lower() not in kinds:
+    word, colon, name = text.partition(":")
+    kind = _REF_KINDS.get(word.lower())
+    if not colon or kind is None:
         raise SettingError(f"expected secret:NAME or configMap:NAME, got {excerpt(text)}")
-    _check_subdomain(name, f"a {kinds[kind.lower()]} name")
-    return EnvFrom(kinds[kind.lower()], name)
+    _check_subdomain(name, f"a {kind} name")
+    return EnvFrom(kind, name)
 
 
 def read_node_selector(text: str) -> tuple[str, str]:
@@ -368,9 +391,10 @@ def read_node_selector(text: str) -> tuple[str, str]:
 
 def read_toleration(text: str) -> Toleration:
     """`key[=value][:Effect]`: tolerate a taint (Exists without a value, Equal with one)."""
-    body, colon, effect = text.rpartition(":") if ":" in text else (text, "", "")
-    if colon and effect not in EFFECTS:
-        raise SettingError(f"unknown taint effect {excerpt(effect)}; one of {', '.join(EFFECTS)}")
+    body, colon, written = text.rpartition(":") if ":" in text else (text, "", "")
+    effect = next((e for e in EFFECTS if e.lower() == written.lower()), "")
+    if colon and not effect:
+        raise SettingError(f"unknown taint effect {excerpt(written)}; one of {', '.join(EFFECTS)}")
     key, eq, value = body.partition("=")
     check_label_key(key)
     if eq:
@@ -429,8 +453,6 @@ def _check_subdomain(name: str, what: str) -> None:
 
 
 def _check_quantity(text: str, what: str) -> None:
-    from ciao.interpreter.quantity import check_quantity
-
     problem = check_quantity("memory", text)
     if problem is not None:
         raise SettingError(f"{what}: {problem}")
@@ -445,6 +467,8 @@ class Setting:
 
     `many`: the magic may be given again (each adds one); otherwise once per scope.
     `cluster_only`: no meaning for local processes (the local backend lists it).
+    `per_role`: a role's line may give it for that role alone; otherwise it is the whole
+    job's (one image per job).
     """
 
     magic: str
@@ -453,6 +477,7 @@ class Setting:
     many: bool
     config_key: str
     cluster_only: bool = True
+    per_role: bool = True
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -484,7 +509,7 @@ SETTINGS: tuple[Setting, ...] = (
         "priorityClass",
     ),
     Setting("schedulerName", "scheduler_name", read_scheduler, False, "schedulerName"),
-    Setting("image", "image", read_image, False, "image"),
+    Setting("image", "image", read_image, False, "image", per_role=False),
 )
 SETTING_BY_MAGIC: dict[str, Setting] = {s.magic: s for s in SETTINGS}
 #: Profile and config keys that only the config can set (Kubernetes objects as written).
@@ -503,8 +528,7 @@ SETTING_OF_FIELD: dict[str, str] = {
 def add_setting(settings: PodSettings, setting: Setting, value: Any, origin: str) -> PodSettings:
     """`settings` with one more value of `setting` (appended, or the one value)."""
     current = getattr(settings, setting.field)
-    new: Any = (*current, value) if setting.many else value
-    changes: dict[str, Any] = {setting.field: new}
+    changes: dict[str, Any] = {setting.field: (*current, value) if setting.many else value}
     changes["origins"] = {
         **settings.origins,
         setting.magic: settings.origins.get(setting.magic, origin),

@@ -2,15 +2,16 @@
 
 A magic line is Ciao's when its first token names a Ciao magic (`%worker=2`, `%help`) or
 is written the way only Ciao's are, `%name=value` (so a mistyped `%wrker=2` is Ciao's
-error, "did you mean %worker?", not the session's "magic not found"). Any other magic
-line (`%timeit f()`, `%matplotlib inline`, `%%time`) and every shell escape (`!ls`) is
+error, "did you mean %worker?", not the session's "magic not found"). A magic both have
+(`%env`) is Ciao's written `%env=NAME=value` and IPython's written `%env NAME=value`. Any
+other magic line (`%timeit f()`, `%matplotlib inline`, `%%time`) and every shell escape (`!ls`) is
 the session's (IPython's). One Ciao line makes the whole cell Ciao's: a job, or a kernel
 command, read by the grammar in magics.py with all its rules.
 """
 
 from __future__ import annotations
 
-from ciao.interpreter.docs import lookup
+from ciao.interpreter.docs import SHARED_SESSION_MAGICS, lookup
 from ciao.interpreter.lines import Token, magic_tokens
 
 
@@ -19,7 +20,10 @@ def is_ciao_line(tokens: list[Token]) -> bool:
     if not tokens or not tokens[0].has_name:
         return False
     first = tokens[0]
-    return lookup(first.name) is not None or first.value is not None
+    if first.value is not None:
+        return True
+    doc = lookup(first.name)
+    return doc is not None and doc.name not in SHARED_SESSION_MAGICS
 
 
 def runs_in_session(code: str) -> bool:

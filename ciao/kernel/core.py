@@ -24,6 +24,7 @@ from ciao.protocol.message import PROTOCOL_VERSION
 from ciao.protocol.server import KernelServer, Request
 
 if TYPE_CHECKING:
+    from ciao.interpreter.magics import MagicInterpreter
     from ciao.manager import Manager
     from ciao.session import Session
 
@@ -167,7 +168,7 @@ class CiaoKernel:
                 return
             status, indent = assist.is_complete_python(code)
         else:
-            status, indent = assist.is_complete(code)
+            status, indent = assist.is_complete(code, self._editor_interpreter())
         content: dict[str, Any] = {"status": status}
         if status == "incomplete":
             content["indent"] = indent
@@ -187,7 +188,7 @@ class CiaoKernel:
             matches = [n for n in self.manager.known_job_names() if n.startswith(prefix)]
             metadata: dict[str, Any] = {}
         else:
-            matches, start, end = assist.complete(code, cursor)
+            matches, start, end = assist.complete(code, cursor, self._editor_interpreter())
             metadata = {}
             if not on_ciao_line(code, cursor):
                 answer = self.session.request(
@@ -206,6 +207,14 @@ class CiaoKernel:
                 "metadata": metadata,
             }
         )
+
+    def _editor_interpreter(self) -> MagicInterpreter | None:
+        """The interpreter cells are read with now, for is_complete and completion (the
+        config's framework and profiles: `%profile=<Tab>`); None: the defaults'."""
+        from ciao.interpreter.magics import MagicInterpreter
+
+        interpreter = self.manager.cell_interpreter()
+        return interpreter if isinstance(interpreter, MagicInterpreter) else None
 
     def inspect(self, request: Request) -> None:
         """The doc of the Ciao magic under the cursor, else the session's (a name's

@@ -348,3 +348,14 @@ def test_the_gateways_deployment_turns_the_session_off():
     config_map = next(yaml.safe_load_all(deployment.read_text()))
     config = parse_config(yaml.safe_load(config_map["data"]["config.yaml"]), None)
     assert config.session.enabled is False and config.backends == ("kubeflow",)
+
+
+def test_the_readmes_example_config_is_a_valid_config():
+    import yaml
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = readme.split("## Configuration", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    config = parse_config(yaml.safe_load(example), Path("README.md"))
+    assert config.backend == "local" and config.kubeflow.pod_security == "restricted"
+    assert config.pod.image_pull_secrets == ("regcred",)
+    assert config.profiles["a100"].shm == "16Gi"

@@ -10,6 +10,23 @@ from ciao.interpreter.magics import MagicInterpreter
 TF = MagicInterpreter(default_framework="tensorflow")
 
 
+#: The pod settings, in the reference's order: offered on a line of their own (every
+#: role's) and after a role on its line (that role's), but %image only on its own line.
+POD_ROLE = [
+    "%volume=",
+    "%shm=",
+    "%env=",
+    "%envFrom=",
+    "%nodeSelector=",
+    "%toleration=",
+    "%serviceAccount=",
+    "%imagePullSecret=",
+    "%priorityClass=",
+    "%schedulerName=",
+]
+POD_JOB = [*POD_ROLE, "%image="]
+
+
 def complete_at_bar(cell: str, interpreter: MagicInterpreter | None = None):
     """Complete at the `|` of `cell`; returns (matches, the text they replace)."""
     cursor = cell.index("|")
@@ -78,6 +95,8 @@ def test_roles_are_those_of_the_cells_framework() -> None:
         "%requirements=",
         "%files=",
         "%onInterrupt=",
+        "%profile=",
+        *POD_JOB,
         "%dryrun",
         "%detach",
         "%job",
@@ -103,6 +122,8 @@ def test_roles_are_those_of_the_cells_framework() -> None:
         "%requirements=",
         "%files=",
         "%onInterrupt=",
+        "%profile=",
+        *POD_JOB,
         "%dryrun",
         "%detach",
         "%job",
@@ -122,6 +143,8 @@ def test_magics_already_given_are_not_offered_again() -> None:
         "%requirements=",
         "%files=",
         "%onInterrupt=",
+        "%profile=",
+        *POD_JOB,
         "%dryrun",
         "%detach",
         "%job",
@@ -134,6 +157,7 @@ def test_resource_magics_come_first_after_a_role_on_the_line() -> None:
         "%cpu=",
         "%memory=",
         "%gpu=",
+        *POD_ROLE,
         "%framework=",
         "%cleanPolicy=",
         "%backend=",

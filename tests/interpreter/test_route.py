@@ -15,7 +15,9 @@ from ciao.interpreter.route import on_ciao_line, runs_in_session
         "%timeit f(1)",
         "%%time\nx = sum(range(10))",
         "%matplotlib inline\nimport matplotlib.pyplot as plt",
-        "%env DATA=/tmp/data",
+        "%env DATA=/tmp/data",  # IPython's %env; Ciao's is written %env=DATA=/tmp/data
+        "%env",
+        "%env DATA",
         "!ls -l",
         "x = '''\n%worker=2\n'''",  # inside a string: not a magic line
         "df?",
@@ -37,6 +39,9 @@ def test_plain_python_and_ipythons_magics_are_the_sessions(cell):
         "%detach\nprint(1)",
         "%job\nprint(1)",
         "%requirements=pandas\nimport pandas",
+        "%env=DATA=/tmp/data\nprint(1)",
+        "%toleration=nvidia.com/gpu:NoSchedule\nprint(1)",
+        "%profile=gpu\nprint(1)",
         "% backend = local\nprint(1)",
         "%help",
         "%config",

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from kernel_client import (
     drain_iopub,
     execute,
     iopub_until_idle,
     of_type,
+    running_kernel,
     stream_text,
 )
 
@@ -162,12 +165,31 @@ def test_inspect_shows_the_doc_of_the_magic_under_the_cursor(kc):
     assert kc.get_shell_msg(timeout=10)["content"]["found"] is False
 
 
+def test_profile_completes_the_configs_profiles_and_config_shows_them(tmp_path):
+    """The editor reads cells as they will run: with the config's profiles."""
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "pod: {env: {HF_HOME: /data/hf}}\n"
+        "profiles:\n"
+        "  a100: {tolerations: ['nvidia.com/gpu:NoSchedule']}\n"
+        "  cpu-only: {nodeSelector: {pool: cpu}}\n"
+    )
+    with running_kernel(env=dict(os.environ, CIAO_CONFIG=str(config))) as (_, client):
+        client.complete("%profile=", cursor_pos=len("%profile="))
+        assert client.get_shell_msg(timeout=10)["content"]["matches"] == ["a100", "cpu-only"]
+        client.is_complete("%profile=a100\nprint(1)")
+        assert client.get_shell_msg(timeout=10)["content"]["status"] == "complete"
+        reply, messages = execute(client, "%config")
+        shown = of_type(messages, "execute_result")[0]["content"]["data"]["text/plain"]
+        assert "- HF_HOME=/data/hf" in shown and "- nvidia.com/gpu:NoSchedule" in shown
+
+
 def test_help_pages_the_magic_reference(kc):
     reply, _ = execute(kc, "%help")
     payload = reply["content"]["payload"]
     assert payload[0]["source"] == "page"
     text = payload[0]["data"]["text/plain"]
-    for magic in ("%framework", "%worker", "%cleanPolicy", "%gpu"):
+    for magic in ("%framework", "%worker", "%cleanPolicy", "%gpu", "%volume", "%toleration"):
         assert magic in text
 
 

@@ -20,7 +20,7 @@ from kernel_client import (
     streamed_until,
 )
 
-from ciao.interpreter.docs import MAGICS, SHADOWED_SESSION_MAGICS
+from ciao.interpreter.docs import MAGICS, SHADOWED_SESSION_MAGICS, SHARED_SESSION_MAGICS
 
 
 @pytest.fixture
@@ -157,14 +157,20 @@ def test_the_sessions_magics_and_shell_escapes_run(kc):
 
 
 def test_ciaos_magics_take_precedence_over_the_sessions_of_the_same_name(kc):
-    """The names %help lists as Ciao's are exactly those the session also has."""
+    """The names %help lists as Ciao's are exactly those the session also has (and %env,
+    which each has in its own form: `%env=NAME=value` is Ciao's)."""
     reply, messages = execute(
         kc,
         "m = get_ipython().magics_manager.lsmagic()\n"
         "print(' '.join(sorted({n.lower() for kind in m.values() for n in kind})))",
     )
     theirs = set(stream_text(messages).split())
-    assert theirs & {name.lower() for name in MAGICS} == set(SHADOWED_SESSION_MAGICS)
+    shared = set(SHADOWED_SESSION_MAGICS) | set(SHARED_SESSION_MAGICS)
+    assert theirs & {name.lower() for name in MAGICS} == shared
+    reply, messages = execute(
+        kc, "%env CIAO_TEST_SHARED=session\nimport os\nprint(os.environ['CIAO_TEST_SHARED'])"
+    )
+    assert reply["content"]["status"] == "ok" and "session" in stream_text(messages)
     reply, _ = execute(kc, "%help")
     page = reply["content"]["payload"][0]["data"]["text/plain"]
     assert "%job" in page and "Ciao's magics come first: %config and %pip" in page
