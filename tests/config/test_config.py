@@ -359,3 +359,28 @@ def test_the_readmes_example_config_is_a_valid_config():
     assert config.backend == "local" and config.kubeflow.pod_security == "restricted"
     assert config.pod.image_pull_secrets == ("regcred",)
     assert config.profiles["a100"].shm == "16Gi"
+
+
+def test_the_readmes_real_cluster_example_reads_as_one_job_with_its_profile():
+    """README "Data, secrets and GPU nodes": its config and its cell, read together."""
+    import yaml
+
+    from ciao.manager import interpreter_for
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### 7. Data, secrets and GPU nodes", 1)[1]
+    config_text, rest = section.split("```yaml\n", 1)[1].split("```\n", 1)
+    cell = rest.split("```\n", 1)[1].split("```", 1)[0].replace("<training code", "# <")
+    config = parse_config(yaml.safe_load(config_text), Path("README.md"))
+    parameter = interpreter_for(config).preprocess(cell)
+    pod = parameter.pod
+    assert parameter.profile == "gpu" and parameter.total_replicas == 2
+    assert pod.node_selector == (("nvidia.com/gpu.product", "NVIDIA-H100-80GB-HBM3"),)
+    assert [t.describe() for t in pod.tolerations] == ["nvidia.com/gpu:NoSchedule"]
+    assert [v.describe() for v in pod.volumes] == ["pvc:datasets:/data:ro", "pvc:checkpoints:/ckpt"]
+    assert [e.describe() for e in pod.env] == [
+        "HF_TOKEN=secret:hf/token",
+        "WANDB_API_KEY=secret:wandb/api-key",
+    ]
+    assert pod.shm == "8Gi" and pod.image_pull_secrets == ("regcred",)
+    assert pod.security_context == {"fsGroup": 1000}
