@@ -7,8 +7,6 @@ What a release cannot carry is an error before anything is built or created."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import yaml
 from fakecluster import FakeCluster
