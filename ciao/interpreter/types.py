@@ -10,6 +10,7 @@ from ciao.interpreter.pod import PodSettings
 
 if TYPE_CHECKING:
     from ciao.interpreter.carry import Carried
+    from ciao.interpreter.tune import TuneSpec
 
 Framework = Literal["tensorflow", "pytorch"]
 CleanPolicy = Literal["All", "Running", "None"]
@@ -106,6 +107,8 @@ class Parameter:
     #: Pod settings of every role: config `pod:`, then the `%profile`'s, then the cell's
     #: own lines; a role's line adds its own (`RoleSpec.pod`).
     pod: PodSettings = field(default_factory=PodSettings)
+    #: `%tune` and its magics: the cell is a study whose trials are this job; None: a job.
+    tune: TuneSpec | None = None
     #: `%profile` of the cell (or the config's default): a name in the config's `profiles:`.
     profile: str = ""
 
