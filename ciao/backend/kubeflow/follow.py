@@ -76,11 +76,28 @@ class Follow:
             field_selector=f"metadata.name={run.name}",
             on_error=lambda e: self.fail(explain(e, "watch", kind.plural, ns, kind.group)),
         )
-        self.pod_watch = PodWatch(
-            cluster, run, fallback_after, self.lock, self.put, self._diagnose, self._pod_seen
+        #: Pod name -> the pull secrets the kubelet said it could not find: the event
+        #: watch learns them, and they explain a pull failure whichever watch sees it.
+        missing_pull: dict[str, tuple[str, ...]] = {}
+        watch = PodWatch(
+            cluster,
+            run,
+            fallback_after,
+            self.lock,
+            self.put,
+            self._diagnose,
+            self._pod_seen,
+            missing_pull,
         )
+        self.pod_watch = watch
         self.warnings = WarningEvents(
-            run.name, kind.api, self.pod_watch.replicas, self._diagnose, self.fail
+            run.name,
+            kind.api,
+            watch.replicas,
+            self._diagnose,
+            self.fail,
+            watch.pod_named,
+            missing_pull,
         )
         self.event_informer = Informer(
             cluster,
@@ -206,9 +223,11 @@ class Follow:
 
     def _maybe_fall_back(self, started: float) -> None:
         """No pods found for a while, unless the job is suspended: look further for them
-        (pod_watch.py); the wait counts from when the job was last resumed."""
+        (pod_watch.py); the wait counts from when the job was last resumed. Pods found but
+        taken by no scheduler for as long are said too."""
         if not self.suspended:
             self.pod_watch.maybe_fall_back(max(started, self.resumed_at or started))
+            self.pod_watch.note_unclaimed()
 
     def _on_job(self, kind: str, job: dict[str, Any]) -> None:
         run = self.run

@@ -20,6 +20,7 @@ from ciao.backend.kubeflow.log_follower import ContainerFollower, ContainerView
 from ciao.backend.kubeflow.manifests import pod_selectors, replica_of
 from ciao.backend.kubeflow.pods import diagnose_pod, replica_state
 from ciao.backend.kubeflow.run import KubeflowRun
+from ciao.backend.kubeflow.scheduling import unclaimed_by, unscheduled_hint
 from ciao.backend.record import write_atomic
 from ciao.backend.types import Diagnosis, Event
 from ciao.errors import BackendError
@@ -43,10 +44,12 @@ class PodWatch:
         put: Callable[[Event | BackendError], bool],
         diagnose: Callable[[Diagnosis], None],
         seen: Callable[[str, str, dict[str, Any]], None],
+        missing_pull: dict[str, tuple[str, ...]],
     ) -> None:
         """`lock` is the follower's, held by every handler; `put` takes the followers'
         lines and the replicas' states, `diagnose` what is wrong with a pod; `seen(pod
-        name, replica, pod)` is told of every pod first."""
+        name, replica, pod)` is told of every pod first; `missing_pull`: pod name -> the
+        pull secrets the kubelet could not find (the event watch learns them)."""
         self.cluster = cluster
         self.run = run
         self.fallback_after = fallback_after
@@ -54,7 +57,12 @@ class PodWatch:
         self.put = put
         self.diagnose = diagnose
         self.seen = seen
+        self.missing_pull = missing_pull
         self.pods: dict[str, dict[str, Any]] = {}  # uid -> pod
+        #: When each pod was first seen (monotonic), by uid: how long it has been Pending.
+        self.first_seen: dict[str, float] = {}
+        #: Said that no scheduler takes the pods (once for the job).
+        self.unclaimed_said = False
         #: Pod name -> replica, for events about pods whose names do not say it (TrainJob).
         self.replicas: dict[str, str] = {}
         self.states: dict[str, tuple[str, str, int]] = {}
@@ -135,6 +143,27 @@ class PodWatch:
             )
         )
 
+    def note_unclaimed(self) -> None:
+        """A pod whose schedulerName no scheduler serves stays Pending with no event and
+        no condition at all: after the wait for pods, say so, once for the job (the lock
+        held)."""
+        if self.unclaimed_said:
+            return
+        now = time.monotonic()
+        for uid, pod in self.pods.items():
+            waited = now - self.first_seen.get(uid, now)
+            scheduler = unclaimed_by(pod)
+            if scheduler and waited >= self.fallback_after:
+                self.unclaimed_said = True
+                self.diagnose(
+                    Diagnosis("job", "NotScheduled", unscheduled_hint(scheduler, int(waited)))
+                )
+                return
+
+    def pod_named(self, name: str) -> dict[str, Any] | None:
+        """The latest view of the job's pod `name`, if the watch has seen it."""
+        return next((p for p in self.pods.values() if p["metadata"].get("name") == name), None)
+
     def _switch(self, selector: str | None) -> None:
         self.informer.stop()
         self.selector = selector
@@ -159,11 +188,13 @@ class PodWatch:
                 self.pods.pop(uid, None)
             else:
                 self.pods[uid] = pod
+                self.first_seen.setdefault(uid, time.monotonic())
             self.changed.notify_all()
         self._report_state(replica, pod, deleted=kind == "DELETED")
         if kind == "DELETED":
             return
-        for diagnosis in diagnose_pod(pod, replica):
+        missing = self.missing_pull.get(pod["metadata"]["name"], ())
+        for diagnosis in diagnose_pod(pod, replica, missing):
             self.diagnose(diagnosis)
         container = run.kind.container
         key = (uid, container)

@@ -1,4 +1,8 @@
-"""Pod states and diagnoses: what a pod shows, and why a replica is stuck or died."""
+"""Pod states and diagnoses: what a pod shows, and why a replica is stuck or died.
+
+The causes with names in them (a PVC, a Secret, a taint) are read by pod_problems.py and
+scheduling.py; here each Warning event or pod status is sent to the reader of its kind.
+"""
 
 from __future__ import annotations
 
@@ -7,30 +11,48 @@ from typing import Any
 
 from ciao.backend.kubeflow.errors import RUNTIME_HINT
 from ciao.backend.kubeflow.manifests import replica_of
+from ciao.backend.kubeflow.pod_problems import (
+    config_hint,
+    missing_pull_secrets,
+    namespace_of,
+    pod_pull_secrets,
+    pull_secret_hint,
+    refusal_hint,
+    volume_hint,
+)
+from ciao.backend.kubeflow.scheduling import scheduling_hint
 from ciao.backend.types import Diagnosis, ReplicaState
 
-_RESOURCE_HINTS = {
-    "cpu": "no node has enough free CPU for this replica's request: lower %cpu for the role, "
-    "or wait for (or add) capacity",
-    "memory": "no node has enough free memory for this replica's request: lower %memory for "
-    "the role, or wait for (or add) capacity",
-    "nvidia.com/gpu": "no node has a free GPU: lower %gpu, or wait for a GPU node (is the "
-    "NVIDIA device plugin installed?)",
-}
+#: The kubelet's Warning when a pod's pull secrets do not exist (it pulls without them).
+PULL_SECRET_MISSING = "FailedToRetrieveImagePullSecret"
 
 
-def diagnose_event(event: dict[str, Any], replica: str) -> Diagnosis | None:
-    """A Diagnosis for a Warning event that explains a stuck or failed replica."""
+def diagnose_event(
+    event: dict[str, Any],
+    replica: str,
+    pod: dict[str, Any] | None = None,
+    missing_pull: tuple[str, ...] = (),
+) -> Diagnosis | None:
+    """A Diagnosis for a Warning event that explains a stuck or failed replica.
+
+    `pod`: the pod the event is about, when the pod watch has seen it (its spec names the
+    settings at fault); `missing_pull`: its pull secrets the kubelet said do not exist.
+    """
     reason = event.get("reason", "")
     message = (event.get("message") or "").strip()
+    namespace = namespace_of(event, pod)
     if reason == "FailedScheduling":
-        return Diagnosis(replica, reason, scheduling_hint(message))
+        return Diagnosis(replica, reason, scheduling_hint(message, pod, namespace))
     if reason in ("Failed", "ErrImagePull", "ImagePullBackOff") and _is_pull(message):
-        return Diagnosis(replica, "ErrImagePull", pull_hint(message))
+        hint = pull_hint(message, missing_pull, pod_pull_secrets(pod), namespace)
+        return Diagnosis(replica, "ErrImagePull", hint)
+    if reason == PULL_SECRET_MISSING:
+        names = missing_pull_secrets(message) or pod_pull_secrets(pod)
+        return Diagnosis(replica, reason, pull_secret_hint(names, namespace))
     if reason == "BackOff" and "restarting failed container" in message.lower():
         return Diagnosis(replica, "CrashLoopBackOff", _CRASH_HINT)
-    if reason == "FailedMount":
-        return Diagnosis(replica, reason, f"a volume could not be mounted: {message}")
+    if reason in ("FailedMount", "FailedAttachVolume"):
+        return Diagnosis(replica, reason, volume_hint(reason, message, pod, namespace))
     if reason == "Evicted":
         return Diagnosis(replica, reason, f"the node evicted the pod: {message}")
     if reason in CREATION_FAILURES:
@@ -83,6 +105,13 @@ def refused_by_pod_security(message: str) -> bool:
     return "violates podsecurity" in message.lower()
 
 
+def never_created(message: str) -> bool:
+    """A controller's creation failure that its retries cannot get past: the same pods are
+    refused every time until the user changes the job (its Pod Security level, a service
+    account or PriorityClass that does not exist). A full quota, by contrast, frees up."""
+    return refused_by_pod_security(message) or refusal_hint(message) is not None
+
+
 def creation_hint(message: str) -> str:
     """Why the job's pods (or Jobs) cannot be made, and what to do; the controller retries."""
     lowered = message.lower()
@@ -101,15 +130,22 @@ def creation_hint(message: str) -> str:
         return f"{INIT_PYTORCH_HINT} ({message})"
     if refused_by_pod_security(message):
         return f"{POD_SECURITY_HINT} ({message})"
+    refused = refusal_hint(message)
+    if refused:
+        return f"{refused} ({message})"
     if "trainingruntime" in lowered and "not found" in lowered:
         return f"{message} ({RUNTIME_HINT})"
     return f"the job's resources cannot be created (the controller keeps trying): {message}"
 
 
-def diagnose_pod(pod: dict[str, Any], replica: str) -> list[Diagnosis]:
-    """Diagnoses read off the pod's container statuses (waiting and terminated reasons)."""
+def diagnose_pod(
+    pod: dict[str, Any], replica: str, missing_pull: tuple[str, ...] = ()
+) -> list[Diagnosis]:
+    """Diagnoses read off the pod's conditions and container statuses (waiting and
+    terminated reasons); `missing_pull`: its pull secrets the kubelet said do not exist."""
     found = []
     status = pod.get("status") or {}
+    namespace = namespace_of(None, pod)
     for condition in status.get("conditions") or []:
         # The scheduler's verdict is on the pod too: no Event needed (missed, expired, or
         # not readable under the Role) to say why a replica stays Pending.
@@ -118,23 +154,26 @@ def diagnose_pod(pod: dict[str, Any], replica: str) -> list[Diagnosis]:
             and condition.get("status") == "False"
             and condition.get("reason") == "Unschedulable"
         ):
-            hint = scheduling_hint((condition.get("message") or "").strip())
+            hint = scheduling_hint((condition.get("message") or "").strip(), pod, namespace)
             found.append(Diagnosis(replica, "FailedScheduling", hint))
     limits = _memory_limit(pod)
     for container in status.get("containerStatuses") or []:
         state = container.get("state") or {}
         waiting = state.get("waiting") or {}
         reason = waiting.get("reason", "")
+        message = waiting.get("message") or ""
         if reason in ("ErrImagePull", "ImagePullBackOff"):
-            found.append(Diagnosis(replica, "ErrImagePull", pull_hint(waiting.get("message", ""))))
+            hint = pull_hint(message, missing_pull, pod_pull_secrets(pod), namespace)
+            found.append(Diagnosis(replica, "ErrImagePull", hint))
         elif reason == "CrashLoopBackOff":
             found.append(Diagnosis(replica, reason, _CRASH_HINT))
-        elif reason == "CreateContainerConfigError" and "runAsNonRoot" in (
-            waiting.get("message") or ""
-        ):
-            found.append(Diagnosis(replica, reason, f"{RUN_AS_ROOT_HINT} ({waiting['message']})"))
-        elif reason in ("CreateContainerConfigError", "InvalidImageName"):
-            found.append(Diagnosis(replica, reason, waiting.get("message") or reason))
+        elif reason == "CreateContainerConfigError" and "runAsNonRoot" in message:
+            found.append(Diagnosis(replica, reason, f"{RUN_AS_ROOT_HINT} ({message})"))
+        elif reason == "CreateContainerConfigError":
+            hint = config_hint(message, pod, namespace) or message or reason
+            found.append(Diagnosis(replica, reason, hint))
+        elif reason == "InvalidImageName":
+            found.append(Diagnosis(replica, reason, message or reason))
         for key in ("terminated",):
             terminated = state.get(key) or (container.get("lastState") or {}).get(key) or {}
             if terminated.get("reason") == "OOMKilled":
@@ -142,27 +181,36 @@ def diagnose_pod(pod: dict[str, Any], replica: str) -> list[Diagnosis]:
     return found
 
 
-def scheduling_hint(message: str) -> str:
-    for resource in re.findall(r"Insufficient ([\w./-]*\w)", message):
-        if resource in _RESOURCE_HINTS:
-            return f"{_RESOURCE_HINTS[resource]} ({message})"
-    if "taint" in message:
-        return f"every node has a taint this pod does not tolerate ({message})"
-    if "affinity" in message or "selector" in message:
-        return f"no node matches the pod's node selector or affinity ({message})"
-    return f"the scheduler cannot place this replica: {message}"
-
-
-def pull_hint(message: str) -> str:
+def pull_hint(
+    message: str,
+    missing: tuple[str, ...] = (),
+    pull_secrets: tuple[str, ...] = (),
+    namespace: str = "",
+) -> str:
+    """What to do about an image pull failure; `missing`: the pod's pull secrets the
+    kubelet could not find (they explain it), `pull_secrets`: those the pod names."""
     lowered = message.lower()
     image = _image_in(message)
+    if missing:
+        return (
+            f"the image {image} cannot be pulled, and {pull_secret_hint(missing, namespace)} "
+            f"(the registry said: {message})"
+        )
     if any(
         w in lowered for w in ("unauthorized", "authentication required", "denied", "forbidden")
     ):
+        if pull_secrets:
+            named = ", ".join(pull_secrets)
+            return (
+                f"the registry refused to pull {image}: the pod's pull secret ({named}) does "
+                "not hold credentials for it; check it exists and is for this registry "
+                f"(kubectl get secret {pull_secrets[0]}{' -n ' + namespace if namespace else ''})"
+                f" (the registry said: {message})"
+            )
         return (
             f"the registry refused to pull {image}: it needs credentials the cluster does not "
-            "have; add an imagePullSecret to the namespace's service account "
-            f"(the registry said: {message})"
+            "have; add an imagePullSecret (%imagePullSecret=NAME, or on the namespace's "
+            f"service account) (the registry said: {message})"
         )
     if any(w in lowered for w in ("not found", "manifest unknown", "does not exist")):
         return (

@@ -289,3 +289,177 @@ def test_torchruns_report_does_not_push_the_failed_processs_lines_out_of_the_ver
         local_rank=0, exit_code=4, lines_before=("starting 1", "ValueError: bad batch")
     )
     assert following.evidence.last_lines.of("node-1")[-1] == "torchrun report line 39"
+
+
+# --- real-cluster problems: each cause said once, and those that never pass end the cell ---
+
+SA_REFUSED = (
+    'Error creating: pods "ciao-v2-node-0-0-abcde" is forbidden: error looking up service '
+    'account default/trainer: serviceaccount "trainer" not found'
+)
+
+
+@pytest.mark.parametrize(
+    "api_kind, involved",
+    [
+        (KINDS["pytorch"], {"kind": "PyTorchJob", "name": "ciao-v2"}),
+        (TRAINJOB, {"kind": "Job", "name": "ciao-v2-node-0"}),
+    ],
+)
+def test_a_service_account_that_does_not_exist_ends_the_following(api_kind, involved):
+    """Admission refuses the same pods at every retry of the controller: the cell fails
+    at once, with the diagnosis, instead of waiting for pods that never come."""
+    run = KubeflowRun(api_kind, "default", "ciao-v2", "job-uid")
+    following = Follow(NoPodsYet(), run, queue_size=100, fallback_after=10.0)
+    refused = {"type": "Warning", "reason": "FailedCreate", "involvedObject": involved}
+    for _ in range(3):  # the controller retries: one failure
+        following.on_event("ADDED", {**refused, "message": SA_REFUSED})
+
+    items = [following.queue.get_nowait() for _ in range(following.queue.qsize())]
+    (error,) = [item for item in items if isinstance(item, BackendError)]
+    assert [(d.replica, d.reason) for d in items if isinstance(d, Diagnosis)] == [
+        ("job", "FailedCreate")
+    ]
+    assert str(error).startswith(
+        'its pods cannot be created: the service account "trainer" does not exist in namespace '
+        "default"
+    )
+    assert "%serviceAccount=trainer" in str(error)
+
+
+def pending_pod(**spec) -> dict:
+    pod = {
+        "metadata": {
+            "name": "ciao-race-worker-1",
+            "namespace": "default",
+            "uid": "pod-uid-3",
+            "labels": {
+                "training.kubeflow.org/replica-type": "worker",
+                "training.kubeflow.org/replica-index": "1",
+            },
+        },
+        "spec": {
+            "containers": [
+                {
+                    "name": "pytorch",
+                    "volumeMounts": [{"name": "data", "mountPath": "/data", "readOnly": True}],
+                }
+            ],
+            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "datasets"}}],
+            "imagePullSecrets": [{"name": "regcred"}],
+            **spec,
+        },
+        "status": {"phase": "Pending"},
+    }
+    return pod
+
+
+def pod_event(reason: str, message: str) -> dict:
+    return {
+        "type": "Warning",
+        "reason": reason,
+        "message": message,
+        "involvedObject": {"kind": "Pod", "name": "ciao-race-worker-1", "namespace": "default"},
+    }
+
+
+def said(following: Follow) -> list[Diagnosis]:
+    items = [following.queue.get_nowait() for _ in range(following.queue.qsize())]
+    return [item for item in items if isinstance(item, Diagnosis)]
+
+
+def test_a_missing_pvc_is_said_once_though_the_event_and_the_pod_both_say_it(followers):
+    following = follow()
+    message = '0/3 nodes are available: persistentvolumeclaim "datasets" not found.'
+    pod = pending_pod()
+    following.on_pod("ADDED", pod)
+    following.on_event("ADDED", pod_event("FailedScheduling", message))
+    unschedulable = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}
+    following.on_pod(
+        "MODIFIED",
+        {
+            **pod,
+            "status": {"phase": "Pending", "conditions": [{**unschedulable, "message": message}]},
+        },
+    )
+
+    (diagnosis,) = said(following)
+    assert (diagnosis.replica, diagnosis.reason) == ("worker-1", "FailedScheduling")
+    assert diagnosis.hint.startswith('PVC "datasets" does not exist in namespace default')
+    assert "%volume=pvc:datasets:/data:ro" in diagnosis.hint  # the pod watch's view of it
+
+
+def test_a_missing_pull_secret_explains_the_pull_failure_the_pod_watch_sees(followers):
+    """The kubelet says the pull secret is missing, then the pull fails: whichever watch
+    reports the failure, it says the secret is missing."""
+    following = follow()
+    following.on_pod("ADDED", pending_pod())
+    following.on_event(
+        "ADDED",
+        pod_event(
+            "FailedToRetrieveImagePullSecret",
+            "Unable to retrieve some image pull secrets (regcred); attempting to pull the "
+            "image may not succeed.",
+        ),
+    )
+    failed = pending_pod()
+    failed["status"]["containerStatuses"] = [
+        {
+            "name": "pytorch",
+            "state": {
+                "waiting": {
+                    "reason": "ErrImagePull",
+                    "message": 'failed to pull and unpack image "registry.example/private:1": '
+                    "pull access denied, repository does not exist or may require authorization",
+                }
+            },
+        }
+    ]
+    following.on_pod("MODIFIED", failed)
+
+    secret, pull = said(following)
+    assert secret.reason == "FailedToRetrieveImagePullSecret"
+    assert pull.reason == "ErrImagePull"
+    assert pull.hint.startswith(
+        'the image registry.example/private:1 cannot be pulled, and the pull secret "regcred"'
+    )
+
+
+def test_the_kubelets_still_not_mounted_summary_adds_nothing_to_a_multi_attach_error(followers):
+    following = follow()
+    following.on_pod("ADDED", pending_pod())
+    following.on_event(
+        "ADDED",
+        pod_event(
+            "FailedAttachVolume",
+            'Multi-Attach error for volume "pvc-0c4e" Volume is already used by pod(s) '
+            "ciao-race-worker-0",
+        ),
+    )
+    following.on_event(
+        "ADDED",
+        pod_event(
+            "FailedMount",
+            "Unable to attach or mount volumes: unmounted volumes=[data], unattached "
+            "volumes=[data kube-api-access-x2k9p]: timed out waiting for the condition",
+        ),
+    )
+
+    assert [(d.replica, d.reason) for d in said(following)] == [("worker-1", "FailedAttachVolume")]
+
+
+def test_pods_no_scheduler_takes_are_said_after_the_wait_for_pods(followers):
+    """A schedulerName no scheduler serves: no event, no condition, only Pending."""
+    following = follow()
+    following.on_pod("ADDED", pending_pod(schedulerName="volcano"))
+    said(following)  # its state
+
+    following._maybe_fall_back(started=time.monotonic())
+    assert said(following) == []  # not yet: it has just appeared
+    following.pod_watch.first_seen["pod-uid-3"] -= 11
+    following._maybe_fall_back(started=time.monotonic())
+    following._maybe_fall_back(started=time.monotonic())
+
+    (diagnosis,) = said(following)
+    assert (diagnosis.replica, diagnosis.reason) == ("job", "NotScheduled")
+    assert "no scheduler named volcano" in diagnosis.hint
