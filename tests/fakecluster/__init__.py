@@ -8,18 +8,28 @@
 The real `kubernetes` client talks HTTP/1.1 to a loopback port; a simulated training
 operator (v1.9) turns TFJobs/PyTorchJobs into pods and services; a simulated Kubeflow
 Trainer v2 (trainer.py) with JobSet v0.12 and the batch/v1 Job controller (jobset.py) turns
-TrainJobs into JobSets, indexed Jobs and pods; a simulated kubelet runs each container's
-command as a local process, so followed logs are real output. Every pod has a loopback
-address of its own (status.podIP), and inside pods Python's resolver is cluster DNS: a
-Service name answers the pods its selector selects, so two jobs' masters listen on one port
-at once (runtime.py says what is simulated and how).
+TrainJobs into JobSets, indexed Jobs and pods; a simulated scheduler (scheduling.py) binds
+pods to the cluster's nodes and simulated kubelets run each container's command as a local
+process, whichever node it is bound to, so followed logs are real output. Every pod has a
+loopback address of its own (status.podIP), and inside pods Python's resolver is cluster
+DNS: a Service name answers the pods its selector selects, so two jobs' masters listen on
+one port at once (runtime.py says what is simulated and how).
 
 FakeCluster(namespaces=("default",), capacity=None, strict_schemas=True, *, crds_dir=None,
             token=None, user="system:serviceaccount:default:ciao", history_size=1000,
             bookmark_interval=1.0, grace_cap=2.0, backoff_base=0.2, backoff_cap=1.6,
             operator=True, kubeflow=("v1",), trainer_release="v2.3", runtimes=None,
             missing_runtime="deny", torchrun=None, image_users=None,
-            pytorch_init_template=None)
+            pytorch_init_template=None, nodes=None, private_images=None)
+    nodes: [{name, labels, taints: [{key, value, effect}], capacity}, ...] (nodes.py); default
+        one node `fake-node`, untainted, with `capacity` (default cpu 8, memory 32Gi,
+        nvidia.com/gpu 0, pods 110; also the default of a node giving no capacity). Node i
+        has the address 127.0.0.(i+1): its pods' status.hostIP.
+    private_images: {image: pull Secret name}: the registry refuses those images (ErrImagePull
+        `... pull access denied ... authentication required`, ImagePullBackOff) unless the
+        pod's imagePullSecrets (or its service account's) name that Secret, it exists and
+        is of type kubernetes.io/dockerconfigjson (or dockercfg). Registry credentials are
+        not checked further; an image a node has pulled once is present for every pod there.
     kubeflow: the Kubeflow APIs installed: "v1" (kubeflow.org/v1 pytorchjobs, tfjobs), "v2"
         (trainer.kubeflow.org/v1alpha1 trainjobs, clustertrainingruntimes, trainingruntimes,
         and jobset.x-k8s.io/v1alpha2 jobsets), both, or neither. Discovery (/apis,
@@ -82,11 +92,64 @@ FakeCluster(namespaces=("default",), capacity=None, strict_schemas=True, *, crds
     drop_watches(after_events=0, abrupt=False) -> int; compact() -> int
     openapi(path=None) -> the /openapi/v3 index, or the document of "apis/<group>/<version>"
     trainjob_pods(name, namespace="default") -> a TrainJob's pods by node rank
+    create_claim(name, namespace="default", access_modes=("ReadWriteOnce",), storage="10Gi",
+        bound=True) -> a PersistentVolumeClaim, bound at once (bound=False: Pending forever)
+    claim_path(name, namespace="default") -> Path: a bound claim's data, as its pods see it
+
+Served besides pods, services, configmaps, events, resourcequotas, namespaces, nodes,
+batch/v1 jobs and CRDs: core/v1 secrets, serviceaccounts and persistentvolumeclaims, and
+scheduling.k8s.io/v1 priorityclasses (list, watch, get, create, update, patch, delete, as
+the others; discovery and RBAC deny rules alike).
+- Secrets (configdata.py): stringData merged into data, type Opaque by default, docker
+  config types need their key. ServiceAccounts: `default` exists in every namespace from its
+  creation (the serviceaccount controller, at once). PriorityClasses: system-cluster-critical
+  and system-node-critical exist; user values up to 1000000000; one globalDefault.
+- Admission of pods (admission.py), before validation, PodSecurity and ResourceQuota: the
+  ServiceAccount plugin (403 `pods "x" is forbidden: error looking up service account
+  default/trainer: serviceaccount "trainer" not found`; the account's imagePullSecrets for a
+  pod without any), Priority (403 `pods "x" is forbidden: no PriorityClass with name high
+  was found`; spec.priority and preemptionPolicy from the class), DefaultTolerationSeconds.
+  Refusals name a pod created with generateName by its prefix; controllers record them as
+  FailedCreate / FailedCreatePod `Error creating: <message>`.
+- PersistentVolumeClaims (storage.py): of the default class `standard` bound at once to a
+  volume `pvc-<uid>` (a directory every pod mounting the claim shares, until the claim is
+  deleted); any other class Pending, with the PV controller's event.
+- The scheduler (scheduling.py, scheduler.py, preemption.py), v1.31's default profile and
+  words: pods for another schedulerName are left Pending without a word; schedulingGates
+  hold a pod (PodScheduled False SchedulingGated); PreFilter: a claim that does not exist
+  (`0/3 nodes are available: persistentvolumeclaim "datasets" not found. preemption: 0/3
+  nodes are available: 3 Preemption is not helpful for scheduling.`) or is unbound (`pod
+  has unbound immediate PersistentVolumeClaims`); Filter per node: untolerated NoSchedule
+  / NoExecute taints, nodeSelector and required node affinity, resources, ReadWriteOncePod
+  claims in use, summed as `0/3 nodes are available: 1 node(s) didn't match Pod's node
+  affinity/selector, 2 node(s) had untolerated taint {nvidia.com/gpu: }. preemption: ...`;
+  then preemption of lower-priority pods (DisruptionTarget, Preempted, nominatedNodeName),
+  or why it cannot help. PreferNoSchedule taints and the requested share only order the
+  nodes that fit (no random tie-break; preferred affinity, topology spread, inter-pod
+  affinity, node ports, PodDisruptionBudgets are not simulated).
+- The kubelet (kubelet.py, runtime.py, podfs.py): a ReadWriteOnce claim in use on another
+  node blocks a pod in ContainerCreating (attachdetach-controller's Warning
+  FailedAttachVolume `Multi-Attach error for volume "pvc-..." Volume is already used by
+  pod(s) x`); Secret and ConfigMap volumes wait for their object (FailedMount
+  `MountVolume.SetUp failed for volume "v" : secret "s" not found`); env from Secrets and
+  ConfigMaps (secretKeyRef, configMapKeyRef, envFrom) waits in CreateContainerConfigError
+  (`secret "hf" not found`, `couldn't find key token in Secret default/hf`, event Failed
+  `Error: ...`) until it exists, `optional` honoured; missing pull Secrets are named
+  (Warning FailedToRetrieveImagePullSecret `Unable to retrieve some image pull secrets
+  (regcred); attempting to pull the image may not succeed.`). Inside Python, file
+  functions see mount paths, read-only mounts (readOnly, Secret and ConfigMap volumes)
+  refuse writes with EROFS, and os.statvfs reports a Memory emptyDir's tmpfs size (so
+  `shutil.disk_usage("/dev/shm")` is the 8Gi of a sizeLimit) or the runtime's 64 MiB
+  /dev/shm. Not simulated: the service account token volume, pvc-protection, storage
+  classes and PersistentVolume objects, volume node affinity, filesystem limits (a full
+  tmpfs), C-level file access to mount paths (torch.save's is mapped), and the kubelet's
+  `Unable to attach or mount volumes ... ` event, which v1.31 no longer records on a
+  timeout.
 
 Faults (match keys: pod= glob, namespace=, container=, job= (a v1 job's or a TrainJob's
 name), replica_type= (a v1 replica type, or `node`), labels={}; and times= how often, None
 for until cancelled):
-    unschedulable(resource="cpu")        Pending, FailedScheduling "1 Insufficient <resource>"
+    unschedulable(resource="cpu")        Pending, FailedScheduling "N Insufficient <resource>"
     image_pull(cause="not-found"|"manifest-unknown"|"auth")  ErrImagePull / ImagePullBackOff
     oom(after_lines=0, delay=0.0)        killed; terminated OOMKilled, exitCode 137
     restart(after_lines=1, exit_code=1)  first instance exits 1, then restarts in place
@@ -114,7 +177,12 @@ and service of the job is deleted, whatever the cleanPodPolicy, and only then th
 condition is set ("Job NAME has failed because it has reached the specified backoff limit",
 reason PyTorchJobFailed / TFJobFailed; no replica named).
 
-Kubeflow Trainer v2: TrainJob <t> -> JobSet <t> (owner: the TrainJob) -> headless Service <t>
+Kubeflow Trainer v2: the release's pod-override field (podSpecOverrides, podTemplateOverrides,
+runtimePatches: whatever its CRD accepts: volumes, env, nodeSelector, tolerations,
+serviceAccountName; imagePullSecrets and affinity from v2.1; securityContext in v2.3) is
+merged into the runtime's pod templates as upstream does, a strategic merge patch (lists
+with a merge key merge, tolerations are replaced).
+TrainJob <t> -> JobSet <t> (owner: the TrainJob) -> headless Service <t>
 and Job <t>-node-0 (Indexed, completions = parallelism = numNodes, restartPolicy OnFailure,
 backoffLimit from the runtime's Job template, default 6) -> pods <t>-node-0-<rank>-<5 chars>
 with hostname <t>-node-0-<rank>, subdomain <t>, labels jobset.sigs.k8s.io/jobset-name,

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from .admission import system_priority_classes
 from .apiserver import ApiServer
 from .authz import Authorizer, DenyRule
 from .controller import Controller
@@ -26,11 +27,12 @@ from .jobset import JobController, JobSetController, default_jobset, validate_jo
 from .kubelet import Kubelet
 from .kueue import Kueue
 from .logs import LogBook, stream_log
+from .nodes import parse_nodes
 from .operator import training_operator
 from .registry import Registry
 from .resources import CORE
 from .runtime import ContainerRuntime
-from .scheduler import parse_capacity
+from .storage import volume_name
 from .store import Obj, Store
 from .trainer import RELEASES, Trainer, TrainJobController, torch_runtime
 
@@ -73,6 +75,8 @@ class FakeCluster:
         torchrun: bool | None = None,
         image_users: dict[str, str] | None = None,
         pytorch_init_template: str | None = None,
+        nodes: Iterable[dict[str, Any]] | None = None,
+        private_images: dict[str, str] | None = None,
     ) -> None:
         self.kubeflow = tuple(kubeflow)
         unknown = set(self.kubeflow) - {"v1", "v2"}
@@ -86,7 +90,9 @@ class FakeCluster:
         self._image_users = image_users
         self._pytorch_init_template = pytorch_init_template
         self.namespaces = tuple(namespaces)
-        self.capacity = parse_capacity(capacity)
+        self.nodes = parse_nodes(nodes, capacity)
+        self.capacity = self.nodes[0].capacity
+        self._private_images = dict(private_images or {})
         self.strict_schemas = strict_schemas
         self.token = token or secrets.token_urlsafe(24)
         self.user = user
@@ -122,11 +128,12 @@ class FakeCluster:
             self.logbook,
             self.faults,
             self.runtime,
-            self.capacity,
+            self.nodes,
             grace_cap=self._grace_cap,
             backoff_base=self._backoff[0],
             backoff_cap=self._backoff[1],
             image_users=self._image_users,
+            private_images=self._private_images,
         )
         self.gc = GarbageCollector(self.registry)
         self.controllers: list[Controller] = (
@@ -148,6 +155,8 @@ class FakeCluster:
         )
         for name in self._installed:
             self.registry.install_crd(name)
+        for priority_class in system_priority_classes():  # the apiserver makes them at start
+            self.registry.create(self.registry.by_plural("priorityclasses"), None, priority_class)
         for ns in self.namespaces:
             self.registry.create(CORE["namespaces"], None, {"metadata": {"name": ns}})
         if "v2" in self.kubeflow:
@@ -158,7 +167,8 @@ class FakeCluster:
                     else ("clustertrainingruntimes"),
                     runtime,
                 )
-        self.store.insert("nodes", self.kubelet.node_object())
+        for node in self.kubelet.node_objects():
+            self.store.insert("nodes", node)
         self.kubelet.start()
         self.gc.start()
         for controller in self.controllers:
@@ -268,6 +278,40 @@ class FakeCluster:
             except StatusError as err:
                 if err.code != 409:
                     raise
+
+    def create_claim(
+        self,
+        name: str,
+        namespace: str = "default",
+        access_modes: Iterable[str] = ("ReadWriteOnce",),
+        storage: str = "10Gi",
+        bound: bool = True,
+    ) -> Obj:
+        """A PersistentVolumeClaim through admission: of the default StorageClass (bound at
+        once to a new volume), or with bound=False of class `manual`, which no provisioner
+        serves (it stays Pending)."""
+        claim: Obj = {
+            "metadata": {"name": name},
+            "spec": {
+                "accessModes": list(access_modes),
+                "resources": {"requests": {"storage": storage}},
+            },
+        }
+        if not bound:
+            claim["spec"]["storageClassName"] = "manual"
+        return self.create("persistentvolumeclaims", claim, namespace)
+
+    def claim_path(self, name: str, namespace: str = "default") -> Path:
+        """The data of a bound claim, as every pod mounting it sees it (made if need be)."""
+        claim = self.get("persistentvolumeclaims", namespace, name)
+        if claim is None:
+            raise CORE["persistentvolumeclaims"].not_found(name)
+        volume = volume_name(claim)
+        if not volume:
+            raise ValueError(f"persistentvolumeclaim {namespace}/{name} is not bound")
+        path = self.runtime.volume_path(volume)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
     def delete(
         self, resource: str, namespace: str | None, name: str, propagation: str | None = None

@@ -17,8 +17,17 @@ from .registry import Registry
 from .store import Obj, WatchEvent
 from .worker import Worker
 
-DEPENDENT_RESOURCES = ("pods", "services", "configmaps", "jobs", "events")
-ORPHAN_SWEEP = ("pods", "services", "configmaps", "jobs")
+DEPENDENT_RESOURCES = (
+    "pods",
+    "services",
+    "configmaps",
+    "secrets",
+    "persistentvolumeclaims",
+    "serviceaccounts",
+    "jobs",
+    "events",
+)
+ORPHAN_SWEEP = ("pods", "services", "configmaps", "secrets", "persistentvolumeclaims", "jobs")
 
 
 class GarbageCollector(Worker[WatchEvent]):

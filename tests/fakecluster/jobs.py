@@ -109,35 +109,24 @@ def trainjob(
     }
 
 
-def configmap_mount(
+def pod_override(
     release: str,
-    configmap: str,
-    mount_path: str,
-    volume: str = "code",
-    container: str = "node",
+    pod_spec: dict[str, Any],
+    metadata: dict[str, Any] | None = None,
     job: str = "node",
     manager: str = "ciao.dev/kernel",
 ) -> dict[str, Any]:
-    """The pod-override spec field that mounts a ConfigMap into `container` of the `job`
-    pods, in the shape of the given trainer release: {field name: [one override]}."""
-    volumes = [{"name": volume, "configMap": {"name": configmap}}]
-    containers = [{"name": container, "volumeMounts": [{"name": volume, "mountPath": mount_path}]}]
+    """The release's pod-override spec field carrying `pod_spec` (and pod `metadata`, which
+    v2.0 cannot carry) for the `job` pods: {field name: [one override]}."""
     if release == "v2.0":
-        return {
-            "podSpecOverrides": [
-                {"targetJobs": [{"name": job}], "volumes": volumes, "containers": containers}
-            ]
-        }
+        if metadata:
+            raise ValueError("podSpecOverrides (v2.0) carry no pod metadata")
+        return {"podSpecOverrides": [{"targetJobs": [{"name": job}], **pod_spec}]}
+    pod: dict[str, Any] = {"spec": pod_spec}
+    if metadata:
+        pod["metadata"] = metadata
     if release == "v2.1":
-        return {
-            "podTemplateOverrides": [
-                {
-                    "targetJobs": [{"name": job}],
-                    "spec": {"volumes": volumes, "containers": containers},
-                }
-            ]
-        }
-    pod = {"spec": {"volumes": volumes, "containers": containers}}
+        return {"podTemplateOverrides": [{"targetJobs": [{"name": job}], **pod}]}
     return {
         "runtimePatches": [
             {
@@ -154,3 +143,19 @@ def configmap_mount(
             }
         ]
     }
+
+
+def configmap_mount(
+    release: str,
+    configmap: str,
+    mount_path: str,
+    volume: str = "code",
+    container: str = "node",
+    job: str = "node",
+    manager: str = "ciao.dev/kernel",
+) -> dict[str, Any]:
+    """The pod-override spec field that mounts a ConfigMap into `container` of the `job`
+    pods, in the shape of the given trainer release: {field name: [one override]}."""
+    volumes = [{"name": volume, "configMap": {"name": configmap}}]
+    containers = [{"name": container, "volumeMounts": [{"name": volume, "mountPath": mount_path}]}]
+    return pod_override(release, {"volumes": volumes, "containers": containers}, None, job, manager)

@@ -1,15 +1,26 @@
-"""The simulated scheduler + kubelet of the single node `fake-node`.
+"""The simulated kubelets of the cluster's nodes (and, on their worker thread, the
+scheduler: scheduling.py).
 
-Scheduling checks requests against capacity (FailedScheduling otherwise); a bound pod gets
-a PodWorker thread that pulls images (events only), runs init containers, then runs every
-container as a real local process (see runtime.py), records its output line by line, and
-reports status the way the kubelet does: waiting reasons, running/terminated states,
-restartCount and lastState, CrashLoopBackOff, phases and conditions, graceful deletion.
+A pod bound to one of the nodes gets a PodWorker thread that attaches its single-node
+volumes (storage.py: Multi-Attach), sets up its volumes (runtime.py: FailedMount until a
+ConfigMap or Secret exists), fetches its image pull secrets (Warning
+FailedToRetrieveImagePullSecret `Unable to retrieve some image pull secrets (a, b);
+attempting to pull the image may not succeed.`), pulls images (events only; an image the
+cluster calls private needs a pull Secret of a docker config type that the test named:
+ErrImagePull / ImagePullBackOff `... pull access denied ... authentication required`
+otherwise; an image already on the node is not pulled again, whoever pulled it), runs init
+containers, then runs every container as a real local process (see runtime.py), records
+its output line by line, and reports status the way the kubelet does: waiting reasons
+(CreateContainerConfigError for a Secret, ConfigMap or key the env names that does not
+exist, retried until it does), running/terminated states, restartCount and lastState,
+CrashLoopBackOff, phases and conditions, graceful deletion. Events come from `kubelet` with
+the node's name as host; status.hostIP is the node's address.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import os
 import secrets
@@ -18,22 +29,18 @@ import subprocess
 import threading
 import time
 import traceback
-from decimal import Decimal
 from typing import Any
 
 from . import errors as E
+from . import storage
+from .configdata import gives_pull_credentials
 from .faults import Faults
 from .logs import ContainerLog, LogBook
+from .nodes import Node
 from .recorder import EventRecorder
 from .registry import Registry
-from .runtime import NODE_IP, ContainerRuntime, MountError, Sandbox, dns_records, pod_ip
-from .scheduler import (
-    add,
-    failed_scheduling_message,
-    format_quantity,
-    insufficient,
-    pod_requests,
-)
+from .runtime import ConfigError, ContainerRuntime, MountError, Sandbox, dns_records, pod_ip
+from .scheduling import Scheduler
 from .store import Obj, WatchEvent
 from .timeutil import rfc3339
 from .worker import Worker
@@ -113,6 +120,7 @@ class ContainerWorker:
         self.final = False
         self.exit_code: int | None = None
         self.proc: subprocess.Popen[bytes] | None = None
+        self.env: dict[str, str] = {}
         self._kill_lock = threading.Lock()
         self.thread: threading.Thread | None = None
 
@@ -133,7 +141,7 @@ class ContainerWorker:
         return out
 
     def event(self, type_: str, reason: str, message: str) -> None:
-        self.pw.kubelet.recorder.event(self.pw.pod, type_, reason, message, self.field_path)
+        self.pw.recorder.event(self.pw.pod, type_, reason, message, self.field_path)
 
     # -- lifecycle -----------------------------------------------------------------------
     def should_restart(self, code: int) -> bool:
@@ -179,25 +187,35 @@ class ContainerWorker:
             self.restart_count += 1
 
     def pull(self) -> bool:
-        """Image pull events; an injected pull failure loops ErrImagePull/ImagePullBackOff."""
+        """Image pull events; a failing pull (a private image without its pull Secret, an
+        injected fault) loops ErrImagePull/ImagePullBackOff."""
         kubelet = self.pw.kubelet
         image = self.spec.get("image") or ""
         policy = self.spec.get("imagePullPolicy", "IfNotPresent")
+        present = kubelet.images[self.pw.node.name]
         delay = kubelet.backoff_base
+        first = True
         while True:
             fault = kubelet.faults.take("image_pull", self.pw.pod, self.name)
-            if fault is None:
-                if policy == "Never" or (policy == "IfNotPresent" and image in kubelet.images):
-                    self.event(
-                        "Normal", "Pulled", f'Container image "{image}" already present on machine'
-                    )
-                    return True
+            if fault is None and (
+                policy == "Never" or (policy == "IfNotPresent" and image in present)
+            ):
+                self.event(
+                    "Normal", "Pulled", f'Container image "{image}" already present on machine'
+                )
+                return True
+            secrets = self.pw.pull_secrets(refresh=not first)
+            first = False
+            cause = (
+                fault.params.get("cause", "not-found") if fault else kubelet.denied(image, secrets)
+            )
+            if not cause:
                 self.event("Normal", "Pulling", f'Pulling image "{image}"')
                 started = time.monotonic()
                 if self.pw.terminating.wait(kubelet.pull_delay):
                     return False
                 took = f"{(time.monotonic() - started) * 1000:.0f}ms"
-                kubelet.images.add(image)
+                present.add(image)
                 self.event(
                     "Normal",
                     "Pulled",
@@ -205,7 +223,7 @@ class ContainerWorker:
                     f"({took} including waiting). Image size: 0 bytes.",
                 )
                 return True
-            message = pull_error(image, fault.params.get("cause", "not-found"))
+            message = pull_error(image, cause)
             self.event("Normal", "Pulling", f'Pulling image "{image}"')
             self.event("Warning", "Failed", f'Failed to pull image "{image}": {message}')
             self.event("Warning", "Failed", "Error: ErrImagePull")
@@ -223,12 +241,22 @@ class ContainerWorker:
             delay = min(delay * 2, kubelet.backoff_cap)
 
     def create_config(self) -> bool:
-        """The kubelet's check before it creates the container: with runAsNonRoot, the
-        user must not be root, and an image's own user must be numeric to be checked.
+        """generateContainerConfig, before the container is created: its environment (every
+        Secret, ConfigMap and key it names must exist, unless optional), then with
+        runAsNonRoot a user that is not root, and an image's own user numeric to be checked.
         Failing, the container waits in CreateContainerConfigError and is tried again."""
-        delay = self.pw.kubelet.backoff_base
+        kubelet = self.pw.kubelet
+        delay = kubelet.backoff_base
         while True:
-            problem = self.non_root_problem()
+            sandbox = self.pw.sandbox
+            assert sandbox is not None, "containers start once the pod's sandbox is made"
+            try:
+                self.env = kubelet.runtime.environment(
+                    self.pw.pod, self.spec, sandbox, kubelet.lookup
+                )
+                problem = self.non_root_problem()
+            except ConfigError as exc:
+                problem = str(exc)
             if not problem:
                 return True
             self.event("Warning", "Failed", f"Error: {problem}")
@@ -236,7 +264,7 @@ class ContainerWorker:
             self.pw.sync()
             if self.pw.terminating.wait(delay):
                 return False
-            delay = min(delay * 2, self.pw.kubelet.backoff_cap)
+            delay = min(delay * 2, kubelet.backoff_cap)
 
     def non_root_problem(self) -> str:
         pod = self.pw.pod
@@ -309,8 +337,7 @@ class ContainerWorker:
         sandbox = self.pw.sandbox
         assert sandbox is not None, "containers start once the pod's sandbox is made"
         try:
-            env = kubelet.runtime.environment(pod, self.spec, sandbox, kubelet.configmap)
-            proc = kubelet.runtime.spawn(pod, self.spec, sandbox, env)
+            proc = kubelet.runtime.spawn(pod, self.spec, sandbox, self.env)
         except OSError as exc:
             log.finish()
             message = (
@@ -457,10 +484,13 @@ class ContainerWorker:
 class PodWorker:
     """Runs one bound pod to completion or deletion, and writes its status."""
 
-    def __init__(self, kubelet: Kubelet, pod: Obj) -> None:
+    def __init__(self, kubelet: Kubelet, pod: Obj, node: Node) -> None:
         self.kubelet = kubelet
-        self.pod = pod
-        meta = pod["metadata"]
+        self.node = node
+        self.recorder = kubelet.recorders[node.name]
+        self.pod = copy.deepcopy(pod)  # the event's object is a shared snapshot
+        self.pod.setdefault("status", {})["hostIP"] = node.ip  # the downward API's, at once
+        meta = self.pod["metadata"]
         self.uid: str = meta["uid"]
         self.namespace: str = meta["namespace"]
         self.name: str = meta["name"]
@@ -481,7 +511,34 @@ class PodWorker:
         self.failed_init = False
         self.start_time = rfc3339()
         self._sync_lock = threading.Lock()
+        self._pull_secrets: list[Obj] | None = None
         self.thread = threading.Thread(target=self.run, name=f"pod-{self.name}", daemon=True)
+
+    def pull_secrets(self, refresh: bool = False) -> list[Obj]:
+        """getPullSecretsForPod, at each sync: the imagePullSecrets that exist, and an event
+        naming those that do not."""
+        if self._pull_secrets is not None and not refresh:
+            return self._pull_secrets
+        found, missing = [], []
+        for ref in (self.pod.get("spec") or {}).get("imagePullSecrets") or []:
+            name = ref.get("name") or ""
+            if not name:
+                continue
+            secret = self.kubelet.lookup("secrets", self.namespace, name)
+            if secret is None:
+                missing.append(name)
+            else:
+                found.append(secret)
+        if missing:
+            self.recorder.event(
+                self.pod,
+                "Warning",
+                "FailedToRetrieveImagePullSecret",
+                f"Unable to retrieve some image pull secrets ({', '.join(missing)}); attempting "
+                "to pull the image may not succeed.",
+            )
+        self._pull_secrets = found
+        return found
 
     def terminate(self, grace: float, deleting: bool = True) -> None:
         self.grace = min(max(grace, 0.0), self.kubelet.grace_cap)
@@ -562,12 +619,14 @@ class PodWorker:
                 conds.append(self._condition(old, t, True))
         if "PodScheduled" in old:
             conds.append(old["PodScheduled"])
+        mine = {"PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady"}
+        conds += [c for t, c in old.items() if t not in mine and t != "PodScheduled"]
         status.update(
             {
                 "phase": phase,
                 "conditions": conds,
-                "hostIP": NODE_IP,
-                "hostIPs": [{"ip": NODE_IP}],
+                "hostIP": self.node.ip,
+                "hostIPs": [{"ip": self.node.ip}],
                 "podIP": pod_ip(current),
                 "podIPs": [{"ip": pod_ip(current)}],
                 "startTime": status.get("startTime") or self.start_time,
@@ -612,17 +671,31 @@ class PodWorker:
             self._finish()
 
     def _setup(self) -> bool:
+        """Attach the pod's single-node volumes, then make its sandbox (mounts); each is
+        retried until it works, each failure reported once per distinct message."""
         kubelet = self.kubelet
         reported = ""
         while not self.terminating.is_set():
+            blocked, message = kubelet.attach(self.pod, self.node)
+            if blocked:
+                if message and message != reported:
+                    kubelet.attach_recorder.event(
+                        self.pod, "Warning", "FailedAttachVolume", message
+                    )
+                    reported = message
+                self.terminating.wait(0.2)
+                continue
             try:
-                self.sandbox = kubelet.runtime.create_sandbox(self.pod, kubelet.configmap)
+                self.sandbox = kubelet.runtime.create_sandbox(
+                    self.pod, kubelet.lookup, self.node.capacity.get("memory")
+                )
                 self.sandbox_ready = True
+                self.pull_secrets()
                 self.sync()
                 return True
             except MountError as exc:
                 if str(exc) != reported:
-                    kubelet.recorder.event(self.pod, "Warning", "FailedMount", str(exc))
+                    self.recorder.event(self.pod, "Warning", "FailedMount", str(exc))
                     reported = str(exc)
                 self.terminating.wait(0.2)
         return False
@@ -660,7 +733,7 @@ class PodWorker:
 
 
 class Kubelet(Worker[WatchEvent]):
-    """Scheduler and kubelet for one node, driven by store events."""
+    """The kubelets of every node (and the scheduler), driven by store events."""
 
     def __init__(
         self,
@@ -668,34 +741,38 @@ class Kubelet(Worker[WatchEvent]):
         logbook: LogBook,
         faults: Faults,
         runtime: ContainerRuntime,
-        capacity: dict[str, Decimal],
-        node_name: str = "fake-node",
+        nodes: list[Node],
         grace_cap: float = 2.0,
         backoff_base: float = 0.2,
         backoff_cap: float = 1.6,
         pull_delay: float = 0.01,
         image_users: dict[str, str] | None = None,
+        private_images: dict[str, str] | None = None,
     ) -> None:
         super().__init__("fake-kubelet", 0.2)
         self.registry = registry
         self.logbook = logbook
         self.faults = faults
         self.runtime = runtime
-        self.capacity = capacity
-        self.node_name = node_name
+        self.nodes = {n.name: n for n in nodes}
         self.grace_cap = grace_cap
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.pull_delay = pull_delay
-        self.images: set[str] = set()
+        #: The images each node has pulled.
+        self.images: dict[str, set[str]] = {n.name: set() for n in nodes}
         #: The user of each image's config (`USER`: "1000", "app", "1000:1000"); images not
         #: named run as root, as the stock framework images do.
         self.image_users = dict(image_users or {})
-        self.recorder = EventRecorder(registry, "kubelet", node_name)
-        self.scheduler_recorder = EventRecorder(registry, "default-scheduler")
+        #: Images a registry serves only with credentials: image -> the pull Secret's name.
+        self.private_images = {normalize_image(k): v for k, v in (private_images or {}).items()}
+        self.recorders = {n.name: EventRecorder(registry, "kubelet", n.name) for n in nodes}
+        self.attach_recorder = EventRecorder(registry, "attachdetach-controller")
+        self.volume_recorder = EventRecorder(registry, "persistentvolume-controller")
+        self.scheduler = Scheduler(registry, nodes, faults)
+        self.attachments = storage.Attachments()
         self._workers: dict[str, PodWorker] = {}
         self._lock = threading.Lock()
-        self._unschedulable: dict[str, str] = {}
         self._started: set[str] = set()
         registry.store.add_listener(self._on_event)
         faults.on_change(self.wake)
@@ -703,48 +780,24 @@ class Kubelet(Worker[WatchEvent]):
     def image_user(self, image: str) -> str:
         return self.image_users.get(image, self.image_users.get(normalize_image(image), ""))
 
-    def node_object(self) -> Obj:
-        resources = {k: format_quantity(v, k) for k, v in self.capacity.items()}
-        return {
-            "apiVersion": "v1",
-            "kind": "Node",
-            "metadata": {
-                "name": self.node_name,
-                "labels": {
-                    "kubernetes.io/hostname": self.node_name,
-                    "kubernetes.io/os": "linux",
-                    "kubernetes.io/arch": "amd64",
-                },
-            },
-            "spec": {},
-            "status": {
-                "capacity": resources,
-                "allocatable": resources,
-                "addresses": [
-                    {"type": "InternalIP", "address": NODE_IP},
-                    {"type": "Hostname", "address": self.node_name},
-                ],
-                "conditions": [
-                    {
-                        "type": "Ready",
-                        "status": "True",
-                        "reason": "KubeletReady",
-                        "message": "kubelet is posting ready status",
-                        "lastHeartbeatTime": rfc3339(),
-                        "lastTransitionTime": rfc3339(),
-                    }
-                ],
-                "nodeInfo": {
-                    "kubeletVersion": "v1.31.0-fakecluster",
-                    "operatingSystem": "linux",
-                    "architecture": "amd64",
-                    "containerRuntimeVersion": "fake://1.0",
-                },
-            },
-        }
+    def denied(self, image: str, secrets: list[Obj]) -> str:
+        """ "auth" when the registry refuses the pull: a private image, and no pull Secret of
+        a docker config type with the name the cluster was told grants it."""
+        needed = self.private_images.get(normalize_image(image))
+        if needed is None:
+            return ""
+        granted = any(
+            s["metadata"]["name"] == needed and gives_pull_credentials(s) for s in secrets
+        )
+        return "" if granted else "auth"
 
-    def configmap(self, namespace: str, name: str) -> Obj | None:
-        return self.registry.store.get("configmaps", namespace, name)
+    def node_objects(self) -> list[Obj]:
+        return [n.to_object() for n in self.nodes.values()]
+
+    def lookup(self, plural: str, namespace: str, name: str) -> Obj | None:
+        """What the kubelet reads from the API server (its secret, configmap and claim
+        managers)."""
+        return self.registry.store.get(plural, namespace, name)
 
     def start(self) -> None:
         self._write_services()
@@ -774,20 +827,67 @@ class Kubelet(Worker[WatchEvent]):
                 del self._workers[worker.uid]
         self.wake()
 
+    # -- volumes -------------------------------------------------------------------------
+    def attach(self, pod: Obj, node: Node) -> tuple[bool, str]:
+        """The attach/detach controller for the pod's claims: (blocked, why). A claim that
+        is missing or unbound blocks silently (the volume manager waits); a single-node one
+        attached to another node in use there is a Multi-Attach error."""
+        namespace = pod["metadata"]["namespace"]
+        for _, name, _ in storage.claim_volumes(pod):
+            claim = self.lookup("persistentvolumeclaims", namespace, name)
+            if claim is None or not storage.bound(claim):
+                return True, ""
+            if not storage.single_node(claim):
+                continue
+
+            def users(other_node: str, claim_name: str = name) -> list[Obj]:
+                pods, _ = self.registry.store.list("pods", namespace)
+                return [
+                    p
+                    for p in pods
+                    if p["spec"].get("nodeName") == other_node
+                    and not _terminal(p)
+                    and p["metadata"]["uid"] != pod["metadata"]["uid"]
+                    and any(c == claim_name for _, c, _ in storage.claim_volumes(p))
+                ]
+
+            volume = storage.volume_name(claim)
+            holders = self.attachments.attach(volume, node.name, users)
+            if holders:
+                return True, storage.multi_attach_message(volume, pod, holders)
+        return False, ""
+
+    def _claim_event(self, ev: WatchEvent) -> None:
+        """The PV controller's word on a claim it cannot bind; a deleted claim's volume goes
+        (reclaimPolicy Delete)."""
+        claim = ev.obj
+        if ev.type == "DELETED":
+            volume = storage.volume_name(claim)
+            if volume:
+                self.attachments.forget(volume)
+                self.runtime.remove_volume(volume)
+            return
+        if ev.type == "ADDED":
+            said = storage.unbound_event(claim)
+            if said is not None:
+                self.volume_recorder.event(claim, *said)
+
     # -- events --------------------------------------------------------------------------
     def _on_event(self, ev: WatchEvent) -> None:
-        if ev.resource in ("pods", "services"):
+        if ev.resource in ("pods", "services", "persistentvolumeclaims"):
             self._queue.put(ev)
 
     def handle(self, ev: WatchEvent) -> None:
         if ev.resource == "services":
             self._write_services()
+        elif ev.resource == "persistentvolumeclaims":
+            self._claim_event(ev)
         else:
             self._pod_event(ev)
 
     def tick(self) -> None:
-        """Scheduling: pending pods onto the node, as capacity frees up."""
-        self._schedule_pending()
+        """Scheduling: pending pods onto the nodes, as they free up."""
+        self.scheduler.schedule_pending()
 
     def _write_services(self) -> None:
         """Cluster DNS: service names -> their pods, pod names under headless services."""
@@ -804,7 +904,7 @@ class Kubelet(Worker[WatchEvent]):
         with self._lock:
             worker = self._workers.get(uid)
         if ev.type == "DELETED":
-            self._unschedulable.pop(uid, None)
+            self.scheduler.forget(uid)
             if worker is not None:
                 worker.gone = True
                 worker.terminate(0, deleting=False)
@@ -813,10 +913,14 @@ class Kubelet(Worker[WatchEvent]):
                 self.logbook.drop_pod(uid)
                 self.runtime.remove_sandbox(uid)
             return
-        if not (pod.get("spec") or {}).get("nodeName"):
+        node_name = (pod.get("spec") or {}).get("nodeName")
+        if not node_name:
             if ev.type == "ADDED":
-                self._schedule_pending()
+                self.scheduler.schedule_pending()
             return
+        node = self.nodes.get(node_name)
+        if node is None:
+            return  # bound to a node that is not this cluster's: no kubelet runs it
         if meta.get("deletionTimestamp"):
             if worker is not None:
                 worker.terminate(float(meta.get("deletionGracePeriodSeconds", 0)))
@@ -828,7 +932,7 @@ class Kubelet(Worker[WatchEvent]):
             return
         if worker is None and not _terminal(pod) and uid not in self._started:
             self._started.add(uid)
-            worker = PodWorker(self, pod)
+            worker = PodWorker(self, pod, node)
             with self._lock:
                 self._workers[uid] = worker
             worker.thread.start()
@@ -837,85 +941,6 @@ class Kubelet(Worker[WatchEvent]):
         worker.thread.join(30)
         self.logbook.drop_pod(worker.uid)
         self.runtime.remove_sandbox(worker.uid)
-
-    # -- scheduling ----------------------------------------------------------------------
-    def _schedule_pending(self) -> None:
-        pods, _ = self.registry.store.list("pods")
-        used: dict[str, Decimal] = {}
-        pending = []
-        for p in pods:
-            if p["spec"].get("nodeName"):
-                if not _terminal(p):
-                    add(used, pod_requests(p))
-            elif not p["metadata"].get("deletionTimestamp"):
-                pending.append(p)
-        pending.sort(key=lambda p: int(p["metadata"]["resourceVersion"]))
-        for pod in pending:
-            wanted = pod_requests(pod)
-            fault = self.faults.peek("unschedulable", pod)
-            if fault is not None:
-                self.faults.count(fault)
-            short = (
-                [fault.params["resource"]] if fault else insufficient(self.capacity, used, wanted)
-            )
-            if short:
-                self._mark_unschedulable(pod, failed_scheduling_message(short))
-                continue
-            if self._bind(pod):
-                add(used, wanted)
-
-    def _mark_unschedulable(self, pod: Obj, message: str) -> None:
-        meta = pod["metadata"]
-        if self._unschedulable.get(meta["uid"]) == message:
-            return
-        self._unschedulable[meta["uid"]] = message
-
-        def mark(p: Obj) -> None:
-            status = p.setdefault("status", {})
-            status["phase"] = "Pending"
-            status["conditions"] = [
-                {
-                    "type": "PodScheduled",
-                    "status": "False",
-                    "lastProbeTime": None,
-                    "lastTransitionTime": rfc3339(),
-                    "reason": "Unschedulable",
-                    "message": message,
-                }
-            ]
-
-        self.registry.mutate("pods", meta["namespace"], meta["name"], mark)
-        self.scheduler_recorder.event(pod, "Warning", "FailedScheduling", message)
-
-    def _bind(self, pod: Obj) -> bool:
-        meta = pod["metadata"]
-        self._unschedulable.pop(meta["uid"], None)
-
-        def bind(p: Obj) -> bool | None:
-            if p["metadata"]["uid"] != meta["uid"] or p["spec"].get("nodeName"):
-                return False
-            p["spec"]["nodeName"] = self.node_name
-            status = p.setdefault("status", {})
-            status["conditions"] = [
-                {
-                    "type": "PodScheduled",
-                    "status": "True",
-                    "lastProbeTime": None,
-                    "lastTransitionTime": rfc3339(),
-                }
-            ]
-            return None
-
-        bound = self.registry.mutate("pods", meta["namespace"], meta["name"], bind)
-        if bound is None or bound["spec"].get("nodeName") != self.node_name:
-            return False
-        self.scheduler_recorder.event(
-            bound,
-            "Normal",
-            "Scheduled",
-            f"Successfully assigned {meta['namespace']}/{meta['name']} to {self.node_name}",
-        )
-        return True
 
     # -- logs ----------------------------------------------------------------------------
     def container_log(self, pod: Obj, container: str, previous: bool) -> ContainerLog:

@@ -20,6 +20,8 @@ MERGE_KEYS: dict[str, str] = {
     "conditions": "type",
     "ownerReferences": "uid",
     "imagePullSecrets": "name",
+    "schedulingGates": "name",
+    "resourceClaims": "name",
     "hostAliases": "ip",
     "containerStatuses": "name",
     "initContainerStatuses": "name",

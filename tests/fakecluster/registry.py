@@ -12,7 +12,6 @@ import builtins
 import copy
 import json
 import random
-import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,17 @@ from typing import Any
 import yaml
 
 from . import errors as E
+from . import storage
+from .admission import (
+    admit_priority,
+    admit_priority_class,
+    admit_service_account,
+    default_priority_class,
+    default_toleration_seconds,
+    priority_class_errors,
+)
 from .cel import cel_errors
+from .configdata import configmap_errors, default_secret, secret_errors
 from .crds import DEFAULT_RELEASES, crd_schema, load_crds, pod_spec_schema
 from .patches import json_patch, merge_patch, strategic_merge_patch
 from .podsecurity import admit_namespace, admit_pod, admit_workload
@@ -46,7 +55,13 @@ MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 # Objects whose DELETE answers with the object rather than a Status (ReturnDeletedObject).
-RETURNS_DELETED_OBJECT = {"pods", "services", "namespaces"}
+RETURNS_DELETED_OBJECT = {
+    "pods",
+    "services",
+    "namespaces",
+    "persistentvolumeclaims",
+    "serviceaccounts",
+}
 _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 # API groups whose unknown fields are dropped (Warn) unless the request asks for Strict,
 # whatever `strict` says: the real rule, which a client of several releases relies on.
@@ -313,20 +328,37 @@ class Registry:
         if info.namespaced:
             assert namespace is not None
             self._check_namespace(info, namespace, meta["name"])
-        warnings = self._admit(info, obj, None, field_validation)
+        # mutating admission refuses a pod by the name the request gave (its generateName)
+        shown = meta["generateName"] if generated else meta["name"]
+        warnings = self._admit(info, obj, None, field_validation, shown)
         self._stamp(obj)
         if info.custom:
             meta["generation"] = 1
+        if info.plural == "persistentvolumeclaims":
+            storage.provision(obj)
         if dry_run:
             return obj, warnings
         for _ in range(8):
             stored = self.store.insert(info.plural, obj)
             if stored is not None:
+                if info.plural == "namespaces":
+                    self._namespace_created(stored)
                 return stored, warnings
             if not generated:
                 break
             meta["name"] = self._generate(meta["generateName"])
         raise info.already_exists(meta["name"])
+
+    def _namespace_created(self, ns: Obj) -> None:
+        """The serviceaccount controller's work, at once rather than a moment later: the
+        `default` ServiceAccount of every namespace."""
+        account = {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": "default", "namespace": ns["metadata"]["name"]},
+        }
+        self._stamp(account)
+        self.store.insert("serviceaccounts", account)
 
     def _generate(self, prefix: str) -> str:
         return prefix[:58] + "".join(random.choice(_SUFFIX_ALPHABET) for _ in range(5))
@@ -358,9 +390,15 @@ class Registry:
         return [f'unknown field "{p}"' for p in paths] if directive == "Warn" else []
 
     def _admit(
-        self, info: ResourceInfo, obj: Obj, old: Obj | None, field_validation: str | None
+        self,
+        info: ResourceInfo,
+        obj: Obj,
+        old: Obj | None,
+        field_validation: str | None,
+        shown: str | None = None,
     ) -> builtins.list[str]:
-        """Decode strictness, defaulting, validation, admission webhooks: in that order."""
+        """Decode strictness, defaulting, mutating admission, validation, validating
+        admission and webhooks: in that order. `shown`: the name refusals give."""
         directive = field_validation or "Warn"
         if directive not in ("Strict", "Warn", "Ignore"):
             raise E.bad_request(
@@ -406,6 +444,11 @@ class Registry:
             if self.pod_schema is not None and isinstance(obj.get("spec"), dict):
                 warnings += self._unknown(info, self.pod_schema, obj["spec"], "spec", directive)
             self._default_pod(obj, old)
+            if old is None:  # the ServiceAccount, Priority, DefaultTolerationSeconds plugins
+                shown = shown if shown is not None else name
+                admit_service_account(obj, shown, self._service_account)
+                admit_priority(obj, shown, self.store.list("priorityclasses")[0])
+                default_toleration_seconds(obj)
             errs = pod_errors(obj)
             name_errs = dns1123_subdomain(name)
             if name_errs:
@@ -427,6 +470,31 @@ class Registry:
                 errs.insert(0, E.invalid("metadata.name", name, reasons[-1]))
             if errs:
                 raise info.invalid(name, errs)
+        elif info.plural == "secrets":
+            default_secret(obj, old)
+            errs = secret_errors(obj, old)
+            reasons = dns1123_subdomain(name)
+            if reasons:
+                errs.insert(0, E.invalid("metadata.name", name, reasons[-1]))
+            if errs:
+                raise info.invalid(name, errs)
+        elif info.plural == "persistentvolumeclaims":
+            storage.default_claim(obj, old)
+            errs = storage.claim_errors(obj, old)
+            reasons = dns1123_subdomain(name)
+            if reasons:
+                errs.insert(0, E.invalid("metadata.name", name, reasons[-1]))
+            if errs:
+                raise info.invalid(name, errs)
+        elif info.plural == "priorityclasses":
+            default_priority_class(obj)
+            errs = priority_class_errors(obj, old)
+            reasons = dns1123_subdomain(name)
+            if reasons:
+                errs.insert(0, E.invalid("metadata.name", name, reasons[-1]))
+            if errs:
+                raise info.invalid(name, errs)
+            admit_priority_class(obj, old, self.store.list("priorityclasses")[0])
         elif info.plural == "services":
             reasons = dns1035_label(name)
             if reasons:
@@ -448,6 +516,9 @@ class Registry:
                 raise info.invalid(name, [E.invalid("metadata.name", name, reasons[-1])])
         return warnings
 
+    def _service_account(self, namespace: str, name: str) -> Obj | None:
+        return self.store.get("serviceaccounts", namespace, name)
+
     def _namespace_of(self, obj: Obj) -> Obj:
         return self.store.get("namespaces", None, obj["metadata"].get("namespace", "")) or {}
 
@@ -461,20 +532,10 @@ class Registry:
         spec.setdefault("serviceAccountName", "default")
         spec.setdefault("serviceAccount", spec["serviceAccountName"])
         spec.setdefault("enableServiceLinks", True)
-        spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
-        spec.setdefault("priority", 0)
-        spec.setdefault(
-            "tolerations",
-            [
-                {
-                    "key": f"node.kubernetes.io/{k}",
-                    "operator": "Exists",
-                    "effect": "NoExecute",
-                    "tolerationSeconds": 300,
-                }
-                for k in ("not-ready", "unreachable")
-            ],
-        )
+        if old is not None:  # set at creation by admission (admission.py); kept by updates
+            for key in ("priority", "preemptionPolicy", "tolerations"):
+                if key in old.get("spec", {}):
+                    spec.setdefault(key, copy.deepcopy(old["spec"][key]))
         for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
             if not isinstance(c, dict):
                 continue
@@ -487,8 +548,9 @@ class Registry:
             for p in c.get("ports") or []:
                 p.setdefault("protocol", "TCP")
         for v in spec.get("volumes") or []:
-            if isinstance(v.get("configMap"), dict):
-                v["configMap"].setdefault("defaultMode", 420)
+            for source in ("configMap", "secret"):
+                if isinstance(v.get(source), dict):
+                    v[source].setdefault("defaultMode", 420)
         if old is None:
             pod["status"] = {"phase": "Pending", "qosClass": qos_class(pod)}
 
@@ -749,7 +811,12 @@ class Registry:
             for group in ("containers", "initContainers"):
                 for c in spec.get(group) or []:
                     c.pop("image", None)
-            for key in ("activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds"):
+            for key in (
+                "activeDeadlineSeconds",
+                "tolerations",
+                "terminationGracePeriodSeconds",
+                "schedulingGates",  # gates may be removed
+            ):
                 spec.pop(key, None)
             return spec
 
@@ -937,55 +1004,3 @@ class Registry:
                     raise
         listing["items"] = deleted
         return listing
-
-
-#: core.MaxSecretSize: what a ConfigMap's data and binaryData may hold together.
-MAX_CONFIGMAP_BYTES = 1024 * 1024
-_CONFIG_KEY = re.compile(r"[-._a-zA-Z0-9]+")
-
-
-def configmap_errors(obj: Obj) -> builtins.list[E.FieldError]:
-    """ValidateConfigMap (pkg/apis/core/validation): keys, keys in both bags, and the total
-    size of data plus decoded binaryData."""
-    errs: builtins.list[E.FieldError] = []
-    data = obj.get("data") or {}
-    binary = obj.get("binaryData") or {}
-    total = 0
-    for key, value in data.items():
-        errs += [E.invalid(f"data[{key}]", key, m) for m in _config_key_errors(key)]
-        if key in binary:
-            errs.append(E.invalid(f"data[{key}]", key, "duplicate of key present in binaryData"))
-        total += len(str(value).encode("utf-8"))
-    for key, value in binary.items():
-        errs += [E.invalid(f"binaryData[{key}]", key, m) for m in _config_key_errors(key)]
-        try:
-            total += len(base64.b64decode(str(value), validate=True))
-        except ValueError:
-            errs.append(E.invalid(f"binaryData[{key}]", "<binary>", "illegal base64 data"))
-    if total > MAX_CONFIGMAP_BYTES:
-        errs.append(
-            E.FieldError(
-                "[]", "FieldValueTooLong", None, f"must have at most {MAX_CONFIGMAP_BYTES} bytes"
-            )
-        )
-    return errs
-
-
-def _config_key_errors(key: str) -> builtins.list[str]:
-    """validation.IsConfigMapKey."""
-    errors = []
-    if len(key) > 253:
-        errors.append("must be no more than 253 characters")
-    if not _CONFIG_KEY.fullmatch(key):
-        errors.append(
-            "a valid config key must consist of alphanumeric characters, '-', '_' or '.' "
-            "(e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is "
-            "'[-._a-zA-Z0-9]+')"
-        )
-    if key == ".":
-        errors.append("must not be '.'")
-    elif key == "..":
-        errors.append("must not be '..'")
-    elif key.startswith(".."):
-        errors.append("must not start with '..'")
-    return errors

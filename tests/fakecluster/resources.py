@@ -107,6 +107,15 @@ CORE: dict[str, ResourceInfo] = {
         status_subresource=True,
     ),
     "configmaps": ResourceInfo("configmaps", "ConfigMap", short_names=("cm",)),
+    "secrets": ResourceInfo("secrets", "Secret"),
+    "serviceaccounts": ResourceInfo("serviceaccounts", "ServiceAccount", short_names=("sa",)),
+    "persistentvolumeclaims": ResourceInfo(
+        "persistentvolumeclaims",
+        "PersistentVolumeClaim",
+        subresources=frozenset({"status"}),
+        short_names=("pvc",),
+        status_subresource=True,
+    ),
     "events": ResourceInfo("events", "Event", short_names=("ev",)),
     "resourcequotas": ResourceInfo("resourcequotas", "ResourceQuota", short_names=("quota",)),
     "namespaces": ResourceInfo(
@@ -147,6 +156,15 @@ CRD_RESOURCE = ResourceInfo(
     short_names=("crd", "crds"),
 )
 BUILTIN["apiextensions.k8s.io/v1"] = [CRD_RESOURCE]
+
+PRIORITY_CLASSES = ResourceInfo(
+    "priorityclasses",
+    "PriorityClass",
+    group="scheduling.k8s.io",
+    namespaced=False,
+    short_names=("pc",),
+)
+BUILTIN["scheduling.k8s.io/v1"] = [PRIORITY_CLASSES]
 
 
 def custom_resource(crd: dict) -> ResourceInfo:

@@ -3,17 +3,27 @@
 What maps to what:
 - `command` + `args` ($(VAR) expanded); a leading python/python3[.x] is this interpreter;
   no command: `args` alone; neither: a process that exits 0 at once.
-- volumes become directories of a per-pod sandbox: configMap keys are files, emptyDir and
-  everything else an empty directory, hostPath the host path itself; any argument, env
-  value or workingDir under a volumeMount's mountPath is rewritten to the local directory.
+- volumes become directories: configMap and secret keys are files (defaultMode, items;
+  FailedMount `MountVolume.SetUp failed for volume "v" : secret "s" not found` until the
+  object exists, unless optional), emptyDir and everything else an empty directory of the
+  pod's sandbox, hostPath the host path itself, and a persistentVolumeClaim the directory
+  of its bound volume, one per claim, that every pod mounting the claim shares and that
+  outlives them (until the claim is deleted). Any argument, env value or workingDir under
+  a volumeMount's mountPath is rewritten to the local directory; inside Python, file
+  functions map the mount paths, refuse writes to read-only mounts and report a Memory
+  emptyDir's size (podfs.py).
 - env: `value`, `valueFrom.fieldRef` (metadata.name/namespace/uid/labels/annotations,
-  spec.nodeName, spec.serviceAccountName, status.podIP/hostIP), configMapKeyRef and
-  envFrom configMapRef; plus HOSTNAME (spec.hostname, else the pod's name), PATH with this
-  interpreter's bin directory first (so `python`, `torchrun` in shell commands are this
-  venv's), and a PYTHONPATH with a generated sitecustomize that is the pod's cluster DNS
-  inside Python (C-level resolvers are not patched; torch's TCPStore is, see below).
+  spec.nodeName, spec.serviceAccountName, status.podIP/hostIP), configMapKeyRef,
+  secretKeyRef, envFrom configMapRef and secretRef (keys that are not environment variable
+  names skipped), as the kubelet's makeEnvironmentVariables: a ConfigMap, Secret or key
+  that does not exist is a ConfigError with the kubelet's text (`secret "hf" not found`,
+  `couldn't find key token in Secret default/hf`) unless `optional: true`; plus HOSTNAME
+  (spec.hostname, else the pod's name), PATH with this interpreter's bin directory first
+  (so `python`, `torchrun` in shell commands are this venv's), and a PYTHONPATH with a
+  generated sitecustomize that is the pod's cluster DNS inside Python (C-level resolvers
+  are not patched; torch's TCPStore is, see below), and the container's mounts (podfs.py).
 - pod IPs: every pod has an address of its own in 127.0.0.0/8, derived from its UID
-  (127.1-254.x.y; a hostNetwork pod has the node's, 127.0.0.1), in status.podIP and the
+  (127.1-254.x.y; a hostNetwork pod has its node's, 127.0.0.N), in status.podIP and the
   downward API; its hostname resolves to it. So pods of two jobs can listen on one port
   (the v1 operator's 23456, torchrun's 29500) at once, as on separate nodes: a server binds
   its pod's address. torch's TCPStore binds 0.0.0.0 itself, so the sitecustomize gives a
@@ -39,7 +49,6 @@ What maps to what:
 
 from __future__ import annotations
 
-import base64
 import errno
 import hashlib
 import importlib.util
@@ -52,8 +61,12 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+from . import podfs, storage
+from .configdata import configmap_data, secret_data
 
 SITECUSTOMIZE = '''"""fakecluster: this pod's cluster DNS (service and pod names -> addresses)."""
 import json as _json
@@ -212,6 +225,11 @@ _sys.meta_path.insert(0, _TorchDistributedHook())
 
 # The pytorch/pytorch images ship NumPy; this venv's torch would warn on every import.
 _warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
+
+try:  # the container's mounts (podfs.py), in the container's own site directory
+    import _fakecluster_fs  # noqa: F401
+except ImportError:
+    pass
 '''
 
 _PYTHON = re.compile(r"^python(3(\.\d+)?)?$")
@@ -223,9 +241,9 @@ def _digest(uid: str) -> bytes:
 
 
 def pod_ip(pod: dict[str, Any]) -> str:
-    """The pod's own address, 127.1-254.x.y from its UID (a hostNetwork pod: the node's)."""
+    """The pod's own address, 127.1-254.x.y from its UID (a hostNetwork pod: its node's)."""
     if (pod.get("spec") or {}).get("hostNetwork"):
-        return NODE_IP
+        return str((pod.get("status") or {}).get("hostIP") or NODE_IP)
     h = _digest(pod["metadata"].get("uid", ""))
     return f"127.{1 + h[0] % 254}.{h[1]}.{1 + h[2] % 254}"
 
@@ -310,6 +328,40 @@ class MountError(Exception):
         self.volume = volume
 
 
+class ConfigError(Exception):
+    """The container's configuration cannot be made yet (CreateContainerConfigError)."""
+
+
+#: IsEnvVarName (strict: RelaxedEnvironmentVariableValidation is off in v1.31).
+_ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
+
+
+class _Sources:
+    """The ConfigMaps and Secrets one container's env reads, each fetched once."""
+
+    def __init__(self, namespace: str, lookup: ObjectLookup) -> None:
+        self.namespace = namespace
+        self.lookup = lookup
+        self._seen: dict[tuple[str, str], dict[str, str]] = {}
+
+    def get(self, kind: str, name: str, optional: bool) -> dict[str, str] | None:
+        """A source's data as text; None when it is missing and optional, else a
+        ConfigError `secret "hf" not found` (the kubelet's managers name it singular)."""
+        if (kind, name) in self._seen:
+            return self._seen[(kind, name)]
+        obj = self.lookup("secrets" if kind == "secret" else "configmaps", self.namespace, name)
+        if obj is None:
+            if optional:
+                return None
+            raise ConfigError(f'{kind} "{name}" not found')
+        if kind == "secret":
+            data = {k: v.decode(errors="replace") for k, v in secret_data(obj).items()}
+        else:
+            data = {k: str(v) for k, v in (obj.get("data") or {}).items()}
+        self._seen[(kind, name)] = data
+        return data
+
+
 def expand(text: str, env: dict[str, str]) -> str:
     """Kubernetes $(VAR) expansion: defined names are replaced, $$ escapes, others stay."""
 
@@ -323,10 +375,13 @@ def expand(text: str, env: dict[str, str]) -> str:
 
 @dataclass
 class Sandbox:
-    """A pod's directories: one per volume, a site dir, a working dir, a rootfs."""
+    """A pod's directories: one per volume, a site dir, a working dir, a rootfs; which
+    volumes are read-only, and the size of its Memory emptyDirs."""
 
     root: Path
     volumes: dict[str, Path] = field(default_factory=dict)
+    read_only: set[str] = field(default_factory=set)
+    sizes: dict[str, int] = field(default_factory=dict)
 
     @property
     def site(self) -> Path:
@@ -337,7 +392,10 @@ class Sandbox:
         return self.root / "rootfs"
 
 
-ConfigMapLookup = Callable[[str, str], "dict[str, Any] | None"]
+#: (resource plural, namespace, name) -> the object or None: what the kubelet reads.
+ObjectLookup = Callable[[str, str, str], "dict[str, Any] | None"]
+#: Volume sources the kubelet always mounts read-only.
+READ_ONLY_SOURCES = ("configMap", "secret", "downwardAPI", "projected")
 
 
 class ContainerRuntime:
@@ -363,7 +421,17 @@ class ContainerRuntime:
             os.replace(tmp, self.hosts_file)
             self._written = table
 
-    def create_sandbox(self, pod: dict[str, Any], configmap: ConfigMapLookup) -> Sandbox:
+    def volume_path(self, volume: str) -> Path:
+        """A persistent volume's data (`pvc-<claim uid>`): one directory whatever mounts it."""
+        return self.root / "persistentvolumes" / volume
+
+    def remove_volume(self, volume: str) -> None:
+        if volume:
+            shutil.rmtree(self.volume_path(volume), ignore_errors=True)
+
+    def create_sandbox(
+        self, pod: dict[str, Any], lookup: ObjectLookup, node_memory: Decimal | None = None
+    ) -> Sandbox:
         meta = pod["metadata"]
         sandbox = Sandbox(self.root / "pods" / meta["uid"])
         for sub in ("site", "rootfs", "home", "tmp", "volumes"):
@@ -378,62 +446,105 @@ class ContainerRuntime:
         )
         for vol in (pod.get("spec") or {}).get("volumes") or []:
             name = vol["name"]
+            if any(source in vol for source in READ_ONLY_SOURCES):
+                sandbox.read_only.add(name)
             if "hostPath" in vol:
                 sandbox.volumes[name] = Path(vol["hostPath"].get("path", "/"))
+                continue
+            if "persistentVolumeClaim" in vol:
+                sandbox.volumes[name] = self._claim_directory(vol, meta["namespace"], lookup)
+                if vol["persistentVolumeClaim"].get("readOnly"):
+                    sandbox.read_only.add(name)
                 continue
             directory = sandbox.root / "volumes" / name
             directory.mkdir(parents=True, exist_ok=True)
             sandbox.volumes[name] = directory
-            if "configMap" in vol:
-                self._materialise_configmap(vol, directory, meta["namespace"], configmap)
+            empty_dir = vol.get("emptyDir")
+            if isinstance(empty_dir, dict) and empty_dir.get("medium") == "Memory":
+                memory = node_memory if node_memory is not None else Decimal(32 * 1024**3)
+                sandbox.sizes[name] = podfs.memory_volume_size(vol, pod, memory)
+            if "configMap" in vol or "secret" in vol:
+                self._materialise(vol, directory, meta["namespace"], lookup)
         return sandbox
 
+    def _claim_directory(self, vol: dict[str, Any], namespace: str, lookup: ObjectLookup) -> Path:
+        """The bound volume's directory; a claim gone or unbound (the kubelet waits for it
+        without an event) is a MountError without a message."""
+        claim = lookup(
+            "persistentvolumeclaims", namespace, vol["persistentVolumeClaim"].get("claimName", "")
+        )
+        if claim is None or not storage.bound(claim):
+            raise MountError(vol["name"], "")
+        directory = self.volume_path(storage.volume_name(claim))
+        directory.mkdir(parents=True, exist_ok=True)
+        return directory
+
     @staticmethod
-    def _materialise_configmap(
-        vol: dict[str, Any], directory: Path, namespace: str, configmap: ConfigMapLookup
+    def _materialise(
+        vol: dict[str, Any], directory: Path, namespace: str, lookup: ObjectLookup
     ) -> None:
-        source = vol["configMap"]
-        cm = configmap(namespace, source.get("name", ""))
-        if cm is None:
+        """A configMap or secret volume's keys as files (secret.go, configmap.go)."""
+        if "secret" in vol:
+            source, what, key_word = vol["secret"], "secret", "secret key"
+            name = source.get("secretName", "")
+            obj = lookup("secrets", namespace, name)
+            data = secret_data(obj) if obj is not None else {}
+        else:
+            source, what, key_word = vol["configMap"], "configmap", "config key"
+            name = source.get("name", "")
+            obj = lookup("configmaps", namespace, name)
+            data = configmap_data(obj) if obj is not None else {}
+        prefix = f'MountVolume.SetUp failed for volume "{vol["name"]}" : '
+        if obj is None:
             if source.get("optional"):
                 return
-            raise MountError(
-                vol["name"],
-                f'MountVolume.SetUp failed for volume "{vol["name"]}" : configmap '
-                f'"{source.get("name", "")}" not found',
-            )
-        data: dict[str, str | bytes] = {**(cm.get("data") or {})}
-        for key, value in (cm.get("binaryData") or {}).items():
-            data[key] = base64.b64decode(value)
-        items = source.get("items")
-        files = (
-            {i["path"]: data[i["key"]] for i in items if i.get("key") in data}
-            if items
-            else {k: v for k, v in data.items()}
-        )
+            raise MountError(vol["name"], f'{prefix}{what} "{name}" not found')
         mode = int(source.get("defaultMode", 420))
-        for rel, content in files.items():
+        files: dict[str, tuple[bytes, int]] = {}
+        items = source.get("items")
+        if items:
+            for item in items:
+                key = item.get("key", "")
+                if key not in data:
+                    if source.get("optional"):
+                        continue
+                    reference = "configmap references" if what == "configmap" else "references"
+                    raise MountError(
+                        vol["name"], f"{prefix}{reference} non-existent {key_word}: {key}"
+                    )
+                files[item.get("path", key)] = (data[key], int(item.get("mode", mode)))
+        else:
+            files = {key: (content, mode) for key, content in data.items()}
+        for rel, (content, file_mode) in files.items():
             path = directory / rel
             path.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(content, bytes):
-                path.write_bytes(content)
-            else:
-                path.write_text(content)
-            path.chmod(mode & 0o777)
+            if path.exists():
+                path.chmod(0o600)
+            path.write_bytes(content)
+            path.chmod(file_mode & 0o777)
 
     # -- processes ----------------------------------------------------------------------
     @staticmethod
-    def _mounts(container: dict[str, Any], sandbox: Sandbox) -> list[tuple[str, str]]:
-        mounts = []
+    def _mount_table(container: dict[str, Any], sandbox: Sandbox) -> list[podfs.Mount]:
+        """The container's mounts: path, directory (subPath made), read-only, tmpfs size."""
+        out = []
         for m in container.get("volumeMounts") or []:
-            local = sandbox.volumes.get(m.get("name", ""))
+            name = m.get("name", "")
+            local = sandbox.volumes.get(name)
             if local is None:
                 continue
             if m.get("subPath"):
                 local = local / m["subPath"]
-            mounts.append((m["mountPath"].rstrip("/") or "/", str(local)))
-        mounts.sort(key=lambda m: len(m[0]), reverse=True)
-        return mounts
+                local.mkdir(parents=True, exist_ok=True)
+            read_only = bool(m.get("readOnly")) or name in sandbox.read_only
+            path = m["mountPath"].rstrip("/") or "/"
+            out.append(podfs.Mount(path, str(local), read_only, sandbox.sizes.get(name)))
+        out.sort(key=lambda m: len(m.path), reverse=True)
+        return out
+
+    @classmethod
+    def _mounts(cls, container: dict[str, Any], sandbox: Sandbox) -> list[tuple[str, str]]:
+        return [(m.path, m.local) for m in cls._mount_table(container, sandbox)]
 
     @staticmethod
     def _rewrite(text: str, mounts: list[tuple[str, str]]) -> str:
@@ -475,8 +586,10 @@ class ContainerRuntime:
         pod: dict[str, Any],
         container: dict[str, Any],
         sandbox: Sandbox,
-        configmap: ConfigMapLookup,
+        lookup: ObjectLookup,
     ) -> dict[str, str]:
+        """The container's environment (makeEnvironmentVariables: envFrom, then env), and
+        its mounts for Python (podfs.py); ConfigError when a source is missing."""
         meta = pod["metadata"]
         path = os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")
         bindir = os.path.dirname(sys.executable)
@@ -489,13 +602,20 @@ class ContainerRuntime:
             "LANG": "C.UTF-8",
             "HOSTNAME": (pod.get("spec") or {}).get("hostname") or meta["name"],
         }
+        sources = _Sources(meta["namespace"], lookup)
         env: dict[str, str] = {}
         for src in container.get("envFrom") or []:
-            ref = src.get("configMapRef")
-            if ref:
-                cm = configmap(meta["namespace"], ref.get("name", "")) or {}
-                for k, v in (cm.get("data") or {}).items():
-                    env[src.get("prefix", "") + k] = v
+            for kind, ref in (
+                ("configmap", src.get("configMapRef")),
+                ("secret", src.get("secretRef")),
+            ):
+                if not isinstance(ref, dict):
+                    continue
+                data = sources.get(kind, ref.get("name", ""), bool(ref.get("optional")))
+                for k, v in (data or {}).items():
+                    key = src.get("prefix", "") + k
+                    if _ENV_NAME.fullmatch(key):  # others are skipped (and an event said so)
+                        env[key] = v
         for var in container.get("env") or []:
             name = var.get("name")
             if not name:
@@ -503,20 +623,23 @@ class ContainerRuntime:
             if "value" in var:
                 env[name] = expand(str(var["value"]), {**base, **env})
             elif "valueFrom" in var:
-                value = self._value_from(pod, var["valueFrom"], configmap)
+                value = self._value_from(pod, var["valueFrom"], sources)
                 if value is not None:
                     env[name] = value
-        mounts = self._mounts(container, sandbox)
+        table = self._mount_table(container, sandbox)
+        mounts = [(m.path, m.local) for m in table]
         env = {k: self._rewrite(v, mounts) for k, v in env.items()}
         merged = {**base, **env}
+        site = sandbox.root / "containers" / str(container.get("name", ""))
+        podfs.write_module(site, table, str(self.root))
         user_path = merged.get("PYTHONPATH")
-        merged["PYTHONPATH"] = str(sandbox.site) + (os.pathsep + user_path if user_path else "")
+        merged["PYTHONPATH"] = os.pathsep.join(
+            [str(site), str(sandbox.site), *([user_path] if user_path else [])]
+        )
         return merged
 
     @staticmethod
-    def _value_from(
-        pod: dict[str, Any], source: dict[str, Any], configmap: ConfigMapLookup
-    ) -> str | None:
+    def _value_from(pod: dict[str, Any], source: dict[str, Any], sources: _Sources) -> str | None:
         meta = pod["metadata"]
         if "fieldRef" in source:
             path = source["fieldRef"].get("fieldPath", "")
@@ -530,12 +653,23 @@ class ContainerRuntime:
                 "spec.nodeName": (pod.get("spec") or {}).get("nodeName"),
                 "spec.serviceAccountName": (pod.get("spec") or {}).get("serviceAccountName"),
                 "status.podIP": pod_ip(pod),
-                "status.hostIP": NODE_IP,
+                "status.hostIP": str((pod.get("status") or {}).get("hostIP") or NODE_IP),
             }.get(path)
-        if "configMapKeyRef" in source:
-            ref = source["configMapKeyRef"]
-            cm = configmap(meta["namespace"], ref.get("name", "")) or {}
-            return (cm.get("data") or {}).get(ref.get("key", ""))
+        for kind, field_name in (("configmap", "configMapKeyRef"), ("secret", "secretKeyRef")):
+            ref = source.get(field_name)
+            if not isinstance(ref, dict):
+                continue
+            optional = bool(ref.get("optional"))
+            name, key = ref.get("name", ""), ref.get("key", "")
+            data = sources.get(kind, name, optional)
+            if data is None:
+                return None
+            if key not in data:
+                if optional:
+                    return None
+                what = "ConfigMap" if kind == "configmap" else "Secret"
+                raise ConfigError(f"couldn't find key {key} in {what} {meta['namespace']}/{name}")
+            return data[key]
         return None
 
     def spawn(

@@ -199,6 +199,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "services": _COMMON + ("spec.clusterIP", "spec.type"),
     "namespaces": ("metadata.name", "status.phase"),
     "nodes": ("metadata.name", "spec.unschedulable"),
+    "secrets": _COMMON + ("type",),
+    "priorityclasses": ("metadata.name",),
 }
 
 

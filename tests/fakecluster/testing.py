@@ -1,5 +1,6 @@
 """What tests of a FakeCluster share: real `kubernetes` clients of it, what an ApiException
-says, an object's conditions, pods to run, and commands their containers run.
+says, an object's conditions, pods to run, commands their containers run, and pull Secrets
+(docker_config_secret(name, registry)).
 
     with FakeCluster() as cluster, connected(cluster, tmp_path / "kubeconfig") as kube:
         kube.core.create_namespaced_pod("default", pod("hello", ["echo", "hi"]))
@@ -18,6 +19,7 @@ from typing import Any
 import kubernetes
 
 from .cluster import FakeCluster
+from .configdata import docker_config_secret as docker_config_secret  # re-exported
 from .store import Obj
 
 #: The group and version of the v1 training operator's jobs, for CustomObjectsApi calls.

@@ -12,8 +12,12 @@ the TrainJob) built from the runtime's JobSet template:
   for, or when resourcesPerNode is unset; `cpu`/`gpu`/an int as given), PET_NODE_RANK (field
   ref to the completion-index annotation), PET_MASTER_ADDR `<name>-node-0-0.<name>`,
   PET_MASTER_PORT 29500, and container port 29500;
-- the release's pod-override field is applied to the pods of the jobs it targets: v2.0
-  `podSpecOverrides`, v2.1 `podTemplateOverrides`, v2.2/v2.3 `runtimePatches`.
+- the release's pod-override field is merged into the pod templates of the jobs it targets
+  as upstream's TrainingRuntime merges it, a strategic merge patch: v2.0 `podSpecOverrides`
+  (onto the PodSpec), v2.1 `podTemplateOverrides` (onto the PodTemplateSpec, with labels
+  and annotations), v2.2/v2.3 `runtimePatches` (onto the JobSetSpec, replicated jobs by
+  name). Containers, env, volumes, volumeMounts, imagePullSecrets and schedulingGates merge
+  by key; tolerations and affinity's lists are replaced.
 Status: conditions Complete / Failed copied from the JobSet's Completed / Failed (same
 reason, message, time), `Suspended` (Suspended / Resumed), `jobsStatus` from the JobSet's
 replicatedJobsStatus; v2.3 `activeDeadlineSeconds` -> Failed DeadlineExceeded.
@@ -52,6 +56,7 @@ from .controller import (
 )
 from .crds import TRAINER_RELEASES, crd_schema, load_crds
 from .errors import FieldError, GoLiteral
+from .patches import strategic_merge_patch
 from .registry import Registry
 from .resources import ResourceInfo
 from .store import Obj
@@ -188,44 +193,13 @@ def _containers(pod_spec: Obj, group: str) -> list[Obj]:
     return [c for c in pod_spec.get(group) or [] if isinstance(c, dict)]
 
 
-def _patch_pod(template: Obj, metadata: Obj | None, spec: Obj | None) -> None:
-    """Apply one override's pod metadata and spec to a pod template."""
-    if metadata:
-        tmeta = template.setdefault("metadata", {})
-        for key in ("labels", "annotations"):
-            if metadata.get(key):
-                tmeta[key] = {**(tmeta.get(key) or {}), **metadata[key]}
-    if not spec:
-        return
-    pod = template.setdefault("spec", {})
-    for key in (
-        "serviceAccountName",
-        "affinity",
-        "securityContext",
-        "terminationGracePeriodSeconds",
-    ):
-        if key in spec:
-            pod[key] = copy.deepcopy(spec[key])
-    if spec.get("nodeSelector"):
-        pod["nodeSelector"] = {**(pod.get("nodeSelector") or {}), **spec["nodeSelector"]}
-    if spec.get("tolerations"):
-        pod["tolerations"] = (pod.get("tolerations") or []) + [
-            t for t in copy.deepcopy(spec["tolerations"]) if t not in (pod.get("tolerations") or [])
-        ]
-    for key in ("volumes", "imagePullSecrets", "schedulingGates"):
-        if spec.get(key):
-            pod[key] = upsert(pod.get(key) or [], spec[key])
-    for group in ("initContainers", "containers"):
-        for patch in spec.get(group) or []:
-            for c in _containers(pod, group):
-                if c.get("name") != patch.get("name"):
-                    continue
-                if patch.get("env"):
-                    c["env"] = upsert(c.get("env") or [], patch["env"])
-                if patch.get("volumeMounts"):
-                    c["volumeMounts"] = upsert(c.get("volumeMounts") or [], patch["volumeMounts"])
-                if "securityContext" in patch:
-                    c["securityContext"] = copy.deepcopy(patch["securityContext"])
+def _merge_into(target: Obj, patch: Obj) -> None:
+    """strategicpatch.StrategicMergePatch of `patch` onto `target`, in place: maps merge,
+    lists of containers, env, volumes, volumeMounts, imagePullSecrets, schedulingGates merge
+    by their keys, other lists (tolerations, nodeSelectorTerms) are replaced."""
+    merged = strategic_merge_patch(target, patch)
+    target.clear()
+    target.update(merged)
 
 
 def _quantity_ceil(value: Any) -> int:
@@ -576,6 +550,11 @@ class Trainer:
         c["ports"] = upsert(c.get("ports") or [], [{"containerPort": TORCH_PORT}], "containerPort")
 
     def _apply_overrides(self, spec: Obj, js_spec: Obj, template: Obj) -> None:
+        """The release's pod-override field, as upstream's TrainingRuntime merges it: a
+        strategic merge patch of the PodSpec (v2.0 podSpecOverrides), of the PodTemplateSpec
+        with its labels and annotations (v2.1 podTemplateOverrides), or of the JobSetSpec,
+        replicated jobs matched by name (v2.2+ runtimePatches, whose template labels and
+        annotations also go to the JobSet)."""
         field = self.override_field
         by_name = {r.get("name"): r for r in js_spec.get("replicatedJobs") or []}
         for item in spec.get(field) or []:
@@ -589,16 +568,10 @@ class Trainer:
                     for key in ("labels", "annotations"):
                         if tmeta.get(key):
                             top[key] = {**(top.get(key) or {}), **tmeta[key]}
-                for patch in (tmpl.get("spec") or {}).get("replicatedJobs") or []:
-                    rjob = by_name.get(patch.get("name"))
-                    if rjob is None:
-                        continue
-                    jt_patch = patch.get("template") or {}
-                    jt = rjob.setdefault("template", {})
-                    _patch_pod(jt, jt_patch.get("metadata"), None)
-                    pod_patch = (jt_patch.get("spec") or {}).get("template") or {}
-                    pod = jt.setdefault("spec", {}).setdefault("template", {})
-                    _patch_pod(pod, pod_patch.get("metadata"), pod_patch.get("spec"))
+                for rjob_patch in (tmpl.get("spec") or {}).get("replicatedJobs") or []:
+                    rjob = by_name.get(rjob_patch.get("name"))
+                    if rjob is not None:
+                        _merge_into(rjob, rjob_patch)
                 continue
             for target in item.get("targetJobs") or []:
                 rjob = by_name.get(target.get("name"))
@@ -610,9 +583,20 @@ class Trainer:
                     .setdefault("template", {})
                 )
                 if field == "podTemplateOverrides":
-                    _patch_pod(pod, item.get("metadata"), item.get("spec"))
+                    patch: Obj = {}
+                    meta = {
+                        k: v
+                        for k, v in (item.get("metadata") or {}).items()
+                        if k in ("labels", "annotations") and v is not None
+                    }
+                    if meta:
+                        patch["metadata"] = meta
+                    if item.get("spec") is not None:
+                        patch["spec"] = item["spec"]
+                    _merge_into(pod, patch)
                 else:
-                    _patch_pod(pod, None, {k: v for k, v in item.items() if k != "targetJobs"})
+                    pod_spec = pod.setdefault("spec", {})
+                    _merge_into(pod_spec, {k: v for k, v in item.items() if k != "targetJobs"})
 
 
 class TrainJobController(Controller):

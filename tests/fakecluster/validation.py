@@ -360,10 +360,133 @@ def _quantity(value: Any) -> bool:
     return True
 
 
+VOLUME_SOURCES_REQUIRED = {
+    "persistentVolumeClaim": "claimName",
+    "secret": "secretName",
+    "configMap": "name",
+}
+TOLERATION_EFFECTS = ["NoSchedule", "PreferNoSchedule", "NoExecute"]
+
+
+def volume_errors(volumes: list[dict[str, Any]]) -> list[FieldError]:
+    """ValidateVolumes, the rules a pod's settings trip on: names, one source, the source's
+    required name, an emptyDir's sizeLimit."""
+    out: list[FieldError] = []
+    seen: set[str] = set()
+    for i, vol in enumerate(volumes):
+        p = f"spec.volumes[{i}]"
+        name = vol.get("name") or ""
+        if not name:
+            out.append(E.required(f"{p}.name"))
+        elif dns1123_label(name):
+            out.append(E.invalid(f"{p}.name", name, dns1123_label(name)[-1]))
+        elif name in seen:
+            out.append(FieldError(f"{p}.name", "FieldValueDuplicate", name))
+        seen.add(name)
+        sources = [k for k in vol if k != "name"]
+        if len(sources) > 1:
+            out.append(E.forbidden(f"{p}.{sources[1]}", "may not specify more than 1 volume type"))
+        for source, key in VOLUME_SOURCES_REQUIRED.items():
+            if isinstance(vol.get(source), dict) and not vol[source].get(key):
+                out.append(E.required(f"{p}.{source}.{key}"))
+        size = (
+            (vol.get("emptyDir") or {}).get("sizeLimit")
+            if isinstance(vol.get("emptyDir"), dict)
+            else None
+        )
+        if size is not None and not _quantity(size):
+            out.append(
+                E.invalid(
+                    f"{p}.emptyDir.sizeLimit",
+                    size,
+                    "quantities must match the regular expression "
+                    "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
+                )
+            )
+    return out
+
+
+def env_errors(prefix: str, env: list[dict[str, Any]]) -> list[FieldError]:
+    """validateEnv: a name, and one valueFrom source naming its object and key."""
+    out: list[FieldError] = []
+    for i, var in enumerate(env):
+        p = f"{prefix}.env[{i}]"
+        if not var.get("name"):
+            out.append(E.required(f"{p}.name"))
+        source = var.get("valueFrom")
+        if not isinstance(source, dict):
+            continue
+        if "value" in var and var["value"] != "":
+            out.append(
+                E.invalid(
+                    f"{p}.valueFrom",
+                    "",
+                    "may not be specified when `value` is not empty",
+                )
+            )
+        kinds = [k for k in source if source[k] is not None]
+        if len(kinds) > 1:
+            out.append(
+                E.invalid(
+                    f"{p}.valueFrom",
+                    "",
+                    "may not have more than one field specified at a time",
+                )
+            )
+        for kind in ("secretKeyRef", "configMapKeyRef"):
+            ref = source.get(kind)
+            if isinstance(ref, dict):
+                for key in ("key", "name"):
+                    if not ref.get(key):
+                        out.append(E.required(f"{p}.valueFrom.{kind}.{key}"))
+    return out
+
+
+def toleration_errors(tolerations: list[dict[str, Any]]) -> list[FieldError]:
+    """ValidateTolerations."""
+    out: list[FieldError] = []
+    for i, t in enumerate(tolerations):
+        p = f"spec.tolerations[{i}]"
+        operator = t.get("operator") or "Equal"
+        if not t.get("key") and operator != "Exists":
+            out.append(
+                E.invalid(
+                    f"{p}.operator",
+                    operator,
+                    'operator must be Exists when `key` is empty, which means "match all '
+                    'values and all keys"',
+                )
+            )
+        if operator == "Exists" and t.get("value"):
+            out.append(
+                E.invalid(
+                    f"{p}.operator",
+                    t.get("value"),
+                    "value must be empty when `operator` is 'Exists'",
+                )
+            )
+        elif operator not in ("Equal", "Exists"):
+            out.append(E.not_supported(f"{p}.operator", operator, ["Equal", "Exists"]))
+        effect = t.get("effect")
+        if effect and effect not in TOLERATION_EFFECTS:
+            out.append(E.not_supported(f"{p}.effect", effect, TOLERATION_EFFECTS))
+        if t.get("tolerationSeconds") is not None and effect != "NoExecute":
+            out.append(
+                E.invalid(
+                    f"{p}.effect",
+                    effect or "",
+                    "effect must be 'NoExecute' when `tolerationSeconds` is set",
+                )
+            )
+    return out
+
+
 def pod_errors(pod: dict[str, Any]) -> list[FieldError]:
-    """A few ValidatePod rules: containers, names, images, restartPolicy, mounts, resources."""
+    """A few ValidatePod rules: containers, names, images, restartPolicy, volumes, mounts,
+    env sources, resources, tolerations."""
     out: list[FieldError] = []
     spec = pod.get("spec") or {}
+    out += volume_errors(spec.get("volumes") or [])
     volumes = {v.get("name") for v in spec.get("volumes") or []}
     containers = spec.get("containers") or []
     if not containers:
@@ -385,6 +508,7 @@ def pod_errors(pod: dict[str, Any]) -> list[FieldError]:
             seen.add(name)
             if not c.get("image"):
                 out.append(E.required(f"{p}.image"))
+            out += env_errors(p, c.get("env") or [])
             for j, m in enumerate(c.get("volumeMounts") or []):
                 if m.get("name") not in volumes:
                     out.append(
@@ -422,4 +546,5 @@ def pod_errors(pod: dict[str, Any]) -> list[FieldError]:
     policy = spec.get("restartPolicy")
     if policy not in (None, "Always", "OnFailure", "Never"):
         out.append(E.not_supported("spec.restartPolicy", policy, ["Always", "OnFailure", "Never"]))
+    out += toleration_errors(spec.get("tolerations") or [])
     return out

@@ -399,3 +399,44 @@ def test_namespace_deletion_and_deletecollection(
     cluster.wait_for(lambda: cluster.get("namespaces", None, "scratch") is None, 10)
     assert cluster.list("configmaps", "scratch") == []
     assert cluster.list("pods", "scratch") == []
+
+
+def test_secrets_claims_accounts_and_priority_classes_are_served(
+    shared_cluster: FakeCluster, shared_kube: SimpleNamespace
+) -> None:
+    core = {r.name: r for r in shared_kube.core.get_api_resources().resources}
+    assert {"secrets", "serviceaccounts", "persistentvolumeclaims"} <= set(core)
+    assert "persistentvolumeclaims/status" in core and core["secrets"].namespaced
+    assert core["serviceaccounts"].short_names == ["sa"]
+    groups = kubernetes.client.ApisApi(shared_kube.api).get_api_versions().groups
+    assert "scheduling.k8s.io" in [g.name for g in groups]
+    scheduling = kubernetes.client.SchedulingV1Api(shared_kube.api)
+    classes = {r.name: r for r in scheduling.get_api_resources().resources}
+    assert not classes["priorityclasses"].namespaced
+
+    listed = shared_kube.core.list_namespaced_secret("team")
+    watch = kubernetes.watch.Watch()
+    shared_kube.core.create_namespaced_secret(
+        "team", {"metadata": {"name": "watched"}, "stringData": {"k": "v"}}
+    )
+    for event in watch.stream(
+        shared_kube.core.list_namespaced_secret,
+        "team",
+        resource_version=listed.metadata.resource_version,
+        timeout_seconds=5,
+    ):
+        assert (event["type"], event["object"].metadata.name) == ("ADDED", "watched")
+        assert event["object"].data == {"k": "dg=="}
+        watch.stop()
+
+    rule = shared_cluster.deny("get", "secrets")
+    try:
+        with pytest.raises(ApiException) as exc:
+            shared_kube.core.read_namespaced_secret("watched", "team")
+        assert status_of(exc.value)["message"] == (
+            'secrets "watched" is forbidden: User "system:serviceaccount:default:ciao" cannot '
+            'get resource "secrets" in API group "" in the namespace "team"'
+        )
+    finally:
+        shared_cluster.allow(rule)
+    assert ("get", "", "secrets", True) in shared_cluster.authorizer.calls

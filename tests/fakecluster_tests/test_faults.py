@@ -37,7 +37,10 @@ def test_unschedulable_until_cancelled(cluster: FakeCluster, kube: SimpleNamespa
     events = cluster.wait_for(
         lambda: cluster.events(involved="gpu-master-0", reason="FailedScheduling"), 10
     )
-    assert events[0]["message"] == "0/1 nodes are available: 1 Insufficient nvidia.com/gpu."
+    assert events[0]["message"] == (
+        "0/1 nodes are available: 1 Insufficient nvidia.com/gpu."
+        " preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod."
+    )
     pod = kube.core.read_namespaced_pod("gpu-master-0", "default")
     assert pod.status.phase == "Pending"
     assert pod.status.conditions[0].reason == "Unschedulable"

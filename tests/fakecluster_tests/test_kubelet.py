@@ -45,9 +45,15 @@ def test_requests_beyond_capacity_stay_pending() -> None:
         assert big.status.phase == "Pending" and big.spec.node_name is None
         cond = big.status.conditions[0]
         assert (cond.type, cond.status, cond.reason) == ("PodScheduled", "False", "Unschedulable")
-        assert cond.message == "0/1 nodes are available: 1 Insufficient cpu."
+        assert cond.message == (
+            "0/1 nodes are available: 1 Insufficient cpu."
+            " preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod."
+        )
         gpu_event = cluster.events(involved="gpu", reason="FailedScheduling")[0]
-        assert gpu_event["message"] == "0/1 nodes are available: 1 Insufficient nvidia.com/gpu."
+        assert gpu_event["message"] == (
+            "0/1 nodes are available: 1 Insufficient nvidia.com/gpu."
+            " preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod."
+        )
         assert gpu_event["type"] == "Warning"
         assert gpu_event["source"]["component"] == "default-scheduler"
         assert core.read_namespaced_pod_log("big", "default") == ""  # no node: empty, not 400

@@ -476,7 +476,10 @@ def test_faults_match_trainjob_pods(v2: FakeCluster, kube: SimpleNamespace) -> N
         events = v2.wait_for(
             lambda p=pod: v2.events(involved=p["metadata"]["name"], reason="FailedScheduling")
         )
-        assert events[0]["message"] == "0/1 nodes are available: 1 Insufficient nvidia.com/gpu."
+        assert events[0]["message"] == (
+            "0/1 nodes are available: 1 Insufficient nvidia.com/gpu."
+            " preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod."
+        )
     fault.cancel()
     oom = v2.inject("oom", job="stuck", replica_type="node", pod="stuck-node-0-1-*")
     v2.wait_for(lambda: oom.fired, 30, "the OOM kill of node 1")
