@@ -288,7 +288,7 @@ class CellRunner:
         """%metrics: the table as the cell's result; with the session on, the history as
         columns in the session's `_` and Out[count] too (its own display of them is not
         shown: the table is)."""
-        from ciao.kernel.metrics_view import columns, metrics_table, session_code
+        from ciao.kernel.metrics_table import columns, metrics_table, session_code
 
         name, wanted = command.job, command.metric
         metrics = self.manager.metrics(config, name)
