@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ciao.backend.bound import PlannedJob, RunningJob
+from ciao.backend.metrics import Metrics
 from ciao.backend.types import Event, Idle, Job, JobDone, JobInfo, LogLine, Plan
 from ciao.config import Config
 from ciao.errors import BackendError, CiaoError, JobCancelled
@@ -300,6 +301,10 @@ class Manager:
     ) -> Iterable[LogLine]:
         """%logs: the job's lines (one replica's, the last `tail`), streamed."""
         return self.registry.backend_of(config, name).logs(name, replica, tail)
+
+    def metrics(self, config: Config, name: str) -> Metrics:
+        """%metrics: the metrics of the job's lines, from whichever backend ran it."""
+        return self.registry.backend_of(config, name).metrics(name)
 
     def delete(self, config: Config, name: str) -> None:
         """%delete: stop the job if it runs, and delete what it created and its record."""

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Generic, Protocol
 
+from ciao.backend.metrics import Metrics
 from ciao.backend.types import (
     Backend,
     Event,
@@ -73,6 +74,8 @@ class ManagedBackend(Protocol):
         self, name: str, replica: str | None = None, tail: int | None = None
     ) -> Iterable[LogLine]: ...
 
+    def metrics(self, name: str) -> Metrics: ...
+
     def delete(self, name: str) -> None: ...
 
 
@@ -126,6 +129,9 @@ class BoundBackend(Generic[PlanT, HandleT]):
         self, name: str, replica: str | None = None, tail: int | None = None
     ) -> Iterable[LogLine]:
         return self.backend.logs(name, replica, tail)
+
+    def metrics(self, name: str) -> Metrics:
+        return self.backend.metrics(name)
 
     def delete(self, name: str) -> None:
         self.backend.delete(name)

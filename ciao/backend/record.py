@@ -4,6 +4,8 @@
     events.jsonl  every event of the job, one record a line, in order (see `encode`)
     shown.json    how far into events.jsonl each notebook has shown (bytes), for %attach
                   of a local job: the only file reading a local job writes
+    metrics.json  the metrics of its lines (backend/metrics.py), kept by the record's writer
+                  with the byte of events.jsonl they cover (recorder.py)
     cursors.json  a Kubeflow job's: how far into each container's log was recorded
     supervisor    a local job's supervisor process: [pid, start time, boot id]
     replicas.json its replicas' processes, the same way
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ciao.backend.identity import ProcessIdentity
+from ciao.backend.metrics import Metrics
 from ciao.backend.types import (
     Diagnosis,
     Event,
@@ -132,6 +135,20 @@ def _grouped(bodies: list[bytes], offset: int) -> Iterator[tuple[Event, int]]:
             yield event, offset
     if run:
         yield _lines(prefix, run, stream), run_end
+
+
+def _metric_line(body: bytes) -> tuple[str, str] | None:
+    """(replica, text) of a record that is a log line; None for any other."""
+    if body[:1] in (b"o", b"e"):
+        tab = body.find(b"\t")
+        if tab < 0:
+            return None
+        return body[1:tab].decode("utf-8", "replace"), body[tab + 1 :].decode("utf-8", "replace")
+    if body.startswith(b"{"):  # a line that held a newline is kept as JSON
+        event = _decode(body)
+        if isinstance(event, LogLine):
+            return event.replica, event.text
+    return None
 
 
 def _lines(prefix: bytes, run: list[bytes], stream: StreamName) -> LogLines:
@@ -245,6 +262,36 @@ class RunDir:
             return self.events_path.stat().st_size
         except FileNotFoundError:
             return 0
+
+    # ---- metrics -----------------------------------------------------------------------
+
+    def metrics(self) -> Metrics:
+        """The job's metrics: what metrics.json kept and the metric lines recorded after
+        the byte it covers (all of them, where there is no such file). Read, never
+        written: a writer killed between two saves loses nothing."""
+        return self.metrics_through()[0]
+
+    def metrics_through(self) -> tuple[Metrics, int]:
+        """The job's metrics (see `metrics`) and the byte of events.jsonl they cover."""
+        metrics, offset = Metrics(), 0
+        saved = self._json("metrics.json")
+        if isinstance(saved, dict):
+            kept, through = Metrics.from_dict(saved.get("metrics")), saved.get("offset")
+            if kept is not None and isinstance(through, int) and 0 <= through <= self.size():
+                metrics, offset = kept, through
+        for bodies, start in self._chunks(offset, 1 << 18):
+            for body in bodies:
+                if b"=" in body:  # a line without one holds no metric: never decoded
+                    line = _metric_line(body)
+                    if line is not None:
+                        metrics.add_line(*line)
+            offset = start + sum(len(body) + 1 for body in bodies)
+        return metrics, offset
+
+    def write_metrics(self, metrics: Metrics, offset: int) -> None:
+        """Keep `metrics`, which cover events.jsonl up to byte `offset` (its writer's)."""
+        saved = {"offset": offset, "metrics": metrics.as_dict()}
+        write_atomic(self.path / "metrics.json", json.dumps(saved))
 
     def read_batches(self, offset: int = 0, chunk: int = 1 << 18) -> Iterator[tuple[Event, int]]:
         """As `read_events`, with consecutive lines of one replica's stream as one

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, Protocol, TypeVar, cast
 
+from ciao.backend.metrics import Metrics
 from ciao.interpreter.types import Framework, Parameter
 from ciao.s2i.types import Shipment
 
@@ -230,6 +231,11 @@ class Backend(Protocol[PlanT, HandleT]):
         self, name: str, replica: str | None = None, tail: int | None = None
     ) -> Iterable[LogLine]:
         """A job's log lines (all replicas, or one), the last `tail` of them."""
+        ...
+
+    def metrics(self, name: str) -> Metrics:
+        """The metrics of a job's log lines (Katib's `name=value`), per replica, as far as
+        it has run; from its record once its processes or pods are gone."""
         ...
 
     def delete(self, name: str) -> None:

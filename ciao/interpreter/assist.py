@@ -295,11 +295,11 @@ def _identifiers(source: str) -> set[str]:
 
 
 #: Commands whose first argument is a job's name.
-JOB_COMMANDS = ("status", "logs", "attach", "delete")
+JOB_COMMANDS = ("status", "logs", "metrics", "attach", "delete")
 
 
 def job_argument(code: str, cursor_pos: int) -> tuple[str, int, int] | None:
-    """When the cursor is on the job-name argument of %status/%logs/%attach/%delete:
+    """When the cursor is on the job-name argument of %status/%logs/%metrics/%attach/%delete:
     (what is typed of it, its start, its end) as offsets into the cell; else None.
 
     The kernel completes it with the names of known jobs (that needs I/O, so not here).

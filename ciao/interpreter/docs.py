@@ -439,6 +439,20 @@ _DOCS = (
         "NAME [replica] [--tail N]",
     ),
     MagicDoc(
+        "metrics",
+        "command",
+        (),
+        "Show a job's metrics (its name=value lines) per replica, and their history.",
+        "A line a replica prints in Katib's metric format, like epoch=3 loss=0.42, is\n"
+        "metrics (Katib's default filter: a name, =, a number); the live view shows them\n"
+        "with a chart. This prints each replica's count, min, max and latest value of each\n"
+        "metric, and the history (step, replica, metric, value; step n is a replica's n-th\n"
+        "value of that metric). With the session on, _ (and Out[n]) holds the history as\n"
+        "columns: pd.DataFrame(_). Works after the job's processes or pods are gone.\n"
+        "Example:\n    %metrics ciao-abcde\n    %metrics ciao-abcde loss",
+        "NAME [metric]",
+    ),
+    MagicDoc(
         "attach",
         "command",
         (),

@@ -37,6 +37,7 @@ from ciao.interpreter.requirements import (
     requirement_problem,
     split_requirements,
 )
+from ciao.interpreter.tune import METRIC_NAME
 from ciao.interpreter.types import (
     ALL_ROLES,
     CLEAN_POLICIES,
@@ -53,6 +54,7 @@ from ciao.interpreter.types import (
     JobCommand,
     JobsCommand,
     LogsCommand,
+    MetricsCommand,
     Parameter,
     PipCommand,
     Resources,
@@ -547,7 +549,7 @@ def _command(code: str, tokens: dict[int, list[Token]], reading: _Reading) -> Co
             reading.error(token.line, magic, "a kernel command: run it alone in its cell")
         elif doc.name == "config" and arg:
             reading.error(token.line, magic, f"takes no argument, got {excerpt(arg)}")
-        elif doc.name in ("status", "attach", "delete", "logs"):
+        elif doc.name in ("status", "attach", "delete", "logs", "metrics"):
             parsed = _job_command(doc.name, arg.split())
             if isinstance(parsed, str):
                 reading.error(token.line, magic, f"{parsed}; write {doc.usage}")
@@ -626,14 +628,21 @@ def _jobs_command(args: list[str]) -> JobsCommand | str:
 _REPLICA = re.compile(rf"({'|'.join((*ALL_ROLES, 'node'))})-\d+")
 
 
-def _job_command(name: str, args: list[str]) -> JobCommand | LogsCommand | str:
-    """The command %status/%attach/%delete/%logs with these arguments, or what is wrong."""
+def _job_command(name: str, args: list[str]) -> JobCommand | LogsCommand | MetricsCommand | str:
+    """The command %status/%attach/%delete/%logs/%metrics with these arguments, or what
+    is wrong."""
     if not args:
         return "missing the job's name"
     job = args[0]
     if not DNS_LABEL.fullmatch(job):
         return f"{excerpt(job)} is not a job name"
     rest = args[1:]
+    if name == "metrics":
+        if len(rest) > 1:
+            return f"unexpected {excerpt(' '.join(rest[1:]))} (one metric at most)"
+        if rest and not METRIC_NAME.fullmatch(rest[0]):
+            return f"{excerpt(rest[0])} is not a metric name (letters, digits, _, - or |)"
+        return MetricsCommand(job, rest[0] if rest else None)
     if name != "logs":
         if rest:
             return f"unexpected {excerpt(' '.join(rest))}"

@@ -196,6 +196,16 @@ class LogsCommand:
 
 
 @dataclass(frozen=True)
+class MetricsCommand:
+    """`%metrics NAME [metric]`: a job's metrics (its lines in Katib's `name=value`
+    format) as a table, and as columns in the session; one metric's, or all."""
+
+    job: str
+    metric: str | None = None
+    magic: ClassVar[str] = "%metrics"
+
+
+@dataclass(frozen=True)
 class PipCommand:
     """`%pip install PACKAGE...`: pip, run in the Python the local replicas run."""
 
@@ -204,7 +214,15 @@ class PipCommand:
 
 
 #: A cell that is a kernel command, not a job; each alone in its cell, checked once here.
-Command = HelpCommand | ConfigCommand | JobsCommand | JobCommand | LogsCommand | PipCommand
+Command = (
+    HelpCommand
+    | ConfigCommand
+    | JobsCommand
+    | JobCommand
+    | LogsCommand
+    | MetricsCommand
+    | PipCommand
+)
 
 
 class Interpreter(Protocol):

@@ -9,7 +9,7 @@ import dataclasses
 import json
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ciao.backend.record import viewer_of
 from ciao.backend.types import Diagnosis, JobDone, LogLine, LogLines, ReplicaState
@@ -22,6 +22,7 @@ from ciao.interpreter.types import (
     JobCommand,
     JobsCommand,
     LogsCommand,
+    MetricsCommand,
     PipCommand,
 )
 from ciao.kernel.budget import OutputBudget
@@ -31,6 +32,9 @@ from ciao.kernel.logstream import LogStream
 from ciao.kernel.output import LiveView, Output
 from ciao.kernel.render import JobView
 from ciao.manager import ActiveJob, Manager, Prepared
+
+if TYPE_CHECKING:
+    from ciao.session import Session
 
 log = logging.getLogger("ciao.kernel")
 
@@ -50,11 +54,14 @@ class CellRunner:
         manager: Manager,
         owner: Callable[[int], dict[str, str]],
         memory: NotebookMemory | None = None,
+        session: Callable[[], Session | None] | None = None,
     ) -> None:
         self.manager = manager
         self.owner = owner
         #: The notebook's earlier cells, whose definitions a job cell takes along.
         self.memory = memory
+        #: The Python session when the config has it on (%metrics leaves its columns there).
+        self.session = session or (lambda: None)
 
     def run(self, code: str, out: Output, count: int) -> Payload:
         prepared = self.prepare(code)
@@ -214,11 +221,12 @@ class CellRunner:
     def _job_command(
         self,
         prepared: Prepared,
-        command: JobsCommand | JobCommand | LogsCommand,
+        command: JobsCommand | JobCommand | LogsCommand | MetricsCommand,
         out: Output,
         count: int,
     ) -> None:
-        """%jobs, %status, %logs, %attach, %delete: jobs of this kernel or earlier ones."""
+        """%jobs, %status, %logs, %metrics, %attach, %delete: jobs of this kernel or
+        earlier ones."""
         from ciao.kernel.render import jobs_table, status_view
 
         config = prepared.config
@@ -236,6 +244,8 @@ class CellRunner:
             if travels:
                 out.stream("stdout", f"[ciao] {name} ran with {travels}\n")
             self._logs(lines, out, name)
+        elif isinstance(command, MetricsCommand):
+            self._metrics(config, command, out, count)
         elif command.action == "status":
             info, events = self.manager.status(config, name)
             out.result(count, status_view(info, events))
@@ -273,6 +283,35 @@ class CellRunner:
             if stream.due_in() <= 0:
                 stream.flush()
         stream.close()
+
+    def _metrics(self, config: Config, command: MetricsCommand, out: Output, count: int) -> None:
+        """%metrics: the table as the cell's result; with the session on, the history as
+        columns in the session's `_` and Out[count] too (its own display of them is not
+        shown: the table is)."""
+        from ciao.kernel.metrics_table import columns, metrics_table, session_code
+
+        name, wanted = command.job, command.metric
+        metrics = self.manager.metrics(config, name)
+        if wanted is not None and wanted not in metrics.series:
+            known = ", ".join(metrics.names()) or "none"
+            raise CiaoError(f"job {name} has no metric {wanted!r} (its metrics: {known})")
+        session = self.session()
+        keep = session is not None and out.request.field("store_history", bool, True)
+        if metrics.series:
+            out.result(count, metrics_table(name, metrics, wanted, in_session=keep))
+        else:
+            out.stream(
+                "stdout",
+                f"[ciao] job {name} has no metrics: none of its lines is in Katib's "
+                "format name=value (like `epoch=3 loss=0.42`)\n",
+            )
+        if session is not None and keep and not out.silent:
+            from ciao.kernel.session_cell import session_value
+
+            data, cut = columns(metrics, wanted)
+            if cut:
+                out.stream("stdout", f"[ciao] _ holds the latest {len(data['step']):,} rows\n")
+            session_value(session, session_code(name, data), out, count)
 
     def _dry_run(self, prepared: Prepared, out: Output, count: int) -> None:
         """%dryrun: the plan submitting the cell would submit."""

@@ -94,7 +94,7 @@ class CiaoKernel:
         from ciao.kernel.cell import CellRunner
 
         self.memory = NotebookMemory(self._carry_session, os.getcwd())
-        self.cells = CellRunner(manager, self._owner, self.memory)
+        self.cells = CellRunner(manager, self._owner, self.memory, self._carry_session)
         self.execution_count = 0
         self.history: list[tuple[int, str]] = []
         self.handlers: dict[str, Callable[[Request], None]] = {

@@ -4,6 +4,10 @@ Pure rendering: `JobView.apply(event)` folds the backend's events into rows, and
 `bundle()` renders them as `text/plain` (nbconvert, papermill, terminals) and
 `text/html` (JupyterLab, Notebook). The kernel publishes the bundle as `display_data`
 with a `display_id` and re-publishes it with `update_display_data`.
+
+Lines in Katib's metric format (`epoch=3 loss=0.42`) are metrics: once a job prints one,
+each row shows its replica's latest values and a chart per metric follows the table
+(metrics_view.py).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import cast
 
+from ciao.backend.metrics import Metrics
 from ciao.backend.types import (
     Diagnosis,
     Event,
@@ -26,11 +31,15 @@ from ciao.backend.types import (
 )
 from ciao.interpreter.types import Framework
 from ciao.kernel.lastline import PERCENT, fit, is_progress, progress_parts
+from ciao.kernel.metrics_view import html_section, row_values, text_section
 
 #: Longest last-log-line shown in a row of text/plain (the full line is in the stream
 #: below); the HTML view gives it what the other columns leave, up to HTML_LINE_WIDTH.
 LAST_LINE_WIDTH = 60
 HTML_LINE_WIDTH = 300
+#: The widest the metrics column of the HTML table gets (its values are clipped there,
+#: and all in its tooltip; the charts below have them too).
+METRICS_WIDTH = "18em"
 #: Cells of the HTML table other than the last line: one line each, never wrapped (a long
 #: last line made JupyterLab wrap them: "master-/0", "pid/6050").
 _TD = "padding:2px 8px;text-align:left;white-space:nowrap"
@@ -76,6 +85,8 @@ class JobView:
     state: str = "Submitted"
     message: str = ""
     ended: float | None = None
+    #: The metrics of the lines it saw (final lines: a progress line's rewrites are not).
+    metrics: Metrics = field(default_factory=Metrics)
 
     @property
     def kind(self) -> str:
@@ -103,7 +114,12 @@ class JobView:
             return True
         if isinstance(event, LogLine | LogLines):
             row = self._row(event.replica)
-            last = event.lines[-1] if isinstance(event, LogLines) else event.text
+            if isinstance(event, LogLines):
+                last = event.lines[-1]
+                self.metrics.add_lines(event.replica, event.lines)
+            else:
+                last = event.text
+                self.metrics.add_line(event.replica, event.text)
             row.last_line, row.percent, row.progress = last, None, False
             return True
         if isinstance(event, ReplicaState):
@@ -140,9 +156,17 @@ class JobView:
         return {"text/plain": self.text(now), "text/html": self.html(now)}
 
     def _cells(self, row: Row, now: float, width: int = LAST_LINE_WIDTH) -> list[str]:
+        """The row's cells; a metrics column before the last line once there are any."""
         age = _duration((self.ended or now) - row.started) if row.started is not None else "-"
         last = fit(row.last_line, width, row.progress)
-        return [row.replica, row.phase, row.reason, str(row.restarts), row.where, age, last]
+        cells = [row.replica, row.phase, row.reason, str(row.restarts), row.where, age]
+        if self.metrics.series:
+            cells.append(row_values(self.metrics, row.replica))
+        return [*cells, last]
+
+    def _header(self) -> list[str]:
+        header = ["REPLICA", "PHASE", "REASON", "RESTARTS", "WHERE", "AGE"]
+        return header + (["METRICS"] if self.metrics.series else []) + ["LAST LINE"]
 
     def headline(self, now: float) -> str:
         elapsed = _duration((self.ended or now) - self.submitted)
@@ -151,13 +175,15 @@ class JobView:
         return f"{line}  {self.message}" if self.message and self.state != "Running" else line
 
     def text(self, now: float) -> str:
-        header = ["REPLICA", "PHASE", "REASON", "RESTARTS", "WHERE", "AGE", "LAST LINE"]
+        header = self._header()
         rows = [header] + [self._cells(row, now) for row in self.rows.values()]
         widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
         lines = [self.headline(now)]
         for cells in rows:
             padded = [c.ljust(w) for c, w in zip(cells[:-1], widths, strict=True)] + [cells[-1]]
             lines.append("  ".join(padded).rstrip())
+        if self.metrics.series:
+            lines += text_section(self.metrics, self.job.name)
         for (replica, reason), hint in self.diagnoses.items():
             lines.append(f"! {replica} {reason}: {hint}")
         return "\n".join(lines)
@@ -165,10 +191,7 @@ class JobView:
     def html(self, now: float) -> str:
         colour = _STATE_COLOURS.get(self.state, "inherit")
         e = html.escape
-        head = "".join(
-            f"<th style='{_TD}'>{h}</th>"
-            for h in ("replica", "phase", "reason", "restarts", "where", "age")
-        )
+        head = "".join(f"<th style='{_TD}'>{h.lower()}</th>" for h in self._header()[:-1])
         head += f"<th style='{_LAST_TD}'>last line</th>"
         body = []
         for row in self.rows.values():
@@ -180,6 +203,12 @@ class JobView:
                 else f"<td style='{_TD}'>{e(c)}</td>"
                 for i, c in enumerate(cells[:-1])
             ]
+            if self.metrics.series:  # clipped: the last line keeps its room
+                values = e(cells[-2])
+                tds[-1] = (
+                    f"<td style='{_TD}' title='{values}'><div style='{_CLIP};"
+                    f"max-width:{METRICS_WIDTH}'>{values}</div></td>"
+                )
             tds.append(_last_line_td(cells[-1], row))
             body.append("<tr>" + "".join(tds) + "</tr>")
         notes = "".join(
@@ -195,6 +224,7 @@ class JobView:
             f"<b style='color:{colour}'>{e(self.state)}</b> · {elapsed}{message}</div>"
             "<table style='border-collapse:collapse;font-size:90%;width:100%;table-layout:auto'>"
             f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+            + (html_section(self.metrics, self.job.name) if self.metrics.series else "")
             + (f"<ul style='color:#cf222e;margin:4px 0'>{notes}</ul>" if notes else "")
             + "</div>"
         )

@@ -12,6 +12,7 @@ from typing import Any
 from ciao.kernel.output import Output
 from ciao.protocol.server import Request
 from ciao.session import Session
+from ciao.session.errors import SessionError
 
 
 class CellRelay:
@@ -77,19 +78,50 @@ class FrontendStdin:
         self.request.server.forget_input(ask_id)
 
 
-def run_session_cell(
-    session: Session, code: str, request: Request, out: Output, count: int, store_history: bool
-) -> dict[str, Any]:
-    """Run a cell in the session (starting it, or a fresh one after a crash, announced);
-    the execute_reply's fields. An error of the cell's code is in the reply (the session
-    published it already); the session failing is a SessionError raised."""
-    ended = session.start()
+class ValueRelay(CellRelay):
+    """A value the kernel leaves in the session: its execute_result stays there (`_`,
+    Out[n]) and is not shown, the kernel shows the value its own way; the rest (an error)
+    is relayed."""
+
+    def publish(
+        self, msg_type: str, content: dict[str, Any], metadata: dict[str, Any], buffers: list[bytes]
+    ) -> None:
+        if msg_type != "execute_result":
+            super().publish(msg_type, content, metadata, buffers)
+
+
+def session_value(session: Session, code: str, out: Output, count: int) -> None:
+    """Evaluate `code` in the session as cell `count` (starting the session if it is not
+    running), so its value is `_` and Out[count] there; SessionError if it fails."""
+    _announce(session.start(), out)
+    relay = ValueRelay(out)
+    try:
+        reply = session.execute(code, relay, None, count=count, silent=False, store_history=True)
+    finally:
+        relay.close()
+    if reply.get("status") == "error":
+        raise SessionError(
+            f"the session could not take the value: {reply.get('ename')}: {reply.get('evalue')}"
+        )
+
+
+def _announce(ended: str | None, out: Output) -> None:
+    """Say that a fresh session started where the last one ended (its names are gone)."""
     if ended:
         out.stream(
             "stderr",
             f"[ciao] a fresh Python session started: the last one {ended}, and the names it "
             "held are gone\n",
         )
+
+
+def run_session_cell(
+    session: Session, code: str, request: Request, out: Output, count: int, store_history: bool
+) -> dict[str, Any]:
+    """Run a cell in the session (starting it, or a fresh one after a crash, announced);
+    the execute_reply's fields. An error of the cell's code is in the reply (the session
+    published it already); the session failing is a SessionError raised."""
+    _announce(session.start(), out)
     relay = CellRelay(out)
     allowed = request.field("allow_stdin", bool, True) and not out.silent
     try:

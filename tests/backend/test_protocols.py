@@ -29,7 +29,8 @@ from ciao.s2i.types import S2IClient, Shipment
 pytestmark = pytest.mark.timeout(120)
 
 CELL = (
-    "%framework=pytorch\n%master=1\n%worker=1\nimport os\nprint('hello from', os.environ['RANK'])"
+    "%framework=pytorch\n%master=1\n%worker=1\nimport os\nprint('hello from', os.environ['RANK'])\n"
+    "print(f\"loss={os.environ['RANK']}.5\")"
 )
 
 
@@ -101,13 +102,16 @@ def test_a_backend_plans_submits_exactly_that_plan_follows_lists_and_deletes(con
     events = [e for e in one_per_line(backend.get_logs(job)) if not isinstance(e, Idle)]
     assert isinstance(events[-1], JobDone) and events[-1].succeeded, events[-1]
     said = sorted(e.text for e in events if isinstance(e, LogLine))
-    assert said == ["hello from 0", "hello from 1"]
+    assert said == ["hello from 0", "hello from 1", "loss=0.5", "loss=1.5"]
 
     assert job.name in [info.name for info in backend.jobs()]
     info, states = backend.describe(job.name)
     assert info.name == job.name and info.state == "Succeeded"
     logged = [line.text for line in backend.logs(job.name, "worker-0")]
-    assert logged == ["hello from 1"]
+    assert logged == ["hello from 1", "loss=1.5"]
+    metrics = backend.metrics(job.name)
+    assert metrics.names() == ["loss"] and metrics.replicas() == ["master-0", "worker-0"]
+    assert metrics.of("loss", "worker-0").latest == 1.5
     backend.delete(job.name)
     assert job.name not in [info.name for info in backend.jobs()]
 

@@ -1,9 +1,10 @@
 """A job's record is never changed by reading it, and every view of a job says the same.
 
-`%attach`, `%status`, `%logs` and `%jobs` of a finished local job, from the notebook that
-ran it and from another, leave its run record byte for byte as it was; they all give the
-verdict it ended with (Succeeded, Failed, Cancelled); a kernel restart while a cell follows
-a job cancels it (as it stops any running cell), and every view then says Cancelled.
+`%attach`, `%status`, `%logs`, `%metrics` and `%jobs` of a finished local job, from the
+notebook that ran it and from another, leave its run record byte for byte as it was; they
+all give the verdict it ended with (Succeeded, Failed, Cancelled); a kernel restart while a
+cell follows a job cancels it (as it stops any running cell), and every view then says
+Cancelled.
 """
 
 from __future__ import annotations
@@ -79,7 +80,9 @@ def test_reading_a_finished_job_from_another_notebook_changes_nothing(verdict):
         first = views(kc, name)
         again = views(kc, name)
         execute(kc, f"%logs {name}")
-    assert record_files(name) == before  # events, spec, verdict: byte for byte
+        execute(kc, f"%metrics {name}")
+    assert "metrics.json" in before
+    assert record_files(name) == before  # events, spec, verdict, metrics: byte for byte
     for seen in (first, again):
         assert seen["jobs"] == verdict
         assert verdict in seen["status"] and verdict in seen["attach"]

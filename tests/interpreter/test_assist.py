@@ -103,6 +103,7 @@ def test_roles_are_those_of_the_cells_framework() -> None:
         "%jobs",
         "%status",
         "%logs",
+        "%metrics",
         "%attach",
         "%delete",
         "%pip",
@@ -278,6 +279,7 @@ def test_inspect_elsewhere_is_none() -> None:
     [
         ("%attach ci", ("ci", 8, 10)),
         ("%status ", ("", 8, 8)),
+        ("%metrics ciao-x", ("ciao-x", 9, 15)),
         ("%logs ciao-ab worker-0", None),  # the cursor is on the replica (see below)
         ("%help wor", None),
         ("%attach", None),

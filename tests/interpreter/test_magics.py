@@ -20,6 +20,7 @@ from ciao.interpreter.types import (
     JobCommand,
     JobsCommand,
     LogsCommand,
+    MetricsCommand,
     Parameter,
     Resources,
 )
@@ -528,6 +529,7 @@ def test_the_table_documents_every_magic() -> None:
         "jobs": "command",
         "status": "command",
         "logs": "command",
+        "metrics": "command",
         "attach": "command",
         "delete": "command",
         "pip": "command",
@@ -608,6 +610,8 @@ def test_dryrun_and_detach_are_flags_and_oninterrupt_a_choice():
         ("%logs ciao-abcde worker-1 --tail 5", LogsCommand("ciao-abcde", "worker-1", 5)),
         ("%logs ciao-abcde --tail 5", LogsCommand("ciao-abcde", None, 5)),
         ("%logs ciao-abcde", LogsCommand("ciao-abcde")),
+        ("%metrics ciao-abcde", MetricsCommand("ciao-abcde")),
+        ("%metrics ciao-abcde val-loss", MetricsCommand("ciao-abcde", "val-loss")),
     ],
 )
 def test_job_commands_parse(cell, command):
@@ -627,6 +631,10 @@ def test_job_commands_parse(cell, command):
         ("%jobs --limit １", "--limit needs a whole number >= 1"),
         ("%logs ciao-abcde --tail 000", "--tail needs a whole number"),
         ("%config x", "takes no argument"),
+        ("%metrics", "missing the job's name; write %metrics NAME [metric]"),
+        ("%metrics ciao-abcde loss acc", "unexpected 'acc' (one metric at most)"),
+        ("%metrics ciao-abcde val:loss", "'val:loss' is not a metric name"),
+        ("%metrics ciao-abcde\nprint(1)", "a kernel command: run it alone in its cell"),
     ],
 )
 def test_job_commands_say_what_is_wrong_with_their_arguments(cell, problem):

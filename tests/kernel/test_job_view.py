@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 from kernel_client import execute, of_type, running_kernel
 
-from ciao.backend.types import Diagnosis, Job, JobDone, LogLine, Progress, ReplicaState
+from ciao.backend.types import (
+    Diagnosis,
+    Job,
+    JobDone,
+    LogLine,
+    LogLines,
+    Progress,
+    ReplicaState,
+)
 from ciao.kernel.render import JobView
 
 
@@ -148,3 +157,81 @@ def test_status_shows_no_age_where_the_backend_does_not_know_when_replicas_start
     text = status_view(info, [ReplicaState("master-0", "Running"), LogLine("master-0", "hi")])
     (row,) = [line for line in text["text/plain"].splitlines() if line.startswith("master-0")]
     assert row.split()[-2:] == ["-", "hi"]  # not 0:00, as if it had just started
+
+
+# ---- metrics -------------------------------------------------------------------------
+
+
+def test_metric_lines_show_each_replicas_latest_values_and_a_chart_per_metric():
+    v = view()
+    for epoch in range(1, 6):
+        for replica, offset in (("master-0", 0.0), ("worker-0", 0.1), ("worker-1", 0.2)):
+            v.apply(LogLine(replica, f"epoch={epoch} loss={1 / epoch + offset:.3f}"))
+    text = v.text(now=100.0)
+    header = next(line for line in text.splitlines() if line.startswith("REPLICA"))
+    assert header.split()[-3:] == ["METRICS", "LAST", "LINE"]
+    (master,) = [line for line in text.splitlines() if line.startswith("master-0")]
+    assert "epoch=5 loss=0.2" in master, "the latest values, as the job prints them"
+    (worker,) = [line for line in text.splitlines() if line.startswith("worker-1")]
+    assert "epoch=5 loss=0.4" in worker
+    (chart,) = [line for line in text.splitlines() if line.startswith("loss ")]
+    assert "0.2" in chart and "min 0.2, max 1" in chart and "5 values of master-0" in chart
+    assert "worker-0 0.3, worker-1 0.4" in chart
+    assert re.search("[▁▂▃▄▅▆▇█]{5}", chart), "its history, as blocks"
+    assert "+ epoch=5" in text, "a counter is listed, not charted"
+
+    page = v.html(now=100.0)
+    assert page.count("<svg") == 1, "one chart: loss (epoch is a counter)"
+    assert page.count("<polyline") == 3, "a line per replica"
+    assert "<th style='padding:2px 8px;text-align:left;white-space:nowrap'>metrics</th>" in page
+    assert "■ master-0 0.2" in page and "■ worker-1 0.4" in page, "which line is which"
+
+
+def test_a_job_without_metric_lines_has_no_metrics_column_or_chart():
+    v = view()
+    v.apply(LogLine("master-0", "val_loss: 0.89"))
+    assert "METRICS" not in v.text(now=100.0)
+    assert "<svg" not in v.html(now=100.0) and ">metrics<" not in v.html(now=100.0)
+
+
+def test_a_progress_lines_rewrites_are_not_metrics_its_final_line_is():
+    v = view()
+    v.apply(Progress("master-0", "50% loss=0.9"))
+    assert not v.metrics.series
+    v.apply(LogLines("master-0", ("100% loss=0.5",)))
+    assert v.metrics.of("loss", "master-0").count == 1
+
+
+def test_the_metrics_view_is_bounded_whatever_the_job_prints():
+    from ciao.kernel.metrics_view import CHART_REPLICAS, CHARTS, LISTED
+    from ciao.kernel.sparkline import MAX_DRAWN
+
+    job = Job("pytorch", "ciao-abcde", {"master": 1, "worker": 15}, "local", None, "local")
+    v = JobView(job, submitted=100.0)
+    line = "loss=0 acc=0 " + " ".join(f"metric{i}={i}.5" for i in range(200))
+    for replica in v.rows:
+        v.apply(LogLine(replica, line))
+    for step in range(20_000):
+        v.apply(LogLines("master-0", (f"loss={step} acc={-step}",)))
+    page, text = v.html(now=100.0), v.text(now=100.0)
+    assert page.count("<svg") == CHARTS
+    assert page.count("<polyline") <= CHARTS * CHART_REPLICAS
+    for points in re.findall(r"points='([^']*)'", page):
+        assert len(points.split()) <= MAX_DRAWN
+    assert "(+" in text and "%metrics ciao-abcde lists them" in text
+    listed = next(line for line in text.splitlines() if line.startswith("+ "))
+    assert listed.count("=") <= LISTED
+    assert len(page) < 60_000 and len(text) < 8_000
+    (row,) = [line for line in text.splitlines() if line.startswith("worker-9")]
+    assert row.count("=") <= 3 + row.split("  ")[-1].count("="), "three values in a row"
+
+
+def test_huge_and_tiny_numbers_stay_short_and_infinity_is_not_drawn():
+    v = view()
+    v.apply(LogLine("master-0", "loss=1e999 grad=123456789012345 eps=-7.53e-05"))
+    v.apply(LogLine("master-0", "loss=0.5 grad=1 eps=1"))
+    text = v.text(now=100.0)
+    assert "1.235e+14" in text and "-7.53e-05" in text and "max inf" in text
+    page = v.html(now=100.0)
+    drawn = re.findall(r"(?:points|cx|cy)='([^']*)'", page)
+    assert drawn and all(math.isfinite(float(n)) for d in drawn for n in re.split("[ ,]", d))

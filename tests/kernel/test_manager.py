@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from ciao.backend.bound import BoundBackend
+from ciao.backend.metrics import Metrics
 from ciao.backend.record import RunDir
 from ciao.backend.types import IDLE, Event, Idle, Job, JobDone, JobInfo, LogLine, one_per_line
 from ciao.config import Config, parse_config
@@ -107,6 +108,9 @@ class FakeBackend:
 
     def logs(self, name: str, replica: str | None = None, tail: int | None = None):
         return iter(())
+
+    def metrics(self, name: str) -> Metrics:
+        return Metrics()
 
     def delete(self, name: str) -> None:
         pass

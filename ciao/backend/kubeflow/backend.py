@@ -19,6 +19,7 @@ from ciao.backend.kubeflow.client import Cluster
 from ciao.backend.kubeflow.follow import Follow
 from ciao.backend.kubeflow.plan import KubeflowPlan, plan_job
 from ciao.backend.kubeflow.run import KubeflowRun
+from ciao.backend.metrics import Metrics
 from ciao.backend.record import RunDir
 from ciao.backend.types import Event, Idle, Job, JobInfo, LogLine
 from ciao.config import KubeflowConfig
@@ -109,6 +110,9 @@ class KubeflowBackend:
         self, name: str, replica: str | None = None, tail: int | None = None
     ) -> Iterator[LogLine]:
         return commands.logs(self.cluster, self.run_root, name, replica, tail)
+
+    def metrics(self, name: str) -> Metrics:
+        return commands.metrics(self.cluster, self.run_root, name)
 
     def delete(self, name: str) -> None:
         """Delete a job Ciao created, running or not, what it owns and its run record."""

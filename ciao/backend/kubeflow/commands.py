@@ -1,6 +1,7 @@
 """The job commands on the cluster: Ciao's jobs of any kernel, by name. %jobs lists those
 labelled managed-by=ciao, %status reads a job and its pods, %logs reads its run record once
-it has a verdict (or when its pods are gone) and else its pods' logs, %attach makes its
+it has a verdict (or when its pods are gone) and else its pods' logs, %metrics the same
+way (the record's saved metrics once it has a verdict), %attach makes its
 handle (%delete is removal.py's).
 """
 
@@ -30,6 +31,7 @@ from ciao.backend.kubeflow.manifests import (
 )
 from ciao.backend.kubeflow.pods import diagnose_pod, replica_state
 from ciao.backend.kubeflow.run import KubeflowRun, start_record, where
+from ciao.backend.metrics import Metrics
 from ciao.backend.record import RunDir
 from ciao.backend.splitter import LineSplitter
 from ciao.backend.types import Event, Job, JobDone, JobInfo, LogLine, one_per_line
@@ -166,6 +168,19 @@ def logs(
     chosen = [pod for pod in pods if replica in (None, replica_of(pod))]
     streams = (_last(_pod_log(cluster, pod, kind, replica_of(pod), tail), tail) for pod in chosen)
     return _last(chain.from_iterable(streams), tail)
+
+
+def metrics(cluster: Cluster, run_root: Path | None, name: str) -> Metrics:
+    """From the run record when this machine followed the job to its end (what it saved,
+    without reading the log again); else from the lines `logs` reads (the pods' while
+    they are there, then the record's)."""
+    record = RunDir(run_root, name) if run_root is not None else None
+    if record is not None and record.exists() and record.final() is not None:
+        return record.metrics()
+    found = Metrics()
+    for line in logs(cluster, run_root, name):
+        found.add_line(line.replica, line.text)
+    return found
 
 
 def _recorded(record: RunDir, replica: str | None) -> Iterator[LogLine]:

@@ -31,6 +31,7 @@ from ciao.backend.kubeflow.run import KubeflowRun
 from ciao.backend.kubeflow.verdict import Evidence
 from ciao.backend.kubeflow.warning_events import WarningEvents
 from ciao.backend.record import encode
+from ciao.backend.recorder import MetricsRecorder
 from ciao.backend.types import IDLE, Diagnosis, Event, Idle, JobDone, LogLine
 from ciao.errors import BackendError
 
@@ -116,12 +117,18 @@ class Follow:
         # A record that has its verdict (the job was followed to its end before) is read,
         # never written again: an %attach of a finished job changes nothing.
         finished = self.run.record is not None and self.run.record.final() is not None
+        metrics = None
+        if self.run.record is not None and record is not None and not finished:
+            metrics = MetricsRecorder(self.run.record, record)
         try:
             for event in self._events(started):
-                if record is not None and not finished and not isinstance(event, Idle):
+                if metrics is not None and record is not None and not isinstance(event, Idle):
                     os.write(record, encode(event))
+                    metrics.wrote((event,))
                 yield event
         finally:
+            if metrics is not None:
+                metrics.close()
             self.stopping.set()
             self.job_informer.stop()
             self.event_informer.stop()

@@ -26,6 +26,7 @@ from ciao.backend.local.engine import ReplicaEngine
 from ciao.backend.local.plan import LocalPlan
 from ciao.backend.local.pod_settings import check_folders
 from ciao.backend.local.watch import RecordWatch
+from ciao.backend.metrics import Metrics
 from ciao.backend.record import LOST, RunDir, list_run_dirs, modified, viewer_of
 from ciao.backend.types import (
     IDLE,
@@ -263,6 +264,10 @@ class LocalBackend:
             yield from lines
         else:
             yield from deque(lines, maxlen=tail)
+
+    def metrics(self, name: str) -> Metrics:
+        """From the record: what its supervisor saved and the lines after that."""
+        return self._existing(name).metrics()
 
     def delete(self, name: str) -> None:
         """Stop the job if it runs, then remove its run directory."""

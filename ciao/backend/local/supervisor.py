@@ -2,8 +2,9 @@
 
 It plays the training operator's part for local jobs: starts exactly the replicas of the
 plan recorded in the run directory, applies the success and clean-up rules (ReplicaEngine),
-and records every event in the run record. It lives in its own session, so a job outlives
-the kernel that submitted it (detach, kernel restarts); SIGTERM cancels the job.
+and records every event in the run record (and the metrics of its lines beside them). It
+lives in its own session, so a job outlives the kernel that submitted it (detach, kernel
+restarts); SIGTERM cancels the job.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ciao.backend.identity import ProcessIdentity
 from ciao.backend.local.engine import ReplicaEngine
 from ciao.backend.local.plan import LocalPlan
 from ciao.backend.record import RunDir, encode, encode_all
+from ciao.backend.recorder import MetricsRecorder
 from ciao.backend.types import Job, JobDone
 from ciao.errors import BackendError
 
@@ -53,8 +55,11 @@ def supervise(run: RunDir, python: str) -> int:
     )
     if cancelling.is_set():
         threading.Thread(target=engine.cancel, args=(job,), daemon=True).start()
+    metrics = MetricsRecorder(run, out)
     for batch in engine.get_log_batches(job):
         _write_all(out, encode_all(batch))  # one write per chunk read from the pipes
+        metrics.wrote(batch)
+    metrics.close()
     os.close(out)
     return 0
 

@@ -372,6 +372,41 @@ def test_logs_after_a_detach_include_what_the_job_wrote_after_it(parts, cluster,
     ]
 
 
+def succeeded(cluster, name: str) -> bool:
+    status = cluster.get("pytorchjobs", "default", name).get("status") or {}
+    return any(
+        c["type"] == "Succeeded" and c["status"] == "True" for c in status.get("conditions", [])
+    )
+
+
+def test_metrics_come_from_the_record_once_followed_to_the_end_else_from_the_pods(
+    parts, cluster, tmp_path
+):
+    s2i, followed_only = parts
+    backend = KubeflowBackend(followed_only.cluster, run_root=tmp_path / "runs")
+    cell = "%master=1\nfor epoch in range(1, 11):\n    print(f'epoch={epoch} loss={1 / epoch}')"
+    job = submit((s2i, backend), parameter(cell, name="ciao-followed"))
+    assert isinstance(list(events_of(backend, job))[-1], JobDone)
+    assert (tmp_path / "runs" / job.name / "metrics.json").is_file()
+    cluster.delete("pytorchjobs", "default", job.name, propagation="Foreground")
+    cluster.wait_for(lambda: job.name not in names(cluster, "pytorchjobs"), timeout=20)
+    loss = backend.metrics(job.name).of("loss", "master-0")  # the pods are gone
+    assert (loss.count, loss.min, loss.latest) == (10, 0.1, 0.1)
+
+    job = submit((s2i, backend), parameter(cell, name="ciao-detached"))
+    events = backend.get_logs(job)
+    for event in events:
+        if isinstance(event, LogLine):
+            backend.detach(job)
+            break
+    list(events)
+    cluster.wait_for(lambda: succeeded(cluster, job.name), timeout=30)
+    epoch = backend.metrics(job.name).of("epoch", "master-0")  # its record stops early
+    assert [value for _, value in epoch.history()] == [float(n) for n in range(1, 11)]
+    with pytest.raises(BackendError, match="no job 'ciao-nosuch'"):
+        backend.metrics("ciao-nosuch")
+
+
 def test_a_job_whose_pods_never_appear_says_the_operator_may_be_missing(tmp_path):
     with FakeCluster(operator=False) as cluster:
         backend = backend_without_operator(cluster, tmp_path)
