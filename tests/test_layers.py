@@ -88,3 +88,13 @@ def test_no_modules_import_each_other_in_a_circle():
         if module not in state:
             visit(module, [module])
     assert cycles == []
+
+
+def test_every_test_module_has_a_basename_of_its_own():
+    """pytest imports test modules by basename (no __init__.py in tests/): two files of one
+    name make the second an import error that only a whole run shows."""
+    from collections import Counter
+
+    tests = Path(__file__).resolve().parent
+    names = Counter(path.name for path in tests.rglob("test_*.py"))
+    assert [name for name, count in names.items() if count > 1] == []
