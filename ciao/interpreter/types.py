@@ -196,6 +196,18 @@ class LogsCommand:
 
 
 @dataclass(frozen=True)
+class StudyCommand:
+    """`%study NAME` (its trial table again), `%best NAME` (its best trial's parameters)."""
+
+    action: Literal["study", "best"]
+    study: str
+
+    @property
+    def magic(self) -> str:
+        return f"%{self.action}"
+
+
+@dataclass(frozen=True)
 class PipCommand:
     """`%pip install PACKAGE...`: pip, run in the Python the local replicas run."""
 
@@ -204,7 +216,9 @@ class PipCommand:
 
 
 #: A cell that is a kernel command, not a job; each alone in its cell, checked once here.
-Command = HelpCommand | ConfigCommand | JobsCommand | JobCommand | LogsCommand | PipCommand
+Command = (
+    HelpCommand | ConfigCommand | JobsCommand | JobCommand | LogsCommand | StudyCommand | PipCommand
+)
 
 
 class Interpreter(Protocol):
