@@ -72,6 +72,22 @@ _WAKE = object()  # a cancel: look at the flag
 
 
 @dataclass
+class Timing:
+    """Where one trial's time went, for bench/tune.py: the engine's own work (asking,
+    telling, reading the objective, recording), the launch (plan, ship, submit: what a
+    cell's job costs too) and the trial's own run (submitted to its verdict)."""
+
+    engine: float = 0.0
+    launch: float = 0.0
+    launched: float = 0.0
+    ended: float = 0.0
+
+    @property
+    def run(self) -> float:
+        return self.ended - self.launched
+
+
+@dataclass
 class _Trial:
     """A running trial, as the deciding thread keeps it."""
 
@@ -122,9 +138,8 @@ class StudyDriver:
         self._followers: dict[int, threading.Thread] = {}
         self._cancelled = threading.Event()
         self._out = -1
-        #: Seconds spent deciding (asking, planning, submitting, telling, recording), for
-        #: bench/tune.py: the engine's own cost beside the trials'.
-        self.overhead: dict[int, float] = {}
+        #: Where each trial's time went (bench/tune.py).
+        self.timings: dict[int, Timing] = {}
 
     # ---- the study ------------------------------------------------------------------
 
@@ -218,23 +233,29 @@ class StudyDriver:
 
         began = time.perf_counter()
         trial = study.ask(distributions(self.spec))
+        timing = self.timings.setdefault(trial.number, Timing())
         params = {name: trial.params[name] for name in self.spec.parameter_names()}
         name = trial_name(self.record.name, trial.number)
         trial.set_user_attr("job", name)
         self._update(trial.number, "Pending", params, name)
         owner = trial_owner(self.parameter, self.record.name, trial.number)
         job = trial_parameter(self.parameter, name, params, owner)
+        asked = time.perf_counter()
         try:
             active = self.manager.launch(Prepared(self.config, parameter=job), owner)
         except CiaoError as exc:
             _tell(study, trial, state=TrialState.FAIL)
             self._update(trial.number, "Failed", params, name, message=f"not started: {exc}")
-            self.overhead[trial.number] = time.perf_counter() - began
             return
+        finally:
+            timing.launched = time.perf_counter()
+            timing.engine += asked - began
+            timing.launch += timing.launched - asked
         if active.job.name != name:  # a backend renamed it (a name taken on the cluster)
             trial.set_user_attr("job", active.job.name)
+        began = time.perf_counter()
         self._track(trial.number, trial, active, params)
-        self.overhead[trial.number] = time.perf_counter() - began
+        timing.engine += time.perf_counter() - began
 
     def _track(
         self,
@@ -303,7 +324,8 @@ class StudyDriver:
             running.failure = item.message
         elif isinstance(item, _Ended):
             self._finish(study, running)
-        self.overhead[number] = self.overhead.get(number, 0.0) + time.perf_counter() - began
+        timing = self.timings.setdefault(number, Timing())
+        timing.engine += time.perf_counter() - began
 
     def _objective(self, running: _Trial, replica: str, texts: tuple[str, ...]) -> None:
         """Report the objective's new values (their steps numbered from 0); prune the trial
@@ -325,6 +347,7 @@ class StudyDriver:
         """Tell Optuna how the trial ended, and record it."""
         from optuna.trial import TrialState
 
+        self.timings.setdefault(running.number, Timing()).ended = time.perf_counter()
         self._running.pop(running.number, None)
         follower = self._followers.pop(running.number, None)
         if follower is not None:
