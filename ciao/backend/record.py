@@ -9,6 +9,9 @@
     replicas.json its replicas' processes, the same way
     work/         the job's own directory: its code (local jobs) and what it writes
 
+A study's record (a `%tune` cell, ciao/tune/record.py) has the same shape, `backend:
+study` in its spec.
+
 The job runs in `work/` and never beside its record, so nothing it writes is taken for
 the record. Directories are 0700 and files 0600: a job's code and logs are its user's.
 

@@ -285,7 +285,7 @@ class CellRunner:
         """%status, %logs, %attach, %delete of a study."""
         name = command.job
         if isinstance(command, LogsCommand):
-            self.studies.logs(config, name, command.tail, out)
+            self.studies.logs(config, name, command.replica, command.tail, out)
         elif command.action == "status":
             out.result(count, self.studies.table(config, name))
         elif command.action == "attach":

@@ -72,7 +72,11 @@ class StudyCell:
         parallel = int(study.get("parallel") or 1)
         roles = spec.get("roles") or {}
         stream = LogStream(
-            out, run.job.name, parallel * max(1, sum(roles.values())), config.output.max_lines
+            out,
+            run.job.name,
+            parallel * max(1, sum(roles.values())),
+            config.output.max_lines,
+            logs_of=lambda label: trial_logs(run.job.name, label),
         )
         done: JobDone | None = None
         if run.job.resumed:
@@ -176,10 +180,16 @@ class StudyCell:
         view.ended = view.submitted if state.done is not None else None
         return view.bundle()
 
-    def logs(self, config: Config, name: str, tail: int | None, out: Output) -> None:
-        """`%logs STUDY`: every trial's lines, prefixed by trial and replica."""
+    def logs(
+        self, config: Config, name: str, replica: str | None, tail: int | None, out: Output
+    ) -> None:
+        """`%logs STUDY [replica]`: every trial's lines (or one replica's of each trial),
+        prefixed by trial and replica."""
         stream = LogStream(out, name, 1, wait=30.0)
-        for line in studies.study_lines(config, name, tail):
+        lines = studies.study_lines(config, name)
+        if replica is not None:
+            lines = [line for line in lines if line.replica.endswith(f" {replica}")]
+        for line in lines[-tail:] if tail else lines:
             stream.line(line.replica, line.text, line.stream)
             if stream.due_in() <= 0:
                 stream.flush()
@@ -190,6 +200,12 @@ class StudyCell:
         out.stream(
             "stdout", f"Deleted study {name}, its {len(trials)} trials' jobs and its record.\n"
         )
+
+
+def trial_logs(study: str, label: str) -> str:
+    """The `%logs` command of a trial's replica, `#3 master-0`: its own job's log."""
+    number, _, replica = label.partition(" ")
+    return f"%logs {study}-{number.lstrip('#')} {replica}"
 
 
 def is_study(config: Config, name: str) -> bool:

@@ -228,3 +228,27 @@ def test_config_says_which_engine_tunes(kernel):
         "engine": "auto",
         "chosen": "ciao (local trials: Ciao's own engine, Optuna's ask/tell)",
     }
+
+
+def test_logs_status_and_delete_of_a_study(kernel):
+    kc = kernel[1]
+    cell = "%tune n=choice(1,2,3)\n%objective=maximize:score\n%algorithm=grid\n"
+    cell += "import ciao.hp\nprint('score=' + str(ciao.hp.int('n')))\n"
+    content, messages = run(kc, cell)
+    assert content["status"] == "ok", content
+    name = study_name(final_view(messages))
+
+    content, messages = run(kc, f"%logs {name} master-0 --tail 2")
+    assert content["status"] == "ok"
+    assert len(re.findall(r"^\[#\d master-0\] score=\d$", stream_text(messages), re.M)) == 2
+
+    content, messages = run(kc, f"%status {name}")
+    (result,) = of_type(messages, "execute_result")
+    assert len(table_rows(result["content"]["data"]["text/plain"])) == 3
+
+    content, messages = run(kc, f"%delete {name}")
+    assert content["status"] == "ok"
+    assert f"Deleted study {name}, its 3 trials' jobs and its record." in stream_text(messages)
+    assert not any(path.name.startswith(name) for path in RUNS.iterdir())
+    content, _ = run(kc, f"%best {name}")
+    assert content["status"] == "error"
