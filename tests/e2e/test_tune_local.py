@@ -252,3 +252,25 @@ def test_logs_status_and_delete_of_a_study(kernel):
     assert not any(path.name.startswith(name) for path in RUNS.iterdir())
     content, _ = run(kc, f"%best {name}")
     assert content["status"] == "error"
+
+
+def test_trials_take_the_notebooks_definitions_and_the_cell_runs_alone_with_defaults(kernel):
+    kc = kernel[1]
+    content, _ = run(kc, "def loss_of(x):\n    return (x - 2) ** 2\n")
+    assert content["status"] == "ok", content
+    cell = "import ciao.hp\nprint(f'loss={loss_of(ciao.hp.float(\"x\", 2.5))}')\n"
+
+    content, messages = run(
+        kc, "%tune x=choice(1.0,3.5)\n%objective=minimize:loss\n%algorithm=grid\n" + cell
+    )
+    assert content["status"] == "ok", content
+    text = stream_text(messages)
+    assert "[ciao] carried: loss_of (In [" in text
+    assert sorted(re.findall(r"^\[#\d master-0\] (loss=.*)$", text, re.M)) == [
+        "loss=1.0",
+        "loss=2.25",
+    ]
+
+    content, messages = run(kc, "%job\n" + cell)  # the same code as a plain job
+    assert content["status"] == "ok", content
+    assert "[master-0] loss=0.25" in stream_text(messages)
