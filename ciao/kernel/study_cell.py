@@ -21,7 +21,7 @@ from ciao.kernel.output import LiveView, Output, readable_yaml
 from ciao.kernel.study_view import StudyView, best_bundle
 from ciao.manager import ActiveJob, Manager, Prepared
 from ciao.tune import studies
-from ciao.tune.run import StudyRun
+from ciao.tune.run import RunningStudy, study_job
 from ciao.tune.state import StudyState, number_text, params_text
 
 
@@ -52,25 +52,22 @@ class StudyCell:
                 f"  %best {name}     its best parameters\n  %delete {name}   stop it\n",
             )
             return
-        self.follow(active, out, prepared.config)
+        self.follow(active, run, out, prepared.config)
 
     def attach(self, config: Config, name: str, out: Output, viewer: str) -> None:
         """%attach of a study: its table and lines again, from where this notebook left
         off; a study whose driver stopped goes on (an interrupt detaches again)."""
         run = studies.attach_study(self.manager, config, name, viewer)
-        self.follow(self.manager.adopt(run, "detach"), out, config)
+        self.follow(self.manager.adopt(run, "detach"), run, out, config)
 
-    def follow(self, active: ActiveJob, out: Output, config: Config) -> None:
-        """Stream the study's events into the cell until it ends; raise unless it
-        completed with a trial that succeeded."""
-        run = active.running
-        assert isinstance(run, StudyRun)
-        spec = run.record.spec()
-        study = dict(spec.get("study") or {})
+    def follow(self, active: ActiveJob, run: RunningStudy, out: Output, config: Config) -> None:
+        """Stream the study's events (`run`, followed as `active`) into the cell until it
+        ends; raise unless it completed with a trial that succeeded."""
+        study = run.study
         state = StudyState.of(run.job.name, study)
         view = LiveView(StudyView(run.job, state, study), out)
         parallel = int(study.get("parallel") or 1)
-        roles = spec.get("roles") or {}
+        roles = run.roles
         stream = LogStream(
             out,
             run.job.name,
@@ -175,8 +172,7 @@ class StudyCell:
         record = StudyRecord.of(config.run_dir, name)
         state = record.state()
         study = dict(record.spec().get("study") or {})
-        run = StudyRun(record, lambda names: None)
-        view = StudyView(run.job, state, study, limit=None)
+        view = StudyView(study_job(record), state, study, limit=None)
         view.ended = view.submitted if state.done is not None else None
         return view.bundle()
 

@@ -17,7 +17,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol
 
+from ciao.backend.bound import RunningJob
 from ciao.backend.identity import ProcessIdentity
 from ciao.backend.local.watch import RecordWatch
 from ciao.backend.record import STUDY
@@ -33,6 +35,36 @@ SAVE_SHOWN_EVERY = 0.5
 #: How long a cancelled driver may take to cancel its trials before it is killed (and its
 #: trials cancelled from here).
 CANCEL_WAIT = 30.0
+
+
+class RunningStudy(RunningJob, Protocol):
+    """A study as a cell follows it, whatever engine runs it: its events are TrialUpdate
+    (a trial's row), the trials' lines as LogLines of `#<number> <replica>`, Diagnosis of
+    those, and one JobDone; `study` is the study as its magics say it
+    (`TuneSpec.describe()`), `roles` a trial's replicas."""
+
+    @property
+    def study(self) -> dict[str, Any]: ...
+
+    @property
+    def roles(self) -> dict[str, int]: ...
+
+
+def study_job(record: StudyRecord, resumed: bool = False) -> Job[object]:
+    """The study as a Job (its name, its trials as its replicas, where they run)."""
+    spec = record.spec()
+    trials = int((spec.get("study") or {}).get("trials") or 0)
+    engine, where = spec.get("engine") or "ciao", spec.get("trials_backend") or "local"
+    return Job(
+        spec.get("framework") or "pytorch",
+        record.name,
+        {"trials": trials},
+        STUDY,
+        None,
+        f"{engine} engine, trials on {where}",
+        resumed,
+        record.run.travels(),
+    )
 
 
 def start_driver(
@@ -90,22 +122,21 @@ class StudyRun:
         self.detached = False
         self._cancel_trials = cancel_trials
         spec = record.spec()
-        trials = int((spec.get("study") or {}).get("trials") or 0)
-        engine, where = spec.get("engine") or "ciao", spec.get("trials_backend") or "local"
-        self._job: Job[object] = Job(
-            spec.get("framework") or "pytorch",
-            record.name,
-            {"trials": trials},
-            STUDY,
-            None,
-            f"{engine} engine, trials on {where}",
-            offset > 0,
-            record.run.travels(),
-        )
+        self._study: dict[str, Any] = dict(spec.get("study") or {})
+        self._roles: dict[str, int] = dict(spec.get("roles") or {})
+        self._job = study_job(record, resumed=offset > 0)
 
     @property
     def job(self) -> Job[object]:
         return self._job
+
+    @property
+    def study(self) -> dict[str, Any]:
+        return self._study
+
+    @property
+    def roles(self) -> dict[str, int]:
+        return self._roles
 
     def _alive(self) -> bool:
         if self.process is not None:
