@@ -42,13 +42,14 @@ $(VENV)/.installed-bench: $(VENV)/.installed-test
 	$(PIP) install -e '.[bench]'
 	touch $@
 
-# bench/fanin.py and bench/session.py write bench/results/; docs/performance.md reads them.
+# bench/fanin.py, session.py, carry.py and tune.py write bench/results/; docs/performance.md reads them.
 bench: install $(VENV)/.installed-bench
 	$(PY) bench/startup.py
 	$(PY) bench/session.py
 	$(PY) bench/gateway.py
 	$(PY) bench/fanin.py
 	$(PY) bench/carry.py
+	$(PY) bench/tune.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

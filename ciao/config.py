@@ -48,6 +48,7 @@ _TOP_KEYS = {
     "pod": "every job's pod settings: {volumes, env, tolerations, nodeSelector, ...} (as the "
     "pod magics: %volume, %env, ...)",
     "profiles": "named pod settings a cell picks with %profile=NAME: {NAME: {...as pod:}}",
+    "tune": "how %tune cells run their trials: {engine: auto | ciao | katib}",
     **{role: f"default resources of a {role} replica: {{cpu, memory, gpu}}" for role in ALL_ROLES},
 }
 _S2I_KEYS = (
@@ -96,6 +97,12 @@ _SESSION_KEYS = {
     "process of the kernel; false: every cell is a job",
     "max_value_bytes": "the largest value (pickled) a job cell takes from the session "
     "(default 104857600: 100 MiB)",
+}
+#: `tune.engine`: who runs a %tune cell's study. auto: Katib where the cluster serves
+#: experiments.kubeflow.org, else Ciao's own (Optuna); local cells always Ciao's.
+TUNE_ENGINES = ("auto", "ciao", "katib")
+_TUNE_KEYS = {
+    "engine": "auto (default: Katib where the cluster serves it, else Ciao's) | ciao | katib"
 }
 #: `session.max_value_bytes`: a value bigger than this is refused to a job, by name.
 DEFAULT_MAX_VALUE_BYTES = 100 * 1024 * 1024
@@ -191,6 +198,13 @@ class SessionConfig:
 
 
 @dataclass(frozen=True)
+class TuneConfig:
+    """`tune:` of the config: which engine runs a %tune cell's study."""
+
+    engine: str = "auto"
+
+
+@dataclass(frozen=True)
 class Config:
     source: Path | None = None
     backend: str = "local"
@@ -218,6 +232,7 @@ class Config:
     pod: PodSettings = field(default_factory=PodSettings)
     #: `profiles:`: pod settings by name, for `%profile=NAME`.
     profiles: dict[str, PodSettings] = field(default_factory=dict)
+    tune: TuneConfig = field(default_factory=TuneConfig)
 
     def as_dict(self) -> dict[str, Any]:
         """The effective configuration, as `%config` shows it."""
@@ -251,6 +266,7 @@ class Config:
             "limits": {"max_replicas": self.max_replicas or dict(DEFAULT_MAX_REPLICAS)},
             "files": list(self.files),
             "session": dataclasses.asdict(self.session),
+            "tune": dataclasses.asdict(self.tune),
             "pod": pod_as_dict(self.pod),
             "profiles": {name: pod_as_dict(pod) for name, pod in self.profiles.items()},
             **{
@@ -350,6 +366,8 @@ def parse_config(data: Any, source: Path | None, home: str | None = None) -> Con
             f"default), got {_shown(max_replicas)}"
         )
     session = _session(data, where)
+    tune = _section(data, "tune", where)
+    _check_keys(tune, _TUNE_KEYS, where, "tune.")
     kubeflow = _section(data, "kubeflow", where)
     _check_keys(kubeflow, _KUBEFLOW_KEYS, where, "kubeflow.")
     runtime = _string(kubeflow, "runtime", where, "kubeflow.") or "torch-distributed"
@@ -398,6 +416,7 @@ def parse_config(data: Any, source: Path | None, home: str | None = None) -> Con
         keep=_keep(local.get("keep", DEFAULT_KEEP), where),
         max_replicas=max_replicas,
         session=session,
+        tune=TuneConfig(engine=_choice(tune, "engine", TUNE_ENGINES, where, "auto", "tune.")),
         kubeflow=KubeflowConfig(
             api=_choice(kubeflow, "api", KUBEFLOW_APIS, where, "auto", "kubeflow."),
             runtime=runtime,

@@ -157,6 +157,15 @@ class ActiveJob:
             thread.join(timeout)
 
 
+def _ship_and_submit(cell: CellPlan, s2i: S2IClient, progress: LineCallback | None) -> RunningJob:
+    """Phases 2 and 3 of a planned cell: ship exactly the planned shipment, submit exactly
+    the planned job."""
+    shipped = s2i.source_to_image(cell.shipment, cell.parameter, progress)
+    if shipped != cell.shipment:  # a provider that made other than it planned: a bug
+        raise BackendError(f"shipped {shipped.image}, planned {cell.shipment.image}")
+    return cell.job.submit()
+
+
 class Manager:
     """Runs cells: prepare (phase 1), then submit (phases 2 and 3)."""
 
@@ -237,15 +246,29 @@ class Manager:
                 raise JobCancelled("the cell was interrupted before its job was submitted")
             self._building = s2i
         try:
-            shipped = s2i.source_to_image(cell.shipment, cell.parameter, progress)
+            running = _ship_and_submit(cell, s2i, progress)
         finally:
             with self._lock:
                 self._building = None
-        if shipped != cell.shipment:  # a provider that made other than it planned: a bug
-            raise BackendError(f"shipped {shipped.image}, planned {cell.shipment.image}")
         parameter = cell.parameter
-        running = cell.job.submit()
-        active = ActiveJob(running, parameter.on_interrupt, follow=not parameter.detach)
+        return self.adopt(running, parameter.on_interrupt, follow=not parameter.detach)
+
+    def launch(
+        self,
+        prepared: Prepared,
+        owner: dict[str, str] | None = None,
+        progress: LineCallback | None = None,
+    ) -> ActiveJob:
+        """As `submit`, for a job the cell does not follow itself: a study's trial, which
+        the study's driver plans, ships, submits, follows and cancels (ActiveJob.cancel)
+        through exactly the path of a cell's job, several at once."""
+        cell, s2i = self._plan(prepared, owner)
+        return ActiveJob(_ship_and_submit(cell, s2i, progress), "cancel")
+
+    def adopt(self, running: RunningJob, on_interrupt: str, follow: bool = True) -> ActiveJob:
+        """The cell's job from now on (an interrupt cancels or detaches it): a job just
+        submitted, or what a cell runs that is not one job (a study's driver)."""
+        active = ActiveJob(running, on_interrupt, follow=follow)
         with self._lock:
             self.active = active
             cancel_now = self._cancel_pending
@@ -318,16 +341,18 @@ class Manager:
         except CiaoError:
             return False
 
-    def known_job_names(self) -> list[str]:
-        """Names of the jobs this machine has a run directory for, newest first; for
-        completing %attach and friends (no cluster call: completion must be quick)."""
+    def known_job_names(self, studies_only: bool = False) -> list[str]:
+        """Names of the jobs (and studies) this machine has a run directory for, newest
+        first; for completing %attach and friends (no cluster call: completion must be
+        quick); with `studies_only`, the studies' (%study, %best)."""
         from ciao.backend.record import list_run_dirs
 
         try:
             config = self._load_config()
         except CiaoError:
             return []
-        return [run.name for run in list_run_dirs(config.run_dir)]
+        runs = list_run_dirs(config.run_dir)
+        return [run.name for run in runs if not studies_only or run.is_study()]
 
     def jobs(self, config: Config) -> tuple[list[JobInfo], list[str]]:
         """Every backend's jobs, newest first, and what could not be listed (and why)."""

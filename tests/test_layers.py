@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent / "ciao"
 
 #: Bottom to top. A module may import its own layer's modules and those below.
 LAYERS: list[set[str]] = [
-    {"ciao", "errors", "constants", "names", "launch", "secrets"},
+    {"ciao", "errors", "constants", "names", "launch", "secrets", "hp"},
     {"protocol"},
     {"interpreter"},
     {"config_file", "config_keys", "config_pod", "config"},
@@ -20,6 +20,7 @@ LAYERS: list[set[str]] = [
     {"backend"},
     {"registry"},
     {"manager"},
+    {"tune"},
     {"session"},
     {"kernel"},
     {"app", "gateway", "gateway_ws", "runner", "install", "__main__"},

@@ -11,6 +11,9 @@
     replicas.json its replicas' processes, the same way
     work/         the job's own directory: its code (local jobs) and what it writes
 
+A study's record (a `%tune` cell, ciao/tune/record.py) has the same shape, `backend:
+study` in its spec.
+
 The job runs in `work/` and never beside its record, so nothing it writes is taken for
 the record. Directories are 0700 and files 0600: a job's code and logs are its user's.
 
@@ -42,6 +45,7 @@ from ciao.backend.types import (
     Progress,
     ReplicaState,
     StreamName,
+    TrialUpdate,
 )
 
 #: A local job whose supervisor ended without writing a verdict (it was killed).
@@ -49,7 +53,12 @@ LOST = JobDone(False, "Lost", "its supervisor process ended without a verdict")
 #: How many notebooks' "shown" marks a job keeps.
 MAX_VIEWERS = 32
 
-_EVENT_TYPES = {cls.__name__: cls for cls in (LogLine, Progress, ReplicaState, Diagnosis, JobDone)}
+_EVENT_TYPES = {
+    cls.__name__: cls for cls in (LogLine, Progress, ReplicaState, Diagnosis, JobDone, TrialUpdate)
+}
+#: `backend` of a study's record (a `%tune` cell): its driver runs here, its trials are
+#: ordinary jobs with records of their own (ciao/tune/).
+STUDY = "study"
 #: Compact records: `o<replica>\t<text>` (a stdout line), `e…` (stderr), `p…` (progress of
 #: a stdout line), `q…` (of a stderr line); any other event is a JSON object.
 _LINE_TAGS: dict[tuple[type[LogLine | Progress], StreamName], str] = {
@@ -192,6 +201,10 @@ class RunDir:
     def write_spec(self, spec: dict[str, Any]) -> None:
         self.create()
         write_atomic(self.path / "spec.json", json.dumps(spec, indent=1))
+
+    def is_study(self) -> bool:
+        """Whether this is a study's record (a `%tune` cell), not a job's."""
+        return self.spec().get("backend") == STUDY
 
     def travels(self) -> str:
         """What travelled with the job's code from the notebook, as submitted (one line)."""

@@ -122,6 +122,24 @@ class JobDone:
 
 
 @dataclass(frozen=True)
+class TrialUpdate:
+    """A study's trial as it is now (a `%tune` cell's record and view): one per change.
+
+    `state`: Pending, Running, Succeeded, Failed, Pruned or Cancelled; `value`: the
+    objective so far (its strategy over the values seen), final once the trial ended;
+    `replicas`: its replicas' phases in a few words; `message`: why it failed or stopped.
+    """
+
+    number: int
+    state: str
+    params: dict[str, str | int | float] = field(default_factory=dict)
+    job: str = ""
+    value: float | None = None
+    message: str = ""
+    replicas: str = ""
+
+
+@dataclass(frozen=True)
 class Idle:
     """Nothing new yet: `get_logs` yields this instead of blocking, so the reader can flush
     output and notice interrupts on its own thread without a second queue."""
@@ -129,7 +147,7 @@ class Idle:
 
 IDLE = Idle()
 
-Event = LogLine | LogLines | Progress | ReplicaState | Diagnosis | JobDone
+Event = LogLine | LogLines | Progress | ReplicaState | Diagnosis | JobDone | TrialUpdate
 
 
 def one_per_line(events: Iterable[Event | Idle]) -> Iterator[Event | Idle]:

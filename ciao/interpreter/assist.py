@@ -159,6 +159,10 @@ def _complete_magic(
             arg = (blank + rest).strip().removeprefix("%")
             names = [d.name for d in MAGICS.values() if d.name.lower().startswith(arg.lower())]
             return names, col - len(arg), _run_end(_NAME_CHARS, line, col)
+        if doc is not None and doc.blank and blank:  # %tune x=un<Tab>: the parameter's value
+            word = (blank + rest).rsplit(maxsplit=1)[-1] if rest.strip() else ""
+            if doc.hint_after in word:
+                return _magic_values(doc, word, line, col, piece_end, interp)
         return [], col, col
     start = col - len(typed)
     end = _run_end(_NAME_CHARS, line, col)
@@ -199,7 +203,11 @@ def _magic_names(
     tokens = magic_tokens(code)
     others = [t for n, ts in tokens.items() for t in ts if n != lineno or t.end < piece_start]
     before = [t for t in tokens.get(lineno, []) if t.end < piece_start]
-    used = {doc.name for doc in map(_doc, others) if doc and doc.kind in ("job", "role", "flag")}
+    used = {
+        doc.name
+        for doc in map(_doc, others)
+        if doc and doc.kind in ("job", "role", "flag", "study")
+    }
     if "nodes" in used:  # %nodes=N is %master=1 with %worker=N-1: one or the other
         used |= {"master", "worker"}
     elif used & {"master", "worker"}:
@@ -240,10 +248,10 @@ def _magic_names(
         elif doc.kind == "resource":
             if role_index is not None and doc.name not in segment:
                 resources.append(f"%{doc.name}=")
-        elif doc.name == "profile" and line_has_role:
+        elif (doc.name == "profile" or doc.kind == "study") and line_has_role:
             continue  # the whole job's: on a line of its own
         elif doc.name not in used and (doc.kind != "role" or doc.name in ROLES[framework]):
-            offered.append(f"%{doc.name}=")
+            offered.append(f"%{doc.name} " if doc.blank else f"%{doc.name}=")
     return resources + offered
 
 
@@ -294,8 +302,10 @@ def _identifiers(source: str) -> set[str]:
         return set(_IDENTIFIER.findall(source))
 
 
-#: Commands whose first argument is a job's name.
+#: Commands whose first argument is a job's name (a study's too).
 JOB_COMMANDS = ("status", "logs", "metrics", "attach", "delete")
+#: Commands whose first argument is a study's name.
+STUDY_COMMANDS = ("study", "best")
 
 
 def job_argument(code: str, cursor_pos: int) -> tuple[str, int, int] | None:
@@ -304,13 +314,25 @@ def job_argument(code: str, cursor_pos: int) -> tuple[str, int, int] | None:
 
     The kernel completes it with the names of known jobs (that needs I/O, so not here).
     """
+    return _name_argument(code, cursor_pos, JOB_COMMANDS)
+
+
+def study_argument(code: str, cursor_pos: int) -> tuple[str, int, int] | None:
+    """As `job_argument`, for the study-name argument of %study and %best (the kernel
+    completes it with the names of known studies)."""
+    return _name_argument(code, cursor_pos, STUDY_COMMANDS)
+
+
+def _name_argument(
+    code: str, cursor_pos: int, commands: tuple[str, ...]
+) -> tuple[str, int, int] | None:
     cursor_pos = max(0, min(cursor_pos, len(code)))
     lineno = code.count("\n", 0, cursor_pos) + 1
     line_start = code.rfind("\n", 0, cursor_pos) + 1
     col = cursor_pos - line_start
     for token in magic_tokens(code).get(lineno, []):
         doc = lookup(token.name) if token.has_name else None
-        if doc is None or doc.name not in JOB_COMMANDS or col <= token.name_end:
+        if doc is None or doc.name not in commands or col <= token.name_end:
             continue
         line = code[line_start:].split("\n", 1)[0]
         typed = line[token.name_end : col]

@@ -11,8 +11,9 @@ from typing import Literal
 
 from ciao.errors import MagicError, MagicErrors
 from ciao.interpreter.pod import EFFECTS, VOLUME_KINDS
+from ciao.interpreter.tune import ALGORITHMS, DISTRIBUTIONS, EARLY_STOPPING
 
-MagicKind = Literal["job", "flag", "role", "resource", "pod", "command"]
+MagicKind = Literal["job", "flag", "role", "resource", "pod", "study", "command"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class MagicDoc:
     is allowed); `arg` is the placeholder shown in usage lines (`<count>`). `hints` are
     starts of free-form values that completion offers (`pvc:`), after the last
     `hint_after` in the value when that is set (a toleration's effect after its `:`).
+    `blank`: written with a blank before its value, like a command (`%tune lr=...`).
     """
 
     name: str
@@ -33,11 +35,12 @@ class MagicDoc:
     arg: str = ""
     hints: tuple[str, ...] = ()
     hint_after: str = ""
+    blank: bool = False
 
     @property
     def usage(self) -> str:
         """How the magic is written: `%worker=<count>`, `%help [magic]`."""
-        if self.kind in ("command", "flag"):
+        if self.kind in ("command", "flag") or self.blank:
             return f"%{self.name} {self.arg}".rstrip()
         return f"%{self.name}={self.arg}"
 
@@ -381,6 +384,94 @@ _DOCS = (
         scope=False,
     ),
     MagicDoc(
+        "tune",
+        "study",
+        (),
+        "Tune the cell: run its job as the trials of a study, each with its own parameters.",
+        "Each parameter is name=distribution: uniform(a,b), loguniform(a,b) (a log scale),\n"
+        "int(a,b), logint(a,b) (whole numbers, a and b included) or choice(x,y,...). Every\n"
+        "trial is the cell's job (its roles, resources, carried definitions), with its\n"
+        "values in the environment as CIAO_HP_<NAME> (and KUBEFLOW_TRAINER_OPT_<NAME>):\n"
+        "ciao.hp.float('lr'), ciao.hp.int('layers'), ciao.hp.str('opt') read them. It\n"
+        "needs %objective; %trials, %parallel, %algorithm, %earlyStopping and %seed shape\n"
+        "the study. %study NAME shows its trials again, %best NAME the best parameters.\n"
+        "Example:\n    %tune lr=loguniform(1e-4,1e-1) batch=choice(32,64,128) layers=int(2,6)\n"
+        "    %objective=minimize:val_loss\n    %trials=20;%parallel=4;%algorithm=tpe",
+        "<name>=<distribution>(...) ...",
+        hints=tuple(f"{kind}(" for kind in DISTRIBUTIONS),
+        hint_after="=",
+        blank=True,
+    ),
+    MagicDoc(
+        "objective",
+        "study",
+        (),
+        "What each trial of a study scores: minimize:METRIC or maximize:METRIC of its log.",
+        "The metric is read from the primary replica's lines (master-0; the chief or master,\n"
+        "else worker-0, of TensorFlow; node-0 on Trainer v2) in Katib's format: a line like\n"
+        "`epoch=3 val_loss=0.42` reports val_loss. A trial's value is the metric's min when\n"
+        "minimizing, its max when maximizing (Katib's defaults), or with :latest its last\n"
+        "one (:min, :max and :latest name the strategy). A trial whose metric never\n"
+        "appears fails, saying so (Katib's MetricsUnavailable).\n"
+        "Example:\n    %objective=minimize:val_loss\n    %objective=maximize:accuracy:latest",
+        "minimize|maximize:<metric>[:min|max|latest]",
+        hints=("minimize:", "maximize:"),
+    ),
+    MagicDoc(
+        "trials",
+        "study",
+        (),
+        "How many trials a study runs (default 10; with %algorithm=grid, the grid's size).",
+        "Each trial is one job of the cell. Trials that fail or are stopped early count.\n"
+        "Example:\n    %trials=20",
+        "<count>",
+    ),
+    MagicDoc(
+        "parallel",
+        "study",
+        (),
+        "How many trials of a study run at once (default 1; at most %trials).",
+        "Katib's parallelTrialCount. With tpe, trials that run meanwhile count as their\n"
+        "worst (Optuna's constant liar), so parallel trials spread out.\n"
+        "Example:\n    %trials=20;%parallel=4",
+        "<count>",
+    ),
+    MagicDoc(
+        "algorithm",
+        "study",
+        ALGORITHMS,
+        "How a study picks each trial's parameters: Katib's algorithm names (default tpe).",
+        "random, grid (every combination; only choice and int parameters), tpe,\n"
+        "multivariate-tpe, cmaes, sobol, bayesianoptimization. Locally and on a cluster\n"
+        "without Katib they are Optuna's samplers (RandomSampler, GridSampler, TPESampler,\n"
+        "TPESampler(multivariate=True), CmaEsSampler, QMCSampler(sobol), GPSampler); cmaes\n"
+        "needs the cmaes package, sobol scipy, bayesianoptimization torch and scipy.\n"
+        "Example:\n    %algorithm=random",
+        "|".join(ALGORITHMS),
+    ),
+    MagicDoc(
+        "earlyStopping",
+        "study",
+        EARLY_STOPPING,
+        "Stop a trial early when its objective so far is worse than the median of the others.",
+        "median: Katib's medianstop rule, Optuna's MedianPruner, with Katib's defaults: it\n"
+        "judges once 3 trials have finished, from a trial's 4th value of the objective on,\n"
+        "comparing it with the finished trials' values at the same point. A stopped trial\n"
+        "is Pruned: its job is cancelled, as an interrupt cancels it.\n"
+        "Example:\n    %earlyStopping=median",
+        "median",
+    ),
+    MagicDoc(
+        "seed",
+        "study",
+        (),
+        "The seed of a study's sampler: the same study asks the same parameters.",
+        "A whole number (Katib's random_state). Trials that run in parallel finish in any\n"
+        "order, which later suggestions depend on.\n"
+        "Example:\n    %seed=1",
+        "<number>",
+    ),
+    MagicDoc(
         "dryrun",
         "flag",
         (),
@@ -470,6 +561,26 @@ _DOCS = (
         "NAME",
     ),
     MagicDoc(
+        "study",
+        "command",
+        (),
+        "Show a study's trials again: parameters, state, objective, the best marked.",
+        "A study is a %tune cell's run; this works after the kernel that ran it is gone.\n"
+        "%attach NAME follows a running study again (and finishes one whose driver\n"
+        "stopped), %best NAME gives its best parameters.\n"
+        "Example:\n    %study ciao-abcde",
+        "NAME",
+    ),
+    MagicDoc(
+        "best",
+        "command",
+        (),
+        "The parameters of a study's best trial, as a dict (x: 1.93, one a line).",
+        "The cell's result holds them as data too (application/vnd.ciao.best+json).\n"
+        "Example:\n    %best ciao-abcde",
+        "NAME",
+    ),
+    MagicDoc(
         "pip",
         "command",
         (),
@@ -514,6 +625,7 @@ _GROUPS: tuple[tuple[MagicKind, str], ...] = (
     ("role", "Roles (replica counts; 0 leaves a role out)"),
     ("resource", "Resources (per replica, after a role on the same line)"),
     ("pod", "Pod settings (a line of their own: every role; after a role: that role)"),
+    ("study", "Tuning (the cell's job run as the trials of a study)"),
     ("command", "Kernel commands (alone in a cell)"),
 )
 
@@ -543,7 +655,7 @@ cell runs as one replica (pytorch: %master=1, tensorflow: %worker=1)."""
 
 
 #: Kinds of magic that make a cell a job (the rest are kernel commands).
-JOB_KINDS: tuple[MagicKind, ...] = ("job", "flag", "role", "resource", "pod")
+JOB_KINDS: tuple[MagicKind, ...] = ("job", "flag", "role", "resource", "pod", "study")
 
 WHERE_TITLE = "Where a cell runs"
 

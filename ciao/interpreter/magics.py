@@ -37,7 +37,21 @@ from ciao.interpreter.requirements import (
     requirement_problem,
     split_requirements,
 )
-from ciao.interpreter.tune import METRIC_NAME
+from ciao.interpreter.tune import (
+    ALGORITHMS,
+    DEFAULT_TRIALS,
+    EARLY_STOPPING,
+    GRID_KINDS,
+    MAX_PARALLEL,
+    MAX_SEED,
+    MAX_TRIALS,
+    METRIC_NAME,
+    TuneError,
+    TuneSpec,
+    grid_points,
+    read_objective,
+    read_space,
+)
 from ciao.interpreter.types import (
     ALL_ROLES,
     CLEAN_POLICIES,
@@ -59,6 +73,7 @@ from ciao.interpreter.types import (
     PipCommand,
     Resources,
     RoleSpec,
+    StudyCommand,
 )
 from ciao.names import DNS_LABEL, random_name
 
@@ -122,6 +137,10 @@ class _Reading:
     #: (scope, field, identity) of each list item (a variable, a mount path) -> its line.
     pod_items: dict[tuple[str, str, str], int] = field(default_factory=dict)
     profile: tuple[int, str] | None = None  # (line, name)
+    #: The study magics as read: name -> (line, value as its reader gave it).
+    study: dict[str, tuple[int, Any]] = field(default_factory=dict)
+    #: `%tune` was given (read or not).
+    tuned: bool = False
 
     def error(self, line: int, magic: str, message: str) -> None:
         self.errors.append(MagicError(line, magic, message))
@@ -188,6 +207,7 @@ class MagicInterpreter:
         if framework:
             _check_job_magics(reading, framework)
         self._check_profile(reading)
+        tune = _check_study(reading)
         if reading.errors:
             raise MagicErrors(reading.errors)
         if command is not None:
@@ -211,6 +231,7 @@ class MagicInterpreter:
             queue=reading.queue,
             pod=pod,
             profile=reading.profile[1] if reading.profile else "",
+            tune=tune,
         )
 
     def _check_profile(self, reading: _Reading) -> None:
@@ -275,6 +296,9 @@ def _read_line(tokens: list[Token], reading: _Reading) -> None:
                 reading.error(token.line, f"%{doc.name}", f"takes no value: write %{doc.name}")
             elif _first_time(token, doc.name, doc.name, reading):
                 reading.flags.add(doc.name)
+            continue
+        if doc.kind == "study":
+            _read_study(token, doc, reading)
             continue
         if doc.kind == "role":
             role = doc.name
@@ -452,6 +476,134 @@ def _read_pod(
         reading.roles[role].pod.append((setting, parsed, token.line))
 
 
+def _read_study(token: Token, doc: MagicDoc, reading: _Reading) -> None:
+    """A study magic, read by tune.py's readers; each once a cell. `%tune` takes its
+    parameters after a blank (`%tune lr=loguniform(1e-4,1e-1)`), or after `=`."""
+    magic = f"%{doc.name}"
+    if doc.name == "tune":
+        reading.tuned = True  # even when wrong: the other study magics are its
+        value = (token.value if token.value is not None else token.rest).strip()
+        if not value:
+            reading.error(token.line, magic, f"name the parameters: write {doc.usage}")
+            return
+    else:
+        found = _token_value(token, doc, reading)
+        if found is None:
+            return
+        value = found
+    if not _first_time(token, doc.name, doc.name, reading):
+        return
+    try:
+        parsed = _STUDY_READERS[doc.name](value)
+    except TuneError as exc:
+        reading.error(token.line, magic, str(exc))
+        return
+    reading.study[doc.name] = (token.line, parsed)
+
+
+def _bounded(low: int, high: int) -> Callable[[str], int]:
+    """A reader of a whole number from `low` to `high`."""
+
+    def read(value: str) -> int:
+        count = _count(value)
+        if count is None or not low <= count <= high:
+            raise TuneError(f"expected a whole number from {low} to {high:,}, got {excerpt(value)}")
+        return count
+
+    return read
+
+
+def _one_of(allowed: Sequence[str], what: str) -> Callable[[str], str]:
+    def read(value: str) -> str:
+        if value.lower() not in allowed:
+            close = difflib.get_close_matches(value.lower(), list(allowed), n=1, cutoff=0.6)
+            hint = f" did you mean {close[0]}?" if close else ""
+            raise TuneError(f"unknown {what} {excerpt(value)};{hint} allowed: {', '.join(allowed)}")
+        return value.lower()
+
+    return read
+
+
+_STUDY_READERS: dict[str, Callable[[str], Any]] = {
+    "tune": read_space,
+    "objective": read_objective,
+    "trials": _bounded(1, MAX_TRIALS),
+    "parallel": _bounded(1, MAX_PARALLEL),
+    "seed": _bounded(0, MAX_SEED),
+    "algorithm": _one_of(ALGORITHMS, "algorithm"),
+    "earlyStopping": _one_of(EARLY_STOPPING, "early stopping rule"),
+}
+
+
+def _check_study(reading: _Reading) -> TuneSpec | None:
+    """The study of a `%tune` cell, every rule across its magics checked: %objective is
+    needed, the others need %tune, %parallel is at most %trials, grid enumerates only
+    choice and int parameters (Optuna's GridSampler takes explicit values, Katib's grid a
+    list or a step) and runs at most its points."""
+    study = reading.study
+    if "tune" not in study:
+        if reading.tuned:
+            return None  # the %tune line's own error says what is wrong
+        for name, (line, _) in study.items():
+            message = (
+                "belongs to a study: add %tune name=distribution(...) ... (the parameters to tune)"
+            )
+            reading.error(line, f"%{name}", message)
+        return None
+    tune_line, space = study["tune"]
+    if "objective" not in study:
+        message = (
+            "needs %objective=minimize:METRIC or maximize:METRIC (a metric its trials print, "
+            "like val_loss=0.42)"
+        )
+        reading.error(tune_line, "%tune", message)
+        return None
+    algorithm = study.get("algorithm", (0, "tpe"))[1]
+    trials = study.get("trials", (0, DEFAULT_TRIALS))[1]
+    if algorithm == "grid":
+        line = study["algorithm"][0]
+        for name, distribution in space:
+            if distribution.kind not in GRID_KINDS:
+                message = (
+                    f"grid tries every combination of choice(...) and int(a,b) parameters; "
+                    f"{name} is {distribution.describe()}: give it as choice(...) or use "
+                    "another algorithm"
+                )
+                reading.error(line, "%algorithm", message)
+                return None
+        points = grid_points(space)
+        if "trials" in study and trials > points:
+            message = f"the grid has {points} points: run at most %trials={points}"
+            reading.error(study["trials"][0], "%trials", message)
+            return None
+        if "trials" not in study:
+            if points > MAX_TRIALS:
+                message = (
+                    f"the grid has more than {MAX_TRIALS:,} points: say how many to try "
+                    "with %trials=N"
+                )
+                reading.error(line, "%algorithm", message)
+                return None
+            trials = points
+    parallel = study.get("parallel", (0, 1))[1]
+    if parallel > trials:
+        given = ""
+        if "trials" not in study:
+            given = " (the grid's size)" if algorithm == "grid" else " (the default)"
+        message = f"runs at most %trials={trials}{given} trials at once, got {parallel}"
+        reading.error(study["parallel"][0], "%parallel", message)
+        return None
+    return TuneSpec(
+        space=space,
+        objective=study["objective"][1],
+        trials=trials,
+        parallel=parallel,
+        algorithm=algorithm,
+        early_stopping=study.get("earlyStopping", (0, ""))[1],
+        seed=study["seed"][1] if "seed" in study else None,
+    )
+
+
 def _whole_job(line_roles: list[str]) -> str:
     """The error of a whole-job setting (%image, %profile) on a role's line."""
     return (
@@ -563,6 +715,12 @@ def _command(code: str, tokens: dict[int, list[Token]], reading: _Reading) -> Co
                 return HelpCommand(topic.name if topic else None)
         elif doc.name == "config":
             return ConfigCommand()
+        elif doc.name in ("study", "best"):
+            study = _study_command(doc.name, arg.split())
+            if isinstance(study, str):
+                reading.error(token.line, magic, f"{study}; write {doc.usage}")
+            else:
+                return study
         elif doc.name == "pip":
             args = _pip_args(arg)
             if isinstance(args, str):
@@ -658,6 +816,17 @@ def _job_command(name: str, args: list[str]) -> JobCommand | LogsCommand | Metri
     if rest:
         return f"unexpected {excerpt(' '.join(rest))} (a replica is like worker-0)"
     return LogsCommand(job, replica, tail)
+
+
+def _study_command(name: str, args: list[str]) -> StudyCommand | str:
+    """`%study NAME`, `%best NAME`, or what is wrong with the arguments."""
+    if not args:
+        return "missing the study's name"
+    if not DNS_LABEL.fullmatch(args[0]):
+        return f"{excerpt(args[0])} is not a study's name"
+    if len(args) > 1:
+        return f"unexpected {excerpt(' '.join(args[1:]))}"
+    return StudyCommand(name, args[0])  # type: ignore[arg-type]
 
 
 def _check_roles(reading: _Reading, framework: str) -> dict[str, int]:

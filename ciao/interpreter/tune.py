@@ -16,6 +16,7 @@ from typing import Literal
 from ciao.errors import excerpt
 
 DistributionKind = Literal["uniform", "loguniform", "int", "logint", "choice"]
+DISTRIBUTIONS: tuple[DistributionKind, ...] = ("uniform", "loguniform", "int", "logint", "choice")
 Direction = Literal["minimize", "maximize"]
 Strategy = Literal["min", "max", "latest"]
 
@@ -39,6 +40,12 @@ METRIC_NAME = re.compile(r"[\w|-]+")
 MAX_TRIALS = 10_000
 MAX_PARALLEL = 256
 MAX_CHOICES = 1000
+#: `%seed` at most: what numpy's (and so Optuna's) random state takes.
+MAX_SEED = 2**32 - 1
+#: `%trials` when the cell does not say (Katib's SDK default too).
+DEFAULT_TRIALS = 10
+#: The kinds grid search can enumerate (Optuna's GridSampler takes explicit values).
+GRID_KINDS: tuple[DistributionKind, ...] = ("choice", "int")
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,23 @@ class Distribution:
     @property
     def is_int(self) -> bool:
         return self.kind in ("int", "logint")
+
+    def grid_values(self) -> tuple[str | int | float, ...]:
+        """The points grid search tries: a choice's values, every whole number of an
+        int(a,b); other kinds have no grid (ValueError)."""
+        if self.kind == "choice":
+            return self.choices
+        if self.kind == "int":
+            return tuple(range(int(self.low), int(self.high) + 1))
+        raise ValueError(f"{self.describe()} has no grid: grid takes choice(...) and int(a,b)")
+
+    def grid_size(self) -> int:
+        """How many points `grid_values` has (without listing them)."""
+        if self.kind == "choice":
+            return len(self.choices)
+        if self.kind == "int":
+            return int(self.high) - int(self.low) + 1
+        raise ValueError(f"{self.describe()} has no grid: grid takes choice(...) and int(a,b)")
 
 
 @dataclass(frozen=True)
@@ -90,6 +114,27 @@ class TuneSpec:
 
     def parameter_names(self) -> list[str]:
         return [name for name, _ in self.space]
+
+    def describe(self) -> dict[str, object]:
+        """The study as %dryrun and the record show it, in the magics' own words."""
+        return {
+            "space": {name: dist.describe() for name, dist in self.space},
+            "objective": self.objective.describe(),
+            "trials": self.trials,
+            "parallel": self.parallel,
+            "algorithm": self.algorithm,
+            "earlyStopping": self.early_stopping or None,
+            "seed": self.seed,
+        }
+
+
+def grid_points(space: tuple[tuple[str, Distribution], ...], cap: int = MAX_TRIALS + 1) -> int:
+    """The grid's size (every combination), counted only up to `cap` (a grid of 1000 x 1000
+    x 1000 points is "more than cap", not a number to compute with)."""
+    size = 1
+    for _, distribution in space:
+        size = min(cap, size * distribution.grid_size())
+    return size
 
 
 class TuneError(ValueError):

@@ -206,6 +206,18 @@ class MetricsCommand:
 
 
 @dataclass(frozen=True)
+class StudyCommand:
+    """`%study NAME` (its trial table again), `%best NAME` (its best trial's parameters)."""
+
+    action: Literal["study", "best"]
+    study: str
+
+    @property
+    def magic(self) -> str:
+        return f"%{self.action}"
+
+
+@dataclass(frozen=True)
 class PipCommand:
     """`%pip install PACKAGE...`: pip, run in the Python the local replicas run."""
 
@@ -221,6 +233,7 @@ Command = (
     | JobCommand
     | LogsCommand
     | MetricsCommand
+    | StudyCommand
     | PipCommand
 )
 

@@ -6,7 +6,6 @@ Jupyter's side of a job: events become stream text, the live view and the reply'
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -24,12 +23,13 @@ from ciao.interpreter.types import (
     LogsCommand,
     MetricsCommand,
     PipCommand,
+    StudyCommand,
 )
 from ciao.kernel.budget import OutputBudget
 from ciao.kernel.carry import NotebookMemory
 from ciao.kernel.hints import failure_hint
 from ciao.kernel.logstream import LogStream
-from ciao.kernel.output import LiveView, Output
+from ciao.kernel.output import LiveView, Output, readable_yaml
 from ciao.kernel.render import JobView
 from ciao.manager import ActiveJob, Manager, Prepared
 
@@ -62,6 +62,10 @@ class CellRunner:
         self.memory = memory
         #: The Python session when the config has it on (%metrics leaves its columns there).
         self.session = session or (lambda: None)
+        from ciao.kernel.study_cell import StudyCell
+
+        #: `%tune` cells and the commands on studies.
+        self.studies = StudyCell(manager, owner)
 
     def run(self, code: str, out: Output, count: int) -> Payload:
         prepared = self.prepare(code)
@@ -96,6 +100,9 @@ class CellRunner:
     def _job(self, prepared: Prepared, out: Output, count: int) -> Payload:
         parameter = prepared.parameter
         assert parameter is not None
+        if parameter.tune is not None:  # a study: every trial is this job
+            self.studies.run(prepared, out, count)
+            return []
         if parameter.dry_run:
             self._dry_run(prepared, out, count)
             return []
@@ -208,12 +215,22 @@ class CellRunner:
         if isinstance(command, ConfigCommand):
             import yaml
 
+            from ciao.tune.engines import choose_engine
+
             effective = prepared.config.as_dict()
             chosen = self.manager.api_summary(prepared.config)
             if chosen:
                 effective["kubeflow"]["chosen"] = chosen
+            try:
+                engine = choose_engine(prepared.config, prepared.config.backend).describe()
+            except CiaoError as exc:
+                engine = str(exc)
+            effective["tune"]["chosen"] = engine
             text = yaml.safe_dump(effective, sort_keys=False).rstrip()
             out.result(count, readable_yaml(text, effective, "config"))
+            return []
+        if isinstance(command, StudyCommand):
+            self.studies.command(prepared.config, command, out, count)
             return []
         self._job_command(prepared, command, out, count)
         return []
@@ -226,18 +243,31 @@ class CellRunner:
         count: int,
     ) -> None:
         """%jobs, %status, %logs, %metrics, %attach, %delete: jobs of this kernel or
-        earlier ones."""
+        earlier ones (a study's name works too: its trials are its)."""
         from ciao.kernel.render import jobs_table, status_view
+        from ciao.kernel.study_cell import is_study
+        from ciao.tune.studies import study_infos
 
         config = prepared.config
         if isinstance(command, JobsCommand):
             jobs, problems = self.manager.jobs(config)
             for problem in problems:
                 out.stream("stderr", f"[ciao] could not list jobs of {problem}\n")
+            # a study's row stands for its trials (%study NAME lists them)
+            jobs = [job for job in jobs if "study" not in job.owner] + study_infos(config)
+            jobs.sort(key=lambda job: job.created, reverse=True)
             owner = self.owner(count)
             out.result(count, jobs_table(jobs, owner, command.everyone, command.limit))
             return
         name = command.job
+        if is_study(config, name):
+            if isinstance(command, MetricsCommand):
+                raise CiaoError(
+                    f"{name} is a study: each trial is a job with metrics of its own (%study "
+                    f"{name} lists them; %metrics TRIAL shows one's)"
+                )
+            self._study_command(config, command, out, count)
+            return
         if isinstance(command, LogsCommand):
             lines = self.manager.logs(config, name, command.replica, command.tail)
             travels = self._travels(config, name)
@@ -262,6 +292,20 @@ class CellRunner:
             out.stream("stdout", f"Deleted job {name} and what it created.\n")
         else:
             raise CiaoError(f"unknown command %{command.action}")
+
+    def _study_command(
+        self, config: Config, command: JobCommand | LogsCommand, out: Output, count: int
+    ) -> None:
+        """%status, %logs, %attach, %delete of a study."""
+        name = command.job
+        if isinstance(command, LogsCommand):
+            self.studies.logs(config, name, command.replica, command.tail, out)
+        elif command.action == "status":
+            out.result(count, self.studies.table(config, name))
+        elif command.action == "attach":
+            self.studies.attach(config, name, out, viewer_of(self.owner(count)))
+        else:
+            self.studies.delete(config, name, out)
 
     def _travels(self, config: Config, name: str) -> str:
         """What travelled with the job's code, where its record says ("" where it cannot
@@ -330,20 +374,6 @@ class CellRunner:
             note += f"# {cell.shipment.travels_line}\n{carried}\n---\n"
         data = {"objects": documents[:-1], "job": documents[-1], "travels": travels}
         out.result(count, readable_yaml(note + text, data, "plan"))
-
-
-def readable_yaml(text: str, data: Any, kind: str) -> dict[str, Any]:
-    """A YAML text as a notebook shows it (highlighted Markdown), plain text for terminals
-    and nbconvert, and the same data for programs as `application/vnd.ciao.<kind>+json`:
-    not `application/json`, which JupyterLab ranks first and shows as a collapsed tree."""
-    fence = "```"
-    while fence in text:  # a fence no line of the text can close
-        fence += "`"
-    return {
-        "text/markdown": f"{fence}yaml\n{text}\n{fence}",
-        "text/plain": text,
-        f"application/vnd.ciao.{kind}+json": json.loads(json.dumps(data)),
-    }
 
 
 def budget_of(config: Config) -> OutputBudget:

@@ -183,9 +183,13 @@ class CiaoKernel:
         code = request.field("code", str, "")
         cursor = _cursor(request, code)
         job = assist.job_argument(code, cursor)
+        studies_only = job is None
+        if job is None:  # %best ci<Tab>: the studies
+            job = assist.study_argument(code, cursor)
         if job is not None:  # %attach ci<Tab>: the jobs this machine knows of
             prefix, start, end = job
-            matches = [n for n in self.manager.known_job_names() if n.startswith(prefix)]
+            names = self.manager.known_job_names(studies_only=studies_only)
+            matches = [n for n in names if n.startswith(prefix)]
             metadata: dict[str, Any] = {}
         else:
             matches, start, end = assist.complete(code, cursor, self._editor_interpreter())

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import repeat
 
 from ciao.kernel.output import Output
@@ -40,11 +40,20 @@ class LogStream:
     """The stream part of a followed job's output."""
 
     def __init__(
-        self, out: Output, job: str, replicas: int, max_lines: int = 0, wait: float = 0.0
+        self,
+        out: Output,
+        job: str,
+        replicas: int,
+        max_lines: int = 0,
+        wait: float = 0.0,
+        logs_of: Callable[[str], str] | None = None,
     ) -> None:
-        """`wait`: how long a batch may wait for the budget before it is not shown."""
+        """`wait`: how long a batch may wait for the budget before it is not shown;
+        `logs_of`: the `%logs` command that shows a replica's lines (a study's trial's
+        are its own job's), by default `%logs JOB REPLICA`."""
         self.out = out
         self.job = job
+        self.logs_of = logs_of or (lambda replica: f"%logs {job} {replica}")
         self.head_limit = max_lines - max_lines // 2 if max_lines else 0
         tail_lines = max_lines // 2
         self.tail_per_replica = max(1, tail_lines // max(1, replicas)) if max_lines else 0
@@ -163,7 +172,7 @@ class LogStream:
             if missing:
                 self.notice(
                     f"[ciao] {replica}: {missing:,} of its {self.total[replica]:,} lines "
-                    f"not shown here; `%logs {self.job} {replica}` shows them all\n"
+                    f"not shown here; `{self.logs_of(replica)}` shows them all\n"
                 )
 
     def showed(self, replica: str, lines: Sequence[str]) -> bool:

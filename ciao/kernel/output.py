@@ -4,13 +4,13 @@ logstream.py."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
-from typing import Any
+from typing import Any, Protocol
 
-from ciao.backend.types import Event
+from ciao.backend.types import Event, Job
 from ciao.kernel.budget import OutputBudget
-from ciao.kernel.render import JobView
 from ciao.protocol.server import Request
 
 #: The live view is re-rendered at most this often while events arrive...
@@ -87,11 +87,22 @@ class Output:
             self.budget.spend()
 
 
+class View(Protocol):
+    """A live view of a job or a study (render.JobView, study_view.StudyView)."""
+
+    @property
+    def job(self) -> Job[Any]: ...
+
+    def apply(self, event: Event) -> bool: ...
+
+    def bundle(self) -> dict[str, str]: ...
+
+
 class LiveView:
-    """Publishes a JobView: display_data once, then update_display_data when it changed,
+    """Publishes a view: display_data once, then update_display_data when it changed,
     at most every VIEW_INTERVAL (and every few seconds anyway, for the clocks)."""
 
-    def __init__(self, view: JobView, out: Output) -> None:
+    def __init__(self, view: View, out: Output) -> None:
         self.view = view
         self.out = out
         self.display_id = f"ciao-job-{view.job.name}-{uuid.uuid4().hex[:8]}"
@@ -112,3 +123,17 @@ class LiveView:
             self.out.display(self.view.bundle(), self.display_id, update=True)
             self.dirty = False
             self.shown_at = time.monotonic()
+
+
+def readable_yaml(text: str, data: Any, kind: str) -> dict[str, Any]:
+    """A YAML text as a notebook shows it (highlighted Markdown), plain text for terminals
+    and nbconvert, and the same data for programs as `application/vnd.ciao.<kind>+json`:
+    not `application/json`, which JupyterLab ranks first and shows as a collapsed tree."""
+    fence = "```"
+    while fence in text:  # a fence no line of the text can close
+        fence += "`"
+    return {
+        "text/markdown": f"{fence}yaml\n{text}\n{fence}",
+        "text/plain": text,
+        f"application/vnd.ciao.{kind}+json": json.loads(json.dumps(data)),
+    }

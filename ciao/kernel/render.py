@@ -303,7 +303,9 @@ def jobs_table(
     rows = []
     for job in shown:
         replicas = " ".join(f"{role}={n}" for role, n in job.replicas.items())
-        kind = {"pytorch": "PyTorch", "tensorflow": "TensorFlow"}.get(job.framework, "")
+        kind = {"pytorch": "PyTorch", "tensorflow": "TensorFlow", "study": "Study"}.get(
+            job.framework, ""
+        )
         age = _duration(now - job.created) if job.created else "-"
         rows.append(
             [job.name, job.state, kind, replicas, job.location, age, _notebook_of(job, owner)]

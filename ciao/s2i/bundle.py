@@ -28,6 +28,16 @@ from ciao.s2i.files import ShippedFile
 MAIN_FILE = "main.py"
 MANIFEST_FILE = "carried.json"
 FILES_ARCHIVE = "files.tar.gz"
+#: Ciao's own modules a cell may import in its replicas, and the file each travels as:
+#: where Ciao is not installed (a cluster's image), main.py provides them from it.
+CIAO_MODULES = {"ciao.hp": "ciao_hp.py"}
+
+
+def ciao_module_source(module: str) -> str:
+    """The text of one of CIAO_MODULES (standard library only, so it runs anywhere)."""
+    return (Path(__file__).parent.parent / (module.split(".", 1)[1] + ".py")).read_text(
+        encoding="utf-8"
+    )
 
 
 def bootstrap_source() -> str:
@@ -134,9 +144,10 @@ def bundle_of(parameter: Parameter, pack_files: bool = True) -> Bundle:
     modules = notebook_files.imported_modules(sources)
     if carried is not None:  # a value of a class from utils.py needs utils.py to load
         modules |= {module for value in carried.values for module in value.modules}
-    found = notebook_files.collect(directory, parameter.files, modules)
+    uses_ciao = "ciao" in modules  # `import ciao.hp`: Ciao's module travels, not a folder's
+    found = notebook_files.collect(directory, parameter.files, modules - {"ciao"})
     texts = {CODE_FILE: parameter.code}
-    if (carried is None or carried.empty) and not found:
+    if (carried is None or carried.empty) and not found and not uses_ciao:
         return Bundle(CODE_FILE, texts, directory=directory, carried=carried)
     values = carried.values if carried is not None else ()
     blobs = {f"value-{i}.pkl": Path(v.path) for i, v in enumerate(values)}
@@ -147,7 +158,10 @@ def bundle_of(parameter: Parameter, pack_files: bool = True) -> Bundle:
         "cells": _carried_lines(carried) if carried else {},
         "files": FILES_ARCHIVE if (found and pack_files) else "",
         "shipped": [{"path": f.path, "bytes": f.size} for f in found],
+        "modules": dict(CIAO_MODULES) if uses_ciao else {},
     }
+    if uses_ciao:
+        texts.update({file: ciao_module_source(m) for m, file in CIAO_MODULES.items()})
     texts[MAIN_FILE] = bootstrap_source()
     texts[MANIFEST_FILE] = json.dumps(manifest, indent=1, ensure_ascii=False) + "\n"
     return Bundle(MAIN_FILE, texts, blobs, found, directory, carried)

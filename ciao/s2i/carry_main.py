@@ -6,6 +6,8 @@ reads carried.json beside it, then:
 1. unpacks the shipped files (files.tar.gz) into a writable working directory, or, when
    none were packed (the local backend), stays in the notebook's folder, where the kernel
    started it; either way that directory is first on sys.path, so `import utils` works;
+   where Ciao is not installed, it provides Ciao's modules the cell imports (`ciao.hp`,
+   shipped as ciao_hp.py);
 2. runs the carried statements (imports, functions, classes), each compiled as the cell
    it came from, so a traceback through one reads `In [2], line 7`, and loads the carried
    values (value-N.pkl), in the order the notebook made them: a value of a class the
@@ -16,6 +18,8 @@ reads carried.json beside it, then:
 from __future__ import annotations
 
 import hashlib
+import importlib
+import importlib.util
 import json
 import linecache
 import os
@@ -59,6 +63,29 @@ def working_directory(manifest: dict[str, Any]) -> str:
         except OSError:  # another process of this node won: theirs is the same content
             shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def provide_modules(modules: dict[str, str]) -> None:
+    """Ciao's own modules the cell imports (`ciao.hp` from ciao_hp.py), where the image
+    has no Ciao installed; an installed Ciao is used as it is (locally, the kernel's)."""
+    for name, file in modules.items():
+        try:
+            importlib.import_module(name)
+            continue
+        except ImportError:
+            pass
+        package, _, leaf = name.rpartition(".")
+        parent = sys.modules.get(package)
+        if parent is None:
+            parent = types.ModuleType(package)
+            parent.__path__ = []  # a package, whose modules are these files
+            sys.modules[package] = parent
+        spec = importlib.util.spec_from_file_location(name, os.path.join(HERE, file))
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        setattr(parent, leaf, module)
 
 
 def remember(label: str, text: str) -> None:
@@ -111,6 +138,7 @@ def main(name: str) -> None:
     # stand for the standard library's `code` module (pdb imports it).
     rest = [p for p in sys.path if os.path.abspath(p or ".") not in (HERE, directory)]
     sys.path[:] = rest if directory == HERE else [directory, *rest]
+    provide_modules(dict(manifest.get("modules") or {}))
     label = manifest.get("label") or manifest["code"]
     with open(os.path.join(HERE, manifest["code"]), encoding="utf-8") as handle:
         code = handle.read()

@@ -25,6 +25,16 @@ POD_ROLE = [
     "%schedulerName=",
 ]
 POD_JOB = [*POD_ROLE, "%image="]
+#: The study magics, offered on a line of their own.
+STUDY = [
+    "%tune ",
+    "%objective=",
+    "%trials=",
+    "%parallel=",
+    "%algorithm=",
+    "%earlyStopping=",
+    "%seed=",
+]
 
 
 def complete_at_bar(cell: str, interpreter: MagicInterpreter | None = None):
@@ -97,6 +107,7 @@ def test_roles_are_those_of_the_cells_framework() -> None:
         "%onInterrupt=",
         "%profile=",
         *POD_JOB,
+        *STUDY,
         "%dryrun",
         "%detach",
         "%job",
@@ -106,6 +117,8 @@ def test_roles_are_those_of_the_cells_framework() -> None:
         "%metrics",
         "%attach",
         "%delete",
+        "%study",
+        "%best",
         "%pip",
         "%help",
         "%config",
@@ -125,6 +138,7 @@ def test_roles_are_those_of_the_cells_framework() -> None:
         "%onInterrupt=",
         "%profile=",
         *POD_JOB,
+        *STUDY,
         "%dryrun",
         "%detach",
         "%job",
@@ -146,6 +160,7 @@ def test_magics_already_given_are_not_offered_again() -> None:
         "%onInterrupt=",
         "%profile=",
         *POD_JOB,
+        *STUDY,
         "%dryrun",
         "%detach",
         "%job",

@@ -18,6 +18,7 @@ from unittest import mock
 
 import pytest
 
+from ciao import hp as hp_module
 from ciao.interpreter.carry import Carried, CarriedValue, HistoryCell, needed
 from ciao.interpreter.magics import MagicInterpreter
 from ciao.interpreter.types import Parameter
@@ -363,3 +364,45 @@ def test_a_value_of_a_class_from_a_module_beside_the_notebook_takes_the_module(
 
     assert "tokens.py" in [f.path for f in b.files]
     assert printed(run(b, tmp_path, pack_files=True, cwd=elsewhere)) == {"v": "7"}
+
+
+def test_a_cell_that_imports_ciao_hp_takes_it_along_where_ciao_is_not_installed(
+    notebook, tmp_path, elsewhere
+):
+    cell = (
+        "%master=1\nimport ciao.hp\nfrom ciao import hp\n"
+        "print('lr', ciao.hp.float('lr', 0.5))\nprint('n', hp.int('n'))\n"
+        "print('from', ciao.hp.__file__)\n"
+    )
+    b = bundle_of(parameter(cell, notebook, tmp_path))
+    assert b.entry == "main.py"
+    assert json.loads(b.texts["carried.json"])["modules"] == {"ciao.hp": "ciao_hp.py"}
+    assert b.texts["ciao_hp.py"] == Path(hp_module.__file__).read_text()
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    for name, content in b.payload(pack_files=True).items():
+        data = content.encode("utf-8") if isinstance(content, str) else content
+        (shipped / name).write_bytes(data)
+
+    # -S: no site-packages, so no Ciao (as in a cluster's stock image)
+    result = subprocess.run(
+        [sys.executable, "-S", "-u", str(shipped / "main.py")],
+        cwd=elsewhere,
+        env={**os.environ, "CIAO_HP_N": "3", "CIAO_WORKDIR": str(tmp_path / "work")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    out = printed(result)
+    assert out == {"lr": "0.5", "n": "3", "from": str(shipped / "ciao_hp.py")}
+
+
+def test_an_installed_ciao_is_used_as_it_is(notebook, tmp_path):
+    cell = "%master=1\nimport ciao.hp\nprint('from', ciao.hp.__file__)\n"
+    b = bundle_of(parameter(cell, notebook, tmp_path), pack_files=False)
+
+    out = printed(run(b, tmp_path, pack_files=False, cwd=notebook))
+
+    assert out["from"] == hp_module.__file__
