@@ -34,6 +34,7 @@ from ciao.kernel.render import JobView
 from ciao.manager import ActiveJob, Manager, Prepared
 
 if TYPE_CHECKING:
+    from ciao.kernel.study_cell import StudyCell
     from ciao.session import Session
 
 log = logging.getLogger("ciao.kernel")
@@ -62,11 +63,18 @@ class CellRunner:
         self.memory = memory
         #: The Python session when the config has it on (%metrics leaves its columns there).
         self.session = session or (lambda: None)
-        from ciao.kernel.study_cell import StudyCell
+        self._studies: StudyCell | None = None
 
-        #: `%tune` cells and the commands on studies.
-        self.studies = StudyCell(manager, owner)
 
+    @property
+    def studies(self) -> StudyCell:
+        """`%tune` cells and the commands on studies: made at the first (Optuna and the
+        study's modules stay off the kernel's start)."""
+        if self._studies is None:
+            from ciao.kernel.study_cell import StudyCell
+
+            self._studies = StudyCell(self.manager, self.owner)
+        return self._studies
     def run(self, code: str, out: Output, count: int) -> Payload:
         prepared = self.prepare(code)
         return [] if prepared is None else self.run_prepared(prepared, out, count)
