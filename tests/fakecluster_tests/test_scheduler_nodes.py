@@ -318,7 +318,7 @@ def test_the_victim_is_marked_before_it_goes(tmp_path: Path) -> None:
                 cluster.get("pods", "default", "victim")["metadata"].get("deletionTimestamp")
                 and cluster.get("pods", "default", "victim")
             ),
-            10,
+            30,
         )
         target = next(c for c in marked["status"]["conditions"] if c["type"] == "DisruptionTarget")
         assert (target["status"], target["reason"], target["message"]) == (
