@@ -129,7 +129,9 @@ class PodSettings:
     """Everything a cell may say about its pods besides resources; empty means "not set".
 
     `origins` says where each setting came from (`line 3`, `profile gpu`, `config pod`),
-    for errors a backend finds later (a release that cannot express a setting).
+    for errors a backend finds later (a release that cannot express a setting): by magic
+    (`volume`: where the first was given) and by value as the magic writes it
+    (`volume=hostPath:/x:/data`), since the values of one list may come from several places.
     """
 
     volumes: tuple[Volume, ...] = ()
@@ -161,9 +163,11 @@ class PodSettings:
             if f.name != "origins" and getattr(self, f.name)
         ]
 
-    def origin(self, setting: str) -> str:
-        """Where `setting` (a magic name) was given: `line 3`, `profile gpu`, `config pod`."""
-        return self.origins.get(setting, "the cell")
+    def origin(self, setting: str, text: str = "") -> str:
+        """Where `setting` (a magic name) was given: `line 3`, `profile gpu`, `config pod`;
+        with `text` (a value as the magic writes it, `pvc:datasets:/data:ro`), where that
+        value was."""
+        return self.origins.get(f"{setting}={text}") or self.origins.get(setting, "the cell")
 
     def with_defaults(self, earlier: PodSettings) -> PodSettings:
         """These settings over `earlier` ones: config pod < profile < cell < role line.
@@ -529,9 +533,11 @@ def add_setting(settings: PodSettings, setting: Setting, value: Any, origin: str
     """`settings` with one more value of `setting` (appended, or the one value)."""
     current = getattr(settings, setting.field)
     changes: dict[str, Any] = {setting.field: (*current, value) if setting.many else value}
+    item = f"{setting.magic}={_magic_text(value)}"
     changes["origins"] = {
         **settings.origins,
         setting.magic: settings.origins.get(setting.magic, origin),
+        item: settings.origins.get(item, origin),
     }
     return replace(settings, **changes)
 

@@ -31,7 +31,7 @@ def check_folders(parameter: Parameter) -> None:
         for volume in parameter.pod_of(role).volumes:
             folder = os.path.expanduser(volume.source)
             if volume.kind == "hostPath" and not os.path.isdir(folder):
-                where = parameter.pod_of(role).origin("volume")
+                where = parameter.pod_of(role).origin("volume", volume.describe())
                 raise BackendError(
                     f"%volume=hostPath:{volume.source}:{volume.path} ({where}): {folder} is "
                     "not a folder on this machine"

@@ -56,6 +56,15 @@ def test_a_host_folder_that_does_not_exist_is_refused_before_anything_runs(tmp_p
     )
 
 
+def test_the_missing_host_folder_is_named_with_its_own_line(tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    two = settings("volume=pvc:datasets:/data", origin="line 2").with_defaults(
+        settings(f"volume=hostPath:{missing}:/scratch", origin="config pod")
+    )
+    with pytest.raises(BackendError, match=r"/scratch \(config pod\): "):
+        check_folders(parameter(two))
+
+
 def test_cluster_only_settings_are_listed_once_with_the_role_they_belong_to() -> None:
     job = settings(
         "volume=pvc:datasets:/data:ro",
