@@ -210,7 +210,9 @@ _DOCS = (
         "Kubeflow: the Kueue LocalQueue the job waits in until the queue admits it.",
         "Sets the job's label kueue.x-k8s.io/queue-name, on every Kubeflow API (TrainJob,\n"
         "PyTorchJob, TFJob); while the queue holds the job the cell says it is suspended.\n"
-        "Overrides `kubeflow.queue` of the config; local runs do not queue.\n"
+        "Overrides `kubeflow.queue` of the config; local runs do not queue. With\n"
+        "%schedulerName=volcano (Training Operator v1) it is Volcano's queue instead: the\n"
+        "job's runPolicy.schedulingPolicy.queue, every replica started at once or none.\n"
         "Example:\n    %queue=team-gpus",
         "<name>",
     ),
@@ -366,7 +368,10 @@ _DOCS = (
         "schedulerName",
         "The scheduler that places the replicas (volcano for gang scheduling); default: the "
         "cluster's.",
-        "The name a scheduler of the cluster answers to, like volcano.\n"
+        "The name a scheduler of the cluster answers to, like volcano. With volcano (on\n"
+        "the Training Operator v1, for every role) the job is gang-scheduled: every replica\n"
+        "starts at once or none, in %queue's Volcano queue. Trainer v2 cannot set it: a\n"
+        "runtime's pod template does.\n"
         "Example:\n    %schedulerName=volcano",
         "<name>",
     ),

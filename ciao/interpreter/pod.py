@@ -407,18 +407,14 @@ def read_toleration(text: str) -> Toleration:
 
 
 def read_subdomain(what: str) -> Callable[[str], str]:
-    """A reader of one object name (service account, pull secret, priority class)."""
+    """A reader of one object name (service account, pull secret, priority class,
+    scheduler)."""
 
     def read(text: str) -> str:
         _check_subdomain(text, what)
         return text
 
     return read
-
-
-def read_scheduler(text: str) -> str:
-    _check_subdomain(text, "a scheduler name (like volcano)")
-    return text
 
 
 def read_image(text: str) -> str:
@@ -512,7 +508,13 @@ SETTINGS: tuple[Setting, ...] = (
         False,
         "priorityClass",
     ),
-    Setting("schedulerName", "scheduler_name", read_scheduler, False, "schedulerName"),
+    Setting(
+        "schedulerName",
+        "scheduler_name",
+        read_subdomain("a scheduler name"),
+        False,
+        "schedulerName",
+    ),
     Setting("image", "image", read_image, False, "image", per_role=False),
 )
 SETTING_BY_MAGIC: dict[str, Setting] = {s.magic: s for s in SETTINGS}
