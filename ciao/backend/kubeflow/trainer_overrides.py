@@ -54,7 +54,9 @@ CARRIED: tuple[Carried, ...] = (
         "schedulerName",
         "the pod's schedulerName",
         (),
-        _IN_THE_RUNTIME.format(field="schedulerName"),
+        _IN_THE_RUNTIME.format(field="schedulerName")
+        + " (for Volcano's gang scheduling: from v2.1, a runtime whose podGroupPolicy is "
+        "volcano)",
     ),
     Carried(
         "imagePullSecret",

@@ -417,6 +417,12 @@ def test_a_refusal_names_every_value_where_it_was_given():
     assert '{"imagePullSecrets":[{"name":"shared"},{"name":"a"},{"name":"b"}]}' in message
 
 
+def test_volcano_on_v2_is_a_runtime_whose_pod_group_policy_is_volcano():
+    message = refusal(given(("schedulerName", "volcano", "line 2")), "v2.1")
+    assert "%schedulerName=volcano (line 2)" in message
+    assert "from v2.1, a runtime whose podGroupPolicy is volcano" in message
+
+
 def test_every_refusal_of_a_cell_in_one_error():
     settings = given(("imagePullSecret", "regcred", "line 2"), ("priorityClass", "high", "line 3"))
     message = refusal(settings, "v2.0")
