@@ -331,8 +331,9 @@ _DOCS = (
         "Let the replicas run on nodes with this taint (GPU nodes are often tainted).",
         "key (the taint, whatever its value) or key=value (with that value), and :Effect\n"
         "to tolerate that effect only; without it, every effect. Effects:\n"
-        f"{', '.join(EFFECTS)}. Give it again for more. A replica that does not tolerate\n"
-        "a node's taint waits for another node (FailedScheduling: untolerated taint).\n"
+        f"{', '.join(EFFECTS)}. Give it again for more.\n"
+        "A replica that does not tolerate a node's taint waits for another node\n"
+        "(FailedScheduling: untolerated taint).\n"
         "Example:\n    %toleration=nvidia.com/gpu:NoSchedule\n"
         "    %toleration=dedicated=ml-team:NoExecute",
         "<key>[=<value>][:<effect>]",
