@@ -375,6 +375,7 @@ _DOCS = (
         "runtime's pod template does.\n"
         "Example:\n    %schedulerName=volcano",
         "<name>",
+        hints=("volcano",),
     ),
     _pod(
         "image",
