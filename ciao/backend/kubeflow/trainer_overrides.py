@@ -146,12 +146,20 @@ def node_settings(parameter: Parameter) -> PodSettings:
     return first
 
 
-def _named(setting: str, *scopes: PodSettings) -> str:
-    """`%toleration (line 2)`: the setting, and the role lines that give it (only a role's
-    line can make two roles differ)."""
-    lines = sorted({s.origin(setting) for s in scopes if s.origin(setting).startswith("line ")})
+def _named(setting: str, one: PodSettings, other: PodSettings) -> str:
+    """`%toleration (line 2)`: the setting, and the lines of the values one role has and
+    the other has not (a role's line: only one can make two roles differ)."""
+    ones, others = _values(one, setting), _values(other, setting)
+    lines = {one.origin(setting, text) for text in ones - others} | {
+        other.origin(setting, text) for text in others - ones
+    }
+    lines = {where for where in lines if where.startswith("line ")}
     name = setting if setting in OBJECT_KEYS else f"%{setting}"
-    return f"{name} ({', '.join(lines)})" if lines else name
+    return f"{name} ({', '.join(sorted(lines))})" if lines else name
+
+
+def _values(settings: PodSettings, setting: str) -> set[str]:
+    return {text for magic, text in as_magics(settings) if magic == setting}
 
 
 def _canonical(settings: PodSettings, name: str) -> str:

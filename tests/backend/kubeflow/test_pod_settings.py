@@ -440,6 +440,14 @@ def test_on_v2_the_roles_lines_cannot_set_different_pods():
     assert "different %toleration (line 3)" in message
 
 
+def test_on_v2_the_refusal_names_the_role_lines_not_the_jobs():
+    job = given(("toleration", "gpu", "line 1"))
+    master = given(("toleration", "spot", "line 2"))
+    parameter = cell("%master=1\n%worker=2\nprint(1)", job, master=master)
+    with pytest.raises(BackendError, match=r"different %toleration \(line 2\):"):
+        trainjob_manifest(parameter, CODE_BESIDE, "team", RUNTIME, "v2.3")
+
+
 def test_the_refusal_is_part_of_the_plan_so_dryrun_shows_it():
     """`KubeflowBackend.dry_run` (and so %dryrun and every run) is `plan_job`."""
     target = Target("v2", "auto", RUNTIME, "v2.0", "openapi")
