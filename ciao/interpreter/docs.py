@@ -213,7 +213,9 @@ _DOCS = (
         "Kubeflow: the Kueue LocalQueue the job waits in until the queue admits it.",
         "Sets the job's label kueue.x-k8s.io/queue-name, on every Kubeflow API (TrainJob,\n"
         "PyTorchJob, TFJob); while the queue holds the job the cell says it is suspended.\n"
-        "Overrides `kubeflow.queue` of the config; local runs do not queue.\n"
+        "Overrides `kubeflow.queue` of the config; local runs do not queue. With\n"
+        "%schedulerName=volcano (Training Operator v1) it is Volcano's queue instead: the\n"
+        "job's runPolicy.schedulingPolicy.queue, every replica started at once or none.\n"
         "Example:\n    %queue=team-gpus",
         "<name>",
     ),
@@ -332,8 +334,9 @@ _DOCS = (
         "Let the replicas run on nodes with this taint (GPU nodes are often tainted).",
         "key (the taint, whatever its value) or key=value (with that value), and :Effect\n"
         "to tolerate that effect only; without it, every effect. Effects:\n"
-        f"{', '.join(EFFECTS)}. Give it again for more. A replica that does not tolerate\n"
-        "a node's taint waits for another node (FailedScheduling: untolerated taint).\n"
+        f"{', '.join(EFFECTS)}. Give it again for more.\n"
+        "A replica that does not tolerate a node's taint waits for another node\n"
+        "(FailedScheduling: untolerated taint).\n"
         "Example:\n    %toleration=nvidia.com/gpu:NoSchedule\n"
         "    %toleration=dedicated=ml-team:NoExecute",
         "<key>[=<value>][:<effect>]",
@@ -369,9 +372,13 @@ _DOCS = (
         "schedulerName",
         "The scheduler that places the replicas (volcano for gang scheduling); default: the "
         "cluster's.",
-        "The name a scheduler of the cluster answers to, like volcano.\n"
+        "The name a scheduler of the cluster answers to, like volcano. With volcano (on\n"
+        "the Training Operator v1, for every role) the job is gang-scheduled: every replica\n"
+        "starts at once or none, in %queue's Volcano queue. Trainer v2 cannot set it: a\n"
+        "runtime's pod template does.\n"
         "Example:\n    %schedulerName=volcano",
         "<name>",
+        hints=("volcano",),
     ),
     _pod(
         "image",

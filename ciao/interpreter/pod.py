@@ -129,7 +129,9 @@ class PodSettings:
     """Everything a cell may say about its pods besides resources; empty means "not set".
 
     `origins` says where each setting came from (`line 3`, `profile gpu`, `config pod`),
-    for errors a backend finds later (a release that cannot express a setting).
+    for errors a backend finds later (a release that cannot express a setting): by magic
+    (`volume`: where the first was given) and by value as the magic writes it
+    (`volume=hostPath:/x:/data`), since the values of one list may come from several places.
     """
 
     volumes: tuple[Volume, ...] = ()
@@ -161,9 +163,11 @@ class PodSettings:
             if f.name != "origins" and getattr(self, f.name)
         ]
 
-    def origin(self, setting: str) -> str:
-        """Where `setting` (a magic name) was given: `line 3`, `profile gpu`, `config pod`."""
-        return self.origins.get(setting, "the cell")
+    def origin(self, setting: str, text: str = "") -> str:
+        """Where `setting` (a magic name) was given: `line 3`, `profile gpu`, `config pod`;
+        with `text` (a value as the magic writes it, `pvc:datasets:/data:ro`), where that
+        value was."""
+        return self.origins.get(f"{setting}={text}") or self.origins.get(setting, "the cell")
 
     def with_defaults(self, earlier: PodSettings) -> PodSettings:
         """These settings over `earlier` ones: config pod < profile < cell < role line.
@@ -403,18 +407,14 @@ def read_toleration(text: str) -> Toleration:
 
 
 def read_subdomain(what: str) -> Callable[[str], str]:
-    """A reader of one object name (service account, pull secret, priority class)."""
+    """A reader of one object name (service account, pull secret, priority class,
+    scheduler)."""
 
     def read(text: str) -> str:
         _check_subdomain(text, what)
         return text
 
     return read
-
-
-def read_scheduler(text: str) -> str:
-    _check_subdomain(text, "a scheduler name (like volcano)")
-    return text
 
 
 def read_image(text: str) -> str:
@@ -508,7 +508,13 @@ SETTINGS: tuple[Setting, ...] = (
         False,
         "priorityClass",
     ),
-    Setting("schedulerName", "scheduler_name", read_scheduler, False, "schedulerName"),
+    Setting(
+        "schedulerName",
+        "scheduler_name",
+        read_subdomain("a scheduler name"),
+        False,
+        "schedulerName",
+    ),
     Setting("image", "image", read_image, False, "image", per_role=False),
 )
 SETTING_BY_MAGIC: dict[str, Setting] = {s.magic: s for s in SETTINGS}
@@ -529,9 +535,11 @@ def add_setting(settings: PodSettings, setting: Setting, value: Any, origin: str
     """`settings` with one more value of `setting` (appended, or the one value)."""
     current = getattr(settings, setting.field)
     changes: dict[str, Any] = {setting.field: (*current, value) if setting.many else value}
+    item = f"{setting.magic}={_magic_text(value)}"
     changes["origins"] = {
         **settings.origins,
         setting.magic: settings.origins.get(setting.magic, origin),
+        item: settings.origins.get(item, origin),
     }
     return replace(settings, **changes)
 

@@ -109,7 +109,8 @@ class Parameter:
     pod: PodSettings = field(default_factory=PodSettings)
     #: `%tune` and its magics: the cell is a study whose trials are this job; None: a job.
     tune: TuneSpec | None = None
-    #: `%profile` of the cell (or the config's default): a name in the config's `profiles:`.
+    #: `%profile` of the cell: a name in the config's `profiles:` (its settings are in
+    #: `pod`); "" for none.
     profile: str = ""
 
     def count(self, role: str) -> int:

@@ -383,4 +383,4 @@ def test_the_readmes_real_cluster_example_reads_as_one_job_with_its_profile():
         "WANDB_API_KEY=secret:wandb/api-key",
     ]
     assert pod.shm == "8Gi" and pod.image_pull_secrets == ("regcred",)
-    assert pod.security_context == {"fsGroup": 1000}
+    assert pod.security_context == {"fsGroup": 2000}

@@ -295,3 +295,19 @@ def test_the_v1_operators_stock_init_container_is_refused_and_the_cell_says_what
     # a master alone gets no init container
     content, _ = run(kc, "%framework=pytorch\n%master=1\nprint(1)", timeout=90)
     assert content["status"] == "ok", content
+
+
+def test_a_host_folder_is_refused_by_the_level_and_the_cell_says_to_use_a_claim(
+    kc, cluster, configure
+):
+    """Pod Security's baseline and restricted levels refuse any hostPath volume, whatever
+    securityContext Ciao sets: the cell names the %volume and the way out."""
+    configure(api="v1")
+    cell = "%master=1\n%volume=hostPath:/mnt/data:/data\nprint('never runs')"
+    content, messages = run(kc, cell, timeout=90)
+    assert content["status"] == "error", content
+    error = content["evalue"]
+    assert "refuses hostPath volumes, so a %volume=hostPath:... (a folder of the node)" in error
+    assert "(%volume=pvc:NAME:/path)" in error and 'restricted volume type "hostPath"' in error
+    assert "Ciao's pods pass every level" not in error
+    nothing_left(cluster, "ciao")

@@ -59,6 +59,19 @@ def test_one_value_settings_are_replaced_only_when_given():
     assert PodSettings().origin("shm") == "the cell"
 
 
+def test_each_value_of_a_list_is_where_it_was_given():
+    """A list's values come from several places: each value says its own, the setting as
+    a whole where its first value was."""
+    earlier = settings("config pod", "volume=hostPath:/srv:/srv", "env=A=1")
+    later = settings("line 2", "volume=pvc:a:/data", "volume=pvc:b:/ckpt", "env=B=2")
+    merged = later.with_defaults(earlier)
+    assert merged.origin("volume", "hostPath:/srv:/srv") == "config pod"
+    assert merged.origin("volume", "pvc:b:/ckpt") == "line 2"
+    assert merged.origin("env", "A=1") == "config pod"
+    assert merged.origin("volume") == "line 2"
+    assert merged.origin("volume", "pvc:never:/x") == "line 2"
+
+
 def test_objects_merge_as_kubernetes_objects():
     earlier = PodSettings(
         security_context={"fsGroup": 1000, "runAsUser": 1000},

@@ -574,6 +574,7 @@ def complete_at_bar(cell: str, interpreter: MagicInterpreter | None = None):
         ("%toleration=k=v:no|", ["k=v:NoSchedule", "k=v:NoExecute"], "k=v:no"),
         ("%nodeSelector=nv|", ["nvidia.com/gpu.product="], "nv"),
         ("%shm=|", [], ""),
+        ("%schedulerName=v|", ["volcano"], "v"),
         ("%master=1;%toleration=gpu:NoE|xecute", ["gpu:NoExecute"], "gpu:NoExecute"),
     ],
 )

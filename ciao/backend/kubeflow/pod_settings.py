@@ -29,7 +29,7 @@ _MAX_LABEL = 63
 def say(settings: PodSettings, magic: str, text: str = "") -> str:
     """How an error names a setting: as its magic and where it was given,
     `%imagePullSecret=regcred (line 3)`, or a config key `securityContext (profile gpu)`."""
-    where = settings.origin(magic)
+    where = settings.origin(magic, text)
     return f"%{magic}={text} ({where})" if text else f"{magic} ({where})"
 
 

@@ -83,6 +83,16 @@ POD_SECURITY_HINT = (
     "root needs a namespace whose level allows it (baseline or privileged), with "
     "kubeflow.pod_security: none"
 )
+#: Pod Security's baseline and restricted levels refuse every hostPath volume, whatever
+#: securityContext Ciao sets (`hostPath volumes`, or at restricted `restricted volume
+#: types (... "hostPath")`).
+HOST_PATH_HINT = (
+    "the namespace's Pod Security level (label pod-security.kubernetes.io/enforce: baseline "
+    "or restricted) refuses hostPath volumes, so a %volume=hostPath:... (a folder of the "
+    "node) cannot be mounted in this namespace: put the data on a claim "
+    "(%volume=pvc:NAME:/path), or use a namespace whose level is privileged"
+)
+_HOST_PATH_REFUSED = ("hostPath volumes", 'restricted volume type "hostPath"')
 #: The v1 operator's own init container in a PyTorchJob's workers sets no securityContext.
 INIT_PYTORCH_HINT = (
     "the namespace's Pod Security level (label pod-security.kubernetes.io/enforce) refuses "
@@ -128,6 +138,8 @@ def creation_hint(message: str) -> str:
         )
     if refused_by_pod_security(message) and '"init-pytorch"' in message:
         return f"{INIT_PYTORCH_HINT} ({message})"
+    if refused_by_pod_security(message) and any(w in message for w in _HOST_PATH_REFUSED):
+        return f"{HOST_PATH_HINT} ({message})"
     if refused_by_pod_security(message):
         return f"{POD_SECURITY_HINT} ({message})"
     refused = refusal_hint(message)

@@ -54,14 +54,16 @@ CARRIED: tuple[Carried, ...] = (
         "schedulerName",
         "the pod's schedulerName",
         (),
-        _IN_THE_RUNTIME.format(field="schedulerName"),
+        _IN_THE_RUNTIME.format(field="schedulerName")
+        + " (for Volcano's gang scheduling: from v2.1, a runtime whose podGroupPolicy is "
+        "volcano)",
     ),
     Carried(
         "imagePullSecret",
         "the pod's imagePullSecrets",
         _FROM_V2_1,
         "give the pods' service account the pull secret: kubectl patch serviceaccount "
-        '{account} -p \'{{"imagePullSecrets":[{{"name":"{secret}"}}]}}\', and run as it '
+        "{account} -p '{{\"imagePullSecrets\":[{secrets}]}}', and run as it "
         "with %serviceAccount={account}",
     ),
     Carried("labels", "the pod's labels", _FROM_V2_1, _IN_THE_RUNTIME.format(field="the labels")),
@@ -93,28 +95,33 @@ CARRIED: tuple[Carried, ...] = (
 
 
 def check_release(settings: PodSettings, release: str, override_field: str) -> None:
-    """Refuse every setting `release`'s override field cannot carry, naming where it was
-    given, the release and the alternative; all of them in one error."""
-    given = dict(_given(settings))
+    """Refuse every setting `release`'s override field cannot carry, naming each of its
+    values and where it was given, the release and the alternative; all in one error."""
+    given = _given(settings)
     problems = []
     for carried in CARRIED:
         if carried.setting not in given or release in carried.releases:
             continue
+        texts = given[carried.setting]
         account = settings.service_account or "NAME"
-        alternative = carried.alternative.format(account=account, secret=given[carried.setting])
+        secrets = ",".join(f'{{"name":"{text}"}}' for text in texts)
+        alternative = carried.alternative.format(account=account, secrets=secrets)
+        named = ", ".join(say(settings, carried.setting, text) for text in texts)
         problems.append(
-            f"{say(settings, carried.setting, given[carried.setting])}: Kubeflow Trainer "
-            f"{release}'s TrainJob cannot set {carried.field} (its {override_field} has no "
-            f"such field): {alternative}"
+            f"{named}: Kubeflow Trainer {release}'s TrainJob cannot set {carried.field} (its "
+            f"{override_field} has no such field): {alternative}"
         )
     if problems:
         raise BackendError("; ".join(problems))
 
 
-def _given(settings: PodSettings) -> list[tuple[str, str]]:
-    """(setting, its text as the magic writes it; "" for a config-only object) of every
-    setting given."""
-    return [(magic, "" if magic in OBJECT_KEYS else text) for magic, text in as_magics(settings)]
+def _given(settings: PodSettings) -> dict[str, list[str]]:
+    """Every setting given: its values as the magic writes them (one "" for a config-only
+    object), in order."""
+    given: dict[str, list[str]] = {}
+    for magic, text in as_magics(settings):
+        given.setdefault(magic, []).append("" if magic in OBJECT_KEYS else text)
+    return given
 
 
 def node_settings(parameter: Parameter) -> PodSettings:
@@ -126,7 +133,7 @@ def node_settings(parameter: Parameter) -> PodSettings:
     first_role, first = next(iter(by_role.items()))
     for role, settings in by_role.items():
         differ = [
-            _named(SETTING_OF_FIELD[f.name])
+            _named(SETTING_OF_FIELD[f.name], first, settings)
             for f in fields(PodSettings)
             if f.name != "origins" and _canonical(settings, f.name) != _canonical(first, f.name)
         ]
@@ -139,8 +146,20 @@ def node_settings(parameter: Parameter) -> PodSettings:
     return first
 
 
-def _named(setting: str) -> str:
-    return setting if setting in OBJECT_KEYS else f"%{setting}"
+def _named(setting: str, one: PodSettings, other: PodSettings) -> str:
+    """`%toleration (line 2)`: the setting, and the lines of the values one role has and
+    the other has not (a role's line: only one can make two roles differ)."""
+    ones, others = _values(one, setting), _values(other, setting)
+    lines = {one.origin(setting, text) for text in ones - others} | {
+        other.origin(setting, text) for text in others - ones
+    }
+    lines = {where for where in lines if where.startswith("line ")}
+    name = setting if setting in OBJECT_KEYS else f"%{setting}"
+    return f"{name} ({', '.join(sorted(lines))})" if lines else name
+
+
+def _values(settings: PodSettings, setting: str) -> set[str]:
+    return {text for magic, text in as_magics(settings) if magic == setting}
 
 
 def _canonical(settings: PodSettings, name: str) -> str:

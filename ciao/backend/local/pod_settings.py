@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from ciao.errors import BackendError
-from ciao.interpreter.pod import PodSettings, as_magics, volume_env_name
+from ciao.interpreter.pod import OBJECT_KEYS, PodSettings, as_magics, volume_env_name
 from ciao.interpreter.types import Parameter
 
 
@@ -31,7 +31,7 @@ def check_folders(parameter: Parameter) -> None:
         for volume in parameter.pod_of(role).volumes:
             folder = os.path.expanduser(volume.source)
             if volume.kind == "hostPath" and not os.path.isdir(folder):
-                where = parameter.pod_of(role).origin("volume")
+                where = parameter.pod_of(role).origin("volume", volume.describe())
                 raise BackendError(
                     f"%volume=hostPath:{volume.source}:{volume.path} ({where}): {folder} is "
                     "not a folder on this machine"
@@ -45,15 +45,25 @@ def _applies_locally(magic: str, text: str) -> bool:
 
 
 def cluster_only(parameter: Parameter) -> list[str]:
-    """The settings that do not apply to local processes, as magics (`%shm=8Gi`), each
-    once; a role's own ones say which role (`%toleration=... (worker)`)."""
+    """The settings that do not apply to local processes, as magics (`%shm=8Gi`), or as
+    the config key of an object only the config sets (`securityContext (profile gpu)`),
+    each once; a role's own ones say which role (`%toleration=... (worker)`)."""
     job = [(m, t) for m, t in as_magics(parameter.pod) if not _applies_locally(m, t)]
-    said = [f"%{magic}={text}" for magic, text in job]
+    said = [_said(parameter.pod, magic, text) for magic, text in job]
     for role in parameter.roles:
-        for magic, text in as_magics(parameter.pod_of(role)):
+        settings = parameter.pod_of(role)
+        for magic, text in as_magics(settings):
             if (magic, text) not in job and not _applies_locally(magic, text):
-                said.append(f"%{magic}={text} ({role})")
+                said.append(f"{_said(settings, magic, text)} ({role})")
     return list(dict.fromkeys(said))
+
+
+def _said(settings: PodSettings, magic: str, text: str) -> str:
+    """`%shm=8Gi` as the magic writes it; a config-only object by its key and where it
+    was given (its value is a Kubernetes object, not one line)."""
+    if magic in OBJECT_KEYS:
+        return f"{magic} ({settings.origin(magic)})"
+    return f"%{magic}={text}"
 
 
 def settings_note(parameter: Parameter) -> str:

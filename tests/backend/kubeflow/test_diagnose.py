@@ -170,6 +170,19 @@ def test_a_scheduled_pod_has_no_scheduling_diagnosis():
             "deploy/training-operator-init-container.yaml",
         ),
         (
+            "FailedCreatePod",
+            'Error creating: pods "j-worker-0" is forbidden: violates PodSecurity '
+            '"baseline:latest": hostPath volumes (volume "volume-data")',
+            "refuses hostPath volumes, so a %volume=hostPath:... (a folder of the node) cannot",
+        ),
+        (
+            "FailedCreate",
+            'Error creating: pods "t-node-0-0-abcde" is forbidden: violates PodSecurity '
+            '"restricted:latest": restricted volume types (volume "volume-data" uses '
+            'restricted volume type "hostPath")',
+            "put the data on a claim (%volume=pvc:NAME:/path)",
+        ),
+        (
             "TrainJobResourcesCreationFailed",
             "TrainJob resources reconciliation failed: not found ClusterTrainingRuntime "
             'specified in TrainJob: clustertrainingruntimes.trainer.kubeflow.org "x" not found',

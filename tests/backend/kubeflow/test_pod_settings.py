@@ -405,6 +405,24 @@ def test_env_from_is_refused_on_v2_for_one_env_per_key(release):
     assert "%env=NAME=secret:SECRET/KEY" in message
 
 
+def test_a_refusal_names_every_value_where_it_was_given():
+    """A list setting's values may come from the config, a profile and several lines."""
+    from_config = given(("imagePullSecret", "shared", "config pod"))
+    from_cell = given(("imagePullSecret", "a", "line 2"), ("imagePullSecret", "b", "line 3"))
+    message = refusal(from_cell.with_defaults(from_config), "v2.0")
+    assert message.startswith(
+        "%imagePullSecret=shared (config pod), %imagePullSecret=a (line 2), "
+        "%imagePullSecret=b (line 3): Kubeflow Trainer v2.0's TrainJob cannot set"
+    )
+    assert '{"imagePullSecrets":[{"name":"shared"},{"name":"a"},{"name":"b"}]}' in message
+
+
+def test_volcano_on_v2_is_a_runtime_whose_pod_group_policy_is_volcano():
+    message = refusal(given(("schedulerName", "volcano", "line 2")), "v2.1")
+    assert "%schedulerName=volcano (line 2)" in message
+    assert "from v2.1, a runtime whose podGroupPolicy is volcano" in message
+
+
 def test_every_refusal_of_a_cell_in_one_error():
     settings = given(("imagePullSecret", "regcred", "line 2"), ("priorityClass", "high", "line 3"))
     message = refusal(settings, "v2.0")
@@ -419,7 +437,15 @@ def test_on_v2_the_roles_lines_cannot_set_different_pods():
         trainjob_manifest(parameter, CODE_BESIDE, "team", RUNTIME, "v2.3")
     message = str(info.value)
     assert "every node the same pod" in message and "master and worker" in message
-    assert "different %toleration" in message
+    assert "different %toleration (line 3)" in message
+
+
+def test_on_v2_the_refusal_names_the_role_lines_not_the_jobs():
+    job = given(("toleration", "gpu", "line 1"))
+    master = given(("toleration", "spot", "line 2"))
+    parameter = cell("%master=1\n%worker=2\nprint(1)", job, master=master)
+    with pytest.raises(BackendError, match=r"different %toleration \(line 2\):"):
+        trainjob_manifest(parameter, CODE_BESIDE, "team", RUNTIME, "v2.3")
 
 
 def test_the_refusal_is_part_of_the_plan_so_dryrun_shows_it():

@@ -3,6 +3,7 @@ processes, and everything else is named once as not applying, never dropped sile
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,15 @@ def test_a_host_folder_that_does_not_exist_is_refused_before_anything_runs(tmp_p
     )
 
 
+def test_the_missing_host_folder_is_named_with_its_own_line(tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    two = settings("volume=pvc:datasets:/data", origin="line 2").with_defaults(
+        settings(f"volume=hostPath:{missing}:/scratch", origin="config pod")
+    )
+    with pytest.raises(BackendError, match=r"/scratch \(config pod\): "):
+        check_folders(parameter(two))
+
+
 def test_cluster_only_settings_are_listed_once_with_the_role_they_belong_to() -> None:
     job = settings(
         "volume=pvc:datasets:/data:ro",
@@ -75,6 +85,25 @@ def test_cluster_only_settings_are_listed_once_with_the_role_they_belong_to() ->
     note = settings_note(parameter(job, worker))
     assert note.startswith("[ciao] note: %volume=pvc:datasets:/data:ro, %shm=8Gi, ")
     assert note.endswith("apply on Kubernetes, not to local processes")
+
+
+def test_a_profiles_kubernetes_objects_are_listed_by_their_keys() -> None:
+    profile = dataclasses.replace(
+        settings("shm=8Gi", origin="profile gpu"),
+        security_context={"fsGroup": 2000},
+        affinity={"nodeAffinity": {}},
+        labels=(("team", "vision"),),
+        origins={
+            **settings("shm=8Gi", origin="profile gpu").origins,
+            **dict.fromkeys(("securityContext", "affinity", "labels"), "profile gpu"),
+        },
+    )
+    assert cluster_only(parameter(profile)) == [
+        "%shm=8Gi",
+        "affinity (profile gpu)",
+        "securityContext (profile gpu)",
+        "labels (profile gpu)",
+    ]
 
 
 def test_nothing_is_noted_when_every_setting_applies_locally(tmp_path: Path) -> None:
