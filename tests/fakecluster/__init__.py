@@ -164,7 +164,9 @@ for until cancelled):
 validate_job(obj) -> list[str]: schema (strict about unknown fields) + operator webhook
 problems of a TFJob/PyTorchJob manifest, without a server; validate_trainjob(obj,
 release="v2.3", runtime=None, strict=True) the same for a TrainJob (schema, CEL rules,
-torch and pod-override webhook rules). fakecluster.jobs has small manifest builders
+torch and pod-override webhook rules), validate_experiment(obj, configmap=None) the same
+for a Katib Experiment (its defaulter's decoding, then its validator; not the namespace
+label). fakecluster.jobs has small manifest builders
 (pytorchjob(...), tfjob(...), trainjob(...), torch_runtime(...), configmap_mount(release,
 configmap, mount_path) -> the release's pod-override field mounting a ConfigMap into `node`,
 batch_job(command) -> a trial's Job, experiment(name, trial_spec, parameters,
@@ -271,7 +273,15 @@ Expired as a watch ERROR event; 415 for strategic merge patches of custom resour
 from .cluster import FakeCluster
 from .errors import StatusError
 from .faults import Fault
+from .katib.webhook import validate_experiment
 from .trainer import validate_trainjob
 from .validation import validate_job
 
-__all__ = ["FakeCluster", "Fault", "StatusError", "validate_job", "validate_trainjob"]
+__all__ = [
+    "FakeCluster",
+    "Fault",
+    "StatusError",
+    "validate_experiment",
+    "validate_job",
+    "validate_trainjob",
+]

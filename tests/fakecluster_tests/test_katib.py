@@ -4,6 +4,7 @@ trials searched by Optuna, the File and StdOut metrics collectors, and clean-up.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -13,7 +14,7 @@ from typing import Any
 
 import kubernetes
 import pytest
-from fakecluster import FakeCluster
+from fakecluster import FakeCluster, validate_experiment
 from fakecluster.jobs import batch_job, experiment, pytorchjob, trainjob
 from fakecluster.testing import conditions, connected, status_of
 from kubernetes.client.exceptions import ApiException
@@ -406,6 +407,20 @@ def test_every_trial_parameter_must_appear_in_the_trial_template(kube: SimpleNam
     assert message.startswith(VALIDATOR + head)
     # upstream checks the parameters in turn, each replaced by test-value once found
     assert '"value":"test-value"' in message and message.endswith("}\n")
+
+
+def test_validate_experiment_says_the_same_without_a_server() -> None:
+    good = experiment("offline", job_trial(), X, "training")
+    assert validate_experiment(good) == []
+    bad = copy.deepcopy(good)
+    bad["metadata"]["name"] = "b" * 41
+    bad["spec"]["parameters"][0]["feasibleSpace"]["max"] = 10
+    assert validate_experiment(bad) == [
+        "json: cannot unmarshal number into Go struct field FeasibleSpace.spec.parameters."
+        "feasibleSpace.max of type string"
+    ]
+    bad["spec"]["parameters"][0]["feasibleSpace"]["max"] = "10"
+    assert validate_experiment(bad) == [f'metadata.name: Invalid value: "{"b" * 41}"{NAME_RULE}']
 
 
 def test_only_the_trial_budget_of_an_experiment_is_editable(
@@ -816,6 +831,43 @@ def test_a_seeded_search_asks_the_same_parameters_again(
     assignments = json.loads(first[0])
     assert [a["name"] for a in assignments] == ["x", "n", "act"]
     assert assignments[2]["value"] in ("relu", "tanh", "gelu") and assignments[1]["value"].isdigit()
+
+
+@pytest.mark.parametrize("algorithm", ["tpe", "multivariate-tpe", "grid"])
+def test_optunas_samplers_serve_katibs_algorithm_names(
+    katib: FakeCluster, kube: SimpleNamespace, algorithm: str
+) -> None:
+    params = {
+        "x": ("double", {"min": "-2", "max": "2", "step": "1"}),
+        "n": ("int", {"min": "1", "max": "2"}),
+    }
+    trial_spec = job_trial(["sh", "-c", "echo loss=$X$N"])
+    trial_spec["spec"]["template"]["spec"]["containers"][0]["env"].append(
+        {"name": "N", "value": "${trialParameters.n}"}
+    )
+    name = f"algo-{algorithm}"
+    done = run(
+        katib,
+        kube,
+        experiment(
+            name,
+            trial_spec,
+            params,
+            "training",
+            algorithm=algorithm,
+            seed=1,
+            max_trials=4,
+            parallel=2,
+        ),
+    )
+    assert last_condition(done)[2] == "ExperimentMaxTrialsReached"
+    assigned = [
+        tuple(a["value"] for a in t["spec"]["parameterAssignments"]) for t in trials_of(kube, name)
+    ]
+    assert len(assigned) == 4
+    assert all(-2 <= float(x) <= 2 and n in ("1", "2") for x, n in assigned)
+    if algorithm == "grid":
+        assert len(set(assigned)) == 4 and all(float(x).is_integer() for x, _ in assigned)
 
 
 def test_an_invalid_algorithm_setting_fails_the_suggestion_and_the_experiment(

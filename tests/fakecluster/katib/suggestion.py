@@ -34,8 +34,6 @@ import warnings
 from collections import defaultdict
 from typing import Any
 
-import numpy
-
 from ..controller import Controller
 from ..store import Obj, WatchEvent
 from ..timeutil import rfc3339
@@ -130,6 +128,8 @@ def _grid(parameters: list[Obj]) -> dict[str, list[Any]]:
                     "must include step"
                 )
             low, high, grain = float(space["min"]), float(space["max"]), float(space["step"])
+            import numpy  # Optuna's own dependency; imported once a grid is asked for
+
             values = numpy.arange(low, high + grain, grain)
             if values[-1] > high:
                 values = values[:-1]

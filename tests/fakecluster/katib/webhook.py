@@ -626,6 +626,25 @@ def _metrics_collector_errors(mc: Obj) -> list[FieldError]:
     return errs
 
 
+def validate_experiment(obj: Obj, configmap: Lookup | None = None) -> list[str]:
+    """Every problem the two webhooks would refuse an Experiment for, as text, without a
+    server (the namespace label aside), so a manifest test can assert `== []`."""
+    problems = []
+    if obj.get("apiVersion") != C.API_VERSION or obj.get("kind") != "Experiment":
+        problems.append(
+            f"apiVersion/kind: {obj.get('apiVersion')}/{obj.get('kind')}: must be "
+            f"{C.API_VERSION}/Experiment"
+        )
+    body = copy.deepcopy(obj)
+    try:
+        body["spec"] = default_spec(body.get("spec"))
+    except GoDecodeError as exc:
+        return [*problems, str(exc)]
+    body.setdefault("metadata", {}).setdefault("name", "")
+    found = validate(body, None, configmap or (lambda namespace, name: None))
+    return problems + [str(e) for e in found]
+
+
 # -- the admission hooks --------------------------------------------------------------------
 class ExperimentWebhooks:
     """The two webhooks as the registry's admission hooks for `experiments`."""
