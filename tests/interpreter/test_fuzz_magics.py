@@ -24,7 +24,7 @@ code_line = st.sampled_from(["print(1)", "", "x = 1  # %worker=2", "  %cpu=1", "
 cell = st.lists(magic_line | code_line | st.text(max_size=30), max_size=8).map("\n".join)
 
 
-@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cell)
 def test_any_cell_is_a_job_a_command_or_errors_that_name_its_lines(text):
     interp = MagicInterpreter(name_factory=lambda: "ciao-fuzzy")

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from ciao.protocol.message import DELIM, Codec, ProtocolError, Signer
 
 KEY = b"fuzz-key"
-FUZZ = settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
