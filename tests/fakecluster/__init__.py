@@ -1,4 +1,5 @@
-"""An in-process Kubernetes API server with Kubeflow (training operator v1, Trainer v2), for tests.
+"""An in-process Kubernetes API server with Kubeflow (training operator v1, Trainer v2, Katib),
+for tests.
 
     with FakeCluster() as cluster:
         kubeconfig = cluster.write_kubeconfig(tmp_path / "config")
@@ -13,7 +14,8 @@ pods to the cluster's nodes and simulated kubelets run each container's command 
 process, whichever node it is bound to, so followed logs are real output. Every pod has a
 loopback address of its own (status.podIP), and inside pods Python's resolver is cluster
 DNS: a Service name answers the pods its selector selects, so two jobs' masters listen on
-one port at once (runtime.py says what is simulated and how).
+one port at once (runtime.py says what is simulated and how). A simulated Katib
+(katib/) runs hyperparameter Experiments of those jobs, its metrics collector included.
 
 FakeCluster(namespaces=("default",), capacity=None, strict_schemas=True, *, crds_dir=None,
             token=None, user="system:serviceaccount:default:ciao", history_size=1000,
@@ -23,7 +25,8 @@ FakeCluster(namespaces=("default",), capacity=None, strict_schemas=True, *, crds
             pytorch_init_template=None, nodes=None, private_images=None)
     nodes: [{name, labels, taints: [{key, value, effect}], capacity}, ...] (nodes.py); default
         one node `fake-node`, untainted, with `capacity` (default cpu 8, memory 32Gi,
-        nvidia.com/gpu 0, pods 110; also the default of a node giving no capacity). Node i
+        ephemeral-storage 100Gi, nvidia.com/gpu 0, pods 110; also the default of a node
+        giving no capacity). Node i
         has the address 127.0.0.(i+1): its pods' status.hostIP.
     private_images: {image: pull Secret name}: the registry refuses those images (ErrImagePull
         `... pull access denied ... authentication required`, ImagePullBackOff) unless the
@@ -32,10 +35,11 @@ FakeCluster(namespaces=("default",), capacity=None, strict_schemas=True, *, crds
         not checked further; an image a node has pulled once is present for every pod there.
     kubeflow: the Kubeflow APIs installed: "v1" (kubeflow.org/v1 pytorchjobs, tfjobs), "v2"
         (trainer.kubeflow.org/v1alpha1 trainjobs, clustertrainingruntimes, trainingruntimes,
-        and jobset.x-k8s.io/v1alpha2 jobsets), both, or neither. Discovery (/apis,
-        /apis/<group>[/<version>]) and OpenAPI v3 list exactly those; batch/v1 and
-        apiextensions.k8s.io/v1 are always served. operator=False runs no Kubeflow, JobSet
-        or Job controller at all.
+        and jobset.x-k8s.io/v1alpha2 jobsets), "katib" (Katib v0.19.0: kubeflow.org/v1beta1
+        experiments, suggestions, trials; see Katib below), any of them or none. Discovery
+        (/apis, /apis/<group>[/<version>]) and OpenAPI v3 list exactly those; batch/v1 and
+        apiextensions.k8s.io/v1 are always served. operator=False runs no Kubeflow, Katib,
+        JobSet or Job controller at all.
     trainer_release: "v2.0" | "v2.1" | "v2.2" | "v2.3": the TrainJob CRD served (v2.2 gets
         v2.3's) and so its pod-override field: podSpecOverrides, podTemplateOverrides,
         runtimePatches (v2.2, v2.3).
@@ -160,9 +164,13 @@ for until cancelled):
 validate_job(obj) -> list[str]: schema (strict about unknown fields) + operator webhook
 problems of a TFJob/PyTorchJob manifest, without a server; validate_trainjob(obj,
 release="v2.3", runtime=None, strict=True) the same for a TrainJob (schema, CEL rules,
-torch and pod-override webhook rules). fakecluster.jobs has small manifest builders
-(pytorchjob(...), tfjob(...), trainjob(...), torch_runtime(...), and configmap_mount(release,
-configmap, mount_path) -> the release's pod-override field mounting a ConfigMap into `node`).
+torch and pod-override webhook rules), validate_experiment(obj, configmap=None) the same
+for a Katib Experiment (its defaulter's decoding, then its validator; not the namespace
+label). fakecluster.jobs has small manifest builders
+(pytorchjob(...), tfjob(...), trainjob(...), torch_runtime(...), configmap_mount(release,
+configmap, mount_path) -> the release's pod-override field mounting a ConfigMap into `node`,
+batch_job(command) -> a trial's Job, experiment(name, trial_spec, parameters,
+primary_container, ...) -> a Katib Experiment).
 fakecluster.testing has what tests of the cluster share: connected(cluster, kubeconfig) ->
 real clients (core, custom, ext) closed after, status_of(ApiException), conditions(obj),
 finished(cluster, resource, name), pod(name, command), phase(cluster, pod), owned_by(obj,
@@ -207,6 +215,51 @@ fieldValidation=Strict, whatever strict_schemas says. Webhook
 runtime kinds, override targets/containers that the runtime lacks, env for `node` through
 an override; CEL: metadata.name a DNS-1035 label of at most 63 (v2.1+), immutable fields.
 
+Katib v0.19.0 (katib/, kubeflow "katib"; cluster.katib, its `db` the observation logs):
+- CRDs schemaless as upstream's (preserve-unknown-fields, status subresource, printer
+  columns), so the webhooks are the only schema: `defaulter.experiment.katib.kubeflow.org`
+  decodes the spec into Katib's Go types (400 `... denied the request: json: cannot
+  unmarshal number into Go struct field FeasibleSpace.spec.parameters.feasibleSpace.min of
+  type string`; unknown fields dropped) and sets experiment_defaults.go's defaults
+  (parallelTrialCount 3, resumePolicy Never, metric strategies, success/failure conditions
+  and primaryPodLabels of Job, v1 kinds and TrainJob, collector StdOut, a File collector's
+  path/kind/format, distribution uniform); `validator.experiment.katib.kubeflow.org`
+  refuses a namespace without `katib.kubeflow.org/metrics-collector-injection: enabled`,
+  then validator.go's rules in its order and words (name ≤ 40 starting with a letter,
+  budgets, objective, algorithm and early stopping names from katib-config, trialTemplate:
+  primaryContainerName, conditions, every trialParameter found and referencing a
+  parameter, no unknown `${trialParameters.*}`, no metadata.name/namespace, apiVersion and
+  kind; parameters; collector kinds, file path and format, filters; on update only the
+  three budget fields). Refusals are admission.Errored(400): code 400, no reason.
+- The pod webhook (namespaces with that label): pods whose owner chain leads to a Trial get
+  its labels, `katib.kubeflow.org/trial`, KATIB_TRIAL_NAME in the primary container; the
+  primary pod (primaryPodLabels) gets the `metrics-logger-and-collector` sidecar (image,
+  flags and resources of katib-config), shareProcessNamespace, the emptyDir
+  `metrics-volume` at the metrics file's directory, and its primary container wrapped as
+  `sh -c "<command args> [1>/var/log/katib/metrics.log 2>&1] && echo completed >
+  /var/log/katib/$$$$.pid"` (the redirection for StdOut only: the training's own log is
+  then empty, its output re-printed klog-prefixed by the sidecar).
+- The sidecar's program is file-metrics-collector's, run in-process by the kubelet
+  (programs.py): it prints the metrics file through klog, waits for the pod's other
+  processes, checks the main one's `completed` mark (exit 255 and the upstream F-line
+  without it), parses the file (default filter, or metricsFormat; TEXT or JSON) and reports
+  to katib-db-manager; no objective metric: `unavailable` is reported.
+- Controllers: Experiment -> Suggestion (same name, `spec.requests`) -> Trials
+  `<experiment>-<8 chars>` (runSpec: the trialSpec with `${trialParameters.x}` replaced
+  over its JSON text, metadata references too) -> the trial's job named like the trial,
+  owned by it; conditions, reasons and messages as upstream (Trial Created, Running,
+  Succeeded `Trial has succeeded. Job message: ...`, Failed, MetricsUnavailable; Experiment
+  Created, Running, Succeeded by goal or max trials, Failed by max failed or a failed
+  Suggestion), observation {min, max, latest} per metric, currentOptimalTrial, the trial
+  lists and counts; finalizers update-prometheus-metrics and clean-metrics-in-db; a
+  finished trial's job is deleted unless retain. Suggestions are Optuna's ask/tell with the
+  sampler of the algorithm name, `random_state` the seed (suggestion.py lists the mapping).
+- Not simulated: the suggestion Deployment and Service, early stopping (medianstop is
+  accepted, no rules come), restarts of completed Experiments, TensorFlowEvent, Prometheus
+  and Push collection, image entrypoints (a container without command is wrapped with its
+  args alone), the Job-conversion check of batch trial specs, and the katib-config
+  ConfigMap itself (its v0.19.0 content is katib/config.py).
+
 Error shapes (kind Status, as the real server): 401 Unauthorized; 403 Forbidden (RBAC
 wording, or `admission webhook "validator.<kind>.training-operator.kubeflow.org" denied the
 request: ...` with no details); 404 NotFound (`pods "x" not found`, details name/group/kind)
@@ -220,7 +273,15 @@ Expired as a watch ERROR event; 415 for strategic merge patches of custom resour
 from .cluster import FakeCluster
 from .errors import StatusError
 from .faults import Fault
+from .katib.webhook import validate_experiment
 from .trainer import validate_trainjob
 from .validation import validate_job
 
-__all__ = ["FakeCluster", "Fault", "StatusError", "validate_job", "validate_trainjob"]
+__all__ = [
+    "FakeCluster",
+    "Fault",
+    "StatusError",
+    "validate_experiment",
+    "validate_job",
+    "validate_trainjob",
+]

@@ -24,6 +24,8 @@ from .errors import StatusError
 from .faults import Fault, Faults
 from .garbage import GarbageCollector
 from .jobset import JobController, JobSetController, default_jobset, validate_jobset
+from .katib import CRDS as KATIB_CRDS
+from .katib import Katib
 from .kubelet import Kubelet
 from .kueue import Kueue
 from .logs import LogBook, stream_log
@@ -79,9 +81,9 @@ class FakeCluster:
         private_images: dict[str, str] | None = None,
     ) -> None:
         self.kubeflow = tuple(kubeflow)
-        unknown = set(self.kubeflow) - {"v1", "v2"}
+        unknown = set(self.kubeflow) - {"v1", "v2", "katib"}
         if unknown:
-            raise ValueError(f"kubeflow: unknown API(s) {sorted(unknown)}; known: v1, v2")
+            raise ValueError(f"kubeflow: unknown API(s) {sorted(unknown)}; known: v1, v2, katib")
         if trainer_release not in RELEASES:
             raise ValueError(f"trainer_release must be one of {', '.join(RELEASES)}")
         self.trainer_release = trainer_release
@@ -109,9 +111,12 @@ class FakeCluster:
         self.registry = Registry(self.store, crds_dir, strict_schemas, releases)
         self.registry.add_admission("jobsets", validate=validate_jobset, mutate=default_jobset)
         self.trainer = Trainer(self.registry, trainer_release, missing_runtime)
+        #: Katib (its webhooks are admission hooks from the start), with kubeflow "katib".
+        self.katib = Katib(self.registry) if "katib" in self.kubeflow else None
         self._installed = [
             *(KUBEFLOW_V1_CRDS if "v1" in self.kubeflow else ()),
             *(KUBEFLOW_V2_CRDS if "v2" in self.kubeflow else ()),
+            *(KATIB_CRDS if self.katib is not None else ()),
         ]
         self.faults = Faults()
         self.authorizer = Authorizer(self.token, user)
@@ -142,10 +147,13 @@ class FakeCluster:
                 TrainJobController(self.registry, self.trainer),
                 JobSetController(self.registry),
                 JobController(self.registry),
+                *(self.katib.controllers() if self.katib is not None else ()),
             ]
             if self._with_operator
             else []
         )
+        if self.katib is not None:
+            self.katib.attach(self.kubelet)
         self.apiserver = ApiServer(
             self.registry,
             self.authorizer,

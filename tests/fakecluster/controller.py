@@ -2,9 +2,10 @@
 
 Subclasses name the resource they own (`kind_plural`, objects of `kind`), the resources of
 the objects those control (`dependents`: their events enqueue the owner; or `keys_for`), and
-implement `reconcile(obj)`, called with the object unless it is gone or being deleted. A
-periodic resync re-enqueues every object of the owned resource, as an informer's resync
-would.
+implement `reconcile(obj)`, called with the object unless it is gone or being deleted
+(`finalize(obj)` is called for one being deleted: a controller removes its finalizer
+there). A periodic resync re-enqueues every object of the owned resource, as an informer's
+resync would.
 """
 
 from __future__ import annotations
@@ -121,8 +122,12 @@ class Controller(Worker[Key]):
     def handle(self, item: Key) -> None:
         with self._lock:
             self._pending.discard(item)
-        obj = self.live(*item)
-        if obj is not None:
+        obj = self.store.get(self.kind_plural, *item)
+        if obj is None:
+            return
+        if obj["metadata"].get("deletionTimestamp"):
+            self.finalize(obj)
+        else:
             self.reconcile(obj)
 
     def tick(self) -> None:
@@ -137,6 +142,42 @@ class Controller(Worker[Key]):
     # -- helpers ------------------------------------------------------------------------
     def reconcile(self, obj: Obj) -> None:
         raise NotImplementedError
+
+    def finalize(self, obj: Obj) -> None:
+        """An object being deleted (its finalizers are the controller's to remove)."""
+
+    def drop_finalizer(self, obj: Obj, finalizer: str) -> None:
+        """Remove `finalizer` from the object (which then goes if it was the last)."""
+        uid = obj["metadata"]["uid"]
+
+        def drop(o: Obj) -> bool | None:
+            fins = o["metadata"].get("finalizers") or []
+            if o["metadata"]["uid"] != uid or finalizer not in fins:
+                return False
+            rest = [f for f in fins if f != finalizer]
+            if rest:
+                o["metadata"]["finalizers"] = rest
+            else:
+                o["metadata"].pop("finalizers", None)
+            return None
+
+        self.registry.mutate(
+            self.kind_plural, obj["metadata"].get("namespace"), obj["metadata"]["name"], drop
+        )
+
+    def add_finalizer(self, obj: Obj, finalizer: str) -> None:
+        uid = obj["metadata"]["uid"]
+
+        def add(o: Obj) -> bool | None:
+            fins = o["metadata"].get("finalizers") or []
+            if o["metadata"]["uid"] != uid or finalizer in fins:
+                return False
+            o["metadata"]["finalizers"] = [*fins, finalizer]
+            return None
+
+        self.registry.mutate(
+            self.kind_plural, obj["metadata"].get("namespace"), obj["metadata"]["name"], add
+        )
 
     def event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
         self.recorder.event(obj, type_, reason, message)
@@ -153,20 +194,13 @@ class Controller(Worker[Key]):
             )
         ]
 
-    def live(self, namespace: str, name: str) -> Obj | None:
-        """The object of `kind_plural` to reconcile; None once it is gone or being deleted."""
-        obj = self.store.get(self.kind_plural, namespace, name)
-        if obj is None or obj["metadata"].get("deletionTimestamp"):
-            return None
-        return obj
-
     @staticmethod
     def status_copy(obj: Obj) -> Obj:
         """The object's status to change; `write_status` writes it back if it changed."""
         return copy.deepcopy(obj.get("status") or {})
 
     def write_status(self, obj: Obj, status: Obj) -> None:
-        """`status` onto the object (`live`'s copy), unless it is the same or the object was
+        """`status` onto the object (the reconciled copy), unless it is the same or the object was
         replaced by another of its name."""
         if status == (obj.get("status") or {}):
             return

@@ -1,4 +1,5 @@
-"""Small builders of manifests for tests: TFJob/PyTorchJob (v1), TrainJob and runtimes (v2)."""
+"""Small builders of manifests for tests: TFJob/PyTorchJob (v1), TrainJob and runtimes (v2),
+batch Jobs and Katib Experiments."""
 
 from __future__ import annotations
 
@@ -159,3 +160,67 @@ def configmap_mount(
     volumes = [{"name": volume, "configMap": {"name": configmap}}]
     containers = [{"name": container, "volumeMounts": [{"name": volume, "mountPath": mount_path}]}]
     return pod_override(release, {"volumes": volumes, "containers": containers}, None, job, manager)
+
+
+def batch_job(command: list[str], container: str = "training", **extra: Any) -> dict[str, Any]:
+    """A batch/v1 Job (no name: a trial template), one pod, restartPolicy Never, no retry."""
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {"name": container, "image": "python:3.11", "command": command, **extra}
+                    ],
+                }
+            },
+        },
+    }
+
+
+def experiment(
+    name: str,
+    trial_spec: dict[str, Any],
+    parameters: dict[str, tuple[str, dict[str, Any]]],
+    primary_container: str,
+    metric: str = "loss",
+    objective: str = "minimize",
+    algorithm: str = "random",
+    seed: int | None = None,
+    max_trials: int = 3,
+    parallel: int = 3,
+    collector: dict[str, Any] | None = None,
+    **spec: Any,
+) -> dict[str, Any]:
+    """A Katib Experiment (kubeflow.org/v1beta1) over `parameters` {name: (parameterType,
+    feasibleSpace)}, each a trialParameter of its own name the trial spec refers to as
+    `${trialParameters.<name>}`; `collector`: the metricsCollectorSpec (default: none, so
+    StdOut); extra spec keys as given (goal in objective via spec, maxFailedTrialCount...)."""
+    settings = [{"name": "random_state", "value": str(seed)}] if seed is not None else []
+    body: dict[str, Any] = {
+        "objective": {"type": objective, "objectiveMetricName": metric},
+        "algorithm": {"algorithmName": algorithm, "algorithmSettings": settings},
+        "parameters": [
+            {"name": p, "parameterType": kind, "feasibleSpace": space}
+            for p, (kind, space) in parameters.items()
+        ],
+        "maxTrialCount": max_trials,
+        "parallelTrialCount": parallel,
+        "trialTemplate": {
+            "primaryContainerName": primary_container,
+            "trialParameters": [{"name": p, "reference": p} for p in parameters],
+            "trialSpec": trial_spec,
+        },
+        **spec,
+    }
+    if collector is not None:
+        body["metricsCollectorSpec"] = collector
+    return {
+        "apiVersion": "kubeflow.org/v1beta1",
+        "kind": "Experiment",
+        "metadata": {"name": name},
+        "spec": body,
+    }

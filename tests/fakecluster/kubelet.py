@@ -29,6 +29,7 @@ import subprocess
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from . import errors as E
@@ -37,6 +38,7 @@ from .configdata import gives_pull_credentials
 from .faults import Faults
 from .logs import ContainerLog, LogBook
 from .nodes import Node
+from .programs import Program, ProgramRun, Sibling, repository
 from .recorder import EventRecorder
 from .registry import Registry
 from .runtime import ConfigError, ContainerRuntime, MountError, Sandbox, dns_records, pod_ip
@@ -120,6 +122,8 @@ class ContainerWorker:
         self.final = False
         self.exit_code: int | None = None
         self.proc: subprocess.Popen[bytes] | None = None
+        #: The pid of the current (or last) process: what another container sees of it.
+        self.pid: int | None = None
         self.env: dict[str, str] = {}
         self._kill_lock = threading.Lock()
         self.thread: threading.Thread | None = None
@@ -328,6 +332,9 @@ class ContainerWorker:
         """One container instance; returns (exit code, forced restart)."""
         if self.init and self.name == PYTORCH_INIT:
             return self._run_pytorch_init(), False
+        program = self.pw.kubelet.program_for(self.spec.get("image") or "")
+        if program is not None:
+            return self._run_program(program), False
         kubelet, pod = self.pw.kubelet, self.pw.pod
         log, _cid = self._start()
         crash = kubelet.faults.take("restart", pod, self.name)
@@ -350,6 +357,7 @@ class ContainerWorker:
             self._terminated(128, "StartError", started_at, message)
             return 128, False
         self.proc = proc
+        self.pid = proc.pid
         self._running(started_at)
         after_lines = int(trigger.params.get("after_lines", 0)) if trigger else 0
         delay = float(trigger.params.get("delay", 0)) if trigger else 0.0
@@ -444,6 +452,34 @@ class ContainerWorker:
                 proc.wait(grace)
         self._kill(signal.SIGKILL)
 
+    def _run_program(self, program: Program) -> int:
+        """An in-process stand-in of the image's program (programs.py)."""
+        log, _cid = self._start()
+        started_at = rfc3339()
+        self._running(started_at)
+        sandbox = self.pw.sandbox
+        assert sandbox is not None, "containers start once the pod's sandbox is made"
+        runtime = self.pw.kubelet.runtime
+        run = ProgramRun(
+            self.pw.pod,
+            self.spec,
+            log,
+            self.pw.terminating,
+            self.pw.siblings_of(self),
+            lambda path: runtime.local_path(self.spec, sandbox, path),
+        )
+        try:
+            code = program(run)
+        except Exception:  # a bug in the stand-in: the container fails, the test sees why
+            for line in traceback.format_exc().splitlines():
+                log.append("stderr", line.encode())
+            code = 2
+        log.finish()
+        if self.pw.terminating.is_set():
+            code = 143
+        self._terminated(code, "Completed" if code == 0 else "Error", started_at)
+        return code
+
     def _run_pytorch_init(self) -> int:
         """init-pytorch waits for the master's DNS name: here, for the master pod to run."""
         kubelet, pod = self.pw.kubelet, self.pw.pod
@@ -513,6 +549,30 @@ class PodWorker:
         self._sync_lock = threading.Lock()
         self._pull_secrets: list[Obj] | None = None
         self.thread = threading.Thread(target=self.run, name=f"pod-{self.name}", daemon=True)
+
+    def siblings_of(self, me: ContainerWorker) -> Callable[[], list[Sibling]]:
+        """The pod's other containers as a shared process namespace shows them to `me`."""
+
+        def snapshot() -> list[Sibling]:
+            out = []
+            for w in self.workers:
+                if w is me:
+                    continue
+                proc = w.proc
+                spec = w.spec
+                argv = [str(a) for a in (spec.get("command") or []) + (spec.get("args") or [])]
+                out.append(
+                    Sibling(
+                        w.name,
+                        w.pid,
+                        proc is not None and proc.poll() is None,
+                        w.final,
+                        " ".join(argv),
+                    )
+                )
+            return out
+
+        return snapshot
 
     def pull_secrets(self, refresh: bool = False) -> list[Obj]:
         """getPullSecretsForPod, at each sync: the imagePullSecrets that exist, and an event
@@ -774,8 +834,17 @@ class Kubelet(Worker[WatchEvent]):
         self._workers: dict[str, PodWorker] = {}
         self._lock = threading.Lock()
         self._started: set[str] = set()
+        #: In-process programs of images (programs.py), by image repository.
+        self.programs: dict[str, Program] = {}
         registry.store.add_listener(self._on_event)
         faults.on_change(self.wake)
+
+    def add_program(self, image_repository: str, program: Program) -> None:
+        """Run containers of this image (any tag) as `program` rather than a process."""
+        self.programs[image_repository] = program
+
+    def program_for(self, image: str) -> Program | None:
+        return self.programs.get(repository(image)) if image else None
 
     def image_user(self, image: str) -> str:
         return self.image_users.get(image, self.image_users.get(normalize_image(image), ""))

@@ -449,6 +449,13 @@ class Registry:
                 admit_service_account(obj, shown, self._service_account)
                 admit_priority(obj, shown, self.store.list("priorityclasses")[0])
                 default_toleration_seconds(obj)
+                # MutatingAdmissionWebhook (after the built-in plugins): what the webhooks
+                # add is decoded, so defaulted, again
+                hooks = self.mutators.get("pods", [])
+                for hook in hooks:
+                    warnings += hook(info, obj, old) or []
+                if hooks:
+                    self._default_pod(obj, old)
             errs = pod_errors(obj)
             name_errs = dns1123_subdomain(name)
             if name_errs:

@@ -546,6 +546,15 @@ class ContainerRuntime:
     def _mounts(cls, container: dict[str, Any], sandbox: Sandbox) -> list[tuple[str, str]]:
         return [(m.path, m.local) for m in cls._mount_table(container, sandbox)]
 
+    @classmethod
+    def local_path(cls, container: dict[str, Any], sandbox: Sandbox, path: str) -> Path | None:
+        """Where `path` (as the container sees it) is on this machine: under one of the
+        container's mounts, else None (the image's own filesystem is not simulated)."""
+        for mount_path, local in cls._mounts(container, sandbox):  # longest first
+            if path == mount_path or path.startswith(mount_path.rstrip("/") + "/"):
+                return Path(local) / path[len(mount_path) :].lstrip("/")
+        return None
+
     @staticmethod
     def _rewrite(text: str, mounts: list[tuple[str, str]]) -> str:
         for mount_path, local in mounts:

@@ -24,7 +24,13 @@ from typing import Any
 
 from kubernetes.utils import parse_quantity
 
-DEFAULT_CAPACITY = {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "0", "pods": "110"}
+DEFAULT_CAPACITY = {
+    "cpu": "8",
+    "memory": "32Gi",
+    "ephemeral-storage": "100Gi",
+    "nvidia.com/gpu": "0",
+    "pods": "110",
+}
 UNRESOLVABLE = "UnschedulableAndUnresolvable"
 UNSCHEDULABLE = "Unschedulable"
 NODE_AFFINITY_REASON = "node(s) didn't match Pod's node affinity/selector"
@@ -226,7 +232,7 @@ def fit_error(
 
 
 def format_quantity(value: Decimal, name: str) -> str:
-    if name == "memory" and value == value.to_integral_value():
+    if name in ("memory", "ephemeral-storage") and value == value.to_integral_value():
         gi = value / (1024**3)
         return f"{gi.normalize():f}Gi" if gi == gi.to_integral_value() else f"{int(value)}"
     return f"{value.normalize():f}"

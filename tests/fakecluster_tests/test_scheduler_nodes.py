@@ -64,6 +64,7 @@ def test_the_default_cluster_is_one_untainted_node(tmp_path: Path) -> None:
         assert nodes[0].status.allocatable == {
             "cpu": "8",
             "memory": "32Gi",
+            "ephemeral-storage": "100Gi",
             GPU: "0",
             "pods": "110",
         }
