@@ -156,6 +156,11 @@ def tee_metrics(metrics: dict[str, str]) -> None:
     path = metrics.get("file")
     if not path or not os.path.isdir(os.path.dirname(path)):
         return
+    try:  # there from the start: a collector finding no file fails the pod, not the trial
+        open(path, "a").close()  # noqa: SIM115
+    except OSError as exc:
+        sys.stderr.write(f"ciao: cannot append metrics to {path}: {exc}\n")
+        return
     lock = threading.Lock()
     sys.stdout = MetricTee(sys.stdout, path, metrics["filter"], lock)
     sys.stderr = MetricTee(sys.stderr, path, metrics["filter"], lock)

@@ -65,6 +65,21 @@ def test_metric_lines_are_appended_to_the_collectors_file_and_the_output_is_unch
     assert all(re.fullmatch(STAMP, line.split(" ", 1)[0]) for line in lines)
 
 
+def test_the_file_is_there_from_the_start_even_if_no_metric_ever_comes(tmp_path):
+    """Katib's collector fails the pod when the file is missing; with it (empty), the
+    trial is MetricsUnavailable, which says what is wrong."""
+    folder = tmp_path / "katib"
+    folder.mkdir()
+    parameter = MagicInterpreter(name_factory=lambda: "ciao-abcde").preprocess("print('hi')")
+    parameter = dataclasses.replace(parameter, metrics_file=str(folder / "metrics.log"))
+    code = tmp_path / "code"
+    code.mkdir()
+    for name, text in bundle_of(parameter).texts.items():
+        (code / name).write_text(text)
+    subprocess.run([sys.executable, str(code / MAIN_FILE)], cwd=tmp_path, check=True, timeout=60)
+    assert (folder / "metrics.log").read_text() == ""
+
+
 def test_a_replica_whose_pod_has_no_collector_folder_writes_no_file(tmp_path):
     done = run_replica(tmp_path, tmp_path / "katib" / "metrics.log")
     assert "epoch=2 loss=0.16666666666666666" in done.stdout

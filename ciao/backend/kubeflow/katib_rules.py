@@ -3,7 +3,8 @@
 Katib's CRDs are schemaless: its validating webhook is the validation
 (pkg/webhook/v1beta1/experiment/validator/validator.go, v0.19.0). A study that breaks one
 is refused here with Katib's own words, field path first as Kubernetes writes them, so
-`%dryrun` shows an Experiment the webhook takes, and a run never makes half a study. The
+`%dryrun` shows an Experiment the webhook takes, and a run never makes half a study (the
+messages leave out the Go dumps of the template and parameters Katib appends). The
 namespace label the webhook also asks for needs the cluster: `label_problem` words it.
 
 Beyond Katib's rules: the name is a whole DNS-1035 label (Katib's regular expression

@@ -11,6 +11,7 @@ import json
 import re
 
 import pytest
+from fakecluster import validate_experiment
 
 from ciao.backend.kubeflow.katib import (
     COMPLETE,
@@ -287,7 +288,9 @@ def test_every_study_ciao_plans_passes_katibs_webhook_rules(roles, target):
         "%objective=maximize:accuracy\n%trials=20;%parallel=4;%algorithm=tpe;%seed=3\n"
         "%earlyStopping=median\n" + roles + CODE
     )
-    assert webhook_problems(study_plan(cell, target).experiment) == []
+    experiment = study_plan(cell, target).experiment
+    assert webhook_problems(experiment) == []
+    assert validate_experiment(experiment) == []  # the test cluster's Katib webhooks agree
 
 
 def experiment() -> dict:
@@ -300,6 +303,7 @@ def test_a_name_over_40_characters_or_not_a_dns_label_is_refused_with_katibs_wor
     (problem,) = webhook_problems(long)
     assert problem.startswith(f'metadata.name: Invalid value: "{"a" * 41}": name must consist')
     assert "may not be longer than 40 characters" in problem
+    assert [p for p in validate_experiment(long) if "metadata.name" in p]
     upper = experiment()
     upper["metadata"]["name"] = "Ciao-abcde"
     assert len(webhook_problems(upper)) == 1
