@@ -91,6 +91,9 @@ def test_a_seeded_study_completes_as_an_experiment_whose_best_is_the_cells(clust
     experiment = cluster.get("experiments", "team", name)
     conditions = {c["type"]: c["status"] for c in experiment["status"]["conditions"]}
     assert conditions["Succeeded"] == "True"
+    code = cluster.get("configmaps", "team", f"{name}-code")
+    (owner,) = code["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["uid"]) == ("Experiment", experiment["metadata"]["uid"])
     optimal = experiment["status"]["currentOptimalTrial"]
     best_x = float(optimal["parameterAssignments"][0]["value"])
     best_loss = float(optimal["observation"]["metrics"][0]["min"])
@@ -133,6 +136,18 @@ def test_the_study_commands_read_it_from_the_cluster(cluster, kernel):
     assert content["status"] == "ok", content
     assert cluster.get("experiments", "team", name) is None
     assert not [t for t in cluster.list("trials", "team") if t["metadata"]["name"].startswith(name)]
+
+
+def test_config_says_a_study_runs_on_katib_and_why(kernel):
+    _, kc = kernel
+    content, messages = run(kc, "%config")
+    (result,) = of_type(messages, "execute_result")
+    tune = result["content"]["data"]["application/vnd.ciao.config+json"]["tune"]
+    assert tune == {
+        "engine": "auto",
+        "chosen": "katib (tune.engine: auto; the cluster serves experiments.kubeflow.org "
+        "(Katib): the study is an Experiment)",
+    }
 
 
 def test_dryrun_shows_an_experiment_katib_takes_whose_trial_spec_is_the_cells_job(cluster, kernel):

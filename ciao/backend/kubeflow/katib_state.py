@@ -4,7 +4,9 @@ The study (space, objective, budget, algorithm) is read back from the Experiment
 each Trial becomes a row of the study's view (a TrialUpdate: state, parameters, objective,
 why it failed); the best is the Experiment's `status.currentOptimalTrial`; the verdict its
 Succeeded or Failed condition. Trials are numbered in the order Katib made them
-(creationTimestamp, then name), as the view numbers Ciao's own trials.
+(creationTimestamp, then name: Katib stamps seconds), as the view numbers Ciao's own
+trials; a live view numbers them as they appear, in the same order, except for trials Katib
+made in two batches within one second, which a later read may number otherwise.
 """
 
 from __future__ import annotations
