@@ -113,9 +113,10 @@ def test_the_study_commands_read_it_from_the_cluster(cluster, kernel):
     name = study_name(final_view(messages))
     before = copy.deepcopy(cluster.get("experiments", "team", name))
 
-    content, messages = run(kc, f"%study {name}")
-    (table,) = of_type(messages, "execute_result")
-    assert len(table_rows(table["content"]["data"]["text/plain"])) == 2
+    for command in (f"%study {name}", f"%status {name}"):
+        content, messages = run(kc, command)
+        (table,) = of_type(messages, "execute_result")
+        assert len(table_rows(table["content"]["data"]["text/plain"])) == 2, command
     content, messages = run(kc, "%jobs")
     jobs = of_type(messages, "execute_result")[0]["content"]["data"]["text/plain"]
     found = [line for line in jobs.splitlines() if line.startswith(name)]
@@ -241,6 +242,19 @@ def test_an_interrupt_deletes_the_experiment_and_everything_it_made(cluster, ker
     assert reply["status"] == "error"
     assert "cancelled" in reply["evalue"], reply
     assert left_of(cluster, "team", study_name(reply["evalue"])) == NOTHING
+
+
+def test_a_detached_study_runs_on_its_own_and_is_deleted_by_name(cluster, kernel):
+    _, kc = kernel
+    content, messages = run(kc, "%detach\n" + QUADRATIC)
+    assert content["status"] == "ok", content
+    text = stream_text(messages)
+    name = study_name(text)
+    assert text.startswith(f"Started study {name} (katib (tune.engine: auto;")
+    assert cluster.get("experiments", "team", name) is not None
+    content, _ = run(kc, f"%delete {name}")
+    assert content["status"] == "ok", content
+    assert left_of(cluster, "team", name) == NOTHING
 
 
 def test_on_interrupt_detach_leaves_the_study_running_and_attach_follows_it(cluster, kernel):
