@@ -8,3 +8,7 @@ CODE_FILE = "code.py"
 REQUIREMENTS_FILE = "requirements.txt"
 #: Where the code lives in a replica's container (the ConfigMap's mount, the img layer).
 CODE_DIR = "/opt/ciao"
+#: Katib's default metrics filter (`pkg/metricscollector/v1beta1/common/const.go`,
+#: DefaultFilter), verbatim: what a metric line is, for the kernel (backend/metrics.py) and
+#: for a Katib trial's replicas (main.py appends the lines it finds for Katib's collector).
+KATIB_FILTER = r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)"

@@ -265,6 +265,23 @@ class Manager:
         cell, s2i = self._plan(prepared, owner)
         return ActiveJob(_ship_and_submit(cell, s2i, progress), "cancel")
 
+    def ship(self, prepared: Prepared, cell: CellPlan, progress: LineCallback | None) -> None:
+        """Phase 2 alone, for a planned cell whose job another submits (a Katib study's
+        trials: Katib makes them from the Experiment): ship exactly the planned shipment
+        (an image built and pushed, or nothing to do for the configmap provider)."""
+        s2i, _ = self.registry.components(prepared.config, cell.parameter.backend)
+        with self._lock:
+            if self._cancel_pending:
+                raise JobCancelled("the cell was interrupted before its study was made")
+            self._building = s2i
+        try:
+            shipped = s2i.source_to_image(cell.shipment, cell.parameter, progress)
+        finally:
+            with self._lock:
+                self._building = None
+        if shipped != cell.shipment:  # a provider that made other than it planned: a bug
+            raise BackendError(f"shipped {shipped.image}, planned {cell.shipment.image}")
+
     def adopt(self, running: RunningJob, on_interrupt: str, follow: bool = True) -> ActiveJob:
         """The cell's job from now on (an interrupt cancels or detaches it): a job just
         submitted, or what a cell runs that is not one job (a study's driver)."""

@@ -13,8 +13,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-#: Katib's DefaultFilter, verbatim.
-KATIB_FILTER = r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)"
+from ciao.constants import KATIB_FILTER
+
 _FILTER = re.compile(KATIB_FILTER)
 #: Longest line searched for metrics (a metric line is short; a 1 MB line is not one).
 MAX_LINE_CHARS = 4096

@@ -127,7 +127,9 @@ class TrialUpdate:
 
     `state`: Pending, Running, Succeeded, Failed, Pruned or Cancelled; `value`: the
     objective so far (its strategy over the values seen), final once the trial ended;
-    `replicas`: its replicas' phases in a few words; `message`: why it failed or stopped.
+    `replicas`: its replicas' phases in a few words; `message`: why it failed or stopped;
+    `best`: the engine names it the study's best (Katib's currentOptimalTrial), which
+    every view then marks, whatever the values say.
     """
 
     number: int
@@ -137,6 +139,7 @@ class TrialUpdate:
     value: float | None = None
     message: str = ""
     replicas: str = ""
+    best: bool = False
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,14 @@ class Distribution:
     def is_int(self) -> bool:
         return self.kind in ("int", "logint")
 
+    @property
+    def is_log(self) -> bool:
+        return self.kind in ("loguniform", "logint")
+
+    def bounds(self) -> tuple[str, str]:
+        """`low` and `high` as written (`-10`, `0.0001`): a range's, as Katib's strings."""
+        return _number(self.low), _number(self.high)
+
     def grid_values(self) -> tuple[str | int | float, ...]:
         """The points grid search tries: a choice's values, every whole number of an
         int(a,b); other kinds have no grid (ValueError)."""

@@ -112,6 +112,11 @@ class Parameter:
     #: `%profile` of the cell: a name in the config's `profiles:` (its settings are in
     #: `pod`); "" for none.
     profile: str = ""
+    #: A Katib trial's: the file its replicas also append their metric lines to (main.py
+    #: tees them), where Katib's File metrics collector reads them, leaving the container's
+    #: own log to Ciao. Katib runs the container's command as `<command> && echo completed >
+    #: ...`, so that command must end rather than `exec` another. Empty: a job's.
+    metrics_file: str = ""
 
     def count(self, role: str) -> int:
         spec = self.roles.get(role)

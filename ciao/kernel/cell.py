@@ -65,7 +65,6 @@ class CellRunner:
         self.session = session or (lambda: None)
         self._studies: StudyCell | None = None
 
-
     @property
     def studies(self) -> StudyCell:
         """`%tune` cells and the commands on studies: made at the first (Optuna and the
@@ -75,6 +74,7 @@ class CellRunner:
 
             self._studies = StudyCell(self.manager, self.owner)
         return self._studies
+
     def run(self, code: str, out: Output, count: int) -> Payload:
         prepared = self.prepare(code)
         return [] if prepared is None else self.run_prepared(prepared, out, count)
@@ -223,14 +223,15 @@ class CellRunner:
         if isinstance(command, ConfigCommand):
             import yaml
 
-            from ciao.tune.engines import choose_engine
+            from ciao.tune.engines import engine_for
 
             effective = prepared.config.as_dict()
             chosen = self.manager.api_summary(prepared.config)
             if chosen:
                 effective["kubeflow"]["chosen"] = chosen
             try:
-                engine = choose_engine(prepared.config, prepared.config.backend).describe()
+                config = prepared.config
+                engine = engine_for(self.manager.registry, config, config.backend).describe()
             except CiaoError as exc:
                 engine = str(exc)
             effective["tune"]["chosen"] = engine
@@ -262,13 +263,18 @@ class CellRunner:
             for problem in problems:
                 out.stream("stderr", f"[ciao] could not list jobs of {problem}\n")
             # a study's row stands for its trials (%study NAME lists them)
-            jobs = [job for job in jobs if "study" not in job.owner] + study_infos(config)
+            try:
+                found = study_infos(self.manager, config)
+            except CiaoError as exc:
+                out.stream("stderr", f"[ciao] could not list studies: {exc}\n")
+                found = []
+            jobs = [job for job in jobs if "study" not in job.owner] + found
             jobs.sort(key=lambda job: job.created, reverse=True)
             owner = self.owner(count)
             out.result(count, jobs_table(jobs, owner, command.everyone, command.limit))
             return
         name = command.job
-        if is_study(config, name):
+        if is_study(self.manager, config, name):
             if isinstance(command, MetricsCommand):
                 raise CiaoError(
                     f"{name} is a study: each trial is a job with metrics of its own (%study "

@@ -32,6 +32,7 @@ from ciao.backend.types import (
 from ciao.interpreter.types import Framework
 from ciao.kernel.lastline import PERCENT, fit, is_progress, progress_parts
 from ciao.kernel.metrics_view import html_section, row_values, text_section
+from ciao.names import label_value
 
 #: Longest last-log-line shown in a row of text/plain (the full line is in the stream
 #: below); the HTML view gives it what the other columns leave, up to HTML_LINE_WIDTH.
@@ -276,10 +277,11 @@ def is_mine(job: JobInfo, owner: dict[str, str]) -> bool:
     """Whether `job` is this notebook's: run from it (any of its kernels, when the frontend
     names it), or from this very kernel."""
     notebook = owner.get("notebook-id")
-    if notebook and job.owner.get("notebook-id") == notebook:
+    if notebook and job.owner.get("notebook-id") in (notebook, label_value(notebook)):
         return True
     kernel = owner.get("kernel-id")
-    return bool(kernel) and job.owner.get("kernel-id") == kernel
+    # a cluster's job carries its owner as label values (a kernel id ending in `_` loses it)
+    return bool(kernel) and job.owner.get("kernel-id") in (kernel, label_value(kernel or ""))
 
 
 def _notebook_of(job: JobInfo, owner: dict[str, str]) -> str:

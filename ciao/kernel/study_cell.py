@@ -21,7 +21,7 @@ from ciao.kernel.output import LiveView, Output, readable_yaml
 from ciao.kernel.study_view import StudyView, best_bundle
 from ciao.manager import ActiveJob, Manager, Prepared
 from ciao.tune import studies
-from ciao.tune.run import RunningStudy, study_job
+from ciao.tune.run import RunningStudy
 from ciao.tune.state import StudyState, number_text, params_text
 
 
@@ -38,7 +38,7 @@ class StudyCell:
         if parameter.dry_run:
             self.dry_run(prepared, out, count)
             return
-        run, plan = studies.start_study(self.manager, prepared, self.owner(count))
+        run, plan = studies.start_study(self.manager, prepared, self.owner(count), out.progress)
         if plan.trial.shipment.travels_line:
             out.stream("stdout", f"[ciao] {plan.trial.shipment.travels_line}\n")
         active = self.manager.adopt(run, parameter.on_interrupt, follow=not parameter.detach)
@@ -137,42 +137,55 @@ class StudyCell:
     # ---- %dryrun and the commands -------------------------------------------------------
 
     def dry_run(self, prepared: Prepared, out: Output, count: int) -> None:
-        """The study (space, objective, algorithm, engine) and the plan of its trials."""
+        """The study (space, objective, algorithm, engine) and the plan of its trials: with
+        Katib's engine, the ConfigMap and the Experiment it makes (the trials' job is its
+        trialSpec)."""
         plan = studies.plan_study(self.manager, prepared, self.owner(count))
         trial = plan.trial.job.plan
-        documents = trial.documents()
         study = plan.study()
-        text = (
+        travels = dict(plan.trial.shipment.travels)
+        head = (
             f"# %dryrun of a study on {plan.backend}, engine {plan.engine.describe()}\n"
-            "# nothing was built or submitted\n"
-            + yaml.safe_dump(study, sort_keys=False).rstrip()
-            + f"\n---\n# each trial: {trial.description}\n"
+            "# nothing was built or submitted\n" + yaml.safe_dump(study, sort_keys=False).rstrip()
+        )
+        data: dict[str, object]
+        if plan.katib is not None:
+            documents = plan.katib.documents()
+            what = f"\n---\n# {plan.katib.description}; passes Katib's webhook rules\n"
+            data = {
+                "study": study,
+                "objects": documents[:-1],
+                "experiment": documents[-1],
+                "job": plan.katib.trial.job,
+                "travels": travels,
+            }
+        else:
+            documents = trial.documents()
+            what = f"\n---\n# each trial: {trial.description}\n"
+            data = {
+                "study": study,
+                "objects": documents[:-1],
+                "job": documents[-1],
+                "travels": travels,
+            }
+        text = (
+            head
+            + what
             + "\n---\n".join(yaml.safe_dump(d, sort_keys=False).rstrip() for d in documents)
         )
-        travels = dict(plan.trial.shipment.travels)
-        data = {
-            "study": study,
-            "objects": documents[:-1],
-            "job": documents[-1],
-            "travels": travels,
-        }
         out.result(count, readable_yaml(text, json.loads(json.dumps(data)), "plan"))
 
     def command(self, config: Config, command: StudyCommand, out: Output, count: int) -> None:
         if command.action == "best":
-            best = studies.best_trial(config, command.study)
+            best = studies.best_trial(self.manager, config, command.study)
             out.result(count, best_bundle(command.study, best))
             return
         out.result(count, self.table(config, command.study))
 
     def table(self, config: Config, name: str) -> dict[str, str]:
         """`%study NAME` (and `%status` of a study): every trial's row."""
-        from ciao.tune.record import StudyRecord
-
-        record = StudyRecord.of(config.run_dir, name)
-        state = record.state()
-        study = dict(record.spec().get("study") or {})
-        view = StudyView(study_job(record), state, study, limit=None)
+        job, state, study = studies.study_view(self.manager, config, name)
+        view = StudyView(job, state, study, limit=None)
         view.ended = view.submitted if state.done is not None else None
         return view.bundle()
 
@@ -182,10 +195,7 @@ class StudyCell:
         """`%logs STUDY [replica]`: every trial's lines (or one replica's of each trial),
         prefixed by trial and replica."""
         stream = LogStream(out, name, 1, wait=30.0)
-        lines = studies.study_lines(config, name)
-        if replica is not None:
-            lines = [line for line in lines if line.replica.endswith(f" {replica}")]
-        for line in lines[-tail:] if tail else lines:
+        for line in studies.study_lines(self.manager, config, name, replica, tail):
             stream.line(line.replica, line.text, line.stream)
             if stream.due_in() <= 0:
                 stream.flush()
@@ -204,8 +214,8 @@ def trial_logs(study: str, label: str) -> str:
     return f"%logs {study}-{number.lstrip('#')} {replica}"
 
 
-def is_study(config: Config, name: str) -> bool:
+def is_study(manager: Manager, config: Config, name: str) -> bool:
     try:
-        return studies.is_study(config, name)
+        return studies.is_study(manager, config, name)
     except CiaoError:
         return False

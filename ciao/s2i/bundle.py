@@ -5,7 +5,9 @@ that carries definitions or values, or takes files along, also ships main.py (th
 standard-library bootstrap in carry_main.py), carried.json (what to run before the code,
 from which cell), the values as value-N.pkl, and the files as files.tar.gz; the replicas
 then run main.py. Every S2I provider ships the same bundle its own way (a ConfigMap, an
-image, the run's directory), so what runs is the same everywhere.
+image, the run's directory), so what runs is the same everywhere. A Katib trial's code
+(`Parameter.metrics_file`) always runs main.py, which also appends its metric lines to the
+file Katib's File collector reads (carried.json's `metrics`: the file, Katib's filter).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ciao.constants import CODE_FILE
+from ciao.constants import CODE_FILE, KATIB_FILTER
 from ciao.interpreter.carry import Carried, Chunk
 from ciao.interpreter.requirements import requirement_name
 from ciao.interpreter.types import Parameter
@@ -147,7 +149,8 @@ def bundle_of(parameter: Parameter, pack_files: bool = True) -> Bundle:
     uses_ciao = "ciao" in modules  # `import ciao.hp`: Ciao's module travels, not a folder's
     found = notebook_files.collect(directory, parameter.files, modules - {"ciao"})
     texts = {CODE_FILE: parameter.code}
-    if (carried is None or carried.empty) and not found and not uses_ciao:
+    tees = bool(parameter.metrics_file)  # a Katib trial's: main.py feeds its collector
+    if (carried is None or carried.empty) and not found and not uses_ciao and not tees:
         return Bundle(CODE_FILE, texts, directory=directory, carried=carried)
     values = carried.values if carried is not None else ()
     blobs = {f"value-{i}.pkl": Path(v.path) for i, v in enumerate(values)}
@@ -159,6 +162,7 @@ def bundle_of(parameter: Parameter, pack_files: bool = True) -> Bundle:
         "files": FILES_ARCHIVE if (found and pack_files) else "",
         "shipped": [{"path": f.path, "bytes": f.size} for f in found],
         "modules": dict(CIAO_MODULES) if uses_ciao else {},
+        "metrics": {"file": parameter.metrics_file, "filter": KATIB_FILTER} if tees else {},
     }
     if uses_ciao:
         texts.update({file: ciao_module_source(m) for m, file in CIAO_MODULES.items()})

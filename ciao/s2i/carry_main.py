@@ -13,6 +13,10 @@ reads carried.json beside it, then:
    values (value-N.pkl), in the order the notebook made them: a value of a class the
    notebook defined is an instance of the carried class itself;
 3. runs the cell's own code.py as `__main__`, compiled as its own cell.
+In a Katib trial (carried.json's `metrics`), every line the process writes that holds a
+metric in Katib's format is also appended, timestamped, to the file Katib's File metrics
+collector reads, where that file's folder exists (Katib mounts it in the primary container
+only): the collector parses the file and the container's own log stays as it is.
 """
 
 from __future__ import annotations
@@ -24,13 +28,16 @@ import json
 import linecache
 import os
 import pickle
+import re
 import shutil
 import sys
 import tarfile
 import tempfile
+import threading
 import traceback
 import types
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -88,6 +95,77 @@ def provide_modules(modules: dict[str, str]) -> None:
         setattr(parent, leaf, module)
 
 
+class MetricTee:
+    """A text stream (sys.stdout, sys.stderr) whose whole lines holding a metric (`filter`
+    finds a number) are also appended to `path`, each prefixed with its RFC 3339 time as
+    Katib's collector reads it; everything else is the stream's own."""
+
+    #: A line longer than this (a dump, not a metric) is not kept whole.
+    LONGEST = 4096
+
+    def __init__(self, stream: Any, path: str, pattern: str, lock: threading.Lock) -> None:
+        self._stream = stream
+        self._path = path
+        self._filter = re.compile(pattern)
+        self._lock = lock
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        written: int = self._stream.write(text)
+        with self._lock:
+            self._partial += text
+            if "\n" not in self._partial:
+                self._partial = self._partial[-self.LONGEST :]
+                return written
+            *lines, self._partial = self._partial.split("\n")
+            self._partial = self._partial[-self.LONGEST :]
+            found = [line.rsplit("\r", 1)[-1] for line in lines]
+            found = [line for line in found if self._is_metric(line)]
+            if found:
+                self._append(found)
+        return written
+
+    def _is_metric(self, line: str) -> bool:
+        if "=" not in line or len(line) > self.LONGEST:
+            return False
+        for _, value, _, _ in self._filter.findall(line):
+            try:
+                float(value)
+                return True
+            except ValueError:
+                continue
+        return False
+
+    def _append(self, lines: list[str]) -> None:
+        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        text = "".join(f"{stamp} {line}\n" for line in lines)
+        try:
+            with open(self._path, "a", encoding="utf-8") as handle:
+                handle.write(text)  # one write: the pod's processes append whole lines
+        except OSError as exc:
+            self._stream.write(f"ciao: cannot append metrics to {self._path}: {exc}\n")
+            self._append = lambda lines: None  # type: ignore[method-assign]  # said once
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def tee_metrics(metrics: dict[str, str]) -> None:
+    """Katib's collector reads the metric lines from `metrics["file"]`, if this replica is
+    the one it watches (the file's folder is mounted there); else nothing changes."""
+    path = metrics.get("file")
+    if not path or not os.path.isdir(os.path.dirname(path)):
+        return
+    try:  # there from the start: a collector finding no file fails the pod, not the trial
+        open(path, "a").close()  # noqa: SIM115
+    except OSError as exc:
+        sys.stderr.write(f"ciao: cannot append metrics to {path}: {exc}\n")
+        return
+    lock = threading.Lock()
+    sys.stdout = MetricTee(sys.stdout, path, metrics["filter"], lock)
+    sys.stderr = MetricTee(sys.stderr, path, metrics["filter"], lock)
+
+
 def remember(label: str, text: str) -> None:
     """Let tracebacks show the carried lines (linecache serves them by the cell's name)."""
     lines = [line + "\n" for line in text.split("\n")]
@@ -132,6 +210,7 @@ def main(name: str) -> None:
     multiprocessing spawned, which runs the cell's top level again, as for a script)."""
     with open(os.path.join(HERE, "carried.json"), encoding="utf-8") as handle:
         manifest = json.load(handle)
+    tee_metrics(dict(manifest.get("metrics") or {}))
     directory = working_directory(manifest)
     os.chdir(directory)
     # The working directory first, and not this script's own folder, whose code.py would

@@ -40,12 +40,16 @@ INSTALL = (
 INSTALL_AND_RUN = f"{INSTALL} && exec python -u {CODE_DIR}/{CODE_FILE}"
 
 
-def code_command(with_requirements: bool, entry: str = CODE_FILE) -> tuple[str, ...]:
+def code_command(
+    with_requirements: bool, entry: str = CODE_FILE, wrapped: bool = False
+) -> tuple[str, ...]:
     """The container command that runs the mounted code (`python -u`; main.py when the
     cell carries things from the notebook), after a `pip install -r requirements.txt`
-    when the cell has `%requirements`."""
+    when the cell has `%requirements` (then the shell `exec`s Python, unless the command
+    is `wrapped` in another that must go on after it: a Katib trial's)."""
     if with_requirements:
-        return ("sh", "-c", f"{INSTALL} && exec python -u {CODE_DIR}/{entry}")
+        run = "" if wrapped else "exec "
+        return ("sh", "-c", f"{INSTALL} && {run}python -u {CODE_DIR}/{entry}")
     return ("python", "-u", f"{CODE_DIR}/{entry}")
 
 
@@ -59,6 +63,7 @@ class ConfigMapCode:
         """The ConfigMap's files and the command; refused when they cannot fit in one
         (checked on the files' sizes, before any is read)."""
         bundle = bundle_of(parameter)
+        wrapped = bool(parameter.metrics_file)  # Katib wraps a trial's command
         requirements = bundle.requirements(parameter.requirements)
         texts = dict(bundle.texts)
         if requirements:
@@ -72,12 +77,13 @@ class ConfigMapCode:
             raise BackendError(too_large(parameter, bundle, {**sizes, **shipped}))
         return Shipment(
             image=cell_image(parameter, self.images[parameter.framework]),
-            command=code_command(bool(requirements), bundle.entry),
+            command=code_command(bool(requirements), bundle.entry, wrapped),
             files=files,
             script=f"{CODE_DIR}/{bundle.entry}",
             setup=INSTALL if requirements else "",
             travels=bundle.describe() if bundle.carries else {},
             travels_line=bundle.summary(),
+            wrapped=wrapped,
         )
 
     def source_to_image(

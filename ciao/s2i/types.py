@@ -38,6 +38,9 @@ class Shipment:
     #: for `%dryrun`, and the one line the cell shows ("carried: np (imports), Net (In [2])").
     travels: Mapping[str, Any] = field(default_factory=dict)
     travels_line: str = ""
+    #: The command runs inside another that goes on after it (a Katib trial's container:
+    #: `<command> && echo completed > ...`), so a setup step does not `exec` the code.
+    wrapped: bool = False
 
     def run_with(self, runner: Sequence[str]) -> tuple[str, ...]:
         """The container command that runs the code with `runner` (`torchrun`, ...)."""
@@ -46,7 +49,7 @@ class Shipment:
         if not self.setup:
             return (*runner, self.script)
         launch = " ".join(shlex.quote(arg) for arg in (*runner, self.script))
-        return ("sh", "-c", f"{self.setup} && exec {launch}")
+        return ("sh", "-c", f"{self.setup} && {'' if self.wrapped else 'exec '}{launch}")
 
 
 class S2IClient(Protocol):

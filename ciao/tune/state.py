@@ -44,6 +44,8 @@ class StudyState:
     trials: int = 0
     rows: dict[int, TrialRow] = field(default_factory=dict)
     done: JobDone | None = None
+    #: The trial the engine named the best (Katib's currentOptimalTrial), if it names one.
+    optimal: int | None = None
 
     @classmethod
     def of(cls, name: str, study: dict[str, Any]) -> StudyState:
@@ -66,6 +68,8 @@ class StudyState:
             row.value = event.value if event.value is not None else row.value
             row.message = event.message
             row.replicas = event.replicas or row.replicas
+            if event.best:
+                self.optimal = event.number
             return True
         if isinstance(event, JobDone):
             self.done = event
@@ -73,7 +77,10 @@ class StudyState:
         return False
 
     def best(self) -> TrialRow | None:
-        """The succeeded trial with the best value (the first of equals), if any."""
+        """The trial the engine named the best, else the succeeded trial with the best
+        value (the first of equals), if any."""
+        if self.optimal is not None and self.optimal in self.rows:
+            return self.rows[self.optimal]
         scored = [
             row
             for row in self.rows.values()

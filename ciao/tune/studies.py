@@ -1,9 +1,13 @@
 """Studies as the kernel uses them: plan one (`%dryrun`), start one, attach to one, read
-one (`%study`, `%best`, `%jobs`), delete one.
+one (`%study`, `%best`, `%jobs`), delete one, whichever engine runs it.
 
-A study is planned before anything is made: its engine, the sampler's packages, and the
-plan of a trial (the cell's job, every check of a job's plan made), with the values the
-study will pick shown as where they come from.
+A study is planned before anything is made: its engine, and the plan of a trial (the
+cell's job, every check of a job's plan made), with the values the study will pick shown
+as where they come from; with Ciao's engine the sampler's packages, with Katib's the
+Experiment, checked against Katib's webhook rules (katib_engine.py).
+
+Which engine a named study is: a study recorded on this machine is Ciao's engine's; a name
+with no record here is asked of the cluster (an Experiment of Ciao's is a Katib study).
 """
 
 from __future__ import annotations
@@ -11,22 +15,28 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import shutil
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ciao.backend.types import JobInfo, LogLine
+from ciao.backend.record import RunDir
+from ciao.backend.types import Job, JobInfo, LogLine
 from ciao.config import Config
 from ciao.errors import BackendError, CiaoError
 from ciao.interpreter.types import Parameter
 from ciao.manager import CellPlan, Manager, Prepared
+from ciao.s2i.types import LineCallback
 from ciao.tune.driver import trial_owner
-from ciao.tune.engines import EngineChoice, choose_engine
+from ciao.tune.engines import EngineChoice, engine_for
 from ciao.tune.record import StudyRecord, studies
-from ciao.tune.run import StudyRun, start_driver
+from ciao.tune.run import RunningStudy, StudyRun, start_driver, study_job
 from ciao.tune.samplers import missing_packages
 from ciao.tune.state import StudyState, TrialRow
 from ciao.tune.trial import placeholders, trial_name, trial_parameter
+
+if TYPE_CHECKING:
+    from ciao.backend.kubeflow.katib import KatibPlan
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,8 @@ class StudyPlan:
     parameter: Parameter
     engine: EngineChoice
     trial: CellPlan
+    #: Katib's engine: the Experiment (and the code's ConfigMap) it makes.
+    katib: KatibPlan | None = None
 
     @property
     def backend(self) -> str:
@@ -44,12 +56,21 @@ class StudyPlan:
     def study(self) -> dict[str, Any]:
         """The study as `%dryrun` shows it."""
         assert self.parameter.tune is not None
+        name = self.parameter.generate_name
+        trial = (
+            f"{trial_name(name, 0)} ... (the cell's job, with CIAO_HP_<NAME> and "
+            "KUBEFLOW_TRAINER_OPT_<NAME> of its values)"
+        )
+        if self.katib is not None:
+            trial = (
+                f"{name}-<Katib's suffix> ... (the trialSpec: the cell's job, with "
+                "${trialParameters.<name>} in CIAO_HP_<NAME> and KUBEFLOW_TRAINER_OPT_<NAME>)"
+            )
         return {
-            "study": self.parameter.generate_name,
+            "study": name,
             "engine": self.engine.describe(),
             **self.parameter.tune.describe(),
-            "trial": f"{trial_name(self.parameter.generate_name, 0)} ... (the cell's job, "
-            "with CIAO_HP_<NAME> and KUBEFLOW_TRAINER_OPT_<NAME> of its values)",
+            "trial": trial,
         }
 
 
@@ -59,7 +80,12 @@ def plan_study(manager: Manager, prepared: Prepared, owner: dict[str, str]) -> S
     parameter = dataclasses.replace(prepared.parameter, owner=dict(owner))
     assert parameter.tune is not None
     config = prepared.config
-    engine = choose_engine(config, parameter.backend or config.backend)
+    engine = engine_for(manager.registry, config, parameter.backend or config.backend)
+    if engine.name == "katib":
+        from ciao.tune import katib_engine
+
+        cell, made = katib_engine.plan(manager, prepared, parameter)
+        return StudyPlan(parameter, engine, cell, made)
     _check_packages(parameter.tune.algorithm)
     study = parameter.generate_name
     first = trial_owner(parameter, study, 0)
@@ -85,10 +111,18 @@ def _check_packages(algorithm: str) -> None:
 
 
 def start_study(
-    manager: Manager, prepared: Prepared, owner: dict[str, str]
-) -> tuple[StudyRun, StudyPlan]:
-    """Plan the study, record it, start its driver; the run to follow."""
+    manager: Manager,
+    prepared: Prepared,
+    owner: dict[str, str],
+    progress: LineCallback | None = None,
+) -> tuple[RunningStudy, StudyPlan]:
+    """Plan the study, then make it: Ciao's engine records it and starts its driver,
+    Katib's makes its Experiment; the run to follow."""
     plan = plan_study(manager, prepared, owner)
+    if plan.katib is not None:
+        from ciao.tune import katib_engine
+
+        return katib_engine.start(manager, prepared, plan.trial, plan.katib, progress), plan
     config = prepared.config
     record = StudyRecord.create(
         config,
@@ -103,10 +137,15 @@ def start_study(
     return run, plan
 
 
-def attach_study(manager: Manager, config: Config, name: str, viewer: str) -> StudyRun:
+def attach_study(manager: Manager, config: Config, name: str, viewer: str) -> RunningStudy:
     """Follow a study again from where `viewer` left off; a study whose driver stopped
     without a verdict (a kernel killed with it, a reboot) gets a new driver, which goes on
-    from Optuna's journal and the trials' own jobs."""
+    from Optuna's journal and the trials' own jobs. A Katib study is followed from the
+    cluster (its trials that have not ended)."""
+    if not _recorded(config, name):
+        from ciao.tune import katib_engine
+
+        return katib_engine.attach(manager, config, name)
     record = StudyRecord.of(config.run_dir, name)
     process = None
     if record.state().done is None and not record.driver_running():
@@ -115,8 +154,8 @@ def attach_study(manager: Manager, config: Config, name: str, viewer: str) -> St
     return StudyRun(record, _trial_canceller(manager, config), process, offset, viewer)
 
 
-def is_study(config: Config, name: str) -> bool:
-    """Whether `name` is a study recorded on this machine."""
+def _recorded(config: Config, name: str) -> bool:
+    """Whether `name` is a study recorded on this machine (Ciao's engine's)."""
     try:
         StudyRecord.of(config.run_dir, name)
     except BackendError:
@@ -124,13 +163,41 @@ def is_study(config: Config, name: str) -> bool:
     return True
 
 
-def study_state(config: Config, name: str) -> StudyState:
-    return StudyRecord.of(config.run_dir, name).state()
+def is_study(manager: Manager, config: Config, name: str) -> bool:
+    """Whether `name` is a study: one recorded on this machine, or (a name with no
+    record here at all) an Experiment of Ciao's on the config's cluster."""
+    if _recorded(config, name):
+        return True
+    try:
+        if RunDir(config.run_dir, name).exists():
+            return False  # a job's record
+    except ValueError:
+        return False
+    from ciao.tune import katib_engine
+
+    return katib_engine.is_study(manager, config, name)
 
 
-def best_trial(config: Config, name: str) -> TrialRow:
+def study_view(
+    manager: Manager, config: Config, name: str
+) -> tuple[Job[object], StudyState, dict[str, Any]]:
+    """The study as a Job, its state, and the study as its magics said it: from its
+    record (Ciao's engine) or its Experiment (Katib's)."""
+    if _recorded(config, name):
+        record = StudyRecord.of(config.run_dir, name)
+        return study_job(record), record.state(), dict(record.spec().get("study") or {})
+    from ciao.tune import katib_engine
+
+    return katib_engine.view(manager, config, name)
+
+
+def study_state(manager: Manager, config: Config, name: str) -> StudyState:
+    return study_view(manager, config, name)[1]
+
+
+def best_trial(manager: Manager, config: Config, name: str) -> TrialRow:
     """The study's best trial; an error saying why when it has none (yet)."""
-    state = study_state(config, name)
+    state = study_state(manager, config, name)
     best = state.best()
     if best is None:
         running = "" if state.done is not None else " yet (it is running: %attach " + name + ")"
@@ -138,18 +205,41 @@ def best_trial(config: Config, name: str) -> TrialRow:
     return best
 
 
-def study_lines(config: Config, name: str, tail: int | None = None) -> list[LogLine]:
-    return list(StudyRecord.of(config.run_dir, name).lines(tail))
+def study_lines(
+    manager: Manager,
+    config: Config,
+    name: str,
+    replica: str | None = None,
+    tail: int | None = None,
+) -> Iterator[LogLine]:
+    """Every trial's lines (`#3 master-0`), one replica's of each, the last `tail`."""
+    if not _recorded(config, name):
+        from ciao.tune import katib_engine
+
+        return katib_engine.lines(manager, config, name, replica, tail)
+    lines: Iterable[LogLine] = StudyRecord.of(config.run_dir, name).lines()
+    if replica is not None:
+        lines = (line for line in lines if line.replica.endswith(f" {replica}"))
+    return iter(deque(lines, maxlen=tail)) if tail else iter(lines)
 
 
-def study_infos(config: Config) -> list[JobInfo]:
-    """Every study of this machine, as `%jobs` lists jobs."""
-    return [record.info() for record in studies(config.run_dir)]
+def study_infos(manager: Manager, config: Config) -> list[JobInfo]:
+    """Every study of this machine, and Ciao's Katib studies on the config's cluster, as
+    `%jobs` lists jobs."""
+    from ciao.tune import katib_engine
+
+    found = [record.info() for record in studies(config.run_dir)]
+    known = {info.name for info in found}
+    return found + [i for i in katib_engine.infos(manager, config) if i.name not in known]
 
 
 def delete_study(manager: Manager, config: Config, name: str) -> list[str]:
     """Stop the study if it runs, delete its trials' jobs (with what they made) and its
-    record; the trials deleted."""
+    record; the trials deleted. A Katib study: its Experiment, and with it everything."""
+    if not _recorded(config, name):
+        from ciao.tune import katib_engine
+
+        return katib_engine.delete(manager, config, name)
     record = StudyRecord.of(config.run_dir, name)
     state = record.state()
     if state.done is None and record.driver_running():

@@ -1,6 +1,7 @@
 """deploy/rbac.yaml grants what Ciao uses and nothing more: every API call of a session that
 does everything a user can (submit, follow, fail, interrupt, detach, status, logs, jobs,
-attach, delete, dryrun) is allowed by its rules, and every verb it grants was used."""
+attach, delete, dryrun; a study on Katib and the commands on it) is allowed by its rules,
+and every verb it grants was used."""
 
 from __future__ import annotations
 
@@ -83,6 +84,33 @@ def everything_on_v2(km, kc) -> None:
     interrupted(km, kc, f"%framework=pytorch\n%nodes=2\n{UP}")
 
 
+#: A study of two quick trials on Katib (every trial prints the objective).
+STUDY = (
+    "%tune x=uniform(-1,1)\n%objective=minimize:loss\n%trials=2;%parallel=2;%seed=1\n"
+    "%framework=pytorch\n%master=1\nimport ciao.hp\nprint(f'loss={ciao.hp.float(\"x\")}')"
+)
+
+
+def everything_on_katib(km, kc) -> None:
+    content, _ = run(kc, "%config")
+    assert content["status"] == "ok", content
+    content, _ = run(kc, f"%dryrun\n{STUDY}")
+    assert content["status"] == "ok", content
+    content, text = run(kc, STUDY)
+    assert content["status"] == "ok", content
+    name = re.search(r"ciao-[a-z]{5}", text).group(0)
+    for command in (f"%study {name}", f"%best {name}", f"%logs {name}", "%jobs"):
+        content, _ = run(kc, command)
+        assert content["status"] == "ok", (command, content)
+    content, _ = run(kc, f"%attach {name}")
+    assert content["status"] == "ok", content
+    content, _ = run(kc, f"%delete {name}")
+    assert content["status"] == "ok", content
+    # cancels: deletes the Experiment (and with it its Trials, their jobs, pods) and the
+    # code's ConfigMap
+    interrupted(km, kc, STUDY.replace("print(", f"{UP}\nprint("))
+
+
 def detached_job_commands(km, kc, magics: str) -> None:
     """A detached job seen through every job command, attached, then deleted."""
     content, text = run(kc, f"%detach\n{magics}\n{UP}")
@@ -107,12 +135,30 @@ def v2_calls(tmp_path_factory) -> Calls:
         return session(cluster, tmp_path_factory.mktemp("v2"), everything_on_v2)
 
 
+@pytest.fixture(scope="module")
+def katib_calls(tmp_path_factory) -> Calls:
+    with FakeCluster(namespaces=("team",), kubeflow=("v1", "katib")) as cluster:
+        cluster.label_namespace(
+            "team", {"katib.kubeflow.org/metrics-collector-injection": "enabled"}
+        )
+        return session(cluster, tmp_path_factory.mktemp("katib"), everything_on_katib)
+
+
+def namespaced(call: tuple[str, str, str, bool]) -> bool:
+    """Whether a Role can allow the call: a namespaced one, or the get of a namespace by
+    name, which Kubernetes authorizes in that namespace (RequestInfo takes the name of
+    `/api/v1/namespaces/<name>` as the request's namespace)."""
+    verb, group, resource, in_namespace = call
+    return in_namespace or (group, resource, verb) == ("", "namespaces", "get")
+
+
 def not_granted(calls: Calls) -> list[tuple[str, str, str, bool]]:
-    namespaced, cluster_wide = granted()
+    namespaced_rules, cluster_wide = granted()
     return sorted(
         call
         for call in calls
-        if (call[1], call[2], call[0]) not in (namespaced if call[3] else cluster_wide)
+        if (call[1], call[2], call[0])
+        not in (namespaced_rules if namespaced(call) else cluster_wide)
     )
 
 
@@ -124,7 +170,12 @@ def test_the_rules_allow_every_call_ciao_makes_on_kubeflow_trainer_v2(v2_calls):
     assert not not_granted(v2_calls), "calls the RBAC rules do not allow"
 
 
-def test_the_rules_grant_no_verb_ciao_does_not_use(v1_calls, v2_calls):
-    used = {(group, resource, verb) for verb, group, resource, _ in v1_calls | v2_calls}
+def test_the_rules_allow_every_call_ciao_makes_for_a_study_on_katib(katib_calls):
+    assert not not_granted(katib_calls), "calls the RBAC rules do not allow"
+
+
+def test_the_rules_grant_no_verb_ciao_does_not_use(v1_calls, v2_calls, katib_calls):
+    calls = v1_calls | v2_calls | katib_calls
+    used = {(group, resource, verb) for verb, group, resource, _ in calls}
     namespaced, cluster_wide = granted()
     assert sorted((namespaced | cluster_wide) - used) == [], "granted but never used"

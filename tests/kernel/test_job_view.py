@@ -235,3 +235,16 @@ def test_huge_and_tiny_numbers_stay_short_and_infinity_is_not_drawn():
     page = v.html(now=100.0)
     drawn = re.findall(r"(?:points|cx|cy)='([^']*)'", page)
     assert drawn and all(math.isfinite(float(n)) for d in drawn for n in re.split("[ ,]", d))
+
+
+def test_a_cluster_jobs_owner_is_read_back_from_its_label_values():
+    """A kernel id that is no valid label value as it is (`tmpa1b2c_`) is written cleaned
+    on the job; the job is still this notebook's."""
+    from ciao.backend.types import JobInfo
+    from ciao.kernel.render import is_mine
+
+    job = JobInfo(
+        "ciao-abcde", "pytorch", "kubeflow", "Running", 0.0, {}, {"kernel-id": "tmpa1b2c"}
+    )
+    assert is_mine(job, {"kernel-id": "tmpa1b2c_"})
+    assert not is_mine(job, {"kernel-id": "tmpzzzzz_"})

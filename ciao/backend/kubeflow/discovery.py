@@ -1,6 +1,7 @@
 """Which Kubeflow runs cells on this cluster: Training Operator v1 (PyTorchJob, TFJob) or
 Kubeflow Trainer v2 (TrainJob), asked of the API server's discovery, and which v2 release
-(its pod-override field) from the server's OpenAPI document.
+(its pod-override field) from the server's OpenAPI document; and whether Katib is there
+(its Experiments run `%tune` cells' studies).
 
 Discovery and OpenAPI are readable by every authenticated user (the `system:discovery`
 role), so this needs no RBAC beyond what the jobs need.
@@ -25,6 +26,8 @@ from ciao.backend.kubeflow.trainjob import OVERRIDE_FIELDS, Runtime
 from ciao.errors import BackendError
 
 Api = Literal["v1", "v2"]
+#: Katib's API version (kubeflow.org/v1beta1: Experiments, Trials, Suggestions).
+KATIB_VERSION = "v1beta1"
 
 INSTALL_HINT = (
     "install Kubeflow Trainer v2 (https://www.kubeflow.org/docs/components/trainer/) for "
@@ -66,6 +69,11 @@ def served_apis(cluster: Cluster) -> ServedApis:
     v2 = _resources(cluster, f"/apis/{TRAINER_GROUP}/{TRAINER_VERSION}")
     job_plurals = {kind.plural for kind in KINDS.values()}
     return ServedApis(frozenset(v1 & job_plurals), "trainjobs" in v2)
+
+
+def katib_served(cluster: Cluster) -> bool:
+    """Whether Katib's Experiments are served (experiments.kubeflow.org/v1beta1)."""
+    return "experiments" in _resources(cluster, f"/apis/{API_GROUP}/{KATIB_VERSION}")
 
 
 def choose_api(framework: str, configured: str, served: ServedApis) -> ApiChoice:

@@ -18,6 +18,8 @@ def _webhook(message: str, group: str) -> str:
     """Whose webhook refused: its name says (Kueue's and JobSet's act on these groups too)."""
     named = re.search(r'admission webhook "([^"]+)"', message)
     name = named.group(1) if named else ""
+    if "katib.kubeflow.org" in name:
+        return "Katib's webhook"
     if "trainer.kubeflow.org" in name or (not name and group == "trainer.kubeflow.org"):
         return "Kubeflow Trainer's webhook"
     if "training-operator" in name or (not name and group == "kubeflow.org"):

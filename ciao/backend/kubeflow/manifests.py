@@ -26,6 +26,7 @@ from ciao.config import DEFAULT_RUN_AS_USER
 from ciao.constants import CODE_DIR
 from ciao.interpreter.pod import PodSettings
 from ciao.interpreter.types import REPLICA_TYPES, Framework, Parameter, Resources
+from ciao.names import label_value
 from ciao.s2i.types import Shipment
 
 API_GROUP = "kubeflow.org"
@@ -142,7 +143,7 @@ def ciao_labels(parameter: Parameter) -> dict[str, str]:
     """Labels that tie the job and its pods to Ciao, the kernel and the cell."""
     labels = {MANAGED_BY: "ciao"}
     for key, value in sorted(parameter.owner.items()):
-        labels[f"{LABEL_PREFIX}/{key}"] = _label_value(value)
+        labels[f"{LABEL_PREFIX}/{key}"] = label_value(value)
     return labels
 
 
@@ -410,9 +411,3 @@ def pod_selectors(job_name: str, kind: JobKind) -> list[str]:
         f"job-name={job_name}",
         f"{'tf' if kind.kind == 'TFJob' else 'pytorch'}-job-name={job_name}",
     ]
-
-
-def _label_value(value: str) -> str:
-    """A valid label value: ≤ 63 chars of [A-Za-z0-9._-], alphanumeric at both ends."""
-    cleaned = "".join(c if c.isalnum() or c in "._-" else "-" for c in str(value))[:63]
-    return cleaned.strip("._-")
