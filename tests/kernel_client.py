@@ -35,13 +35,27 @@ def running_kernel(**kwargs: Any):
     notebook's folder, and what they write lands there, not in the checkout)."""
     if "cwd" not in kwargs:
         kwargs["cwd"] = tempfile.mkdtemp(prefix="notebook-", dir=os.environ.get("HOME"))
-    km, kc = start_new_kernel(kernel_name="ciao", startup_timeout=TIMEOUT, **kwargs)
+    km, kc = _started(kwargs)
     try:
         yield km, kc
     finally:
         kc.stop_channels()
         if km.has_kernel:
             km.shutdown_kernel(now=not km.is_alive())
+
+
+def _started(kwargs: dict[str, Any], attempts: int = 3) -> tuple[Any, Any]:
+    """A started kernel and its ready client. jupyter_client picks free ports, then the
+    kernel binds them: in between another process may take one (the kernel then exits,
+    `Address already in use`), so a kernel that dies before its first reply is started
+    again, on new ports; one that dies every time still fails the test."""
+    for attempt in range(attempts):
+        try:
+            return start_new_kernel(kernel_name="ciao", startup_timeout=TIMEOUT, **kwargs)
+        except RuntimeError as exc:
+            if "died before replying" not in str(exc) or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 @contextmanager
