@@ -27,11 +27,11 @@ demo: install
 	@echo "Ciao is installed: in JupyterLab (any installation) choose the kernel" \
 	  "'Ciao (distributed training)'; the README's Quick start shows a first cell."
 
-# Two pytest workers, each a module at a time (module-scoped kernels and clusters stay whole):
-# most tests wait on kernels, jobs and the test cluster, so two overlap well even on two
+# Three pytest workers, each a module at a time (module-scoped kernels and clusters stay whole):
+# most tests wait on kernels, jobs and the test cluster, so three overlap well even on two
 # cores. PYTEST_ARGS="-n 0" runs them in one process.
 test: install-test
-	$(PY) -m pytest -n 2 --dist loadscope $(PYTEST_ARGS)
+	$(PY) -m pytest -n 3 --dist loadscope $(PYTEST_ARGS)
 
 lint: install-test
 	$(PY) -m ruff check ciao tests bench examples tools

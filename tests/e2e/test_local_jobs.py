@@ -188,15 +188,3 @@ def test_a_python_traceback_points_at_the_cells_own_line_numbers(kc):
     reply, messages = execute(kc, cell)
     assert reply["content"]["status"] == "error"
     assert re.search(r"line 6, in <module>", stream_text(messages, "stderr"))
-
-
-def test_pytorch_ddp_over_gloo_with_a_master_and_two_workers(kc):
-    pytest.importorskip("torch")
-    notebook = json.loads(Path("examples/pytorch-ddp.ipynb").read_text())
-    (cell,) = [c for c in notebook["cells"] if c["cell_type"] == "code"]
-    reply, messages = execute(kc, "".join(cell["source"]), timeout=300)
-    text = stream_text(messages)
-    assert reply["content"]["status"] == "ok", (reply["content"], text[-2000:])
-    assert "[master-0] all 3 replicas hold identical weights" in text
-    for rank in range(3):
-        assert f"rank {rank}/3 step 49" in text

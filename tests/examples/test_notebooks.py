@@ -58,3 +58,5 @@ def test_the_ddp_notebook_trains_over_gloo():
     pytest.importorskip("torch")
     (cell,) = run("pytorch-ddp.ipynb")
     assert "[master-0] all 3 replicas hold identical weights" in text_of(cell)
+    for rank in range(3):  # every replica trained to the end
+        assert f"rank {rank}/3 step 49" in text_of(cell)
