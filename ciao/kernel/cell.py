@@ -373,21 +373,10 @@ class CellRunner:
 
     def _dry_run(self, prepared: Prepared, out: Output, count: int) -> None:
         """%dryrun: the plan submitting the cell would submit."""
-        import yaml
+        from ciao.kernel.dryrun import dryrun_text
 
-        cell = self.manager.plan(prepared, self.owner(count))
-        plan = cell.job.plan
-        documents = plan.documents()
-        text = "\n---\n".join(yaml.safe_dump(d, sort_keys=False).rstrip() for d in documents)
-        note = (
-            f"# %dryrun on {plan.backend}: {plan.description}\n# nothing was built or submitted\n"
-        )
-        travels = dict(cell.shipment.travels)
-        if travels:
-            carried = yaml.safe_dump({"travels": travels}, sort_keys=False).rstrip()
-            note += f"# {cell.shipment.travels_line}\n{carried}\n---\n"
-        data = {"objects": documents[:-1], "job": documents[-1], "travels": travels}
-        out.result(count, readable_yaml(note + text, data, "plan"))
+        text, data = dryrun_text(self.manager.plan(prepared, self.owner(count)))
+        out.result(count, readable_yaml(text, data, "plan"))
 
 
 def budget_of(config: Config) -> OutputBudget:
