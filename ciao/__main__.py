@@ -1,4 +1,5 @@
-"""`python -m ciao` / `ciao`: run the kernel, or install its kernelspec."""
+"""`python -m ciao` / `ciao`: run the kernel, install its kernelspec, or submit and
+follow jobs from a terminal or CI (`ciao submit train.py --worker 2 -- --epochs 3`)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     gateway.add_argument("--port", type=int, default=8889)
 
-    args = parser.parse_args(argv)
+    from ciao.api.cli import COMMANDS, add_commands
+
+    add_commands(sub)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    after = argv.index("--") if "--" in argv else len(argv)  # the script's own arguments
+    args = parser.parse_args(argv[:after])
+    if args.command == "submit":
+        args.args += argv[after + 1 :]
+    elif after < len(argv):
+        parser.error(f"ciao {args.command} takes no arguments after --")
+    if args.command in COMMANDS:
+        from ciao.api.cli import main as api_main
+
+        return api_main(args)
     if args.command == "gateway":
         from ciao.gateway import serve
 

@@ -11,8 +11,7 @@ from typing import Any
 from ciao.api import engine
 from ciao.api.cell import KeywordError, keyword_errors, magic_cell
 from ciao.api.code import JobCode, function_code, memory_of, script_code
-from ciao.api.job import Job, _viewer, follow
-from ciao.api.view import sink_for
+from ciao.api.job import Job, _viewer
 from ciao.backend.types import JobInfo
 from ciao.errors import MagicErrors
 from ciao.kernel.dryrun import dryrun_text
@@ -52,33 +51,63 @@ def run(
     would; Ctrl-C cancels it and is raised again), with `detach` at once after submitting,
     with `dry_run` the planned cell (`str()` of it is `%dryrun`'s text).
     """
-    if isinstance(fn_or_script, str | os.PathLike):
-        code = script_code(os.fspath(fn_or_script), args)
-    else:
-        if args:
-            raise KeywordError("args: a script's command line; a function takes kwargs")
-        code = function_code(fn_or_script, kwargs)
-    prepared, cleanup = _prepare(code, {**magics, "dryrun": dry_run, "detach": detach})
+    if dry_run:
+        return plan(fn_or_script, kwargs, args, **magics)
+    job = submit(fn_or_script, kwargs, args, detach=detach, **magics)
+    if not detach:
+        job.wait()
+    return job
+
+
+def plan(
+    fn_or_script: Callable[..., Any] | str | os.PathLike[str],
+    kwargs: Mapping[str, Any] | None = None,
+    args: Sequence[str] = (),
+    **magics: Any,
+) -> DryRun:
+    """What `run` would do, every check made, nothing built or submitted (%dryrun)."""
+    prepared, cleanup = _prepare(_code(fn_or_script, kwargs, args), {**magics, "dryrun": True})
     try:
-        manager = engine.manager()
-        owner = engine.owner()
-        if dry_run:
-            cell = manager.plan(prepared, owner)
-            return DryRun(cell.parameter, cell.shipment, cell.job)
-        manager.begin()
-        active = manager.submit(prepared, owner)
+        cell = engine.manager().plan(prepared, engine.owner())
     finally:
         cleanup()
-    job = Job(active.job.name, active)
+    return DryRun(cell.parameter, cell.shipment, cell.job)
+
+
+def submit(
+    fn_or_script: Callable[..., Any] | str | os.PathLike[str],
+    kwargs: Mapping[str, Any] | None = None,
+    args: Sequence[str] = (),
+    *,
+    detach: bool = False,
+    **magics: Any,
+) -> Job:
+    """The job submitted and not yet followed: `Job.wait()` follows it (unless `detach`:
+    then nothing here reads its events; `wait()` attaches)."""
+    code = _code(fn_or_script, kwargs, args)
+    prepared, cleanup = _prepare(code, {**magics, "detach": detach})
+    manager = engine.manager()
+    try:
+        manager.begin()
+        active = manager.submit(prepared, engine.owner())
+    finally:
+        cleanup()
     if detach:
         manager.finished(active)
-        return job
-    job.done = follow(active, sink_for(active.job))
-    job.active = None
-    if job.done is None:
-        raise KeyboardInterrupt
-    job.wait()
-    return job
+        return Job(active.job.name)
+    return Job(active.job.name, active)
+
+
+def _code(
+    fn_or_script: Callable[..., Any] | str | os.PathLike[str],
+    kwargs: Mapping[str, Any] | None,
+    args: Sequence[str],
+) -> JobCode:
+    if isinstance(fn_or_script, str | os.PathLike):
+        return script_code(os.fspath(fn_or_script), args)
+    if args:
+        raise KeywordError("args: a script's command line; a function takes kwargs")
+    return function_code(fn_or_script, kwargs)
 
 
 def _prepare(code: JobCode, magics: dict[str, Any]) -> tuple[Prepared, Callable[[], None]]:

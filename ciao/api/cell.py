@@ -7,13 +7,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ciao.api.keywords import RESOURCES, ROLES
 from ciao.errors import CiaoError, MagicErrors
 from ciao.interpreter.docs import MAGICS
-
-#: Keywords that are replica counts, in the order the lines are written.
-ROLES = ("chief", "master", "ps", "worker", "evaluator", "nodes")
-#: Keywords written on every role's line (resources of each replica).
-RESOURCES = ("cpu", "memory", "gpu")
 
 
 class KeywordError(CiaoError, ValueError):
