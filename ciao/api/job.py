@@ -10,7 +10,7 @@ from ciao.api import engine
 from ciao.api.view import Sink, sink_for
 from ciao.backend.metrics import Metrics
 from ciao.backend.record import viewer_of
-from ciao.backend.types import Diagnosis, JobDone, LogLine, LogLines
+from ciao.backend.types import Diagnosis, Event, JobDone, LogLine, LogLines
 from ciao.errors import JobCancelled, JobFailed
 from ciao.kernel.render import JobView
 from ciao.manager import ActiveJob
@@ -90,9 +90,15 @@ def follow(active: ActiveJob, sink: Sink) -> JobDone | None:
     done: JobDone | None = None
     interrupted = False
     try:
-        while True:
+        while done is None:
             try:
                 event = active.next_event()
+                if event is not None:
+                    view.apply(event)
+                    _show(event, sink)
+                    if isinstance(event, JobDone):
+                        done = event
+                sink.refresh(view)
             except StopIteration:
                 break
             except KeyboardInterrupt:
@@ -100,28 +106,23 @@ def follow(active: ActiveJob, sink: Sink) -> JobDone | None:
                     raise
                 interrupted = True
                 active.interrupt()
-                continue
-            if event is None:
-                sink.refresh(view)
-                continue
-            view.apply(event)
-            if isinstance(event, LogLines):
-                for text in event.lines:
-                    sink.line(event.replica, text, event.stream)
-            elif isinstance(event, LogLine):
-                sink.line(event.replica, event.text, event.stream)
-            elif isinstance(event, Diagnosis):
-                over = " is over" if event.resolved else ""
-                sink.notice(f"[{event.replica}] {event.reason}{over}: {event.hint}")
-            elif isinstance(event, JobDone):
-                done = event
-            sink.refresh(view)
     finally:
         sink.refresh(view, force=True)
         engine.manager().finished(active)
     if interrupted:
         raise KeyboardInterrupt
     return done
+
+
+def _show(event: Event, sink: Sink) -> None:
+    if isinstance(event, LogLines):
+        for text in event.lines:
+            sink.line(event.replica, text, event.stream)
+    elif isinstance(event, LogLine):
+        sink.line(event.replica, event.text, event.stream)
+    elif isinstance(event, Diagnosis):
+        over = " is over" if event.resolved else ""
+        sink.notice(f"[{event.replica}] {event.reason}{over}: {event.hint}")
 
 
 def verdict(name: str, done: JobDone) -> None:
