@@ -14,12 +14,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from fakecluster import FakeCluster
 from jupyter_client.manager import start_new_kernel
 from kernel_client import (
     TIMEOUT,
     ended,
     iopub_until_idle,
     kernel_with_runs,
+    kubeflow_env,
+    needs_torchrun,
     of_type,
     run,
     stream_text,
@@ -160,3 +163,17 @@ def test_attach_follows_a_job_a_ciao_kernel_started(tmp_path):
         )
     assert done.returncode == 0, done.stderr
     assert "[master-0] from the kernel" in done.stdout
+
+
+@pytest.mark.parametrize("version", ["v1", pytest.param("v2", marks=needs_torchrun)])
+def test_the_same_call_runs_on_the_test_cluster(version, tmp_path):
+    with FakeCluster(namespaces=("team",), kubeflow=(version,)) as cluster:
+        env = kubeflow_env(cluster, tmp_path, extra=f"local: {{run_dir: {tmp_path / 'runs'}}}\n")
+        with python_kernel(env, tmp_path) as (_, kc):
+            assert run(kc, HELPER)[0]["status"] == "ok"
+            content, messages = run(kc, TRAIN.replace("backend='local'", "backend='kubeflow'"))
+    assert content["status"] == "ok", content
+    out = stream_text(messages)
+    assert '[master-0] result {"twice": 42}' in out
+    assert out.rstrip().endswith("status Succeeded")
+    assert of_type(messages, "update_display_data")
