@@ -66,7 +66,7 @@ def plan(
     **magics: Any,
 ) -> DryRun:
     """What `run` would do, every check made, nothing built or submitted (%dryrun)."""
-    prepared, cleanup = _prepare(_code(fn_or_script, kwargs, args), {**magics, "dryrun": True})
+    prepared, cleanup = prepare(_code(fn_or_script, kwargs, args), {**magics, "dryrun": True})
     try:
         cell = engine.manager().plan(prepared, engine.owner())
     finally:
@@ -85,7 +85,7 @@ def submit(
     """The job submitted and not yet followed: `Job.wait()` follows it (unless `detach`:
     then nothing here reads its events; `wait()` attaches)."""
     code = _code(fn_or_script, kwargs, args)
-    prepared, cleanup = _prepare(code, {**magics, "detach": detach})
+    prepared, cleanup = prepare(code, {**magics, "detach": detach})
     manager = engine.manager()
     try:
         manager.begin()
@@ -110,7 +110,7 @@ def _code(
     return function_code(fn_or_script, kwargs)
 
 
-def _prepare(code: JobCode, magics: dict[str, Any]) -> tuple[Prepared, Callable[[], None]]:
+def prepare(code: JobCode, magics: dict[str, Any]) -> tuple[Prepared, Callable[[], None]]:
     """The keywords read as the cell they stand for, with what the code carries."""
     manager = engine.manager()
     try:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ciao.api import engine
-from ciao.api.view import Sink, sink_for
+from ciao.api.view import Sink, View, sink_for
 from ciao.backend.metrics import Metrics
 from ciao.backend.record import viewer_of
 from ciao.backend.types import Diagnosis, Event, JobDone, LogLine, LogLines
@@ -42,7 +42,7 @@ class Job:
             if active is None or active.detached:  # submitted detached, or followed before
                 active = engine.manager().attach(engine.config(), self.name, _viewer())
             self.active = None
-            self.done = follow(active, sink_for(active.job))
+            self.done = follow(active)
             if self.done is None:  # detached by Ctrl-C: it runs on
                 raise KeyboardInterrupt
         if check:
@@ -82,11 +82,12 @@ class Job:
         return engine.manager().metrics(engine.config(), self.name)
 
 
-def follow(active: ActiveJob, sink: Sink) -> JobDone | None:
+def follow(active: ActiveJob, view: View | None = None) -> JobDone | None:
     """Show the job's events until it ends; None when it was detached from. Ctrl-C
     interrupts it as the kernel's interrupt does (cancel, or detach after an attach), and
     is raised again once the job is stopped."""
-    view = JobView(active.job)
+    view = view or JobView(active.job)
+    sink = sink_for(view)
     done: JobDone | None = None
     interrupted = False
     try:

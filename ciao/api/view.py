@@ -4,12 +4,21 @@ progress line on stderr."""
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from typing import Any, Protocol
 
-from ciao.backend.types import Job
-from ciao.kernel.render import JobView
+from ciao.backend.types import Event
+
+
+class View(Protocol):
+    """A job's or a study's live view (kernel/render.py JobView, study_view.py StudyView)."""
+
+    def apply(self, event: Event, now: float | None = None) -> bool: ...
+
+    def bundle(self, now: float | None = None) -> dict[str, Any]: ...
+
 
 #: At most one update of the live view this often (seconds), as the kernel's.
 INTERVAL = 1.0
@@ -20,13 +29,12 @@ class Sink(Protocol):
 
     def notice(self, text: str) -> None: ...
 
-    def refresh(self, view: JobView, force: bool = False) -> None: ...
+    def refresh(self, view: View, force: bool = False) -> None: ...
 
 
-def sink_for(job: Job[Any]) -> Sink:
+def sink_for(view: View) -> Sink:
     """The IPython kernel's view when running in one, else the terminal's."""
-    shell = _kernel_shell()
-    return NotebookSink(JobView(job)) if shell else TerminalSink()
+    return NotebookSink(view) if _kernel_shell() else TerminalSink()
 
 
 def _kernel_shell() -> bool:
@@ -41,7 +49,7 @@ def _kernel_shell() -> bool:
 class NotebookSink:
     """display_data once, then update_display_data at most every INTERVAL."""
 
-    def __init__(self, view: JobView) -> None:
+    def __init__(self, view: View) -> None:
         from IPython.display import display
 
         self.handle = display(view.bundle(), raw=True, display_id=True)
@@ -53,14 +61,15 @@ class NotebookSink:
     def notice(self, text: str) -> None:
         print(text, file=sys.stderr)
 
-    def refresh(self, view: JobView, force: bool = False) -> None:
+    def refresh(self, view: View, force: bool = False) -> None:
         if self.handle is not None and (force or time.monotonic() - self.shown >= INTERVAL):
             self.handle.update(view.bundle(), raw=True)
             self.shown = time.monotonic()
 
 
 class TerminalSink:
-    """Prefixed lines on stdout/stderr; the job's headline on stderr when it changes."""
+    """Prefixed lines on stdout/stderr; on a tty, the view's headline on stderr when it
+    changes (other than its clock)."""
 
     def __init__(self) -> None:
         self.last = ""
@@ -72,8 +81,11 @@ class TerminalSink:
     def notice(self, text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
-    def refresh(self, view: JobView, force: bool = False) -> None:
-        state = f"{view.state} {view.message}"
-        if sys.stderr.isatty() and (force or state != self.last):
-            print(f"[ciao] {view.headline(time.monotonic())}", file=sys.stderr, flush=True)
+    def refresh(self, view: View, force: bool = False) -> None:
+        if not sys.stderr.isatty():
+            return
+        headline = str(view.bundle().get("text/plain", "")).split("\n", 1)[0]
+        state = re.sub(r"\d+(\.\d+)?[smh]\b", "", headline)
+        if force or state != self.last:
+            print(f"[ciao] {headline}", file=sys.stderr, flush=True)
         self.last = state

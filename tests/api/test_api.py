@@ -137,3 +137,27 @@ def test_an_unpicklable_value_is_named(tmp_path: Path):
     )
     assert "CarryError" in done.stdout and "LOCK" in done.stdout
     assert "cannot be pickled" in done.stdout
+
+
+TUNE = """
+import ciao
+
+def train(lr, base):
+    print(f"loss={(lr - 0.5) ** 2 + base}")
+
+study = ciao.tune(
+    train, space={"lr": "choice(0.1,0.5)"}, objective="minimize:loss", kwargs={"base": 1},
+    trials=2, parallel=2, algorithm="grid", master=1, backend="local",
+)
+print("BEST", study.best, study.best_value)
+"""
+
+
+def test_tune_runs_the_study_of_a_function_called_with_each_trials_parameters(tmp_path):
+    script = tmp_path / "study.py"
+    script.write_text(TUNE)
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "BEST {'lr': 0.5} 1.0"
