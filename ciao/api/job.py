@@ -42,9 +42,9 @@ class Job:
             if active is None or active.detached:  # submitted detached, or followed before
                 active = engine.manager().attach(engine.config(), self.name, _viewer())
             self.active = None
-            self.done = follow(active)
-            if self.done is None:  # detached by Ctrl-C: it runs on
-                raise KeyboardInterrupt
+            self.done = follow(active)  # Ctrl-C: raised once cancelled (or detached)
+            if self.done is None:
+                raise JobFailed(f"job {self.name} ended without a final status")
         if check:
             verdict(self.name, self.done)
         return self.done.state

@@ -84,8 +84,8 @@ def tune(
     active = manager.adopt(run, "cancel")
     state = StudyState.of(run.job.name, run.study)
     done = follow(active, StudyView(run.job, state, run.study))
-    if done is None:
-        raise KeyboardInterrupt
+    if done is None:  # (Ctrl-C is raised by follow, once the study is cancelled)
+        raise JobFailed(f"study {run.job.name} ended without a final status")
     if not done.succeeded:
         if done.reason == "Cancelled":
             raise JobCancelled(f"study {run.job.name} was cancelled: {done.message}")
