@@ -6,6 +6,7 @@ started."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -123,6 +124,11 @@ def test_submit_of_a_failing_script_exits_with_the_replicas_code_and_names_it(en
     assert done.returncode == 3
     assert "[master-0] args ['-x']" in done.stdout
     assert "replica master-0 exited with code 3" in done.stderr
+    listed = subprocess.run(
+        [*CIAO, "jobs", "--json"], env=env, capture_output=True, text=True, check=True
+    )
+    [job] = json.loads(listed.stdout)
+    assert (job["state"], job["replicas"]) == ("Failed", {"master": 1})
 
 
 def test_logs_follow_streams_a_running_job(env, tmp_path):
