@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ciao.backend.record import viewer_of
-from ciao.backend.types import Diagnosis, JobDone, LogLine, LogLines, ReplicaState
+from ciao.backend.types import JobDone, LogLine
 from ciao.config import Config
 from ciao.errors import CiaoError, JobCancelled, JobDetached, JobFailed
 from ciao.interpreter.types import (
@@ -30,6 +30,7 @@ from ciao.kernel.carry import NotebookMemory
 from ciao.kernel.hints import failure_hint
 from ciao.kernel.logstream import LogStream
 from ciao.kernel.output import LiveView, Output, readable_yaml
+from ciao.kernel.pump import pump
 from ciao.kernel.render import JobView
 from ciao.manager import ActiveJob, Manager, Prepared
 
@@ -145,29 +146,7 @@ class CellRunner:
                 "stdout",
             )
         try:
-            while True:
-                try:
-                    event = active.next_event()
-                except StopIteration:
-                    break
-                if event is None:
-                    if stream.due_in() <= 0:
-                        stream.flush()
-                    view.refresh()
-                    continue
-                view.apply(event)
-                if isinstance(event, LogLines | LogLine):
-                    texts = event.lines if isinstance(event, LogLines) else (event.text,)
-                    stream.lines(event.replica, texts, event.stream)
-                    if stream.due_in() <= 0:
-                        stream.flush()
-                elif isinstance(event, Diagnosis):
-                    over = " is over" if event.resolved else ""
-                    stream.notice(f"[{event.replica}] {event.reason}{over}: {event.hint}\n")
-                elif isinstance(event, ReplicaState):
-                    log.debug("%s: %s %s", event.replica, event.phase, event.reason)
-                elif isinstance(event, JobDone):
-                    done = event
+            done = pump(active, view, stream)
             if job.resumed and not stream.total and done is not None:  # no line came
                 stream.notice(f"[ciao] {job.name}: every line was already shown here\n", "stdout")
         finally:

@@ -12,12 +12,13 @@ from collections.abc import Callable
 
 import yaml
 
-from ciao.backend.types import Diagnosis, JobDone, LogLine, LogLines
+from ciao.backend.types import JobDone
 from ciao.config import Config
 from ciao.errors import CiaoError, JobCancelled, JobDetached, JobFailed
 from ciao.interpreter.types import StudyCommand
 from ciao.kernel.logstream import LogStream
 from ciao.kernel.output import LiveView, Output, readable_yaml
+from ciao.kernel.pump import pump
 from ciao.kernel.study_view import StudyView, best_bundle
 from ciao.manager import ActiveJob, Manager, Prepared
 from ciao.tune import studies
@@ -83,27 +84,7 @@ class StudyCell:
                 "stdout",
             )
         try:
-            while True:
-                try:
-                    event = active.next_event()
-                except StopIteration:
-                    break
-                if event is None:
-                    if stream.due_in() <= 0:
-                        stream.flush()
-                    view.refresh()
-                    continue
-                view.apply(event)
-                if isinstance(event, LogLines | LogLine):
-                    texts = event.lines if isinstance(event, LogLines) else (event.text,)
-                    stream.lines(event.replica, texts, event.stream)
-                    if stream.due_in() <= 0:
-                        stream.flush()
-                elif isinstance(event, Diagnosis):
-                    over = " is over" if event.resolved else ""
-                    stream.notice(f"[{event.replica}] {event.reason}{over}: {event.hint}\n")
-                elif isinstance(event, JobDone):
-                    done = event
+            done = pump(active, view, stream)
         finally:
             view.refresh(force=True)
             stream.close()
