@@ -8,7 +8,11 @@ older Pythons get the same effect by dropping it before running the module.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+from collections.abc import Mapping
+from pathlib import Path
 
 _UNSHADOWED = (
     "import runpy, sys; del sys.path[0]; "
@@ -24,3 +28,26 @@ def module_argv(python: str, module: str, *args: str) -> list[str]:
     if sys.version_info >= (3, 11):
         return [python, "-P", "-m", module, *args]
     return [python, "-c", _UNSHADOWED.format(module=module), *args]
+
+
+def start_detached(
+    argv: list[str], log_path: Path, env: Mapping[str, str], what: str
+) -> subprocess.Popen[bytes]:
+    """A process in a session of its own (it outlives the kernel and its process group's
+    signals), its output appended to `log_path`, readable by this user only; `what` names
+    it in the error when it cannot start."""
+    from ciao.errors import BackendError
+
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(log_fd, "ab") as log:
+        try:
+            return subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env=dict(env),
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise BackendError(f"could not start {what}: {exc}") from exc

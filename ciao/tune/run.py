@@ -25,7 +25,7 @@ from ciao.backend.local.watch import RecordWatch
 from ciao.backend.record import STUDY
 from ciao.backend.types import IDLE, Event, Idle, Job, JobDone, TrialUpdate
 from ciao.errors import BackendError
-from ciao.launch import module_argv
+from ciao.launch import module_argv, start_detached
 from ciao.tune.record import StudyRecord
 
 #: With nothing new in the record for this long, the reader gets IDLE (to flush, to notice).
@@ -78,21 +78,12 @@ def start_driver(
         if record.driver_running():
             raise BackendError(f"study {record.name}'s driver is running already")
         env = dict(os.environ if environ is None else environ)
-        log_fd = os.open(
-            record.path / "supervisor.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600
+        process = start_detached(
+            module_argv(python, "ciao.tune.supervisor", str(record.path)),
+            record.path / "supervisor.log",
+            env,
+            "the study's driver",
         )
-        with os.fdopen(log_fd, "ab") as log:
-            try:
-                process = subprocess.Popen(
-                    module_argv(python, "ciao.tune.supervisor", str(record.path)),
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=log,
-                    env=env,
-                    start_new_session=True,
-                )
-            except OSError as exc:
-                raise BackendError(f"could not start the study's driver: {exc}") from exc
         identity = ProcessIdentity.of(process.pid) or ProcessIdentity(process.pid, 0)
         record.run.set_supervisor(identity)
     finally:

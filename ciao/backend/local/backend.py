@@ -41,7 +41,7 @@ from ciao.backend.types import (
 )
 from ciao.errors import BackendError
 from ciao.interpreter.types import Parameter
-from ciao.launch import module_argv
+from ciao.launch import module_argv, start_detached
 from ciao.s2i.types import Shipment
 
 #: With nothing new in the record for this long, the reader gets IDLE (to flush, to notice).
@@ -97,19 +97,12 @@ class LocalBackend:
         run = RunDir(self.run_root, plan.name)
         run.start(self.name, python=self.python, plan=plan.as_dict(), travels=plan.travels)
         env = dict(os.environ if self.environ is None else self.environ)
-        log_fd = os.open(run.path / "supervisor.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        with os.fdopen(log_fd, "ab") as log:  # 0600, as every file of a run
-            try:
-                process = subprocess.Popen(
-                    module_argv(self.python, "ciao.backend.local.supervisor", str(run.path)),
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=log,
-                    env=env,
-                    start_new_session=True,
-                )
-            except OSError as exc:
-                raise BackendError(f"could not start the job's supervisor: {exc}") from exc
+        process = start_detached(
+            module_argv(self.python, "ciao.backend.local.supervisor", str(run.path)),
+            run.path / "supervisor.log",
+            env,
+            "the job's supervisor",
+        )
         identity = ProcessIdentity.of(process.pid) or ProcessIdentity(process.pid, 0)
         run.set_supervisor(identity)
         threading.Thread(target=_reap, args=(process,), name="ciao-reap", daemon=True).start()
