@@ -312,15 +312,17 @@ def test_the_victim_is_marked_before_it_goes(tmp_path: Path) -> None:
         cluster.create(
             "pods", pod("victim", stubborn, container=gpu, terminationGracePeriodSeconds=5)
         )
-        cluster.wait_for(lambda: phase(cluster, "victim") == "Running")
+        # Running only says the container started: its program ignores SIGTERM once it has
+        # said so, and until then the preemption's SIGTERM ends it at once, its marked
+        # state gone before a poll can see it.
+        cluster.wait_for(lambda: cluster.logs("default", "victim") == "up\n", 30, "victim up")
         cluster.create("pods", pod("urgent", ["true"], container=gpu, priorityClassName="high"))
-        marked = cluster.wait_for(
-            lambda: (
-                cluster.get("pods", "default", "victim")["metadata"].get("deletionTimestamp")
-                and cluster.get("pods", "default", "victim")
-            ),
-            30,
-        )
+
+        def marked_victim() -> dict | None:
+            victim = cluster.get("pods", "default", "victim")
+            return victim if victim and victim["metadata"].get("deletionTimestamp") else None
+
+        marked = cluster.wait_for(marked_victim, 30, "the victim marked for deletion")
         target = next(c for c in marked["status"]["conditions"] if c["type"] == "DisruptionTarget")
         assert (target["status"], target["reason"], target["message"]) == (
             "True",
