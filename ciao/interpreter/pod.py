@@ -338,7 +338,7 @@ def read_shm(text: str) -> str:
 def read_env(text: str) -> EnvVar:
     """`NAME=value`, `NAME=secret:SECRET/KEY`, `NAME=configMap:NAME/KEY`."""
     name, eq, value = text.partition("=")
-    name = name.strip()
+    name, value = name.strip(), value.strip()  # `%env=A = 1` means A=1, as the other magics
     if not eq:
         raise SettingError(f"expected NAME=value or NAME=secret:SECRET/KEY, got {excerpt(text)}")
     _check_env_name(name)

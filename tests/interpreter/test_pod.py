@@ -107,3 +107,11 @@ def test_every_volume_says_where_it_is():
 def test_only_the_image_is_the_whole_jobs_and_only_env_applies_locally():
     assert [s.magic for s in SETTINGS if not s.per_role] == ["image"]
     assert [s.magic for s in SETTINGS if not s.cluster_only] == ["env"]
+
+
+def test_an_env_value_is_read_without_the_blanks_around_it():
+    from ciao.interpreter.pod import read_env
+
+    assert read_env("A = 1").describe() == "A=1"
+    assert read_env("TOKEN = secret:hf/token").describe() == "TOKEN=secret:hf/token"
+    assert read_env("A=b=c").describe() == "A=b=c"
