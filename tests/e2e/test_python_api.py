@@ -114,7 +114,8 @@ def test_submit_of_a_failing_script_exits_with_the_replicas_code_and_names_it(en
     script = tmp_path / "fail.py"
     script.write_text("import sys\nprint('args', sys.argv[1:])\nsys.exit(3)\n")
     done = subprocess.run(
-        [*CIAO, "submit", str(script), "--master", "1", "--backend", "local", "--", "-x"],
+        [*CIAO, "submit", str(script), "--master", "1", "--cpu", "1", "--backend", "local"]
+        + ["--", "-x"],
         env=env,
         cwd=tmp_path,
         capture_output=True,
@@ -124,6 +125,7 @@ def test_submit_of_a_failing_script_exits_with_the_replicas_code_and_names_it(en
     assert done.returncode == 3
     assert "[master-0] args ['-x']" in done.stdout
     assert "replica master-0 exited with code 3" in done.stderr
+    assert "note: %cpu=1 (master) apply on Kubernetes, not to local processes" in done.stderr
     listed = subprocess.run(
         [*CIAO, "jobs", "--json"], env=env, capture_output=True, text=True, check=True
     )
