@@ -133,6 +133,23 @@ def test_submit_of_a_failing_script_exits_with_the_replicas_code_and_names_it(en
     assert (job["state"], job["replicas"]) == ("Failed", {"master": 1})
 
 
+def test_submit_json_keeps_stdout_one_document_the_verdict(env, tmp_path):
+    script = tmp_path / "ok.py"
+    script.write_text("print('hello')\n")
+    done = subprocess.run(
+        [*CIAO, "submit", str(script), "--master", "1", "--backend", "local", "--json"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "[master-0] hello" in done.stderr
+    verdict = json.loads(done.stdout)
+    assert (verdict["state"], verdict["exit_code"]) == ("Succeeded", 0)
+
+
 def test_logs_follow_streams_a_running_job(env, tmp_path):
     script = tmp_path / "wait.py"
     script.write_text(
