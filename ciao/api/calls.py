@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -89,13 +90,20 @@ def submit(
     manager = engine.manager()
     try:
         manager.begin()
-        active = manager.submit(prepared, engine.owner())
+        active = manager.submit(prepared, engine.owner(), _progress)
     finally:
         cleanup()
     if detach:
         manager.finished(active)
         return Job(active.job.name)
     return Job(active.job.name, active)
+
+
+def _progress(line: str) -> None:
+    """Shipping's lines (`[build] ...`, what travels, the notes of a local job: resources
+    that do not apply, unmet requirements), on stderr as the kernel shows them before the
+    job's own lines."""
+    print(line.rstrip("\n"), file=sys.stderr, flush=True)
 
 
 def _code(

@@ -60,6 +60,7 @@ def magic_cell(code: str, settings: Mapping[str, Any]) -> str:
 def keyword_errors(error: MagicErrors) -> KeywordError:
     """The interpreter's errors, each naming its keyword instead of its line."""
     texts = [f"{e.magic.lstrip('%')}: {e.message}" if e.magic else e.message for e in error.errors]
+    texts = list(dict.fromkeys(texts))  # a resource is written on each role's line: once
     if len(texts) == 1:
         return KeywordError(texts[0])
     return KeywordError(f"{len(texts)} problems in the keywords: " + "; ".join(texts))

@@ -5,6 +5,7 @@ the failed replica's exit code, 1 when it has none) and `--json` for programs.""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import sys
@@ -18,6 +19,8 @@ from ciao.api.keywords import RESOURCES, ROLES
 
 #: `ciao submit` options that are job magics taking one value (`--queue NAME`).
 VALUED = ("framework", "backend", "procs", "runtime", "queue", "profile", "image", "shm")
+
+JSON_HELP = "the job's lines on stderr, its verdict as JSON on stdout"
 
 
 def add_commands(sub: Any) -> None:
@@ -33,6 +36,7 @@ def add_commands(sub: Any) -> None:
         submit.add_argument(f"--{name}", action="append", metavar="VALUE", help="repeatable")
     submit.add_argument("--detach", action="store_true", help="submit and exit at once")
     submit.add_argument("--dry-run", action="store_true", help="print the plan, submit nothing")
+    submit.add_argument("--json", action="store_true", help=JSON_HELP)
 
     jobs = sub.add_parser("jobs", help="every backend's jobs, newest first")
     jobs.add_argument("--json", action="store_true")
@@ -46,6 +50,7 @@ def add_commands(sub: Any) -> None:
     logs.add_argument("--follow", "-f", action="store_true")
     attach = sub.add_parser("attach", help="follow a job to its end; its exit code")
     attach.add_argument("name")
+    attach.add_argument("--json", action="store_true", help=JSON_HELP)
     delete = sub.add_parser("delete", help="stop a job and delete what it made")
     delete.add_argument("name")
 
@@ -80,18 +85,28 @@ def _submit(args: argparse.Namespace) -> int:
         if getattr(args, name):
             magics[name] = getattr(args, name)
     if args.dry_run:
-        print(plan(args.script, None, script_args, **magics))
+        planned = plan(args.script, None, script_args, **magics)
+        print(json.dumps(planned.documents(), indent=2) if args.json else planned)
         return 0
     job = submit(args.script, None, script_args, detach=args.detach, **magics)
     if args.detach:
-        print(job.name)
+        print(json.dumps({"name": job.name}) if args.json else job.name)
         return 0
-    return _exit_code(job)
+    return _exit_code(job, args.json)
 
 
-def _exit_code(job: Job) -> int:
-    state = job.wait(check=False)
+def _exit_code(job: Job, as_json: bool = False) -> int:
+    """Follow the job to its end; its verdict (with `as_json`, on stdout as JSON, the
+    job's own lines going to stderr so stdout stays one document)."""
+    if as_json:
+        with contextlib.redirect_stdout(sys.stderr):
+            state = job.wait(check=False)
+    else:
+        state = job.wait(check=False)
     done = job.done
+    if as_json:
+        verdict = dataclasses.asdict(done) if done is not None else {}
+        print(json.dumps({"name": job.name, "state": state, **verdict}, indent=2))
     if state == "Succeeded" or done is None:
         return 0
     code = done.exit_code if done.exit_code else 1
@@ -154,7 +169,7 @@ def _logs(args: argparse.Namespace) -> int:
 def _attach(args: argparse.Namespace) -> int:
     from ciao.api.job import Job
 
-    return _exit_code(Job(args.name))
+    return _exit_code(Job(args.name), args.json)
 
 
 def _delete(args: argparse.Namespace) -> int:

@@ -95,6 +95,10 @@ def test_keywords_are_checked_by_the_magics_rules_naming_the_keyword():
         ciao.run(train, master=1, worker=-1, dry_run=True)
     with pytest.raises(KeywordError, match="unknown keyword workers"):
         ciao.run(train, master=1, workers=2, dry_run=True)
+    with pytest.raises(
+        KeywordError, match=r"^memory: 'lots' is not a Kubernetes quantity; use [^;]*$"
+    ):
+        ciao.run(train, master=1, worker=1, memory="lots", dry_run=True)  # said once, not per role
     with pytest.raises(KeywordError, match="line break"):
         ciao.run(train, master=1, queue="a\n%worker=9", dry_run=True)
 

@@ -114,7 +114,8 @@ def test_submit_of_a_failing_script_exits_with_the_replicas_code_and_names_it(en
     script = tmp_path / "fail.py"
     script.write_text("import sys\nprint('args', sys.argv[1:])\nsys.exit(3)\n")
     done = subprocess.run(
-        [*CIAO, "submit", str(script), "--master", "1", "--backend", "local", "--", "-x"],
+        [*CIAO, "submit", str(script), "--master", "1", "--cpu", "1", "--backend", "local"]
+        + ["--", "-x"],
         env=env,
         cwd=tmp_path,
         capture_output=True,
@@ -124,11 +125,29 @@ def test_submit_of_a_failing_script_exits_with_the_replicas_code_and_names_it(en
     assert done.returncode == 3
     assert "[master-0] args ['-x']" in done.stdout
     assert "replica master-0 exited with code 3" in done.stderr
+    assert "note: %cpu=1 (master) apply on Kubernetes, not to local processes" in done.stderr
     listed = subprocess.run(
         [*CIAO, "jobs", "--json"], env=env, capture_output=True, text=True, check=True
     )
     [job] = json.loads(listed.stdout)
     assert (job["state"], job["replicas"]) == ("Failed", {"master": 1})
+
+
+def test_submit_json_keeps_stdout_one_document_the_verdict(env, tmp_path):
+    script = tmp_path / "ok.py"
+    script.write_text("print('hello')\n")
+    done = subprocess.run(
+        [*CIAO, "submit", str(script), "--master", "1", "--backend", "local", "--json"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "[master-0] hello" in done.stderr
+    verdict = json.loads(done.stdout)
+    assert (verdict["state"], verdict["exit_code"]) == ("Succeeded", 0)
 
 
 def test_logs_follow_streams_a_running_job(env, tmp_path):
