@@ -26,3 +26,21 @@ VALID_CELLS = {
     "backend": "%backend=kubeflow\n%framework=pytorch\n%master=1\n%worker=1",
     "requirements": "%master=1\n%requirements=pandas==2.2,numpy>=1.26,<2\nimport pandas",
 }
+
+
+def pruned_study(pid_file: str) -> str:
+    """A study the median rule prunes: grid with seed 5 runs x = 1, 2, 3, then 9 (three
+    finished trials, then one reporting a worse loss every epoch, which writes its pid to
+    `pid_file` and would run for hours unless stopped)."""
+    return f"""%tune x=choice(1,2,3,9)
+%objective=minimize:loss
+%algorithm=grid;%seed=5;%earlyStopping=median
+import os, time
+import ciao.hp
+x = ciao.hp.int("x")
+if x == 9:
+    open({pid_file!r}, "w").write(str(os.getpid()))
+for epoch in range(5 if x < 9 else 100000):
+    print(f"epoch={{epoch}} loss={{x * (10 - epoch)}}", flush=True)
+    time.sleep(0.01 if x < 9 else 0.05)
+"""

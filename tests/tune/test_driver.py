@@ -13,6 +13,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from cells import pruned_study
 
 from ciao.backend.identity import ProcessIdentity
 from ciao.backend.record import RunDir
@@ -162,19 +163,7 @@ def test_a_study_without_a_succeeded_trial_fails(manager, tmp_path):
 
 
 def test_a_trial_worse_than_the_median_is_pruned_and_its_processes_are_gone(manager, tmp_path):
-    # grid with seed 5 runs x = 1, 2, 3, then 9: three finished trials, then a worse one
-    cell = f"""%tune x=choice(1,2,3,9)
-%objective=minimize:loss
-%algorithm=grid;%seed=5;%earlyStopping=median
-import os, time
-import ciao.hp
-x = ciao.hp.int("x")
-if x == 9:
-    open({str(tmp_path / "pid")!r}, "w").write(str(os.getpid()))
-for epoch in range(5 if x < 9 else 100000):
-    print(f"epoch={{epoch}} loss={{x * (10 - epoch)}}", flush=True)
-    time.sleep(0.01 if x < 9 else 0.05)
-"""
+    cell = pruned_study(str(tmp_path / "pid"))
     run = start(manager, cell, tmp_path)
     _, done = follow(run)
 

@@ -20,8 +20,8 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
 
 from ciao.backend.kubeflow.client import Cluster
 from ciao.backend.kubeflow.errors import explain
@@ -175,19 +175,7 @@ class Follow:
         """Stop the followers and hand over every line they read (their cursors are past
         it), draining while they stop so none is left blocked on a full queue."""
         followers = self.pod_watch.stop_followers()
-        deadline = time.monotonic() + 5.0
-        while True:
-            stopped = all(f.done.is_set() for f in followers) or time.monotonic() > deadline
-            while True:
-                try:
-                    item = self.queue.get_nowait()
-                except queue.Empty:
-                    break
-                if not isinstance(item, BackendError):
-                    yield item
-            if stopped:
-                return
-            time.sleep(0.02)
+        yield from hand_over(followers, self.queue, 5.0)
 
     def put(self, item: Event | BackendError) -> bool:
         """Into the bounded queue, waiting while it is full; False once following stopped."""
@@ -294,3 +282,29 @@ class Follow:
 
 def _finished(condition: dict[str, Any], succeeded: str) -> bool:
     return condition.get("type") in (succeeded, "Failed") and condition.get("status") == "True"
+
+
+class Stopping(Protocol):
+    """A follower being stopped: `done` is set once it has put its last item."""
+
+    done: threading.Event
+
+
+def hand_over(
+    followers: Sequence[Stopping], items: queue.Queue[Any], wait: float
+) -> Iterator[Event]:
+    """Every event the stopping `followers` put in `items`, drained while they stop (so
+    none is left blocked on a full queue), until they all have or `wait` seconds passed."""
+    deadline = time.monotonic() + wait
+    while True:
+        stopped = all(f.done.is_set() for f in followers) or time.monotonic() > deadline
+        while True:
+            try:
+                item = items.get_nowait()
+            except queue.Empty:
+                break
+            if not isinstance(item, BackendError):
+                yield item
+        if stopped:
+            return
+        time.sleep(0.02)

@@ -27,7 +27,7 @@ from typing import Any
 from ciao.backend.kubeflow import katib_state as S
 from ciao.backend.kubeflow.client import ApiError, Cluster
 from ciao.backend.kubeflow.errors import explain
-from ciao.backend.kubeflow.follow import Follow
+from ciao.backend.kubeflow.follow import Follow, hand_over
 from ciao.backend.kubeflow.informer import Informer
 from ciao.backend.kubeflow.katib import (
     EXPERIMENT_LABEL,
@@ -37,7 +37,7 @@ from ciao.backend.kubeflow.katib import (
     trials_path,
 )
 from ciao.backend.kubeflow.manifests import API_GROUP, config_map_name, framework_of
-from ciao.backend.kubeflow.removal import delete_config_map
+from ciao.backend.kubeflow.removal import delete_config_map, foreground
 from ciao.backend.kubeflow.run import KubeflowRun, start_record
 from ciao.backend.record import STUDY, RunDir
 from ciao.backend.types import (
@@ -405,19 +405,7 @@ class KatibStudyRun:
             followers = list(self._followers.values())
         for follower in followers:
             follower.detach()
-        deadline = time.monotonic() + DETACH_WAIT
-        while True:
-            stopped = all(f.done.is_set() for f in followers) or time.monotonic() > deadline
-            while True:
-                try:
-                    item = self.queue.get_nowait()
-                except queue.Empty:
-                    break
-                if not isinstance(item, BackendError):
-                    yield item
-            if stopped:
-                return
-            time.sleep(0.02)
+        yield from hand_over(followers, self.queue, DETACH_WAIT)
 
 
 def delete_experiment(cluster: Cluster, namespace: str, name: str, uid: str = "") -> None:
@@ -425,15 +413,8 @@ def delete_experiment(cluster: Cluster, namespace: str, name: str, uid: str = ""
     the name is not this one) and its code's ConfigMap; wait until the Experiment is gone,
     and so its Trials, their jobs and pods (they block its deletion until they are)."""
     path = experiments_path(namespace, name)
-    options: dict[str, Any] = {
-        "kind": "DeleteOptions",
-        "apiVersion": "v1",
-        "propagationPolicy": "Foreground",
-    }
-    if uid:
-        options["preconditions"] = {"uid": uid}
     try:
-        cluster.request("DELETE", path, body=options)
+        cluster.request("DELETE", path, body=foreground(uid))
     except ApiError as exc:
         if exc.status not in (404, 409):
             raise explain(exc, "delete", EXPERIMENTS, namespace, API_GROUP) from None

@@ -21,6 +21,7 @@ from ciao.backend.kubeflow.katib_rules import label_problem, webhook_problems
 from ciao.backend.kubeflow.katib_run import delete_experiment
 from ciao.backend.kubeflow.manifests import API_GROUP
 from ciao.backend.kubeflow.removal import delete_config_map
+from ciao.backend.kubeflow.submit import NameTaken, adopt_config_map, create_strict
 from ciao.errors import BackendError
 from ciao.names import random_name
 
@@ -30,10 +31,6 @@ INSTALL_HINT = (
     "or set tune.engine: ciao (or auto) to run the trials as Kubeflow jobs driven by Ciao's "
     "own engine"
 )
-
-
-class _NameTaken(Exception):
-    """A create answered 409: an object of the plan's name exists."""
 
 
 def require_katib(cluster: Cluster) -> None:
@@ -79,7 +76,7 @@ def create(cluster: Cluster, plan: KatibPlan) -> tuple[KatibPlan, dict[str, Any]
     for _ in range(5):
         try:
             return plan, _submit(cluster, plan)
-        except _NameTaken:
+        except NameTaken:
             plan = plan.renamed(random_name())
     raise BackendError(f"create {EXPERIMENTS}.{API_GROUP}: no free study name after 5 tries")
 
@@ -91,11 +88,26 @@ def _submit(cluster: Cluster, plan: KatibPlan) -> dict[str, Any]:
     created: dict[str, Any] | None = None
     try:
         if config_map is not None:
-            _create(cluster, f"/api/v1/namespaces/{namespace}/configmaps", config_map, "configmaps")
+            path = f"/api/v1/namespaces/{namespace}/configmaps"
+            create_strict(cluster, path, config_map, "configmaps")
             made_config_map = config_map["metadata"]["name"]
-        created = _create(cluster, experiments_path(namespace), plan.experiment, EXPERIMENTS)
+        created = create_strict(
+            cluster,
+            experiments_path(namespace),
+            plan.experiment,
+            EXPERIMENTS,
+            group=API_GROUP,
+            refused=lambda exc: _refused(exc, namespace),
+        )
         if made_config_map:
-            _adopt_config_map(cluster, namespace, made_config_map, created)
+            meta = created.get("metadata") or {}
+            owner = {
+                "apiVersion": created.get("apiVersion", f"{API_GROUP}/v1beta1"),
+                "kind": "Experiment",
+                "name": meta.get("name", ""),
+                "uid": meta.get("uid", ""),
+            }
+            adopt_config_map(cluster, namespace, made_config_map, owner)
     except BaseException:
         if created is not None:
             meta = created.get("metadata") or {}
@@ -105,42 +117,8 @@ def _submit(cluster: Cluster, plan: KatibPlan) -> dict[str, Any]:
     return created
 
 
-def _create(cluster: Cluster, path: str, body: dict[str, Any], plural: str) -> dict[str, Any]:
-    group = API_GROUP if plural == EXPERIMENTS else ""
-    try:
-        created: dict[str, Any] = cluster.request(
-            "POST", path, {"fieldValidation": "Strict"}, body=body
-        )
-        return created
-    except ApiError as exc:
-        if exc.status == 409:
-            raise _NameTaken from None
-        if INJECTION_LABEL in str(exc):  # Katib's webhook: the namespace lacks the label
-            namespace = cluster.namespace
-            raise BackendError(
-                f"Katib refused the study: {exc}. {label_problem(namespace, None)}"
-            ) from None
-        raise explain(exc, "create", plural, cluster.namespace, group) from None
-
-
-def _adopt_config_map(
-    cluster: Cluster, namespace: str, name: str, experiment: dict[str, Any]
-) -> None:
-    """The Experiment owns the code's ConfigMap, so the garbage collector takes it with the
-    Experiment (not blockOwnerDeletion: see submit.py's _adopt_config_map)."""
-    meta = experiment.get("metadata") or {}
-    owner = {
-        "apiVersion": experiment.get("apiVersion", f"{API_GROUP}/v1beta1"),
-        "kind": "Experiment",
-        "name": meta.get("name", ""),
-        "uid": meta.get("uid", ""),
-    }
-    try:
-        cluster.request(
-            "PATCH",
-            f"/api/v1/namespaces/{namespace}/configmaps/{name}",
-            body={"metadata": {"ownerReferences": [owner]}},
-            content_type="application/merge-patch+json",
-        )
-    except ApiError as exc:
-        raise explain(exc, "patch", "configmaps", namespace) from None
+def _refused(exc: ApiError, namespace: str) -> BackendError | None:
+    """Katib's webhook refusing a namespace without the collector's label: how to fix it."""
+    if INJECTION_LABEL not in str(exc):
+        return None
+    return BackendError(f"Katib refused the study: {exc}. {label_problem(namespace, None)}")

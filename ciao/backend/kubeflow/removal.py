@@ -75,9 +75,9 @@ def _owned_config_map(cluster: Cluster, run: KubeflowRun) -> bool:
     return any(ref.get("uid") == run.uid for ref in refs)
 
 
-def delete_job(cluster: Cluster, namespace: str, kind: JobKind, name: str, uid: str = "") -> None:
-    """Delete in the foreground (pods first); with `uid`, only that very object."""
-    path = kind.path(namespace, name)
+def foreground(uid: str = "") -> dict[str, Any]:
+    """DeleteOptions that delete the dependents (pods, trials, jobs) before the owner; with
+    `uid`, only that very object (one made again under the name is not ours)."""
     options: dict[str, Any] = {
         "kind": "DeleteOptions",
         "apiVersion": "v1",
@@ -85,8 +85,14 @@ def delete_job(cluster: Cluster, namespace: str, kind: JobKind, name: str, uid: 
     }
     if uid:
         options["preconditions"] = {"uid": uid}
+    return options
+
+
+def delete_job(cluster: Cluster, namespace: str, kind: JobKind, name: str, uid: str = "") -> None:
+    """Delete in the foreground (pods first); with `uid`, only that very object."""
+    path = kind.path(namespace, name)
     try:
-        cluster.request("DELETE", path, body=options)
+        cluster.request("DELETE", path, body=foreground(uid))
     except ApiError as exc:
         if exc.status == 409 and uid:  # a precondition failed: ours is gone, another is there
             return

@@ -6,13 +6,14 @@ plan; a failure deletes what was made.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ciao.backend.kubeflow.client import ApiError, Cluster
 from ciao.backend.kubeflow.discovery import choose_api, find_runtime, served_apis, trainer_release
 from ciao.backend.kubeflow.errors import explain
-from ciao.backend.kubeflow.manifests import KINDS, JobKind, PodSecurity, replicas_of
+from ciao.backend.kubeflow.manifests import KINDS, PodSecurity, replicas_of
 from ciao.backend.kubeflow.plan import KubeflowPlan, Target
 from ciao.backend.kubeflow.removal import delete_config_map, delete_job
 from ciao.backend.kubeflow.run import KubeflowRun, start_record, where
@@ -23,7 +24,7 @@ from ciao.interpreter.types import Parameter
 from ciao.names import random_name
 
 
-class _NameTaken(Exception):
+class NameTaken(Exception):
     """A create answered 409: an object of the plan's name exists."""
 
 
@@ -66,7 +67,7 @@ def create(cluster: Cluster, plan: KubeflowPlan, run_root: Path | None) -> Job[K
     for _ in range(5):
         try:
             return _submit(cluster, plan, run_root)
-        except _NameTaken:
+        except NameTaken:
             plan = plan.renamed(random_name())
     raise BackendError(f"create {plan.kind.resource}: no free job name after 5 tries")
 
@@ -79,13 +80,21 @@ def _submit(cluster: Cluster, plan: KubeflowPlan, run_root: Path | None) -> Job[
     try:
         for obj in plan.objects:
             path = f"/api/v1/namespaces/{namespace}/configmaps"
-            _create(cluster, path, obj, "configmaps", "")
+            create_strict(cluster, path, obj, "configmaps")
             made_config_map = obj["metadata"]["name"]
-        created = _create(cluster, kind.path(namespace), plan.job, kind.plural, kind.kind, kind)
+        created = create_strict(
+            cluster, kind.path(namespace), plan.job, kind.plural, kind.kind, kind.group
+        )
         meta = created["metadata"]
         run = KubeflowRun(kind, namespace, meta["name"], meta["uid"], plan.config_map)
         if run.config_map:
-            _adopt_config_map(cluster, run)
+            owner = {
+                "apiVersion": f"{run.kind.group}/{run.kind.version}",
+                "kind": run.kind.kind,
+                "name": run.name,
+                "uid": run.uid,
+            }
+            adopt_config_map(cluster, run.namespace, run.config_map, owner)
         parameter = plan.parameter
         run.record = start_record(
             run_root,
@@ -105,17 +114,18 @@ def _submit(cluster: Cluster, plan: KubeflowPlan, run_root: Path | None) -> Job[
     return Job(plan.parameter.framework, run.name, replicas, "kubeflow", run, location)
 
 
-def _create(
+def create_strict(
     cluster: Cluster,
     path: str,
     body: dict[str, Any],
     plural: str,
-    kind: str,
-    job_kind: JobKind | None = None,
+    kind: str = "",
+    group: str = "",
+    refused: Callable[[ApiError], BackendError | None] | None = None,
 ) -> dict[str, Any]:
     """POST `body` with strict field validation (a field the server does not know is an
-    error, never silently dropped); a 409 is `_NameTaken`, other errors say what to do."""
-    group = job_kind.group if job_kind else ""
+    error, never silently dropped); a 409 is `NameTaken`; `refused` may say what a refusal
+    means first (a webhook's), other errors say what to do."""
     try:
         created: dict[str, Any] = cluster.request(
             "POST", path, {"fieldValidation": "Strict"}, body=body
@@ -123,26 +133,26 @@ def _create(
         return created
     except ApiError as exc:
         if exc.status == 409:
-            raise _NameTaken from None
+            raise NameTaken from None
+        said = refused(exc) if refused else None
+        if said is not None:
+            raise said from None
         raise explain(exc, "create", plural, cluster.namespace, group, kind) from None
 
 
-def _adopt_config_map(cluster: Cluster, run: KubeflowRun) -> None:
-    """The job owns its ConfigMap, so the garbage collector takes it with the job. Not
-    blockOwnerDeletion: where OwnerReferencesPermissionEnforcement is on (OpenShift), that
-    needs `update` on the job's finalizers, and cancel deletes the ConfigMap itself."""
-    owner = {
-        "apiVersion": f"{run.kind.group}/{run.kind.version}",
-        "kind": run.kind.kind,
-        "name": run.name,
-        "uid": run.uid,
-    }
+def adopt_config_map(
+    cluster: Cluster, namespace: str, config_map: str, owner: dict[str, str]
+) -> None:
+    """`owner` (a job, an Experiment) owns its code's ConfigMap, so the garbage collector
+    takes it with its owner. Not blockOwnerDeletion: where
+    OwnerReferencesPermissionEnforcement is on (OpenShift), that needs `update` on the
+    owner's finalizers, and cancel deletes the ConfigMap itself."""
     try:
         cluster.request(
             "PATCH",
-            f"/api/v1/namespaces/{run.namespace}/configmaps/{run.config_map}",
+            f"/api/v1/namespaces/{namespace}/configmaps/{config_map}",
             body={"metadata": {"ownerReferences": [owner]}},
             content_type="application/merge-patch+json",
         )
     except ApiError as exc:
-        raise explain(exc, "patch", "configmaps", run.namespace) from None
+        raise explain(exc, "patch", "configmaps", namespace) from None
