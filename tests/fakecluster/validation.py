@@ -368,6 +368,20 @@ VOLUME_SOURCES_REQUIRED = {
 TOLERATION_EFFECTS = ["NoSchedule", "PreferNoSchedule", "NoExecute"]
 
 
+def name_errors(path: str, name: str, seen: set[str]) -> list[FieldError]:
+    """A volume's or container's name: given, a DNS-1123 label, one of its kind (`seen`
+    collects them)."""
+    errors: list[FieldError] = []
+    if not name:
+        errors.append(E.required(f"{path}.name"))
+    elif dns1123_label(name):
+        errors.append(E.invalid(f"{path}.name", name, dns1123_label(name)[-1]))
+    elif name in seen:
+        errors.append(FieldError(f"{path}.name", "FieldValueDuplicate", name))
+    seen.add(name)
+    return errors
+
+
 def volume_errors(volumes: list[dict[str, Any]]) -> list[FieldError]:
     """ValidateVolumes, the rules a pod's settings trip on: names, one source, the source's
     required name, an emptyDir's sizeLimit."""
@@ -375,14 +389,7 @@ def volume_errors(volumes: list[dict[str, Any]]) -> list[FieldError]:
     seen: set[str] = set()
     for i, vol in enumerate(volumes):
         p = f"spec.volumes[{i}]"
-        name = vol.get("name") or ""
-        if not name:
-            out.append(E.required(f"{p}.name"))
-        elif dns1123_label(name):
-            out.append(E.invalid(f"{p}.name", name, dns1123_label(name)[-1]))
-        elif name in seen:
-            out.append(FieldError(f"{p}.name", "FieldValueDuplicate", name))
-        seen.add(name)
+        out += name_errors(p, vol.get("name") or "", seen)
         sources = [k for k in vol if k != "name"]
         if len(sources) > 1:
             out.append(E.forbidden(f"{p}.{sources[1]}", "may not specify more than 1 volume type"))
@@ -498,14 +505,7 @@ def pod_errors(pod: dict[str, Any]) -> list[FieldError]:
         seen: set[str] = set()
         for i, c in enumerate(items):
             p = f"spec.{group}[{i}]"
-            name = c.get("name") or ""
-            if not name:
-                out.append(E.required(f"{p}.name"))
-            elif dns1123_label(name):
-                out.append(E.invalid(f"{p}.name", name, dns1123_label(name)[-1]))
-            elif name in seen:
-                out.append(FieldError(f"{p}.name", "FieldValueDuplicate", name))
-            seen.add(name)
+            out += name_errors(p, c.get("name") or "", seen)
             if not c.get("image"):
                 out.append(E.required(f"{p}.image"))
             out += env_errors(p, c.get("env") or [])
